@@ -1,0 +1,91 @@
+package messageapi
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error codes. They are part of the HTTP contract: clients branch on them,
+// so they never change meaning. The HTTP layer maps each to one status.
+const (
+	EINVALID     = "invalid_argument"
+	ENOTFOUND    = "not_found"
+	ECONFLICT    = "conflict"
+	ETOOLARGE    = "payload_too_large"
+	EMEDIATYPE   = "unsupported_media_type"
+	ERATELIMITED = "rate_limited"
+	EUNAVAILABLE = "unavailable"
+	EINTERNAL    = "internal"
+)
+
+// Error is an error meant for the client. Message is written for a person;
+// Fields, for validation errors only, says what is wrong with each field.
+// Any error that is not an *Error is internal: its text is logged, never
+// shown.
+type Error struct {
+	Code    string
+	Message string
+	Fields  map[string]string
+	// Err is the underlying cause, for logs; it is never shown to clients.
+	Err error
+}
+
+// Error implements the error interface.
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf returns an *Error with the given code and a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// InvalidFields returns a validation error that names each bad field.
+func InvalidFields(fields map[string]string) *Error {
+	return &Error{Code: EINVALID, Message: "request is invalid", Fields: fields}
+}
+
+// Unavailable wraps err, a failure of a dependency, as a retryable error.
+// The cause stays in the chain for logs; the client sees only the message.
+func Unavailable(what string, err error) *Error {
+	return &Error{Code: EUNAVAILABLE, Message: what + " is temporarily unavailable", Err: err}
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, EINTERNAL
+// for any other error and "" for nil.
+func ErrorCode(err error) string {
+	var e *Error
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &e):
+		return e.Code
+	default:
+		return EINTERNAL
+	}
+}
+
+// ErrorMessage returns the client-facing message of err: the message of its
+// *Error, or "internal error" for anything else, so driver text never leaks.
+func ErrorMessage(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return "internal error"
+}
+
+// ErrorFields returns the per-field reasons of a validation error, or nil.
+func ErrorFields(err error) map[string]string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Fields
+	}
+	return nil
+}

@@ -1,0 +1,174 @@
+package messageapi
+
+import (
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits shared by validation, storage and the HTTP contract.
+const (
+	// MaxTextLength is the maximum length of a message text in characters.
+	MaxTextLength = 5000
+	// MaxUserIDLength is the maximum length of a user id.
+	MaxUserIDLength = 128
+	// MaxReactionTypeLength is the maximum length of a reaction type.
+	MaxReactionTypeLength = 30
+	// MinScore and MaxScore bound a reaction's score (a user's claps).
+	MinScore = 1
+	MaxScore = 1_000_000
+	// DefaultScore is the score of a reaction posted without one.
+	DefaultScore = 1
+	// DefaultPageSize is the number of items in a page when no limit is given.
+	DefaultPageSize = 10
+	// MaxPageSize is the largest limit a list request may ask for.
+	MaxPageSize = 100
+	// MaxPageOffset bounds page-number pagination: page N skips (N-1)*limit
+	// messages, and skipping is linear work. Deeper reads use the cursor.
+	MaxPageOffset = 10_000
+	// InlineReactions is how many of the latest reactions a message carries.
+	InlineReactions = 10
+)
+
+// Message is a chat message as written by a user.
+type Message struct {
+	ID        string `json:"id"`
+	Text      string `json:"text"`
+	UserID    string `json:"user_id"`
+	CreatedAt Time   `json:"created_at"`
+}
+
+// Reaction is one user's reaction of one type to a message. There is at most
+// one per (message, user, type); posting it again sets its score.
+type Reaction struct {
+	ID        string `json:"id"`
+	MessageID string `json:"message_id"`
+	UserID    string `json:"user_id"`
+	Type      string `json:"type"`
+	Score     int    `json:"score"`
+	CreatedAt Time   `json:"created_at"`
+	UpdatedAt Time   `json:"updated_at"`
+}
+
+// MessageView is a message together with its projected reaction data, as the
+// read side serves it. Version rises by one with every projection update, so
+// a cache can refuse to replace a newer view with an older one.
+type MessageView struct {
+	Message
+	ReactionCount  int64            `json:"reaction_count"`
+	ReactionCounts map[string]int64 `json:"reaction_counts"`
+	ReactionScores map[string]int64 `json:"reaction_scores"`
+	Reactions      []Reaction       `json:"reactions"`
+	Version        int64            `json:"-"`
+}
+
+// NewMessageView returns the view of a message that has no reactions yet.
+func NewMessageView(m Message) MessageView {
+	return MessageView{
+		Message:        m,
+		ReactionCounts: map[string]int64{},
+		ReactionScores: map[string]int64{},
+		Reactions:      []Reaction{},
+	}
+}
+
+// ApplyReactionDelta folds a change of the reactions of one type into the
+// view: count and score are differences, not totals. A type whose count
+// drops to zero disappears from the maps, so a view always equals the
+// aggregate over its live reactions.
+func (v *MessageView) ApplyReactionDelta(reactionType string, count, score int64) {
+	if count == 0 && score == 0 {
+		return
+	}
+	if v.ReactionCounts == nil {
+		v.ReactionCounts = map[string]int64{}
+	}
+	if v.ReactionScores == nil {
+		v.ReactionScores = map[string]int64{}
+	}
+	v.ReactionCount += count
+	c := v.ReactionCounts[reactionType] + count
+	s := v.ReactionScores[reactionType] + score
+	if c == 0 {
+		delete(v.ReactionCounts, reactionType)
+		delete(v.ReactionScores, reactionType)
+		return
+	}
+	v.ReactionCounts[reactionType] = c
+	v.ReactionScores[reactionType] = s
+}
+
+// ReactionChanged is the stream event that announces a committed change of
+// one reaction. It is a notification, not the change itself: the projection
+// reads the reaction's current state, so a lost, repeated or reordered event
+// cannot make the read model wrong.
+type ReactionChanged struct {
+	ReactionID string
+	MessageID  string
+	Version    int64
+	// ChangedAt is when the change was committed; it measures projection lag.
+	ChangedAt time.Time
+}
+
+// ValidText reports whether s is acceptable as a message text: 1 to
+// MaxTextLength characters, valid UTF-8, not only white space and free of
+// NUL, which PostgreSQL cannot store in text.
+func ValidText(s string) bool {
+	if s == "" || !utf8.ValidString(s) || strings.IndexByte(s, 0) >= 0 {
+		return false
+	}
+	if utf8.RuneCountInString(s) > MaxTextLength {
+		return false
+	}
+	return strings.TrimFunc(s, unicode.IsSpace) != ""
+}
+
+// ValidUserID reports whether s is a user id: 1 to MaxUserIDLength of
+// [A-Za-z0-9_.@-].
+func ValidUserID(s string) bool {
+	if len(s) == 0 || len(s) > MaxUserIDLength {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '_', c == '.', c == '@', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// ValidReactionType reports whether s is a reaction type: 1 to
+// MaxReactionTypeLength of [a-z0-9_+-].
+func ValidReactionType(s string) bool {
+	if len(s) == 0 || len(s) > MaxReactionTypeLength {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case c == '_', c == '+', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// MaxClientIDSkew is how far the time inside a client-supplied message id
+// may be from the server clock. The id orders the message in every page, so
+// an id from the far past or future would misplace it.
+const MaxClientIDSkew = 5 * time.Minute
+
+// MessageRange selects messages, newest first: those older than BeforeID
+// when it is set (a cursor), otherwise from Offset (a page number).
+type MessageRange struct {
+	BeforeID string
+	Offset   int
+	Limit    int
+}
