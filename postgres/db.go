@@ -1,0 +1,162 @@
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/puddle/v2"
+	"github.com/jackc/tern/v2/migrate"
+
+	"messageapi"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// versionTable is left unqualified on purpose: it lives in the first schema
+// of the search_path, like every table of the migrations, so a database URL
+// with search_path=x migrates schema x independently (tests rely on it).
+const versionTable = "schema_version"
+
+// Config configures a DB.
+type Config struct {
+	// URL is a PostgreSQL connection string. A search_path parameter in it
+	// selects the schema that holds the tables.
+	URL string
+	// MaxConns caps the pool; 0 keeps pgxpool's default.
+	MaxConns int32
+	// QueryTimeout bounds every call a store makes, including the wait for a
+	// connection. 0 means 2 seconds.
+	QueryTimeout time.Duration
+	// ConnectTimeout bounds establishing one connection. 0 means 2 seconds.
+	ConnectTimeout time.Duration
+}
+
+// DB is a pool of connections to PostgreSQL. Creating it does not connect:
+// the pool dials on demand, so a process starts while PostgreSQL is down and
+// recovers without a restart when it returns.
+type DB struct {
+	pool    *pgxpool.Pool
+	timeout time.Duration
+}
+
+// Open returns a DB for cfg. It fails only on invalid configuration.
+func Open(cfg Config) (*DB, error) {
+	pc, err := pgxpool.ParseConfig(cfg.URL)
+	if err != nil {
+		// The parse error may echo the URL, password included; keep it out.
+		return nil, errors.New("invalid database url")
+	}
+	if cfg.MaxConns > 0 {
+		pc.MaxConns = cfg.MaxConns
+	}
+	pc.ConnConfig.ConnectTimeout = cmpOr(cfg.ConnectTimeout, 2*time.Second)
+	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
+	if err != nil {
+		return nil, fmt.Errorf("create pool: %w", err)
+	}
+	return &DB{pool: pool, timeout: cmpOr(cfg.QueryTimeout, 2*time.Second)}, nil
+}
+
+func cmpOr(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// Pool returns the underlying pool, for metrics and tests.
+func (db *DB) Pool() *pgxpool.Pool { return db.pool }
+
+// Close closes every connection.
+func (db *DB) Close() { db.pool.Close() }
+
+// Ping checks that PostgreSQL answers.
+func (db *DB) Ping(ctx context.Context) error {
+	ctx, cancel := db.withTimeout(ctx)
+	defer cancel()
+	return translate(db.pool.Ping(ctx), "ping")
+}
+
+// Migrate brings the schema to the latest version. Concurrent callers
+// (several API and worker processes starting together) are serialised by
+// tern's advisory lock, and each migration runs in its own transaction.
+func (db *DB) Migrate(ctx context.Context) error {
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		return translate(err, "migrate: acquire")
+	}
+	defer conn.Release()
+	m, err := migrate.NewMigrator(ctx, conn.Conn(), versionTable)
+	if err != nil {
+		return translate(err, "migrate: version table")
+	}
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if err := m.LoadMigrations(sub); err != nil {
+		return fmt.Errorf("migrate: load: %w", err)
+	}
+	if err := m.Migrate(ctx); err != nil {
+		return translate(err, "migrate")
+	}
+	return nil
+}
+
+func (db *DB) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, db.timeout)
+}
+
+// translate turns a driver error into a messageapi error, adding what was
+// being done for the logs. Only errors that mean "PostgreSQL is unreachable,
+// overloaded or too slow" become unavailable (503, retryable); anything else
+// is internal, because it is a bug rather than an outage.
+func translate(err error, op string) error {
+	if err == nil {
+		return nil
+	}
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.Is(err, context.Canceled):
+		// The caller gave up; say so rather than blame the database.
+		return fmt.Errorf("%s: %w", op, err)
+	case errors.As(err, &pgErr):
+		switch code := pgErr.Code; {
+		case code == "23505":
+			return &messageapi.Error{Code: messageapi.ECONFLICT, Message: "already exists", Err: fmt.Errorf("%s: %w", op, err)}
+		case code == "23503":
+			return &messageapi.Error{Code: messageapi.ENOTFOUND, Message: "message not found", Err: fmt.Errorf("%s: %w", op, err)}
+		case strings.HasPrefix(code, "08"), // connection exception
+			strings.HasPrefix(code, "53"),    // insufficient resources
+			strings.HasPrefix(code, "57P"),   // shutdown, cannot connect now
+			code == "57014",                  // statement timeout
+			code == "40001", code == "40P01", // serialization failure, deadlock
+			code == "55P03": // lock not available
+			return messageapi.Unavailable("database", fmt.Errorf("%s: %w", op, err))
+		}
+		return fmt.Errorf("%s: %w", op, err)
+	case errors.Is(err, context.DeadlineExceeded), pgconn.Timeout(err), pgconn.SafeToRetry(err),
+		errors.Is(err, pgconn.ErrConnClosed), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return messageapi.Unavailable("database", fmt.Errorf("%s: %w", op, err))
+	}
+	var connErr *pgconn.ConnectError
+	var netErr net.Error
+	if errors.As(err, &connErr) || errors.As(err, &netErr) || errors.Is(err, puddle.ErrClosedPool) {
+		return messageapi.Unavailable("database", fmt.Errorf("%s: %w", op, err))
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// isNoRows reports whether err means the query matched nothing.
+func isNoRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }

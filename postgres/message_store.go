@@ -1,0 +1,99 @@
+package postgres
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"messageapi"
+)
+
+// MessageStore stores messages and reads them with their projected views.
+type MessageStore struct {
+	db *DB
+}
+
+// NewMessageStore returns a MessageStore on db.
+func NewMessageStore(db *DB) *MessageStore {
+	return &MessageStore{db: db}
+}
+
+// CreateMessage inserts m together with its empty view, in one statement.
+// When a message with m.ID exists already, it changes nothing and reports
+// created == false; the caller decides whether that is an idempotent retry.
+func (s *MessageStore) CreateMessage(ctx context.Context, m messageapi.Message) (created bool, err error) {
+	ctx, cancel := s.db.withTimeout(ctx)
+	defer cancel()
+	err = s.db.pool.QueryRow(ctx, `
+		with ins as (
+			insert into messages (id, text, user_id, created_at)
+			values ($1, $2, $3, $4)
+			on conflict (id) do nothing
+			returning id
+		), view as (
+			insert into message_views (message_id) select id from ins
+		)
+		select exists (select 1 from ins)`,
+		m.ID, m.Text, m.UserID, m.CreatedAt.Time,
+	).Scan(&created)
+	return created, translate(err, "create message")
+}
+
+// viewColumns selects what scanView reads, from messages m joined to
+// message_views v.
+const viewColumns = `m.id::text, m.text, m.user_id, m.created_at,
+	v.reaction_count, v.reaction_counts, v.reaction_scores, v.latest_reactions, v.version`
+
+func scanView(row pgx.Row) (messageapi.MessageView, error) {
+	var v messageapi.MessageView
+	var created time.Time
+	err := row.Scan(&v.ID, &v.Text, &v.UserID, &created,
+		&v.ReactionCount, &v.ReactionCounts, &v.ReactionScores, &v.Reactions, &v.Version)
+	v.CreatedAt = messageapi.NewTime(created)
+	return v, err
+}
+
+// GetMessage returns the message with its view, or a not-found error.
+func (s *MessageStore) GetMessage(ctx context.Context, id string) (messageapi.MessageView, error) {
+	ctx, cancel := s.db.withTimeout(ctx)
+	defer cancel()
+	v, err := scanView(s.db.pool.QueryRow(ctx, `
+		select `+viewColumns+`
+		from messages m join message_views v on v.message_id = m.id
+		where m.id = $1`, id))
+	if isNoRows(err) {
+		return v, messageapi.Errorf(messageapi.ENOTFOUND, "message not found")
+	}
+	return v, translate(err, "get message")
+}
+
+// ListMessages returns messages newest first. Either way it is one backward
+// range scan of the messages primary key joined to message_views by key.
+func (s *MessageStore) ListMessages(ctx context.Context, p messageapi.MessageRange) ([]messageapi.MessageView, error) {
+	ctx, cancel := s.db.withTimeout(ctx)
+	defer cancel()
+	var rows pgx.Rows
+	var err error
+	if p.BeforeID != "" {
+		rows, err = s.db.pool.Query(ctx, `
+			select `+viewColumns+`
+			from messages m join message_views v on v.message_id = m.id
+			where m.id < $1
+			order by m.id desc
+			limit $2`, p.BeforeID, p.Limit)
+	} else {
+		rows, err = s.db.pool.Query(ctx, `
+			select `+viewColumns+`
+			from messages m join message_views v on v.message_id = m.id
+			order by m.id desc
+			offset $1 limit $2`, p.Offset, p.Limit)
+	}
+	if err != nil {
+		return nil, translate(err, "list messages")
+	}
+	views, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (messageapi.MessageView, error) {
+		return scanView(row)
+	})
+	return views, translate(err, "list messages")
+}
