@@ -1,0 +1,248 @@
+package redis_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"messageapi"
+	"messageapi/redis"
+	"messageapi/redis/redistest"
+)
+
+// views returns n views with increasing UUIDv7 ids, oldest first.
+func views(n int) []messageapi.MessageView {
+	out := make([]messageapi.MessageView, n)
+	for i := range out {
+		id := uuid.Must(uuid.NewV7())
+		out[i] = messageapi.NewMessageView(messageapi.Message{
+			ID: id.String(), Text: fmt.Sprintf("m%d", i), UserID: "u",
+			CreatedAt: messageapi.NewTime(time.Unix(id.Time().UnixTime())),
+		})
+	}
+	return out
+}
+
+// newestFirst returns vs reversed.
+func newestFirst(vs []messageapi.MessageView) []messageapi.MessageView {
+	out := make([]messageapi.MessageView, len(vs))
+	for i, v := range vs {
+		out[len(vs)-1-i] = v
+	}
+	return out
+}
+
+func ids(vs []messageapi.MessageView) string {
+	s := make([]string, len(vs))
+	for i, v := range vs {
+		s[i] = v.Text
+	}
+	return fmt.Sprint(s)
+}
+
+func newCache(t *testing.T, pages int) *redis.PageCache {
+	t.Helper()
+	return redis.NewPageCache(redistest.NewClient(t), redis.PageCacheConfig{Pages: pages, PageSize: 2, TTL: time.Minute})
+}
+
+func fill(t *testing.T, pc *redis.PageCache, newest []messageapi.MessageView) {
+	t.Helper()
+	ctx := context.Background()
+	token, err := pc.BeginFill(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(newest) > pc.Capacity() {
+		newest = newest[:pc.Capacity()]
+	}
+	ok, err := pc.CompleteFill(ctx, token, newest)
+	if err != nil || !ok {
+		t.Fatalf("CompleteFill = %v, %v; want installed", ok, err)
+	}
+}
+
+func mustPage(t *testing.T, pc *redis.PageCache, offset, count int) ([]messageapi.MessageView, bool) {
+	t.Helper()
+	vs, hit, err := pc.Page(context.Background(), offset, count)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vs, hit
+}
+
+func TestPageCacheMissUntilFilled(t *testing.T) {
+	t.Parallel()
+	pc := newCache(t, 3) // capacity 7
+	if _, hit := mustPage(t, pc, 0, 3); hit {
+		t.Fatal("hit on an empty cache")
+	}
+	all := newestFirst(views(10))
+	fill(t, pc, all)
+
+	tests := []struct {
+		offset, count int
+		hit           bool
+		want          []messageapi.MessageView
+	}{
+		{0, 3, true, all[0:3]},
+		{2, 3, true, all[2:5]},
+		{4, 3, true, all[4:7]},
+		{5, 3, false, nil}, // reaches past the 7 cached ids, and there are more
+		{7, 3, false, nil},
+	}
+	for _, tt := range tests {
+		got, hit := mustPage(t, pc, tt.offset, tt.count)
+		if hit != tt.hit || (hit && ids(got) != ids(tt.want)) {
+			t.Errorf("Page(%d, %d) = %s, %v; want %s, %v", tt.offset, tt.count, ids(got), hit, ids(tt.want), tt.hit)
+		}
+	}
+}
+
+func TestPageCacheCompleteIndexAnswersShortPages(t *testing.T) {
+	t.Parallel()
+	pc := newCache(t, 3)
+	all := newestFirst(views(4)) // fewer than capacity: the index holds every message
+	fill(t, pc, all)
+	if got, hit := mustPage(t, pc, 2, 3); !hit || ids(got) != ids(all[2:4]) {
+		t.Errorf("short last page = %s, %v; want %s, hit", ids(got), hit, ids(all[2:4]))
+	}
+	if got, hit := mustPage(t, pc, 10, 3); !hit || len(got) != 0 {
+		t.Errorf("page past the end = %s, %v; want empty hit", ids(got), hit)
+	}
+
+	// An empty table is cached too.
+	empty := newCache(t, 3)
+	fill(t, empty, nil)
+	if got, hit := mustPage(t, empty, 0, 3); !hit || len(got) != 0 {
+		t.Errorf("empty index = %s, %v; want empty hit", ids(got), hit)
+	}
+}
+
+func TestPageCacheWriteThroughTrimsToCapacity(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pc := newCache(t, 2) // capacity 5
+	old := views(5)
+	fill(t, pc, newestFirst(old))
+	added := views(3)
+	for _, v := range added {
+		if err := pc.AddMessage(ctx, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := newestFirst(append(old, added...))[:5]
+	got, hit := mustPage(t, pc, 0, 5)
+	if !hit || ids(got) != ids(want) {
+		t.Fatalf("after write-through = %s, %v; want %s, hit", ids(got), hit, ids(want))
+	}
+	if _, hit := mustPage(t, pc, 1, 5); hit {
+		t.Error("a page reaching past the trimmed index was a hit")
+	}
+}
+
+func TestPageCacheWriteThroughWithoutIndexAddsNothing(t *testing.T) {
+	t.Parallel()
+	// As after a Redis restart: no index. A write-through must not create an
+	// index that holds only the new message.
+	pc := newCache(t, 2)
+	if err := pc.AddMessage(context.Background(), views(1)[0]); err != nil {
+		t.Fatal(err)
+	}
+	if got, hit := mustPage(t, pc, 0, 2); hit {
+		t.Fatalf("hit %s on an index that was never filled", ids(got))
+	}
+}
+
+func TestPageCacheWriteThroughVoidsFillInFlight(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pc := newCache(t, 2)
+	snapshot := newestFirst(views(3)) // what the rebuild read from PostgreSQL
+	token, err := pc.BeginFill(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A message committed after the snapshot is written through.
+	if err := pc.AddMessage(ctx, views(1)[0]); err != nil {
+		t.Fatal(err)
+	}
+	ok, err := pc.CompleteFill(ctx, token, snapshot)
+	if err != nil || ok {
+		t.Fatalf("CompleteFill = %v, %v; want refused", ok, err)
+	}
+	if got, hit := mustPage(t, pc, 0, 2); hit {
+		t.Fatalf("hit %s from a snapshot that lacks a newer message", ids(got))
+	}
+	// The next rebuild succeeds.
+	fill(t, pc, snapshot)
+	if _, hit := mustPage(t, pc, 0, 2); !hit {
+		t.Fatal("miss after a clean rebuild")
+	}
+}
+
+func TestPageCacheRefreshIsVersioned(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pc := newCache(t, 2)
+	vs := views(2)
+	fill(t, pc, newestFirst(vs))
+	v := vs[1]
+
+	v2 := v
+	v2.Version, v2.ReactionCount = 2, 2
+	v2.ReactionCounts = map[string]int64{"like": 2}
+	v2.ReactionScores = map[string]int64{"like": 7}
+	v1 := v
+	v1.Version, v1.ReactionCount = 1, 1
+	v1.ReactionCounts = map[string]int64{"like": 1}
+	v1.ReactionScores = map[string]int64{"like": 1}
+
+	if n, err := pc.RefreshViews(ctx, []messageapi.MessageView{v2}); err != nil || n != 1 {
+		t.Fatalf("RefreshViews(v2) = %d, %v; want 1", n, err)
+	}
+	// A slow writer arrives with an older version: it must not win.
+	if n, err := pc.RefreshViews(ctx, []messageapi.MessageView{v1}); err != nil || n != 0 {
+		t.Fatalf("RefreshViews(v1) = %d, %v; want 0", n, err)
+	}
+	got, hit := mustPage(t, pc, 0, 1)
+	if !hit || got[0].Version != 2 || got[0].ReactionCount != 2 || got[0].ReactionScores["like"] != 7 {
+		t.Fatalf("cached view = %+v, %v; want version 2", got, hit)
+	}
+
+	// A view of a message outside the cache is not written.
+	outside := views(1)[0]
+	outside.Version = 5
+	if n, err := pc.RefreshViews(ctx, []messageapi.MessageView{outside}); err != nil || n != 0 {
+		t.Fatalf("RefreshViews(outside) = %d, %v; want 0", n, err)
+	}
+}
+
+func TestPageCachePageBefore(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pc := newCache(t, 2) // capacity 5
+	all := newestFirst(views(8))
+	fill(t, pc, all)
+	tests := []struct {
+		before string
+		count  int
+		hit    bool
+		want   []messageapi.MessageView
+	}{
+		{all[0].ID, 2, true, all[1:3]},
+		{all[2].ID, 2, true, all[3:5]},
+		{all[3].ID, 2, false, nil}, // would need all[5], outside the index
+	}
+	for _, tt := range tests {
+		got, hit, err := pc.PageBefore(ctx, tt.before, tt.count)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hit != tt.hit || (hit && ids(got) != ids(tt.want)) {
+			t.Errorf("PageBefore(%s, %d) = %s, %v; want %s, %v", tt.before, tt.count, ids(got), hit, ids(tt.want), tt.hit)
+		}
+	}
+}
