@@ -1,0 +1,125 @@
+package command
+
+import (
+	"context"
+	"encoding/binary"
+	"log/slog"
+	"time"
+
+	"github.com/go-playground/validator/v10"
+	"github.com/google/uuid"
+
+	"messageapi"
+)
+
+// MessageStore is the storage CreateMessageHandler writes to.
+type MessageStore interface {
+	// CreateMessage inserts m with an empty view; created is false when a
+	// message with m.ID exists, which is then left unchanged.
+	CreateMessage(ctx context.Context, m messageapi.Message) (created bool, err error)
+	// GetMessage returns a message with its view, or a not-found error.
+	GetMessage(ctx context.Context, id string) (messageapi.MessageView, error)
+}
+
+// MessageCache receives new messages so that their authors read them at
+// once from the cached latest pages.
+type MessageCache interface {
+	AddMessage(ctx context.Context, v messageapi.MessageView) error
+}
+
+// CreateMessage posts a message. ID is optional: a client that sets it can
+// retry safely, because the same id with the same content is recognised.
+type CreateMessage struct {
+	ID     string `json:"id" validate:"omitempty,uuid7"`
+	Text   string `json:"text" validate:"required,message_text"`
+	UserID string `json:"user_id" validate:"required,user_id"`
+}
+
+// CreateMessageHandler handles CreateMessage.
+type CreateMessageHandler struct {
+	store    MessageStore
+	cache    MessageCache
+	log      *slog.Logger
+	validate *validator.Validate
+	now      func() time.Time
+}
+
+// NewCreateMessageHandler returns a CreateMessageHandler.
+func NewCreateMessageHandler(store MessageStore, cache MessageCache, log *slog.Logger) *CreateMessageHandler {
+	if store == nil || cache == nil || log == nil {
+		panic("command: NewCreateMessageHandler needs a store, a cache and a logger")
+	}
+	return &CreateMessageHandler{store: store, cache: cache, log: log, validate: newValidator(), now: time.Now}
+}
+
+// Handle stores the message and returns it with created == true, or, for a
+// retry of a message that exists with the same content, the stored message
+// with created == false. The same id with other content is a conflict.
+//
+// created_at is the time inside the UUIDv7 id, so id order and created_at
+// order never disagree. A client-supplied id must therefore be from within
+// MaxClientIDSkew of the server clock: an id from the far past or future
+// would file the message out of place in every page.
+func (h *CreateMessageHandler) Handle(ctx context.Context, cmd CreateMessage) (messageapi.MessageView, bool, error) {
+	if err := validate(h.validate, cmd); err != nil {
+		return messageapi.MessageView{}, false, err
+	}
+	var id uuid.UUID
+	if cmd.ID == "" {
+		id = uuid.Must(uuid.NewV7())
+	} else {
+		id = uuid.MustParse(cmd.ID) // validated above
+	}
+	m := messageapi.Message{
+		ID:        id.String(),
+		Text:      cmd.Text,
+		UserID:    cmd.UserID,
+		CreatedAt: messageapi.NewTime(idTime(id)),
+	}
+	if cmd.ID != "" {
+		if skew := h.now().Sub(m.CreatedAt.Time).Abs(); skew > messageapi.MaxClientIDSkew {
+			// A retry of an old message is still fine; a new one is not.
+			return h.existing(ctx, m, messageapi.InvalidFields(map[string]string{
+				"id": "must be a UUIDv7 made within " + messageapi.MaxClientIDSkew.String() + " of the server clock",
+			}))
+		}
+	}
+	created, err := h.store.CreateMessage(ctx, m)
+	if err != nil {
+		return messageapi.MessageView{}, false, err
+	}
+	if !created {
+		return h.existing(ctx, m, nil)
+	}
+	v := messageapi.NewMessageView(m)
+	if err := h.cache.AddMessage(ctx, v); err != nil {
+		// PostgreSQL has the message; the cache heals itself (see
+		// PageCache), so the write still succeeds.
+		h.log.DebugContext(ctx, "cache write-through failed", "message_id", m.ID, "err", err)
+	}
+	return v, true, nil
+}
+
+// existing resolves a create whose id is taken or unusable: the stored
+// message when it has the same content, a conflict when it has other
+// content, and ifMissing when there is none.
+func (h *CreateMessageHandler) existing(ctx context.Context, m messageapi.Message, ifMissing error) (messageapi.MessageView, bool, error) {
+	v, err := h.store.GetMessage(ctx, m.ID)
+	switch {
+	case messageapi.ErrorCode(err) == messageapi.ENOTFOUND && ifMissing != nil:
+		return messageapi.MessageView{}, false, ifMissing
+	case err != nil:
+		return messageapi.MessageView{}, false, err
+	case v.Text != m.Text || v.UserID != m.UserID:
+		return messageapi.MessageView{}, false, messageapi.Errorf(messageapi.ECONFLICT,
+			"a different message with id %s exists", m.ID)
+	}
+	return v, false, nil
+}
+
+// idTime returns the millisecond timestamp inside a UUIDv7.
+func idTime(id uuid.UUID) time.Time {
+	var b [8]byte
+	copy(b[2:], id[:6])
+	return time.UnixMilli(int64(binary.BigEndian.Uint64(b[:])))
+}

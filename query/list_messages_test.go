@@ -1,0 +1,204 @@
+package query_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	"messageapi"
+	"messageapi/command"
+	"messageapi/postgres"
+	"messageapi/postgres/postgrestest"
+	"messageapi/query"
+	"messageapi/redis"
+	"messageapi/redis/redistest"
+)
+
+type fixture struct {
+	db     *postgres.DB
+	cache  *redis.PageCache
+	create *command.CreateMessageHandler
+	list   *query.ListMessagesHandler
+}
+
+func newFixture(t *testing.T, rc *redis.Client) *fixture {
+	t.Helper()
+	db := postgrestest.NewDB(t)
+	if rc == nil {
+		rc = redistest.NewClient(t)
+	}
+	store := postgres.NewMessageStore(db)
+	cache := redis.NewPageCache(rc, redis.PageCacheConfig{Pages: 5, TTL: time.Minute})
+	return &fixture{
+		db:     db,
+		cache:  cache,
+		create: command.NewCreateMessageHandler(store, cache, slog.New(slog.DiscardHandler)),
+		list:   query.NewListMessagesHandler(store, cache),
+	}
+}
+
+func (f *fixture) post(t *testing.T, text string) messageapi.MessageView {
+	t.Helper()
+	v, _, err := f.create.Handle(context.Background(), command.CreateMessage{Text: text, UserID: "u"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func (f *fixture) page(t *testing.T, q query.ListMessages) query.MessagePage {
+	t.Helper()
+	p, err := f.list.Handle(context.Background(), q)
+	if err != nil {
+		t.Fatalf("ListMessages: %v", err)
+	}
+	return p
+}
+
+func texts(p query.MessagePage) string {
+	s := make([]string, len(p.Messages))
+	for i, m := range p.Messages {
+		s[i] = m.Text
+	}
+	return fmt.Sprint(s)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// seq returns "m<from>" down to "m<to>", newest first.
+func seq(from, to int) string {
+	var s []string
+	for i := from; i >= to; i-- {
+		s = append(s, fmt.Sprintf("m%d", i))
+	}
+	return fmt.Sprint(s)
+}
+
+func TestPageNumbers(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	for i := 1; i <= 75; i++ { // more than the 51 cached
+		f.post(t, fmt.Sprintf("m%d", i))
+	}
+	tests := []struct {
+		q        query.ListMessages
+		want     string
+		wantNext bool
+	}{
+		{query.ListMessages{}, seq(75, 66), true},
+		{query.ListMessages{Page: ptr(1)}, seq(75, 66), true},
+		{query.ListMessages{Page: ptr(2)}, seq(65, 56), true},
+		{query.ListMessages{Page: ptr(5)}, seq(35, 26), true}, // last cached page
+		{query.ListMessages{Page: ptr(6)}, seq(25, 16), true}, // from PostgreSQL
+		{query.ListMessages{Page: ptr(8)}, seq(5, 1), false},
+		{query.ListMessages{Page: ptr(9)}, "[]", false},
+		{query.ListMessages{Page: ptr(3), Limit: ptr(25)}, seq(25, 1), false},
+		{query.ListMessages{Limit: ptr(100)}, seq(75, 1), false},
+	}
+	for _, tt := range tests {
+		// Twice: the first read may fill the cache, the second is served by it.
+		for range 2 {
+			p := f.page(t, tt.q)
+			if texts(p) != tt.want || (p.NextCursor != "") != tt.wantNext {
+				t.Errorf("page %v limit %v = %s next %q; want %s, next %v",
+					deref(tt.q.Page), deref(tt.q.Limit), texts(p), p.NextCursor, tt.want, tt.wantNext)
+			}
+		}
+	}
+}
+
+func deref(p *int) any {
+	if p == nil {
+		return "-"
+	}
+	return *p
+}
+
+// TestCursorWalkWhileWriting walks every page by cursor while new messages
+// arrive between pages: it must see each older message exactly once.
+func TestCursorWalkWhileWriting(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	want := map[string]bool{}
+	for i := range 95 {
+		want[f.post(t, fmt.Sprintf("old%d", i)).ID] = true
+	}
+	seen := map[string]bool{}
+	var cursor *string
+	for pages := 0; ; pages++ {
+		if pages > 20 {
+			t.Fatal("cursor walk does not end")
+		}
+		p := f.page(t, query.ListMessages{Cursor: cursor})
+		for _, m := range p.Messages {
+			if seen[m.ID] {
+				t.Fatalf("message %s (%s) shown twice", m.ID, m.Text)
+			}
+			seen[m.ID] = true
+		}
+		for i := range 3 { // new messages land before the cursor, not after it
+			f.post(t, fmt.Sprintf("new%d-%d", pages, i))
+		}
+		if p.NextCursor == "" {
+			break
+		}
+		cursor = &p.NextCursor
+	}
+	for id := range want {
+		if !seen[id] {
+			t.Errorf("message %s skipped by the walk", id)
+		}
+	}
+}
+
+// TestCachedPagesComeFromRedis proves pages in the cached range are served
+// by the cache: a change made behind its back in PostgreSQL is not seen
+// there, and is seen on a page beyond the cached range.
+func TestCachedPagesComeFromRedis(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t, nil)
+	for i := 1; i <= 60; i++ {
+		f.post(t, fmt.Sprintf("m%d", i))
+	}
+	f.page(t, query.ListMessages{}) // fills the cache
+	if _, err := f.db.Pool().Exec(ctx, `update messages set text = text || '-pg'`); err != nil {
+		t.Fatal(err)
+	}
+	if got := texts(f.page(t, query.ListMessages{Page: ptr(2)})); got != seq(50, 41) {
+		t.Errorf("cached page 2 = %s, want it from the cache: %s", got, seq(50, 41))
+	}
+	if got := f.page(t, query.ListMessages{Page: ptr(6)}); got.Messages[0].Text != "m10-pg" {
+		t.Errorf("page 6 = %s, want it from PostgreSQL", texts(got))
+	}
+
+	// A new message is written through: its author sees it at once.
+	v := f.post(t, "fresh")
+	if p := f.page(t, query.ListMessages{Limit: ptr(1)}); len(p.Messages) != 1 || p.Messages[0].ID != v.ID {
+		t.Errorf("first page after a create = %s, want the new message", texts(p))
+	}
+}
+
+// TestRedisDownFallsBackToPostgres reads through a cache whose Redis does
+// not answer: every read comes from PostgreSQL and is complete.
+func TestRedisDownFallsBackToPostgres(t *testing.T) {
+	t.Parallel()
+	rc, err := redis.Open(redis.Config{URL: "redis://127.0.0.1:1/0", Timeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	f := newFixture(t, rc)
+	for i := 1; i <= 12; i++ {
+		f.post(t, fmt.Sprintf("m%d", i))
+	}
+	if got := texts(f.page(t, query.ListMessages{})); got != seq(12, 3) {
+		t.Errorf("page 1 = %s, want %s", got, seq(12, 3))
+	}
+	p := f.page(t, query.ListMessages{})
+	if got := texts(f.page(t, query.ListMessages{Cursor: &p.NextCursor})); got != seq(2, 1) {
+		t.Errorf("page after cursor = %s, want %s", got, seq(2, 1))
+	}
+}
