@@ -1,0 +1,303 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"messageapi/command"
+	"messageapi/postgres"
+	"messageapi/postgres/postgrestest"
+	"messageapi/query"
+	"messageapi/redis"
+	"messageapi/redis/redistest"
+)
+
+// testAPI is the API's HTTP handler on a schema and key prefix of its own.
+type testAPI struct {
+	*httptest.Server
+	t *testing.T
+}
+
+func newTestAPI(t *testing.T) *testAPI {
+	t.Helper()
+	db := postgrestest.NewDB(t)
+	rc := redistest.NewClient(t)
+	messages := postgres.NewMessageStore(db)
+	cache := redis.NewPageCache(rc, redis.PageCacheConfig{Pages: 5, TTL: time.Minute})
+	log := slog.New(slog.DiscardHandler)
+	s := &server{
+		createMessage: command.NewCreateMessageHandler(messages, cache, log),
+		listMessages:  query.NewListMessagesHandler(messages, cache),
+		getMessage:    query.NewGetMessageHandler(messages),
+	}
+	var ready atomic.Bool
+	ready.Store(true)
+	srv := httptest.NewServer(s.routes(routerConfig{
+		log: log, metrics: newHTTPMetrics(prometheus.NewRegistry()), accessLevel: slog.LevelDebug,
+		ready: &ready, requestTimeout: 5 * time.Second,
+	}))
+	t.Cleanup(srv.Close)
+	return &testAPI{Server: srv, t: t}
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r response) json(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.body, &m); err != nil {
+		t.Fatalf("response is not a JSON object: %v: %s", err, r.body)
+	}
+	return m
+}
+
+func (a *testAPI) do(method, path, contentType string, body io.Reader) response {
+	a.t.Helper()
+	req, err := http.NewRequest(method, a.URL+path, body)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := a.Client().Do(req)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+func (a *testAPI) post(path, body string) response {
+	return a.do(http.MethodPost, path, "application/json", strings.NewReader(body))
+}
+
+func (a *testAPI) get(path string) response {
+	return a.do(http.MethodGet, path, "", nil)
+}
+
+// TestCreateMessageRejectsBadInput checks every way a POST /messages can be
+// wrong: each gets its status and code, names the field where there is one,
+// and stores nothing.
+func TestCreateMessageRejectsBadInput(t *testing.T) {
+	t.Parallel()
+	api := newTestAPI(t)
+	tests := []struct {
+		name        string
+		contentType string
+		body        string
+		status      int
+		code        string
+		field       string
+	}{
+		{"empty body", "application/json", ``, 400, "invalid_argument", ""},
+		{"malformed JSON", "application/json", `{"text": "hi",`, 400, "invalid_argument", ""},
+		{"syntax error", "application/json", `{"text" "hi"}`, 400, "invalid_argument", ""},
+		{"not an object", "application/json", `["hi"]`, 400, "invalid_argument", ""},
+		{"trailing data", "application/json", `{"text":"hi","user_id":"u"} {}`, 400, "invalid_argument", ""},
+		{"trailing garbage", "application/json", `{"text":"hi","user_id":"u"}x`, 400, "invalid_argument", ""},
+		{"unknown field", "application/json", `{"text":"hi","user_id":"u","extra":1}`, 400, "invalid_argument", "extra"},
+		{"missing text", "application/json", `{"user_id":"u"}`, 400, "invalid_argument", "text"},
+		{"empty text", "application/json", `{"text":"","user_id":"u"}`, 400, "invalid_argument", "text"},
+		{"blank text", "application/json", `{"text":" \t\n ","user_id":"u"}`, 400, "invalid_argument", "text"},
+		{"NUL in text", "application/json", `{"text":"a\u0000b","user_id":"u"}`, 400, "invalid_argument", "text"},
+		{"text too long", "application/json", `{"text":"` + strings.Repeat("é", 5001) + `","user_id":"u"}`, 400, "invalid_argument", "text"},
+		{"text not a string", "application/json", `{"text":5,"user_id":"u"}`, 400, "invalid_argument", "text"},
+		{"missing user_id", "application/json", `{"text":"hi"}`, 400, "invalid_argument", "user_id"},
+		{"bad user_id", "application/json", `{"text":"hi","user_id":"a b"}`, 400, "invalid_argument", "user_id"},
+		{"user_id too long", "application/json", `{"text":"hi","user_id":"` + strings.Repeat("u", 129) + `"}`, 400, "invalid_argument", "user_id"},
+		{"id not a UUID", "application/json", `{"id":"nope","text":"hi","user_id":"u"}`, 400, "invalid_argument", "id"},
+		{"id not a v7", "application/json", `{"id":"6ba7b810-9dad-41d1-80b4-00c04fd430c8","text":"hi","user_id":"u"}`, 400, "invalid_argument", "id"},
+		{"id from the far past", "application/json", `{"id":"01890a5d-ac96-774b-bcce-b302099a8057","text":"hi","user_id":"u"}`, 400, "invalid_argument", "id"},
+		{"form content type", "application/x-www-form-urlencoded", `text=hi&user_id=u`, 415, "unsupported_media_type", ""},
+		{"text/plain", "text/plain", `{"text":"hi","user_id":"u"}`, 415, "unsupported_media_type", ""},
+		{"too large", "application/json", `{"text":"` + strings.Repeat("a", 70<<10) + `","user_id":"u"}`, 413, "payload_too_large", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := api.do(http.MethodPost, "/messages", tt.contentType, strings.NewReader(tt.body))
+			if resp.status != tt.status {
+				t.Fatalf("status = %d, want %d; body %s", resp.status, tt.status, resp.body)
+			}
+			body := resp.json(t)
+			if body["code"] != tt.code || body["error"] == "" {
+				t.Errorf("body = %s, want code %q and an error message", resp.body, tt.code)
+			}
+			if tt.field != "" {
+				fields, _ := body["fields"].(map[string]any)
+				if reason, _ := fields[tt.field].(string); reason == "" {
+					t.Errorf("fields = %v, want a reason for %q", body["fields"], tt.field)
+				}
+			}
+		})
+	}
+	list := api.get("/messages").json(t)
+	if msgs := list["messages"].([]any); len(msgs) != 0 {
+		t.Errorf("bad requests stored %d messages", len(msgs))
+	}
+}
+
+func TestCreateMessageAcceptsEdgeInput(t *testing.T) {
+	t.Parallel()
+	api := newTestAPI(t)
+	tests := []struct{ name, contentType, body, wantText string }{
+		{"json with charset", "application/json; charset=utf-8", `{"text":"hi","user_id":"u"}`, "hi"},
+		{"no content type", "", `{"text":"hi","user_id":"u"}`, "hi"},
+		{"5000 characters", "application/json", `{"text":"` + strings.Repeat("é", 5000) + `","user_id":"u"}`, strings.Repeat("é", 5000)},
+		{"invalid UTF-8 stored as valid text", "application/json", "{\"text\":\"a\xffb\",\"user_id\":\"u\"}", "a\uFFFDb"},
+		{"trailing white space after the object", "application/json", "{\"text\":\"hi\",\"user_id\":\"u\"}\n", "hi"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := api.do(http.MethodPost, "/messages", tt.contentType, strings.NewReader(tt.body))
+			if resp.status != http.StatusCreated {
+				t.Fatalf("status = %d, want 201; body %s", resp.status, resp.body)
+			}
+			m := resp.json(t)
+			if m["text"] != tt.wantText {
+				t.Errorf("text = %q, want %q", m["text"], tt.wantText)
+			}
+			got := api.get(resp.header.Get("Location")).json(t)
+			if got["text"] != tt.wantText {
+				t.Errorf("stored text = %q, want %q", got["text"], tt.wantText)
+			}
+		})
+	}
+}
+
+func TestListMessagesRejectsBadParameters(t *testing.T) {
+	t.Parallel()
+	api := newTestAPI(t)
+	tests := []struct{ query, field string }{
+		{"limit=0", "limit"},
+		{"limit=101", "limit"},
+		{"limit=-1", "limit"},
+		{"limit=ten", "limit"},
+		{"limit=", "limit"},
+		{"limit=1.5", "limit"},
+		{"page=0", "page"},
+		{"page=x", "page"},
+		{"page=99999999999999999999", "page"},
+		{"page=1002", "page"}, // skips more than 10,000 messages
+		{"page=1&cursor=AQ", "page"},
+		{"cursor=", "cursor"},
+		{"cursor=!!!", "cursor"},
+		{"cursor=bm90LWEtY3Vyc29y", "cursor"},
+		{"limit=10&limit=20", "limit"},
+		{"sort=asc", "sort"},
+		{"%zz", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.query, func(t *testing.T) {
+			resp := api.get("/messages?" + tt.query)
+			if resp.status != http.StatusBadRequest {
+				t.Fatalf("status = %d, want 400; body %s", resp.status, resp.body)
+			}
+			body := resp.json(t)
+			if body["code"] != "invalid_argument" {
+				t.Errorf("code = %v, want invalid_argument", body["code"])
+			}
+			if tt.field != "" {
+				if fields, _ := body["fields"].(map[string]any); fields[tt.field] == nil {
+					t.Errorf("fields = %v, want a reason for %q", body["fields"], tt.field)
+				}
+			}
+		})
+	}
+}
+
+func TestRoutesAnswerInJSON(t *testing.T) {
+	t.Parallel()
+	api := newTestAPI(t)
+	tests := []struct {
+		method, path string
+		status       int
+		code, allow  string
+	}{
+		{"GET", "/nope", 404, "not_found", ""},
+		{"GET", "/messages/", 404, "not_found", ""},
+		{"GET", "/messages/not-a-uuid", 400, "invalid_argument", ""},
+		{"GET", "/messages/0192f0a4-8a4b-7cc1-9e8a-5a3b1c2d3e4f", 404, "not_found", ""},
+		{"PUT", "/messages", 405, "method_not_allowed", "GET, POST"},
+		{"DELETE", "/messages/0192f0a4-8a4b-7cc1-9e8a-5a3b1c2d3e4f", 405, "method_not_allowed", "GET"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			resp := api.do(tt.method, tt.path, "", nil)
+			if resp.status != tt.status {
+				t.Fatalf("status = %d, want %d; body %s", resp.status, tt.status, resp.body)
+			}
+			if code := resp.json(t)["code"]; code != tt.code {
+				t.Errorf("code = %v, want %q", code, tt.code)
+			}
+			if got := resp.header.Get("Allow"); got != tt.allow {
+				t.Errorf("Allow = %q, want %q", got, tt.allow)
+			}
+		})
+	}
+}
+
+func TestRequestIDIsHonouredOrMade(t *testing.T) {
+	t.Parallel()
+	api := newTestAPI(t)
+	req, _ := http.NewRequest(http.MethodGet, api.URL+"/messages", nil)
+	req.Header.Set("X-Request-ID", "trace-123")
+	resp, err := api.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("X-Request-ID"); got != "trace-123" {
+		t.Errorf("X-Request-ID = %q, want the client's", got)
+	}
+	req.Header.Set("X-Request-ID", "bad id\twith spaces")
+	resp, err = api.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("X-Request-ID"); got == "" || strings.ContainsAny(got, " \t") {
+		t.Errorf("X-Request-ID = %q, want a generated plain id", got)
+	}
+}
+
+func TestIdempotentCreate(t *testing.T) {
+	t.Parallel()
+	api := newTestAPI(t)
+	first := api.post("/messages", `{"text":"hi","user_id":"u"}`)
+	if first.status != http.StatusCreated {
+		t.Fatalf("status = %d; body %s", first.status, first.body)
+	}
+	id := first.json(t)["id"].(string)
+	body := `{"id":"` + id + `","text":"hi","user_id":"u"}`
+	retry := api.post("/messages", body)
+	if retry.status != http.StatusOK || !bytes.Equal(retry.body, first.body) {
+		t.Errorf("retry = %d %s, want 200 with the stored message %s", retry.status, retry.body, first.body)
+	}
+	other := api.post("/messages", `{"id":"`+id+`","text":"changed","user_id":"u"}`)
+	if other.status != http.StatusConflict || other.json(t)["code"] != "conflict" {
+		t.Errorf("other content = %d %s, want 409 conflict", other.status, other.body)
+	}
+	msgs := api.get("/messages").json(t)["messages"].([]any)
+	if len(msgs) != 1 {
+		t.Errorf("%d messages stored, want 1", len(msgs))
+	}
+}

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/go-chi/chi/v5"
+
+	"messageapi"
+	"messageapi/command"
+	"messageapi/query"
+)
+
+func (s *server) handleCreateMessage(w http.ResponseWriter, r *http.Request) {
+	var cmd command.CreateMessage
+	if err := decodeJSON(w, r, &cmd); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	v, created, err := s.createMessage.Handle(r.Context(), cmd)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	status := http.StatusOK // an idempotent retry: the stored message
+	if created {
+		status = http.StatusCreated
+		w.Header().Set("Location", "/messages/"+v.ID)
+	}
+	writeJSON(w, r, status, v)
+}
+
+func (s *server) handleListMessages(w http.ResponseWriter, r *http.Request) {
+	params, err := queryParams(r, "limit", "page", "cursor")
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	q := query.ListMessages{Cursor: params.str("cursor")}
+	q.Limit = params.int("limit", "must be an integer from 1 to 100")
+	q.Page = params.int("page", "must be an integer of at least 1")
+	if err := params.err(); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	page, err := s.listMessages.Handle(r.Context(), q)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, r, http.StatusOK, page)
+}
+
+func (s *server) handleGetMessage(w http.ResponseWriter, r *http.Request) {
+	v, err := s.getMessage.Handle(r.Context(), query.GetMessage{ID: chi.URLParam(r, "id")})
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, r, http.StatusOK, v)
+}
+
+// params holds a request's query parameters and the problems found while
+// reading them, so one 400 names every bad parameter.
+type params struct {
+	values url.Values
+	fields map[string]string
+}
+
+// queryParams parses the query string, refusing malformed encoding,
+// parameters not in known and parameters given twice.
+func queryParams(r *http.Request, known ...string) (*params, error) {
+	values, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, invalid("query string is malformed")
+	}
+	p := &params{values: values, fields: map[string]string{}}
+	allowed := map[string]bool{}
+	for _, k := range known {
+		allowed[k] = true
+	}
+	for k, vs := range values {
+		switch {
+		case !allowed[k]:
+			p.fields[k] = "is not a known parameter"
+		case len(vs) > 1:
+			p.fields[k] = "must be given once"
+		}
+	}
+	return p, nil
+}
+
+// str returns the parameter, or nil when it is absent.
+func (p *params) str(name string) *string {
+	vs, ok := p.values[name]
+	if !ok {
+		return nil
+	}
+	return &vs[0]
+}
+
+// int returns the parameter as an integer, or nil when it is absent. A
+// value that is not an integer is recorded with reason.
+func (p *params) int(name, reason string) *int {
+	s := p.str(name)
+	if s == nil {
+		return nil
+	}
+	n, err := strconv.Atoi(*s)
+	if err != nil {
+		p.fields[name] = reason
+		return nil
+	}
+	return &n
+}
+
+func (p *params) err() error {
+	if len(p.fields) == 0 {
+		return nil
+	}
+	return messageapi.InvalidFields(p.fields)
+}

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"messageapi"
+	"messageapi/command"
+)
+
+// maxBodyBytes caps a request body; larger bodies get 413.
+const maxBodyBytes = 64 << 10
+
+// statusOf maps each error code to its HTTP status. It is the only place
+// that knows both.
+var statusOf = map[string]int{
+	messageapi.EINVALID:     http.StatusBadRequest,
+	messageapi.ENOTFOUND:    http.StatusNotFound,
+	messageapi.ECONFLICT:    http.StatusConflict,
+	messageapi.ETOOLARGE:    http.StatusRequestEntityTooLarge,
+	messageapi.EMEDIATYPE:   http.StatusUnsupportedMediaType,
+	messageapi.ERATELIMITED: http.StatusTooManyRequests,
+	messageapi.EUNAVAILABLE: http.StatusServiceUnavailable,
+	messageapi.EINTERNAL:    http.StatusInternalServerError,
+}
+
+// errorBody is the body of every error response.
+type errorBody struct {
+	Error  string            `json:"error"`
+	Code   string            `json:"code"`
+	Fields map[string]string `json:"fields,omitempty"`
+}
+
+// writeJSON writes v with status. It encodes before writing the header, so
+// an encoding failure can still become a 500.
+func writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(v); err != nil {
+		writeError(w, r, fmt.Errorf("encode response: %w", err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// writeError writes err as the error body with its status. Internal errors
+// and outages are logged with the request id, and the client sees only the
+// error's public message, never driver text.
+func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	ctx := r.Context()
+	log := requestLogger(ctx)
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		// The client went away; nobody reads this. 499 marks it in the
+		// access log, as nginx does.
+		log.DebugContext(ctx, "client closed request", "err", err)
+		w.WriteHeader(499)
+		return
+	}
+	code := messageapi.ErrorCode(err)
+	status, ok := statusOf[code]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	switch code {
+	case messageapi.EINTERNAL:
+		log.ErrorContext(ctx, "internal error", "err", err)
+	case messageapi.EUNAVAILABLE:
+		log.WarnContext(ctx, "dependency unavailable", "err", err)
+		w.Header().Set("Retry-After", "1")
+	}
+	body := errorBody{Error: messageapi.ErrorMessage(err), Code: code, Fields: messageapi.ErrorFields(err)}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+func invalid(format string, args ...any) error {
+	return messageapi.Errorf(messageapi.EINVALID, format, args...)
+}
+
+// decodeJSON reads a request body holding exactly one JSON object into dst.
+// Every way a body can be wrong is a 4xx that says what is wrong: a
+// Content-Type that is not JSON (415), a body over maxBodyBytes (413),
+// malformed JSON, a value of the wrong type, an unknown field or trailing
+// data (400).
+func decodeJSON(w http.ResponseWriter, r *http.Request, dst any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return messageapi.Errorf(messageapi.EMEDIATYPE, "Content-Type must be application/json")
+		}
+	}
+	body := http.MaxBytesReader(w, r.Body, maxBodyBytes)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return decodeError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return decodeError(err)
+		}
+		return invalid("request body must hold one JSON object and nothing after it")
+	}
+	return nil
+}
+
+func decodeError(err error) error {
+	var (
+		tooLarge *http.MaxBytesError
+		syntax   *json.SyntaxError
+		typ      *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &tooLarge):
+		return messageapi.Errorf(messageapi.ETOOLARGE, "request body must be at most %d bytes", maxBodyBytes)
+	case errors.Is(err, io.EOF):
+		return invalid("request body is empty; it must be a JSON object")
+	case errors.As(err, &syntax):
+		return invalid("request body is not valid JSON (at byte %d)", syntax.Offset)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return invalid("request body is not valid JSON (it ends too early)")
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return invalid("request body must be a JSON object")
+		}
+		reason := "must be a " + jsonKind(typ.Type.Kind().String())
+		if typ.Field == "score" {
+			reason = command.ScoreRule
+		}
+		return messageapi.InvalidFields(map[string]string{typ.Field: reason})
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return messageapi.InvalidFields(map[string]string{name: "is not a known field"})
+	}
+	return invalid("request body is not valid JSON")
+}
+
+// jsonKind names a Go kind the way a JSON client thinks of it.
+func jsonKind(kind string) string {
+	switch kind {
+	case "string":
+		return "string"
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
+		return "integer"
+	case "float32", "float64":
+		return "number"
+	case "bool":
+		return "boolean"
+	case "slice", "array":
+		return "array"
+	}
+	return "JSON object"
+}

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"messageapi"
+)
+
+type loggerKey struct{}
+
+// requestLogger returns the request's logger, which carries its id.
+func requestLogger(ctx context.Context) *slog.Logger {
+	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok {
+		return l
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// validRequestID accepts an incoming X-Request-ID only when it is short and
+// plain, so a client cannot inject into logs.
+func validRequestID(id string) bool {
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for _, c := range []byte(id) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
+			return false
+		}
+	}
+	return true
+}
+
+// withRequestID honours a plain incoming X-Request-ID or makes one, echoes
+// it in the response and puts a logger carrying it in the context.
+func withRequestID(log *slog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			id := r.Header.Get("X-Request-ID")
+			if !validRequestID(id) {
+				b := make([]byte, 12)
+				_, _ = rand.Read(b)
+				id = hex.EncodeToString(b)
+			}
+			w.Header().Set("X-Request-ID", id)
+			ctx := context.WithValue(r.Context(), loggerKey{}, log.With("request_id", id))
+			next.ServeHTTP(w, r.WithContext(ctx))
+		})
+	}
+}
+
+// httpMetrics are the RED metrics of the API, per route pattern (not per
+// path, so ids do not explode the label space).
+type httpMetrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	inFlight prometheus.Gauge
+}
+
+func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
+	m := &httpMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "messageapi_http_requests_total",
+			Help: "HTTP requests served, by method, route pattern and status code.",
+		}, []string{"method", "route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "messageapi_http_request_duration_seconds",
+			Help:    "HTTP request latency, by method, route pattern and status code.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"method", "route", "code"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "messageapi_http_requests_in_flight",
+			Help: "HTTP requests being served.",
+		}),
+	}
+	reg.MustRegister(m.requests, m.duration, m.inFlight)
+	return m
+}
+
+// observe records metrics and writes the access-log line of each request.
+// It runs around the router, so the route pattern is known afterwards.
+func observe(m *httpMetrics, accessLevel slog.Level) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
+			m.inFlight.Inc()
+			defer m.inFlight.Dec()
+			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+			next.ServeHTTP(ww, r)
+			elapsed := time.Since(start)
+			route := "unmatched"
+			if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
+				route = rc.RoutePattern()
+			}
+			status := ww.Status()
+			if status == 0 {
+				status = http.StatusOK
+			}
+			code := strconv.Itoa(status)
+			m.requests.WithLabelValues(r.Method, route, code).Inc()
+			m.duration.WithLabelValues(r.Method, route, code).Observe(elapsed.Seconds())
+			requestLogger(r.Context()).Log(r.Context(), accessLevel, "request",
+				"method", r.Method, "route", route, "path", r.URL.Path, "status", status,
+				"bytes", ww.BytesWritten(), "duration_ms", float64(elapsed.Microseconds())/1000,
+				"remote", r.RemoteAddr)
+		})
+	}
+}
+
+// recoverPanics turns a panic in a handler into a logged 500, so one bad
+// request cannot take the process down.
+func recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				requestLogger(r.Context()).ErrorContext(r.Context(), "panic", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				writeError(w, r, fmt.Errorf("panic: %v", p))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// requireReady answers 503 until the schema is migrated, so a process that
+// started while PostgreSQL was down fails fast and clearly meanwhile.
+func requireReady(ready *atomic.Bool) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !ready.Load() {
+				writeError(w, r, messageapi.Unavailable("service", fmt.Errorf("schema not migrated yet")))
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// withTimeout gives every request a deadline, so no request holds a
+// connection or a goroutine longer than that.
+func withTimeout(d time.Duration) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ctx, cancel := context.WithTimeout(r.Context(), d)
+			defer cancel()
+			next.ServeHTTP(w, r.WithContext(ctx))
+		})
+	}
+}

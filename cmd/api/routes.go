@@ -1,0 +1,66 @@
+package main
+
+import (
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"messageapi"
+	"messageapi/command"
+	"messageapi/query"
+)
+
+// server holds the use cases the HTTP handlers call. Handlers are thin:
+// decode, call one command or query, encode.
+type server struct {
+	createMessage *command.CreateMessageHandler
+	listMessages  *query.ListMessagesHandler
+	getMessage    *query.GetMessageHandler
+}
+
+// routerConfig is what the router needs besides the use cases.
+type routerConfig struct {
+	log            *slog.Logger
+	metrics        *httpMetrics
+	accessLevel    slog.Level
+	ready          *atomic.Bool
+	requestTimeout time.Duration
+}
+
+// routes returns the API's handler: middleware, routes, and JSON answers for
+// unknown routes (404) and wrong methods (405 with Allow).
+func (s *server) routes(cfg routerConfig) http.Handler {
+	r := chi.NewRouter()
+	r.Use(withRequestID(cfg.log), observe(cfg.metrics, cfg.accessLevel), recoverPanics,
+		requireReady(cfg.ready), withTimeout(cfg.requestTimeout))
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, messageapi.Errorf(messageapi.ENOTFOUND, "no route for %s %s", r.Method, r.URL.Path))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Allow", strings.Join(allowedMethods(r, req.URL.Path), ", "))
+		writeJSON(w, req, http.StatusMethodNotAllowed, errorBody{
+			Error: "method " + req.Method + " is not allowed on " + req.URL.Path,
+			Code:  "method_not_allowed",
+		})
+	})
+
+	r.Get("/messages", s.handleListMessages)
+	r.Post("/messages", s.handleCreateMessage)
+	r.Get("/messages/{id}", s.handleGetMessage)
+	return r
+}
+
+// allowedMethods lists the methods that have a route for path.
+func allowedMethods(r chi.Routes, path string) []string {
+	var allowed []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		if r.Match(chi.NewRouteContext(), m, path) {
+			allowed = append(allowed, m)
+		}
+	}
+	return allowed
+}

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/pgxpoolprometheus"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"messageapi/cmd/internal/daemon"
+	"messageapi/command"
+	"messageapi/postgres"
+	"messageapi/query"
+	"messageapi/redis"
+)
+
+// run is the whole program; main only adds the signals. Tests call it to
+// start the real program.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	cfg, sub, err := parseConfig(args, getenv, stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	log, err := daemon.NewLogger(stdout, cfg.logLevel)
+	if err != nil {
+		return err
+	}
+	if sub == "healthcheck" {
+		return daemon.HealthCheck(ctx, cfg.adminAddr)
+	}
+	redis.LogTo(log)
+
+	db, err := postgres.Open(postgres.Config{
+		URL: cfg.databaseURL, MaxConns: int32(cfg.dbMaxConns), QueryTimeout: cfg.dbTimeout,
+	})
+	if err != nil {
+		return fmt.Errorf("-database-url: %w", err)
+	}
+	defer db.Close()
+	if sub == "migrate" {
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if err := db.Migrate(ctx); err != nil {
+			return err
+		}
+		log.Info("schema migrated")
+		return nil
+	}
+
+	rc, err := redis.Open(redis.Config{URL: cfg.redisURL, Prefix: cfg.redisPrefix, Timeout: cfg.redisTimeout})
+	if err != nil {
+		return fmt.Errorf("-redis-url: %w", err)
+	}
+	defer rc.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		pgxpoolprometheus.NewCollector(db.Pool(), map[string]string{"db": "postgres"}),
+	)
+
+	messages := postgres.NewMessageStore(db)
+	cache := redis.NewPageCache(rc, redis.PageCacheConfig{Pages: cfg.cachePages, TTL: cfg.cacheTTL})
+	s := &server{
+		createMessage: command.NewCreateMessageHandler(messages, cache, log),
+		listMessages:  query.NewListMessagesHandler(messages, cache),
+		getMessage:    query.NewGetMessageHandler(messages),
+	}
+	accessLevel, _ := daemon.ParseLevel(cfg.accessLogLevel) // validated with the config
+	var migrated atomic.Bool
+	api := &http.Server{
+		Handler: s.routes(routerConfig{
+			log: log, metrics: newHTTPMetrics(reg), accessLevel: accessLevel,
+			ready: &migrated, requestTimeout: cfg.requestTimeout,
+		}),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      cfg.requestTimeout + 5*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	admin := &http.Server{
+		Handler: daemon.AdminHandler(reg, log,
+			daemon.Check{Name: "postgres", Func: db.Ping},
+			daemon.Check{Name: "redis", Func: rc.Ping},
+			daemon.Check{Name: "schema", Func: func(context.Context) error {
+				if !migrated.Load() {
+					return errors.New("not migrated yet")
+				}
+				return nil
+			}},
+		),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	apiLn, err := daemon.Listen(log, "api", cfg.addr)
+	if err != nil {
+		return err
+	}
+	adminLn, err := daemon.Listen(log, "admin", cfg.adminAddr)
+	if err != nil {
+		apiLn.Close()
+		return err
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		// Start serving at once; while PostgreSQL is down the API answers
+		// 503 and /readyz says why, until migration succeeds.
+		err := daemon.Retry(gctx, log, "migrate schema", db.Migrate)
+		if err != nil {
+			return nil // shutting down
+		}
+		migrated.Store(true)
+		log.Info("schema migrated; ready")
+		return nil
+	})
+	g.Go(func() error { return daemon.Serve(gctx, api, apiLn, cfg.shutdownGrace) })
+	g.Go(func() error { return daemon.Serve(gctx, admin, adminLn, cfg.shutdownGrace) })
+	g.Go(func() error {
+		// Drop a cache index that may lack a message as soon as Redis
+		// answers again, not only when this process next reads a page.
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-t.C:
+				_ = cache.Heal(gctx)
+			}
+		}
+	})
+	err = g.Wait()
+	log.Info("stopped")
+	return err
+}

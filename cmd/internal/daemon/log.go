@@ -1,0 +1,25 @@
+package daemon
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+)
+
+// NewLogger returns a JSON logger at level: debug, info, warn or error.
+func NewLogger(w io.Writer, level string) (*slog.Logger, error) {
+	l, err := ParseLevel(level)
+	if err != nil {
+		return nil, err
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// ParseLevel parses a level name as NewLogger does.
+func ParseLevel(level string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return 0, fmt.Errorf("%q is not debug, info, warn or error", level)
+	}
+	return l, nil
+}

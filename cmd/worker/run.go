@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/pgxpoolprometheus"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"messageapi/cmd/internal/daemon"
+	"messageapi/postgres"
+	"messageapi/redis"
+)
+
+// run is the whole program; main only adds the signals. Tests call it to
+// start the real program.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	cfg, sub, err := parseConfig(args, getenv, stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	log, err := daemon.NewLogger(stdout, cfg.logLevel)
+	if err != nil {
+		return err
+	}
+	if sub == "healthcheck" {
+		return daemon.HealthCheck(ctx, cfg.adminAddr)
+	}
+	redis.LogTo(log)
+	db, err := postgres.Open(postgres.Config{URL: cfg.databaseURL, MaxConns: int32(cfg.dbMaxConns), QueryTimeout: cfg.dbTimeout})
+	if err != nil {
+		return fmt.Errorf("-database-url: %w", err)
+	}
+	defer db.Close()
+	rc, err := redis.Open(redis.Config{URL: cfg.redisURL, Prefix: cfg.redisPrefix, Timeout: cfg.redisTimeout})
+	if err != nil {
+		return fmt.Errorf("-redis-url: %w", err)
+	}
+	defer rc.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		pgxpoolprometheus.NewCollector(db.Pool(), map[string]string{"db": "postgres"}),
+	)
+	var migrated atomic.Bool
+	admin := &http.Server{
+		Handler: daemon.AdminHandler(reg, log,
+			daemon.Check{Name: "postgres", Func: db.Ping},
+			daemon.Check{Name: "redis", Func: rc.Ping},
+			daemon.Check{Name: "schema", Func: func(context.Context) error {
+				if !migrated.Load() {
+					return errors.New("not migrated yet")
+				}
+				return nil
+			}},
+		),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	adminLn, err := daemon.Listen(log, "admin", cfg.adminAddr)
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := daemon.Retry(gctx, log, "migrate schema", db.Migrate); err != nil {
+			return nil // shutting down
+		}
+		migrated.Store(true)
+		log.Info("schema migrated; ready")
+		return nil
+	})
+	g.Go(func() error { return daemon.Serve(gctx, admin, adminLn, cfg.shutdownGrace) })
+	err = g.Wait()
+	log.Info("stopped")
+	return err
+}
