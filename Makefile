@@ -1,0 +1,36 @@
+# The two commands of the README:
+#   make run    the API and a worker, against PostgreSQL and Redis
+#   make test   the whole test suite
+# Both first make sure PostgreSQL and Redis are reachable (scripts/services.sh
+# starts local ones where they are not).
+
+GO ?= go
+
+.PHONY: run test services services-down build migrate vet e2e-hurl
+
+run: services
+	./scripts/run.sh
+
+test: services vet
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+services:
+	./scripts/services.sh up
+
+services-down:
+	./scripts/services.sh down
+
+build:
+	mkdir -p bin
+	$(GO) build -o bin/api ./cmd/api
+	$(GO) build -o bin/worker ./cmd/worker
+
+migrate: services
+	$(GO) run ./cmd/api migrate
+
+vet:
+	$(GO) vet ./...
+
+# Runs e2e.hurl against a running service (make run) on an empty database.
+e2e-hurl:
+	hurl --test --variable base=http://localhost:8080 --retry-max-count 20 e2e.hurl

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Builds and runs the API and one worker in the foreground, against the
+# PostgreSQL and Redis of DATABASE_URL and REDIS_URL (make run starts them
+# first where needed). Ctrl-C stops both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p bin
+go build -o bin/api ./cmd/api
+go build -o bin/worker ./cmd/worker
+pids=()
+stop() { kill -TERM "${pids[@]}" 2>/dev/null || true; wait; }
+trap stop INT TERM
+bin/api "$@" & pids+=($!)
+bin/worker & pids+=($!)
+echo "run: API on ${ADDR:-localhost:8080} (admin ${ADMIN_ADDR:-localhost:6060}), worker admin on localhost:6061; Ctrl-C stops both" >&2
+# Stop both when either exits, so a crash is not hidden behind the other.
+wait -n || true
+stop
