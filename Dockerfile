@@ -1,0 +1,14 @@
+# One image holds both programs; docker-compose.yml picks one per service.
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/api ./cmd/api \
+ && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/worker ./cmd/worker
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/api /out/worker /usr/local/bin/
+USER nonroot:nonroot
+EXPOSE 8080 6060
+ENTRYPOINT ["/usr/local/bin/api"]
