@@ -1,6 +1,7 @@
 package messageapi
 
 import (
+	"fmt"
 	"strings"
 	"time"
 	"unicode"
@@ -111,6 +112,15 @@ type ReactionChanged struct {
 	ChangedAt time.Time
 }
 
+// What a valid value of each field is, in the words of validation errors.
+var (
+	TextRule         = fmt.Sprintf("must be 1 to %d characters, not only white space, without NUL", MaxTextLength)
+	UserIDRule       = fmt.Sprintf("must be 1 to %d characters of A-Z a-z 0-9 _ . @ -", MaxUserIDLength)
+	ReactionTypeRule = fmt.Sprintf("must be 1 to %d characters of a-z 0-9 _ + -", MaxReactionTypeLength)
+	ScoreRule        = fmt.Sprintf("must be an integer from %d to %d", MinScore, MaxScore)
+	LimitRule        = fmt.Sprintf("must be an integer from 1 to %d", MaxPageSize)
+)
+
 // ValidText reports whether s is acceptable as a message text: 1 to
 // MaxTextLength characters, valid UTF-8, not only white space and free of
 // NUL, which PostgreSQL cannot store in text.
@@ -171,4 +181,28 @@ type MessageRange struct {
 	BeforeID string
 	Offset   int
 	Limit    int
+}
+
+// ReactionRange selects a message's live reactions, newest first (by
+// created_at, then id), optionally of one type or one user, after the
+// position (BeforeCreatedAt, BeforeID) when BeforeID is set.
+type ReactionRange struct {
+	MessageID       string
+	Type            string
+	UserID          string
+	BeforeCreatedAt time.Time
+	BeforeID        string
+	Limit           int
+}
+
+// StreamEntry is one delivery of a ReactionChanged event from the stream.
+type StreamEntry struct {
+	// ID is the stream entry id, used to acknowledge it.
+	ID    string
+	Event ReactionChanged
+	// Deliveries is how often the entry has been delivered, where known
+	// (entries claimed from another consumer); 0 otherwise.
+	Deliveries int64
+	// Invalid, when not empty, says why the entry could not be decoded.
+	Invalid string
 }
