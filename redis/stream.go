@@ -1,0 +1,249 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"messageapi"
+)
+
+// StreamConfig configures a Stream.
+type StreamConfig struct {
+	// MaxLen trims the stream to about this many entries on every append
+	// (MAXLEN ~). Trimming can drop an entry no worker has read; the
+	// projection's sweeper folds that change from PostgreSQL, so nothing is
+	// lost. Default 1,000,000.
+	MaxLen int64
+}
+
+// Stream is the Redis Stream of reaction changes, with its consumer-group
+// operations and a dead-letter stream beside it.
+type Stream struct {
+	c      *Client
+	key    string
+	dead   string
+	maxLen int64
+}
+
+// NewStream returns the reaction stream on c.
+func NewStream(c *Client, cfg StreamConfig) *Stream {
+	if cfg.MaxLen <= 0 {
+		cfg.MaxLen = 1_000_000
+	}
+	return &Stream{c: c, key: c.prefix + "reactions", dead: c.prefix + "reactions:dead", maxLen: cfg.MaxLen}
+}
+
+// Key returns the stream's key.
+func (s *Stream) Key() string { return s.key }
+
+// DeadLetterKey returns the dead-letter stream's key.
+func (s *Stream) DeadLetterKey() string { return s.dead }
+
+// Event fields in a stream entry.
+const (
+	fieldReaction = "reaction_id"
+	fieldMessage  = "message_id"
+	fieldVersion  = "version"
+	fieldAt       = "changed_at_ms"
+)
+
+// Publish appends e to the stream.
+func (s *Stream) Publish(ctx context.Context, e messageapi.ReactionChanged) error {
+	err := s.c.rdb.XAdd(ctx, &goredis.XAddArgs{
+		Stream: s.key,
+		MaxLen: s.maxLen,
+		Approx: true,
+		Values: []any{
+			fieldReaction, e.ReactionID,
+			fieldMessage, e.MessageID,
+			fieldVersion, e.Version,
+			fieldAt, e.ChangedAt.UnixMilli(),
+		},
+	}).Err()
+	return translate(err, "publish")
+}
+
+// EnsureGroup creates the consumer group, and the stream with it, unless
+// it exists. A new group starts at the beginning of the stream: folding is
+// idempotent, so reading old entries again costs work, never correctness.
+func (s *Stream) EnsureGroup(ctx context.Context, group string) error {
+	err := s.c.rdb.XGroupCreateMkStream(ctx, s.key, group, "0").Err()
+	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+		return translate(err, "create group")
+	}
+	return nil
+}
+
+// Read returns up to count new entries for consumer, blocking up to block
+// for the first. It returns no entries and no error when none arrived. A
+// group lost with a Redis restart is recreated.
+func (s *Stream) Read(ctx context.Context, group, consumer string, count int, block time.Duration) ([]messageapi.StreamEntry, error) {
+	return s.read(ctx, group, consumer, ">", count, block)
+}
+
+// ReadPending returns up to count entries delivered to consumer and not
+// yet acknowledged: after a restart under the same consumer name, a worker
+// finishes what it had been given before it takes anything new.
+func (s *Stream) ReadPending(ctx context.Context, group, consumer string, count int) ([]messageapi.StreamEntry, error) {
+	return s.read(ctx, group, consumer, "0", count, -1)
+}
+
+func (s *Stream) read(ctx context.Context, group, consumer, from string, count int, block time.Duration) ([]messageapi.StreamEntry, error) {
+	args := &goredis.XReadGroupArgs{
+		Group: group, Consumer: consumer, Streams: []string{s.key, from}, Count: int64(count), Block: block,
+	}
+	res, err := s.c.rdb.XReadGroup(ctx, args).Result()
+	if err != nil && strings.HasPrefix(err.Error(), "NOGROUP") {
+		if err := s.EnsureGroup(ctx, group); err != nil {
+			return nil, err
+		}
+		res, err = s.c.rdb.XReadGroup(ctx, args).Result()
+	}
+	if errors.Is(err, goredis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, translate(err, "read")
+	}
+	var entries []messageapi.StreamEntry
+	for _, st := range res {
+		for _, m := range st.Messages {
+			entries = append(entries, decodeEntry(m))
+		}
+	}
+	return entries, nil
+}
+
+func decodeEntry(m goredis.XMessage) messageapi.StreamEntry {
+	e := messageapi.StreamEntry{ID: m.ID}
+	str := func(k string) string { v, _ := m.Values[k].(string); return v }
+	version, verr := strconv.ParseInt(str(fieldVersion), 10, 64)
+	at, aerr := strconv.ParseInt(str(fieldAt), 10, 64)
+	switch {
+	case str(fieldReaction) == "" || str(fieldMessage) == "":
+		e.Invalid = "missing reaction_id or message_id"
+	case verr != nil || aerr != nil:
+		e.Invalid = "version or changed_at_ms is not an integer"
+	default:
+		e.Event = messageapi.ReactionChanged{
+			ReactionID: str(fieldReaction),
+			MessageID:  str(fieldMessage),
+			Version:    version,
+			ChangedAt:  time.UnixMilli(at),
+		}
+	}
+	return e
+}
+
+// Claim moves to consumer up to count entries that other consumers have
+// held unacknowledged for at least minIdle (a worker that died), and
+// returns them with their delivery counts.
+func (s *Stream) Claim(ctx context.Context, group, consumer string, minIdle time.Duration, count int) ([]messageapi.StreamEntry, error) {
+	msgs, _, err := s.c.rdb.XAutoClaim(ctx, &goredis.XAutoClaimArgs{
+		Stream: s.key, Group: group, Consumer: consumer, MinIdle: minIdle, Start: "0", Count: int64(count),
+	}).Result()
+	if err != nil {
+		if strings.HasPrefix(err.Error(), "NOGROUP") {
+			return nil, nil // nothing pending in a group that does not exist yet
+		}
+		return nil, translate(err, "claim")
+	}
+	if len(msgs) == 0 {
+		return nil, nil
+	}
+	pending, err := s.c.rdb.XPendingExt(ctx, &goredis.XPendingExtArgs{
+		Stream: s.key, Group: group, Consumer: consumer,
+		Start: msgs[0].ID, End: msgs[len(msgs)-1].ID, Count: int64(len(msgs)),
+	}).Result()
+	if err != nil {
+		return nil, translate(err, "claim: pending")
+	}
+	deliveries := make(map[string]int64, len(pending))
+	for _, p := range pending {
+		deliveries[p.ID] = p.RetryCount
+	}
+	entries := make([]messageapi.StreamEntry, len(msgs))
+	for i, m := range msgs {
+		entries[i] = decodeEntry(m)
+		entries[i].Deliveries = deliveries[m.ID]
+	}
+	return entries, nil
+}
+
+// Ack acknowledges entries; call it only after their effect has committed.
+func (s *Stream) Ack(ctx context.Context, group string, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return translate(s.c.rdb.XAck(ctx, s.key, group, ids...).Err(), "ack")
+}
+
+// DeadLetter copies entries to the dead-letter stream with the reason and
+// acknowledges them, in one transaction, so an entry is never in both
+// places or in neither.
+func (s *Stream) DeadLetter(ctx context.Context, group string, entries []messageapi.StreamEntry, reason string) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	_, err := s.c.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		ids := make([]string, len(entries))
+		for i, e := range entries {
+			ids[i] = e.ID
+			p.XAdd(ctx, &goredis.XAddArgs{
+				Stream: s.dead, MaxLen: s.maxLen, Approx: true,
+				Values: []any{
+					"entry_id", e.ID, "reason", reason, "invalid", e.Invalid,
+					fieldReaction, e.Event.ReactionID, fieldMessage, e.Event.MessageID,
+					fieldVersion, e.Event.Version, "deliveries", e.Deliveries,
+				},
+			})
+		}
+		p.XAck(ctx, s.key, group, ids...)
+		return nil
+	})
+	return translate(err, "dead-letter")
+}
+
+// Backlog returns how many entries the group holds delivered but not
+// acknowledged (pending) and how many it has not yet read (lag; -1 when
+// Redis cannot tell).
+func (s *Stream) Backlog(ctx context.Context, group string) (pending, lag int64, err error) {
+	groups, err := s.c.rdb.XInfoGroups(ctx, s.key).Result()
+	if err != nil {
+		if strings.Contains(err.Error(), "no such key") {
+			return 0, 0, nil
+		}
+		return 0, 0, translate(err, "backlog")
+	}
+	for _, g := range groups {
+		if g.Name == group {
+			return g.Pending, g.Lag, nil
+		}
+	}
+	return 0, 0, nil
+}
+
+// RemoveIdleConsumers deletes consumers of group that have nothing pending
+// and have been idle longer than idle, so the group does not collect one
+// consumer per worker restart.
+func (s *Stream) RemoveIdleConsumers(ctx context.Context, group string, idle time.Duration) (int, error) {
+	consumers, err := s.c.rdb.XInfoConsumers(ctx, s.key, group).Result()
+	if err != nil {
+		return 0, translate(err, "list consumers")
+	}
+	removed := 0
+	for _, c := range consumers {
+		if c.Pending == 0 && c.Idle > idle {
+			if err := s.c.rdb.XGroupDelConsumer(ctx, s.key, group, c.Name).Err(); err != nil {
+				return removed, translate(err, "remove consumer")
+			}
+			removed++
+		}
+	}
+	return removed, nil
+}
