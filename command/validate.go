@@ -16,17 +16,13 @@ import (
 // be. Each is written for a person reading the 400 response.
 var fieldMessages = map[string]string{
 	"required":      "is required",
-	"message_text":  fmt.Sprintf("must be 1 to %d characters, not only white space, without NUL", messageapi.MaxTextLength),
-	"user_id":       fmt.Sprintf("must be 1 to %d characters of A-Z a-z 0-9 _ . @ -", messageapi.MaxUserIDLength),
-	"reaction_type": fmt.Sprintf("must be 1 to %d characters of a-z 0-9 _ + -", messageapi.MaxReactionTypeLength),
-	"score":         fmt.Sprintf("must be an integer from %d to %d", messageapi.MinScore, messageapi.MaxScore),
+	"message_text":  messageapi.TextRule,
+	"user_id":       messageapi.UserIDRule,
+	"reaction_type": messageapi.ReactionTypeRule,
+	"score":         messageapi.ScoreRule,
 	"uuid7":         "must be a UUIDv7",
 	"uuid":          "must be a UUID",
 }
-
-// ScoreRule is the message for a score that is not an integer in range. The
-// HTTP layer uses it too, for a score that does not even decode as one.
-var ScoreRule = fieldMessages["score"]
 
 // newValidator returns a validator that knows the domain's field rules and
 // names fields by their JSON names, as clients know them.

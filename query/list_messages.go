@@ -66,7 +66,7 @@ func (q ListMessages) validate() (limit, offset int, before string, err error) {
 	if q.Limit != nil {
 		limit = *q.Limit
 		if limit < 1 || limit > messageapi.MaxPageSize {
-			fields["limit"] = fmt.Sprintf("must be an integer from 1 to %d", messageapi.MaxPageSize)
+			fields["limit"] = messageapi.LimitRule
 		}
 	}
 	if q.Page != nil {

@@ -33,12 +33,17 @@ func newTestAPI(t *testing.T) *testAPI {
 	db := postgrestest.NewDB(t)
 	rc := redistest.NewClient(t)
 	messages := postgres.NewMessageStore(db)
+	reactions := postgres.NewReactionStore(db)
 	cache := redis.NewPageCache(rc, redis.PageCacheConfig{Pages: 5, TTL: time.Minute})
+	stream := redis.NewStream(rc, redis.StreamConfig{})
 	log := slog.New(slog.DiscardHandler)
 	s := &server{
-		createMessage: command.NewCreateMessageHandler(messages, cache, log),
-		listMessages:  query.NewListMessagesHandler(messages, cache),
-		getMessage:    query.NewGetMessageHandler(messages),
+		createMessage:  command.NewCreateMessageHandler(messages, cache, log),
+		addReaction:    command.NewAddReactionHandler(reactions, stream, log),
+		removeReaction: command.NewRemoveReactionHandler(reactions, stream, log),
+		listMessages:   query.NewListMessagesHandler(messages, cache),
+		getMessage:     query.NewGetMessageHandler(messages),
+		listReactions:  query.NewListReactionsHandler(reactions),
 	}
 	var ready atomic.Bool
 	ready.Store(true)

@@ -24,6 +24,7 @@ type config struct {
 	shutdownGrace  time.Duration
 	cachePages     int
 	cacheTTL       time.Duration
+	streamMaxLen   int
 }
 
 // Defaults that cmd/worker shares point at the services of
@@ -55,6 +56,7 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	shutdownGrace := f.Duration("shutdown-grace", "SHUTDOWN_GRACE", 10*time.Second, "how long shutdown waits for requests in flight")
 	cachePages := f.Int("cache-pages", "CACHE_PAGES", 5, "how many of the latest pages of 10 messages Redis caches")
 	cacheTTL := f.Duration("cache-ttl", "CACHE_TTL", time.Minute, "lifetime of the cached page index; bounds staleness after an outage")
+	streamMaxLen := f.Int("stream-max-len", "STREAM_MAX_LEN", 1_000_000, "approximate length the reaction stream is trimmed to (entries trimmed unread are folded by the sweeper)")
 	if err := f.Parse(args); err != nil {
 		return config{}, "", err
 	}
@@ -63,7 +65,7 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 		redisPrefix: *redisPrefix, logLevel: *logLevel, accessLogLevel: *accessLogLevel,
 		dbMaxConns: *dbMaxConns, dbTimeout: *dbTimeout, redisTimeout: *redisTimeout,
 		requestTimeout: *requestTimeout, shutdownGrace: *shutdownGrace,
-		cachePages: *cachePages, cacheTTL: *cacheTTL,
+		cachePages: *cachePages, cacheTTL: *cacheTTL, streamMaxLen: *streamMaxLen,
 	}
 	return c, sub, c.validate()
 }
@@ -81,6 +83,7 @@ func (c config) validate() error {
 		daemon.Require(c.shutdownGrace > 0, "shutdown-grace", "must be positive"),
 		daemon.Require(c.cachePages >= 1 && c.cachePages <= 1000, "cache-pages", "must be from 1 to 1000"),
 		daemon.Require(c.cacheTTL >= time.Second, "cache-ttl", "must be at least 1s"),
+		daemon.Require(c.streamMaxLen >= 1000, "stream-max-len", "must be at least 1000"),
 	} {
 		if err != nil {
 			return err

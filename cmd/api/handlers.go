@@ -38,7 +38,7 @@ func (s *server) handleListMessages(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := query.ListMessages{Cursor: params.str("cursor")}
-	q.Limit = params.int("limit", "must be an integer from 1 to 100")
+	q.Limit = params.int("limit", messageapi.LimitRule)
 	q.Page = params.int("page", "must be an integer of at least 1")
 	if err := params.err(); err != nil {
 		writeError(w, r, err)
@@ -59,6 +59,71 @@ func (s *server) handleGetMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, r, http.StatusOK, v)
+}
+
+func (s *server) handleAddReaction(w http.ResponseWriter, r *http.Request) {
+	var cmd command.AddReaction
+	if err := decodeJSON(w, r, &cmd); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	cmd.MessageID = chi.URLParam(r, "id")
+	reaction, created, err := s.addReaction.Handle(r.Context(), cmd)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	status := http.StatusOK // an existing reaction, re-scored
+	if created {
+		status = http.StatusCreated
+	}
+	writeJSON(w, r, status, reaction)
+}
+
+func (s *server) handleRemoveReaction(w http.ResponseWriter, r *http.Request) {
+	params, err := queryParams(r, "user_id")
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	cmd := command.RemoveReaction{MessageID: chi.URLParam(r, "id"), Type: chi.URLParam(r, "type")}
+	if userID := params.str("user_id"); userID != nil {
+		cmd.UserID = *userID
+	}
+	if err := params.err(); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if err := s.removeReaction.Handle(r.Context(), cmd); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *server) handleListReactions(w http.ResponseWriter, r *http.Request) {
+	params, err := queryParams(r, "limit", "cursor", "type", "user_id")
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	q := query.ListReactions{
+		MessageID: chi.URLParam(r, "id"),
+		Limit:     params.int("limit", messageapi.LimitRule),
+		Cursor:    params.str("cursor"),
+		Type:      params.str("type"),
+		UserID:    params.str("user_id"),
+	}
+	if err := params.err(); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	page, err := s.listReactions.Handle(r.Context(), q)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, r, http.StatusOK, page)
 }
 
 // params holds a request's query parameters and the problems found while

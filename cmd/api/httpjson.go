@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	"messageapi"
-	"messageapi/command"
 )
 
 // maxBodyBytes caps a request body; larger bodies get 413.
@@ -136,7 +135,7 @@ func decodeError(err error) error {
 		}
 		reason := "must be a " + jsonKind(typ.Type.Kind().String())
 		if typ.Field == "score" {
-			reason = command.ScoreRule
+			reason = messageapi.ScoreRule
 		}
 		return messageapi.InvalidFields(map[string]string{typ.Field: reason})
 	case strings.HasPrefix(err.Error(), "json: unknown field "):

@@ -17,9 +17,12 @@ import (
 // server holds the use cases the HTTP handlers call. Handlers are thin:
 // decode, call one command or query, encode.
 type server struct {
-	createMessage *command.CreateMessageHandler
-	listMessages  *query.ListMessagesHandler
-	getMessage    *query.GetMessageHandler
+	createMessage  *command.CreateMessageHandler
+	addReaction    *command.AddReactionHandler
+	removeReaction *command.RemoveReactionHandler
+	listMessages   *query.ListMessagesHandler
+	getMessage     *query.GetMessageHandler
+	listReactions  *query.ListReactionsHandler
 }
 
 // routerConfig is what the router needs besides the use cases.
@@ -51,6 +54,9 @@ func (s *server) routes(cfg routerConfig) http.Handler {
 	r.Get("/messages", s.handleListMessages)
 	r.Post("/messages", s.handleCreateMessage)
 	r.Get("/messages/{id}", s.handleGetMessage)
+	r.Post("/messages/{id}/reactions", s.handleAddReaction)
+	r.Get("/messages/{id}/reactions", s.handleListReactions)
+	r.Delete("/messages/{id}/reactions/{type}", s.handleRemoveReaction)
 	return r
 }
 

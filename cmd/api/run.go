@@ -73,11 +73,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	)
 
 	messages := postgres.NewMessageStore(db)
+	reactions := postgres.NewReactionStore(db)
 	cache := redis.NewPageCache(rc, redis.PageCacheConfig{Pages: cfg.cachePages, TTL: cfg.cacheTTL})
+	stream := redis.NewStream(rc, redis.StreamConfig{MaxLen: int64(cfg.streamMaxLen)})
 	s := &server{
-		createMessage: command.NewCreateMessageHandler(messages, cache, log),
-		listMessages:  query.NewListMessagesHandler(messages, cache),
-		getMessage:    query.NewGetMessageHandler(messages),
+		createMessage:  command.NewCreateMessageHandler(messages, cache, log),
+		addReaction:    command.NewAddReactionHandler(reactions, stream, log),
+		removeReaction: command.NewRemoveReactionHandler(reactions, stream, log),
+		listMessages:   query.NewListMessagesHandler(messages, cache),
+		getMessage:     query.NewGetMessageHandler(messages),
+		listReactions:  query.NewListReactionsHandler(reactions),
 	}
 	accessLevel, _ := daemon.ParseLevel(cfg.accessLogLevel) // validated with the config
 	var migrated atomic.Bool

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -17,6 +19,7 @@ import (
 
 	"messageapi/cmd/internal/daemon"
 	"messageapi/postgres"
+	"messageapi/projection"
 	"messageapi/redis"
 )
 
@@ -48,6 +51,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("-redis-url: %w", err)
 	}
 	defer rc.Close()
+	projector := postgres.NewProjector(db)
+	cache := redis.NewPageCache(rc, redis.PageCacheConfig{TTL: cfg.cacheTTL})
+
+	if sub == "reconcile" {
+		return reconcile(ctx, log, db, projector, cache, cfg.reconcileSize, stdout)
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
@@ -55,6 +64,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		pgxpoolprometheus.NewCollector(db.Pool(), map[string]string{"db": "postgres"}),
 	)
+	worker, err := projection.NewWorker(projector, redis.NewStream(rc, redis.StreamConfig{}), cache, log,
+		projection.NewMetrics(reg), projection.Config{
+			Group: cfg.group, Consumer: cfg.consumer, BatchSize: cfg.batchSize, Block: cfg.block,
+			ClaimInterval: cfg.claimInterval, ClaimMinIdle: cfg.claimMinIdle, MaxDeliveries: int64(cfg.maxDeliveries),
+			SweepInterval: cfg.sweepInterval, SweepMinAge: cfg.sweepMinAge,
+		})
+	if err != nil {
+		return err
+	}
 	var migrated atomic.Bool
 	admin := &http.Server{
 		Handler: daemon.AdminHandler(reg, log,
@@ -74,16 +92,33 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return daemon.Serve(gctx, admin, adminLn, cfg.shutdownGrace) })
 	g.Go(func() error {
 		if err := daemon.Retry(gctx, log, "migrate schema", db.Migrate); err != nil {
 			return nil // shutting down
 		}
 		migrated.Store(true)
-		log.Info("schema migrated; ready")
-		return nil
+		log.Info("schema migrated; projecting", "group", cfg.group, "consumer", cfg.consumer)
+		return worker.Run(gctx)
 	})
-	g.Go(func() error { return daemon.Serve(gctx, admin, adminLn, cfg.shutdownGrace) })
 	err = g.Wait()
 	log.Info("stopped")
 	return err
+}
+
+// reconcile runs the reconcile subcommand: it checks every view against
+// its reactions, rebuilds those that differ, and prints the report as one
+// JSON line.
+func reconcile(ctx context.Context, log *slog.Logger, db *postgres.DB, p *postgres.Projector, cache *redis.PageCache, pageSize int, stdout io.Writer) error {
+	if err := db.Migrate(ctx); err != nil {
+		return err
+	}
+	start := time.Now()
+	report, err := projection.Reconcile(ctx, p, cache, log, pageSize)
+	if err != nil {
+		return fmt.Errorf("reconcile: %w", err)
+	}
+	log.Info("reconciled", "checked", report.Checked, "rebuilt", report.Rebuilt, "drifted", len(report.Drifted),
+		"duration_ms", time.Since(start).Milliseconds())
+	return json.NewEncoder(stdout).Encode(report)
 }
