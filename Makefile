@@ -33,4 +33,4 @@ vet:
 
 # Runs e2e.hurl against a running service (make run) on an empty database.
 e2e-hurl:
-	hurl --test --variable base=http://localhost:8080 --retry-max-count 20 e2e.hurl
+	hurl --test --jobs 1 --variable base=http://localhost:8080 --variable admin=http://localhost:6060 e2e.hurl
