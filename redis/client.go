@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	goredis "github.com/redis/go-redis/v9"
+	"github.com/sony/gobreaker/v2"
 
 	"messageapi"
 )
@@ -24,15 +26,31 @@ type Config struct {
 	Timeout time.Duration
 	// PoolSize caps the connections; 0 keeps go-redis's default.
 	PoolSize int
+	// BreakAfter is how many calls in a row must fail before the circuit
+	// breaker opens; while open, calls fail at once for BreakFor, then one
+	// probe decides. Defaults: 5 and 1 second.
+	BreakAfter uint32
+	BreakFor   time.Duration
+	// Registerer, when set, receives the package's metrics: cache results,
+	// stream appends, breaker state and pool statistics.
+	Registerer prometheus.Registerer
+	// Log receives breaker state changes; nil discards them.
+	Log *slog.Logger
 }
 
 // Client is a connection pool to Redis with the key prefix of this
 // deployment. Creating it does not connect, so a process starts while Redis
 // is down; connections are made on demand.
+//
+// Every call goes through a circuit breaker: once Redis has failed
+// BreakAfter calls in a row, calls fail at once instead of each waiting for
+// a timeout, so an unreachable Redis costs microseconds per request and
+// callers fall back to PostgreSQL.
 type Client struct {
 	rdb     *goredis.Client
 	prefix  string
-	timeout time.Duration
+	breaker *gobreaker.CircuitBreaker[struct{}]
+	metrics *metrics
 }
 
 // Open returns a Client for cfg. It fails only on invalid configuration.
@@ -41,10 +59,7 @@ func Open(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, errors.New("invalid redis url")
 	}
-	timeout := cfg.Timeout
-	if timeout <= 0 {
-		timeout = 250 * time.Millisecond
-	}
+	timeout := cmpOr(cfg.Timeout, 250*time.Millisecond)
 	opts.DialTimeout = timeout
 	opts.ReadTimeout = timeout
 	opts.WriteTimeout = timeout
@@ -56,10 +71,53 @@ func Open(cfg Config) (*Client, error) {
 	if cfg.PoolSize > 0 {
 		opts.PoolSize = cfg.PoolSize
 	}
-	return &Client{rdb: goredis.NewClient(opts), prefix: cfg.Prefix, timeout: timeout}, nil
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &Client{rdb: goredis.NewClient(opts), prefix: cfg.Prefix, metrics: newMetrics()}
+	breakAfter := cfg.BreakAfter
+	if breakAfter == 0 {
+		breakAfter = 5
+	}
+	c.breaker = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:        "redis",
+		MaxRequests: 1,
+		Timeout:     cmpOr(cfg.BreakFor, time.Second),
+		ReadyToTrip: func(counts gobreaker.Counts) bool { return counts.ConsecutiveFailures >= breakAfter },
+		// An answer from Redis, even an error reply, means it is up.
+		IsSuccessful: func(err error) bool {
+			var reply goredis.Error
+			return err == nil || errors.Is(err, goredis.Nil) || errors.As(err, &reply) || errors.Is(err, context.Canceled)
+		},
+		OnStateChange: func(_ string, from, to gobreaker.State) {
+			c.metrics.breaker.Set(float64(to))
+			log.Warn("redis circuit breaker changed state", "from", from.String(), "to", to.String())
+		},
+	})
+	if cfg.Registerer != nil {
+		if err := c.metrics.register(cfg.Registerer, c.rdb); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
 }
 
-// Redis returns the underlying go-redis client, for metrics and tests.
+func cmpOr(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// do runs one Redis call through the circuit breaker and returns its error
+// untranslated, so callers can tell goredis.Nil and error replies apart.
+func (c *Client) do(fn func() error) error {
+	_, err := c.breaker.Execute(func() (struct{}, error) { return struct{}{}, fn() })
+	return err
+}
+
+// Redis returns the underlying go-redis client, for tests.
 func (c *Client) Redis() *goredis.Client { return c.rdb }
 
 // Prefix returns the key prefix.
@@ -68,7 +126,8 @@ func (c *Client) Prefix() string { return c.prefix }
 // Close closes the pool.
 func (c *Client) Close() error { return c.rdb.Close() }
 
-// Ping checks that Redis answers.
+// Ping checks that Redis answers. It bypasses the circuit breaker, so
+// readiness reports Redis itself, not the breaker's memory of it.
 func (c *Client) Ping(ctx context.Context) error {
 	return translate(c.rdb.Ping(ctx).Err(), "ping")
 }
@@ -87,8 +146,8 @@ func translate(err error, op string) error {
 
 // LogTo sends go-redis's own log lines (dial failures, pool events) to log
 // at debug level, instead of unstructured lines on standard error. An
-// outage is already reported by readiness and metrics. go-redis keeps one
-// logger per process, so only main calls this.
+// outage is already reported by readiness, the breaker and metrics.
+// go-redis keeps one logger per process, so only main calls this.
 func LogTo(log *slog.Logger) {
 	goredis.SetLogger(slogPrintf{log})
 }

@@ -122,12 +122,18 @@ func (pc *PageCache) read(ctx context.Context, mode, from string, count int) ([]
 	if err := pc.Heal(ctx); err != nil {
 		return nil, false, err
 	}
-	res, err := readScript.Run(ctx, pc.c.rdb, []string{pc.indexKey(), pc.stateKey()},
-		pc.entryPrefix(), mode, from, count, pc.capacity).Slice()
+	var res []any
+	err := pc.c.do(func() (err error) {
+		res, err = readScript.Run(ctx, pc.c.rdb, []string{pc.indexKey(), pc.stateKey()},
+			pc.entryPrefix(), mode, from, count, pc.capacity).Slice()
+		return err
+	})
 	if err != nil {
+		pc.c.metrics.cache.WithLabelValues("error").Inc()
 		return nil, false, translate(err, "read page")
 	}
 	if len(res) == 0 || res[0] != int64(1) {
+		pc.c.metrics.cache.WithLabelValues("miss").Inc()
 		return nil, false, nil
 	}
 	views := make([]messageapi.MessageView, 0, len(res)-1)
@@ -139,11 +145,13 @@ func (pc *PageCache) read(ctx context.Context, mode, from string, count int) ([]
 		var e entry
 		if err := json.Unmarshal([]byte(s), &e); err != nil {
 			// A corrupt entry is a miss, not an outage: PostgreSQL answers.
+			pc.c.metrics.cache.WithLabelValues("miss").Inc()
 			return nil, false, nil
 		}
 		e.MessageView.Version = e.Version
 		views = append(views, e.MessageView)
 	}
+	pc.c.metrics.cache.WithLabelValues("hit").Inc()
 	return views, true, nil
 }
 
@@ -190,8 +198,10 @@ func (pc *PageCache) AddMessage(ctx context.Context, v messageapi.MessageView) e
 	if err != nil {
 		return err
 	}
-	err = addScript.Run(ctx, pc.c.rdb, []string{pc.indexKey(), pc.stateKey(), pc.entryKey(v.ID)},
-		v.ID, v.Version, data, pc.entryTTL(), pc.capacity).Err()
+	err = pc.c.do(func() error {
+		return addScript.Run(ctx, pc.c.rdb, []string{pc.indexKey(), pc.stateKey(), pc.entryKey(v.ID)},
+			v.ID, v.Version, data, pc.entryTTL(), pc.capacity).Err()
+	})
 	if err != nil {
 		pc.dirty.Store(true)
 		return translate(err, "add message")
@@ -215,7 +225,9 @@ func (pc *PageCache) Heal(ctx context.Context) error {
 
 // Invalidate drops the index; the next read of a cached page rebuilds it.
 func (pc *PageCache) Invalidate(ctx context.Context) error {
-	return translate(pc.c.rdb.Del(ctx, pc.stateKey(), pc.indexKey()).Err(), "invalidate")
+	return translate(pc.c.do(func() error {
+		return pc.c.rdb.Del(ctx, pc.stateKey(), pc.indexKey()).Err()
+	}), "invalidate")
 }
 
 // BeginFill starts a rebuild of the index and returns its token. Read the
@@ -225,7 +237,8 @@ func (pc *PageCache) BeginFill(ctx context.Context) (string, error) {
 	b := make([]byte, 12)
 	_, _ = rand.Read(b)
 	token := "fill:" + hex.EncodeToString(b)
-	if err := pc.c.rdb.Set(ctx, pc.stateKey(), token, pc.ttl).Err(); err != nil {
+	if err := pc.c.do(func() error { return pc.c.rdb.Set(ctx, pc.stateKey(), token, pc.ttl).Err() }); err != nil {
+		pc.c.metrics.fills.WithLabelValues("error").Inc()
 		return "", translate(err, "begin fill")
 	}
 	return token, nil
@@ -264,10 +277,17 @@ func (pc *PageCache) CompleteFill(ctx context.Context, token string, views []mes
 		}
 		args = append(args, v.ID, v.Version, data)
 	}
-	n, err := fillScript.Run(ctx, pc.c.rdb, []string{pc.indexKey(), pc.stateKey()}, args...).Int()
+	var n int
+	err = pc.c.do(func() (err error) {
+		n, err = fillScript.Run(ctx, pc.c.rdb, []string{pc.indexKey(), pc.stateKey()}, args...).Int()
+		return err
+	})
 	if err != nil {
+		pc.c.metrics.fills.WithLabelValues("error").Inc()
 		return false, translate(err, "complete fill")
 	}
+	result := map[bool]string{true: "installed", false: "refused"}[n == 1]
+	pc.c.metrics.fills.WithLabelValues(result).Inc()
 	return n == 1, nil
 }
 
@@ -312,7 +332,11 @@ func (pc *PageCache) RefreshViews(ctx context.Context, views []messageapi.Messag
 		keys = append(keys, pc.entryKey(v.ID))
 		args = append(args, v.ID, v.Version, data)
 	}
-	n, err := refreshScript.Run(ctx, pc.c.rdb, keys, args...).Int()
+	var n int
+	err := pc.c.do(func() (err error) {
+		n, err = refreshScript.Run(ctx, pc.c.rdb, keys, args...).Int()
+		return err
+	})
 	if err != nil {
 		return 0, translate(err, "refresh views")
 	}

@@ -54,7 +54,13 @@ const (
 
 // Publish appends e to the stream.
 func (s *Stream) Publish(ctx context.Context, e messageapi.ReactionChanged) error {
-	err := s.c.rdb.XAdd(ctx, &goredis.XAddArgs{
+	err := s.c.do(func() error { return s.c.rdb.XAdd(ctx, s.addArgs(e)).Err() })
+	s.countAppends(1, err)
+	return translate(err, "publish")
+}
+
+func (s *Stream) addArgs(e messageapi.ReactionChanged) *goredis.XAddArgs {
+	return &goredis.XAddArgs{
 		Stream: s.key,
 		MaxLen: s.maxLen,
 		Approx: true,
@@ -64,15 +70,22 @@ func (s *Stream) Publish(ctx context.Context, e messageapi.ReactionChanged) erro
 			fieldVersion, e.Version,
 			fieldAt, e.ChangedAt.UnixMilli(),
 		},
-	}).Err()
-	return translate(err, "publish")
+	}
+}
+
+func (s *Stream) countAppends(n int, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	s.c.metrics.publish.WithLabelValues(result).Add(float64(n))
 }
 
 // EnsureGroup creates the consumer group, and the stream with it, unless
 // it exists. A new group starts at the beginning of the stream: folding is
 // idempotent, so reading old entries again costs work, never correctness.
 func (s *Stream) EnsureGroup(ctx context.Context, group string) error {
-	err := s.c.rdb.XGroupCreateMkStream(ctx, s.key, group, "0").Err()
+	err := s.c.do(func() error { return s.c.rdb.XGroupCreateMkStream(ctx, s.key, group, "0").Err() })
 	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
 		return translate(err, "create group")
 	}
@@ -97,12 +110,17 @@ func (s *Stream) read(ctx context.Context, group, consumer, from string, count i
 	args := &goredis.XReadGroupArgs{
 		Group: group, Consumer: consumer, Streams: []string{s.key, from}, Count: int64(count), Block: block,
 	}
-	res, err := s.c.rdb.XReadGroup(ctx, args).Result()
+	var res []goredis.XStream
+	readGroup := func() (err error) {
+		res, err = s.c.rdb.XReadGroup(ctx, args).Result()
+		return err
+	}
+	err := s.c.do(readGroup)
 	if err != nil && strings.HasPrefix(err.Error(), "NOGROUP") {
 		if err := s.EnsureGroup(ctx, group); err != nil {
 			return nil, err
 		}
-		res, err = s.c.rdb.XReadGroup(ctx, args).Result()
+		err = s.c.do(readGroup)
 	}
 	if errors.Is(err, goredis.Nil) {
 		return nil, nil
@@ -144,9 +162,13 @@ func decodeEntry(m goredis.XMessage) messageapi.StreamEntry {
 // held unacknowledged for at least minIdle (a worker that died), and
 // returns them with their delivery counts.
 func (s *Stream) Claim(ctx context.Context, group, consumer string, minIdle time.Duration, count int) ([]messageapi.StreamEntry, error) {
-	msgs, _, err := s.c.rdb.XAutoClaim(ctx, &goredis.XAutoClaimArgs{
-		Stream: s.key, Group: group, Consumer: consumer, MinIdle: minIdle, Start: "0", Count: int64(count),
-	}).Result()
+	var msgs []goredis.XMessage
+	err := s.c.do(func() (err error) {
+		msgs, _, err = s.c.rdb.XAutoClaim(ctx, &goredis.XAutoClaimArgs{
+			Stream: s.key, Group: group, Consumer: consumer, MinIdle: minIdle, Start: "0", Count: int64(count),
+		}).Result()
+		return err
+	})
 	if err != nil {
 		if strings.HasPrefix(err.Error(), "NOGROUP") {
 			return nil, nil // nothing pending in a group that does not exist yet
@@ -156,10 +178,14 @@ func (s *Stream) Claim(ctx context.Context, group, consumer string, minIdle time
 	if len(msgs) == 0 {
 		return nil, nil
 	}
-	pending, err := s.c.rdb.XPendingExt(ctx, &goredis.XPendingExtArgs{
-		Stream: s.key, Group: group, Consumer: consumer,
-		Start: msgs[0].ID, End: msgs[len(msgs)-1].ID, Count: int64(len(msgs)),
-	}).Result()
+	var pending []goredis.XPendingExt
+	err = s.c.do(func() (err error) {
+		pending, err = s.c.rdb.XPendingExt(ctx, &goredis.XPendingExtArgs{
+			Stream: s.key, Group: group, Consumer: consumer,
+			Start: msgs[0].ID, End: msgs[len(msgs)-1].ID, Count: int64(len(msgs)),
+		}).Result()
+		return err
+	})
 	if err != nil {
 		return nil, translate(err, "claim: pending")
 	}
@@ -180,7 +206,7 @@ func (s *Stream) Ack(ctx context.Context, group string, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	return translate(s.c.rdb.XAck(ctx, s.key, group, ids...).Err(), "ack")
+	return translate(s.c.do(func() error { return s.c.rdb.XAck(ctx, s.key, group, ids...).Err() }), "ack")
 }
 
 // DeadLetter copies entries to the dead-letter stream with the reason and
@@ -190,21 +216,24 @@ func (s *Stream) DeadLetter(ctx context.Context, group string, entries []message
 	if len(entries) == 0 {
 		return nil
 	}
-	_, err := s.c.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-		ids := make([]string, len(entries))
-		for i, e := range entries {
-			ids[i] = e.ID
-			p.XAdd(ctx, &goredis.XAddArgs{
-				Stream: s.dead, MaxLen: s.maxLen, Approx: true,
-				Values: []any{
-					"entry_id", e.ID, "reason", reason, "invalid", e.Invalid,
-					fieldReaction, e.Event.ReactionID, fieldMessage, e.Event.MessageID,
-					fieldVersion, e.Event.Version, "deliveries", e.Deliveries,
-				},
-			})
-		}
-		p.XAck(ctx, s.key, group, ids...)
-		return nil
+	err := s.c.do(func() error {
+		_, err := s.c.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+			ids := make([]string, len(entries))
+			for i, e := range entries {
+				ids[i] = e.ID
+				p.XAdd(ctx, &goredis.XAddArgs{
+					Stream: s.dead, MaxLen: s.maxLen, Approx: true,
+					Values: []any{
+						"entry_id", e.ID, "reason", reason, "invalid", e.Invalid,
+						fieldReaction, e.Event.ReactionID, fieldMessage, e.Event.MessageID,
+						fieldVersion, e.Event.Version, "deliveries", e.Deliveries,
+					},
+				})
+			}
+			p.XAck(ctx, s.key, group, ids...)
+			return nil
+		})
+		return err
 	})
 	return translate(err, "dead-letter")
 }
@@ -213,7 +242,11 @@ func (s *Stream) DeadLetter(ctx context.Context, group string, entries []message
 // acknowledged (pending) and how many it has not yet read (lag; -1 when
 // Redis cannot tell).
 func (s *Stream) Backlog(ctx context.Context, group string) (pending, lag int64, err error) {
-	groups, err := s.c.rdb.XInfoGroups(ctx, s.key).Result()
+	var groups []goredis.XInfoGroup
+	err = s.c.do(func() (err error) {
+		groups, err = s.c.rdb.XInfoGroups(ctx, s.key).Result()
+		return err
+	})
 	if err != nil {
 		if strings.Contains(err.Error(), "no such key") {
 			return 0, 0, nil
@@ -232,14 +265,19 @@ func (s *Stream) Backlog(ctx context.Context, group string) (pending, lag int64,
 // and have been idle longer than idle, so the group does not collect one
 // consumer per worker restart.
 func (s *Stream) RemoveIdleConsumers(ctx context.Context, group string, idle time.Duration) (int, error) {
-	consumers, err := s.c.rdb.XInfoConsumers(ctx, s.key, group).Result()
+	var consumers []goredis.XInfoConsumer
+	err := s.c.do(func() (err error) {
+		consumers, err = s.c.rdb.XInfoConsumers(ctx, s.key, group).Result()
+		return err
+	})
 	if err != nil {
 		return 0, translate(err, "list consumers")
 	}
 	removed := 0
 	for _, c := range consumers {
 		if c.Pending == 0 && c.Idle > idle {
-			if err := s.c.rdb.XGroupDelConsumer(ctx, s.key, group, c.Name).Err(); err != nil {
+			err := s.c.do(func() error { return s.c.rdb.XGroupDelConsumer(ctx, s.key, group, c.Name).Err() })
+			if err != nil {
 				return removed, translate(err, "remove consumer")
 			}
 			removed++

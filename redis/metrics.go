@@ -1,0 +1,73 @@
+package redis
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// metrics are the package's Prometheus metrics. They always exist, so code
+// never checks for nil; they are exported only when a Registerer is given.
+type metrics struct {
+	cache   *prometheus.CounterVec
+	fills   *prometheus.CounterVec
+	publish *prometheus.CounterVec
+	breaker prometheus.Gauge
+}
+
+func newMetrics() *metrics {
+	return &metrics{
+		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "messageapi_cache_requests_total",
+			Help: "Page reads asked of the cache, by result: hit, miss (served from PostgreSQL) or error.",
+		}, []string{"result"}),
+		fills: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "messageapi_cache_fills_total",
+			Help: "Rebuilds of the cached page index, by result: installed, refused (a write raced it) or error.",
+		}, []string{"result"}),
+		publish: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "messageapi_stream_appends_total",
+			Help: "Reaction changes appended to the stream, by result: ok, error or dropped (queue full); failed ones are swept.",
+		}, []string{"result"}),
+		breaker: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "messageapi_redis_breaker_state",
+			Help: "State of the Redis circuit breaker: 0 closed, 1 half-open, 2 open.",
+		}),
+	}
+}
+
+func (m *metrics) register(reg prometheus.Registerer, rdb *goredis.Client) error {
+	for _, c := range []prometheus.Collector{m.cache, m.fills, m.publish, m.breaker, poolCollector{rdb}} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// poolCollector exports go-redis pool statistics, read at scrape time.
+type poolCollector struct{ rdb *goredis.Client }
+
+var (
+	poolHits     = prometheus.NewDesc("messageapi_redis_pool_hits_total", "Times a free connection was found in the pool.", nil, nil)
+	poolMisses   = prometheus.NewDesc("messageapi_redis_pool_misses_total", "Times no free connection was in the pool.", nil, nil)
+	poolTimeouts = prometheus.NewDesc("messageapi_redis_pool_timeouts_total", "Times waiting for a connection timed out.", nil, nil)
+	poolTotal    = prometheus.NewDesc("messageapi_redis_pool_connections", "Connections in the pool.", nil, nil)
+	poolIdle     = prometheus.NewDesc("messageapi_redis_pool_idle_connections", "Idle connections in the pool.", nil, nil)
+	poolStale    = prometheus.NewDesc("messageapi_redis_pool_stale_connections_total", "Stale connections removed from the pool.", nil, nil)
+)
+
+func (poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{poolHits, poolMisses, poolTimeouts, poolTotal, poolIdle, poolStale} {
+		ch <- d
+	}
+}
+
+func (p poolCollector) Collect(ch chan<- prometheus.Metric) {
+	s := p.rdb.PoolStats()
+	ch <- prometheus.MustNewConstMetric(poolHits, prometheus.CounterValue, float64(s.Hits))
+	ch <- prometheus.MustNewConstMetric(poolMisses, prometheus.CounterValue, float64(s.Misses))
+	ch <- prometheus.MustNewConstMetric(poolTimeouts, prometheus.CounterValue, float64(s.Timeouts))
+	ch <- prometheus.MustNewConstMetric(poolTotal, prometheus.GaugeValue, float64(s.TotalConns))
+	ch <- prometheus.MustNewConstMetric(poolIdle, prometheus.GaugeValue, float64(s.IdleConns))
+	ch <- prometheus.MustNewConstMetric(poolStale, prometheus.CounterValue, float64(s.StaleConns))
+}
