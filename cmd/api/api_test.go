@@ -28,10 +28,19 @@ type testAPI struct {
 	t *testing.T
 }
 
-func newTestAPI(t *testing.T) *testAPI {
+func newTestAPI(t *testing.T, options ...func(*routerConfig)) *testAPI {
 	t.Helper()
-	db := postgrestest.NewDB(t)
-	rc := redistest.NewClient(t)
+	srv := httptest.NewServer(newTestHandler(t, options...))
+	t.Cleanup(srv.Close)
+	return &testAPI{Server: srv, t: t}
+}
+
+// newTestHandler returns the API's handler on a migrated schema and a Redis
+// key prefix of its own.
+func newTestHandler(tb testing.TB, options ...func(*routerConfig)) http.Handler {
+	tb.Helper()
+	db := postgrestest.NewDB(tb)
+	rc := redistest.NewClient(tb)
 	messages := postgres.NewMessageStore(db)
 	reactions := postgres.NewReactionStore(db)
 	cache := redis.NewPageCache(rc, redis.PageCacheConfig{Pages: 5, TTL: time.Minute})
@@ -47,12 +56,14 @@ func newTestAPI(t *testing.T) *testAPI {
 	}
 	var ready atomic.Bool
 	ready.Store(true)
-	srv := httptest.NewServer(s.routes(routerConfig{
+	cfg := routerConfig{
 		log: log, metrics: newHTTPMetrics(prometheus.NewRegistry()), accessLevel: slog.LevelDebug,
 		ready: &ready, requestTimeout: 5 * time.Second,
-	}))
-	t.Cleanup(srv.Close)
-	return &testAPI{Server: srv, t: t}
+	}
+	for _, o := range options {
+		o(&cfg)
+	}
+	return s.routes(cfg)
 }
 
 type response struct {
@@ -304,5 +315,36 @@ func TestIdempotentCreate(t *testing.T) {
 	msgs := api.get("/messages").json(t)["messages"].([]any)
 	if len(msgs) != 1 {
 		t.Errorf("%d messages stored, want 1", len(msgs))
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	t.Parallel()
+	api := newTestAPI(t, func(c *routerConfig) { c.rateLimit, c.rateWindow = 3, time.Minute })
+	for i := range 3 {
+		if r := api.get("/messages"); r.status != http.StatusOK {
+			t.Fatalf("request %d = %d, want 200 within the limit", i+1, r.status)
+		}
+	}
+	r := api.get("/messages")
+	if r.status != http.StatusTooManyRequests || r.json(t)["code"] != "rate_limited" {
+		t.Fatalf("over the limit = %d %s, want 429 rate_limited", r.status, r.body)
+	}
+	if r.header.Get("Retry-After") == "" {
+		t.Error("429 without Retry-After")
+	}
+}
+
+func TestServerErrorsNeverLeakDetails(t *testing.T) {
+	t.Parallel()
+	api := newTestAPI(t, func(c *routerConfig) {
+		c.ready = new(atomic.Bool) // not migrated yet: every route is unavailable
+	})
+	r := api.post("/messages", `{"text":"hi","user_id":"u"}`)
+	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
+		t.Fatalf("status = %d (Retry-After %q), want 503 with Retry-After", r.status, r.header.Get("Retry-After"))
+	}
+	if body := r.json(t); body["code"] != "unavailable" || strings.Contains(string(r.body), "migrated") {
+		t.Errorf("body = %s, want code unavailable and no internal detail", r.body)
 	}
 }

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"io"
+	"net/netip"
+	"strings"
 	"time"
 
 	"messageapi/cmd/internal/daemon"
@@ -25,6 +28,9 @@ type config struct {
 	cachePages     int
 	cacheTTL       time.Duration
 	streamMaxLen   int
+	rateLimit      int
+	rateWindow     time.Duration
+	trustedProxies []netip.Prefix
 }
 
 // Defaults that cmd/worker shares point at the services of
@@ -57,6 +63,9 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	cachePages := f.Int("cache-pages", "CACHE_PAGES", 5, "how many of the latest pages of 10 messages Redis caches")
 	cacheTTL := f.Duration("cache-ttl", "CACHE_TTL", time.Minute, "lifetime of the cached page index; bounds staleness after an outage")
 	streamMaxLen := f.Int("stream-max-len", "STREAM_MAX_LEN", 1_000_000, "approximate length the reaction stream is trimmed to (entries trimmed unread are folded by the sweeper)")
+	rateLimit := f.Int("rate-limit", "RATE_LIMIT", 0, "requests each client may make per -rate-limit-window; 0 turns rate limiting off")
+	rateWindow := f.Duration("rate-limit-window", "RATE_LIMIT_WINDOW", time.Second, "window of -rate-limit")
+	trustedProxies := f.String("trusted-proxies", "TRUSTED_PROXIES", "", "comma-separated CIDRs of proxies whose X-Forwarded-For names the client; empty: the client is the TCP peer")
 	if err := f.Parse(args); err != nil {
 		return config{}, "", err
 	}
@@ -66,6 +75,17 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 		dbMaxConns: *dbMaxConns, dbTimeout: *dbTimeout, redisTimeout: *redisTimeout,
 		requestTimeout: *requestTimeout, shutdownGrace: *shutdownGrace,
 		cachePages: *cachePages, cacheTTL: *cacheTTL, streamMaxLen: *streamMaxLen,
+		rateLimit: *rateLimit, rateWindow: *rateWindow,
+	}
+	for _, cidr := range strings.Split(*trustedProxies, ",") {
+		if cidr = strings.TrimSpace(cidr); cidr == "" {
+			continue
+		}
+		prefix, err := netip.ParsePrefix(cidr)
+		if err != nil {
+			return config{}, "", fmt.Errorf("invalid -trusted-proxies: %q is not a CIDR such as 10.0.0.0/8", cidr)
+		}
+		c.trustedProxies = append(c.trustedProxies, prefix)
 	}
 	return c, sub, c.validate()
 }
@@ -84,6 +104,8 @@ func (c config) validate() error {
 		daemon.Require(c.cachePages >= 1 && c.cachePages <= 1000, "cache-pages", "must be from 1 to 1000"),
 		daemon.Require(c.cacheTTL >= time.Second, "cache-ttl", "must be at least 1s"),
 		daemon.Require(c.streamMaxLen >= 1000, "stream-max-len", "must be at least 1000"),
+		daemon.Require(c.rateLimit >= 0, "rate-limit", "must not be negative"),
+		daemon.Require(c.rateWindow >= time.Millisecond, "rate-limit-window", "must be at least 1ms"),
 	} {
 		if err != nil {
 			return err

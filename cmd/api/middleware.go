@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"strconv"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+	"github.com/go-chi/httprate"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"messageapi"
@@ -114,7 +116,7 @@ func observe(m *httpMetrics, accessLevel slog.Level) func(http.Handler) http.Han
 			requestLogger(r.Context()).Log(r.Context(), accessLevel, "request",
 				"method", r.Method, "route", route, "path", r.URL.Path, "status", status,
 				"bytes", ww.BytesWritten(), "duration_ms", float64(elapsed.Microseconds())/1000,
-				"remote", r.RemoteAddr)
+				"client", middleware.GetClientIP(r.Context()))
 		})
 	}
 }
@@ -160,4 +162,32 @@ func withTimeout(d time.Duration) func(http.Handler) http.Handler {
 			next.ServeHTTP(w, r.WithContext(ctx))
 		})
 	}
+}
+
+// clientIP records the client's address in the context: the TCP peer, or,
+// when the peer is a trusted proxy, the address X-Forwarded-For names.
+func clientIP(trusted []netip.Prefix) func(http.Handler) http.Handler {
+	if len(trusted) == 0 {
+		return middleware.ClientIPFromRemoteAddr
+	}
+	prefixes := make([]string, len(trusted))
+	for i, p := range trusted {
+		prefixes[i] = p.String()
+	}
+	return middleware.ClientIPFromXFF(prefixes...)
+}
+
+// rateLimit allows each client limit requests per window and answers the
+// rest 429 with Retry-After. A limit of 0 turns it off, as load tests need.
+func rateLimit(limit int, window time.Duration) func(http.Handler) http.Handler {
+	if limit == 0 {
+		return func(next http.Handler) http.Handler { return next }
+	}
+	return httprate.LimitBy(limit, window,
+		func(r *http.Request) (string, error) {
+			return httprate.CanonicalizeIP(middleware.GetClientIP(r.Context())), nil
+		},
+		httprate.WithLimitHandler(func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, r, messageapi.Errorf(messageapi.ERATELIMITED, "too many requests; retry after the time in Retry-After"))
+		}))
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -32,14 +33,17 @@ type routerConfig struct {
 	accessLevel    slog.Level
 	ready          *atomic.Bool
 	requestTimeout time.Duration
+	rateLimit      int
+	rateWindow     time.Duration
+	trustedProxies []netip.Prefix
 }
 
 // routes returns the API's handler: middleware, routes, and JSON answers for
 // unknown routes (404) and wrong methods (405 with Allow).
 func (s *server) routes(cfg routerConfig) http.Handler {
 	r := chi.NewRouter()
-	r.Use(withRequestID(cfg.log), observe(cfg.metrics, cfg.accessLevel), recoverPanics,
-		requireReady(cfg.ready), withTimeout(cfg.requestTimeout))
+	r.Use(clientIP(cfg.trustedProxies), withRequestID(cfg.log), observe(cfg.metrics, cfg.accessLevel), recoverPanics,
+		rateLimit(cfg.rateLimit, cfg.rateWindow), requireReady(cfg.ready), withTimeout(cfg.requestTimeout))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, messageapi.Errorf(messageapi.ENOTFOUND, "no route for %s %s", r.Method, r.URL.Path))
 	})

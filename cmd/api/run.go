@@ -59,27 +59,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return nil
 	}
 
-	rc, err := redis.Open(redis.Config{URL: cfg.redisURL, Prefix: cfg.redisPrefix, Timeout: cfg.redisTimeout})
-	if err != nil {
-		return fmt.Errorf("-redis-url: %w", err)
-	}
-	defer rc.Close()
-
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		pgxpoolprometheus.NewCollector(db.Pool(), map[string]string{"db": "postgres"}),
 	)
+	rc, err := redis.Open(redis.Config{
+		URL: cfg.redisURL, Prefix: cfg.redisPrefix, Timeout: cfg.redisTimeout, Registerer: reg, Log: log,
+	})
+	if err != nil {
+		return fmt.Errorf("-redis-url: %w", err)
+	}
+	defer rc.Close()
 
 	messages := postgres.NewMessageStore(db)
 	reactions := postgres.NewReactionStore(db)
 	cache := redis.NewPageCache(rc, redis.PageCacheConfig{Pages: cfg.cachePages, TTL: cfg.cacheTTL})
-	stream := redis.NewStream(rc, redis.StreamConfig{MaxLen: int64(cfg.streamMaxLen)})
+	publisher := redis.NewPublisher(redis.NewStream(rc, redis.StreamConfig{MaxLen: int64(cfg.streamMaxLen)}), redis.PublisherConfig{})
 	s := &server{
 		createMessage:  command.NewCreateMessageHandler(messages, cache, log),
-		addReaction:    command.NewAddReactionHandler(reactions, stream, log),
-		removeReaction: command.NewRemoveReactionHandler(reactions, stream, log),
+		addReaction:    command.NewAddReactionHandler(reactions, publisher, log),
+		removeReaction: command.NewRemoveReactionHandler(reactions, publisher, log),
 		listMessages:   query.NewListMessagesHandler(messages, cache),
 		getMessage:     query.NewGetMessageHandler(messages),
 		listReactions:  query.NewListReactionsHandler(reactions),
@@ -90,6 +91,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Handler: s.routes(routerConfig{
 			log: log, metrics: newHTTPMetrics(reg), accessLevel: accessLevel,
 			ready: &migrated, requestTimeout: cfg.requestTimeout,
+			rateLimit: cfg.rateLimit, rateWindow: cfg.rateWindow, trustedProxies: cfg.trustedProxies,
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
@@ -121,6 +123,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 
+	// The publisher outlives the servers: it stops after the last request
+	// has handed over its event, then drains the queue.
+	pubCtx, stopPublisher := context.WithCancel(context.WithoutCancel(ctx))
+	published := make(chan struct{})
+	go func() {
+		defer close(published)
+		publisher.Run(pubCtx, cfg.shutdownGrace)
+	}()
+
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		// Start serving at once; while PostgreSQL is down the API answers
@@ -150,6 +161,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 	})
 	err = g.Wait()
+	stopPublisher()
+	<-published
 	log.Info("stopped")
 	return err
 }

@@ -46,7 +46,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("-database-url: %w", err)
 	}
 	defer db.Close()
-	rc, err := redis.Open(redis.Config{URL: cfg.redisURL, Prefix: cfg.redisPrefix, Timeout: cfg.redisTimeout})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		pgxpoolprometheus.NewCollector(db.Pool(), map[string]string{"db": "postgres"}),
+	)
+	rc, err := redis.Open(redis.Config{
+		URL: cfg.redisURL, Prefix: cfg.redisPrefix, Timeout: cfg.redisTimeout, Registerer: reg, Log: log,
+	})
 	if err != nil {
 		return fmt.Errorf("-redis-url: %w", err)
 	}
@@ -57,13 +65,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if sub == "reconcile" {
 		return reconcile(ctx, log, db, projector, cache, cfg.reconcileSize, stdout)
 	}
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		pgxpoolprometheus.NewCollector(db.Pool(), map[string]string{"db": "postgres"}),
-	)
 	worker, err := projection.NewWorker(projector, redis.NewStream(rc, redis.StreamConfig{}), cache, log,
 		projection.NewMetrics(reg), projection.Config{
 			Group: cfg.group, Consumer: cfg.consumer, BatchSize: cfg.batchSize, Block: cfg.block,
