@@ -6,7 +6,7 @@
 
 GO ?= go
 
-.PHONY: run test services services-down build migrate vet e2e-hurl
+.PHONY: run test services services-down build migrate vet e2e-hurl fuzz
 
 run: services
 	./scripts/run.sh
@@ -34,3 +34,12 @@ vet:
 # Runs e2e.hurl against a running service (make run) on an empty database.
 e2e-hurl:
 	hurl --test --jobs 1 --variable base=http://localhost:8080 --variable admin=http://localhost:6060 e2e.hurl
+
+# A short run of every fuzz target (not part of make test; their seeds are).
+FUZZTIME ?= 20s
+fuzz: services
+	$(GO) test -run '^$$' -fuzz '^FuzzCreateMessage$$' -fuzztime $(FUZZTIME) ./cmd/api
+	$(GO) test -run '^$$' -fuzz '^FuzzAddReaction$$' -fuzztime $(FUZZTIME) ./cmd/api
+	$(GO) test -run '^$$' -fuzz '^FuzzListMessages$$' -fuzztime $(FUZZTIME) ./cmd/api
+	$(GO) test -run '^$$' -fuzz '^FuzzListReactions$$' -fuzztime $(FUZZTIME) ./cmd/api
+	$(GO) test -run '^$$' -fuzz '^FuzzCursors$$' -fuzztime $(FUZZTIME) ./query
