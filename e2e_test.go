@@ -28,6 +28,16 @@ type stack struct {
 
 func startStack(t *testing.T, extraEnv ...string) *stack {
 	t.Helper()
+	s := launchStack(t, extraEnv...)
+	s.api.waitReady()
+	s.worker.waitReady()
+	return s
+}
+
+// launchStack starts the binaries without waiting for them to be ready.
+// extraEnv overrides the defaults (the last value of a key wins).
+func launchStack(t *testing.T, extraEnv ...string) *stack {
+	t.Helper()
 	env := append([]string{
 		"DATABASE_URL=" + postgrestest.NewSchema(t),
 		"REDIS_URL=" + redistest.URL(),
@@ -39,8 +49,6 @@ func startStack(t *testing.T, extraEnv ...string) *stack {
 	s := &stack{env: env}
 	s.api = startProc(t, "api", env)
 	s.worker = startProc(t, "worker", env)
-	s.api.waitReady()
-	s.worker.waitReady()
 	s.base = "http://" + s.api.addr("api")
 	s.admin = "http://" + s.api.addr("admin")
 	return s

@@ -1,0 +1,339 @@
+package messageapi_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"messageapi/postgres/postgrestest"
+)
+
+func parseURL(s string) (*url.URL, error) { return url.Parse(s) }
+
+// createMessage posts a message and returns its id.
+func (s *stack) createMessage(t *testing.T, text string) string {
+	t.Helper()
+	r := expect(t, s.post(t, "/messages", `{"text": "`+text+`", "user_id": "author"}`), 201)
+	return r.body["id"].(string)
+}
+
+// pageTexts returns the texts of GET /messages?<query>, newest first.
+func (s *stack) pageTexts(t *testing.T, query string) []string {
+	t.Helper()
+	r := expect(t, s.get(t, "/messages?"+query), 200)
+	var texts []string
+	for _, m := range r.body["messages"].([]any) {
+		texts = append(texts, m.(map[string]any)["text"].(string))
+	}
+	return texts
+}
+
+// timed returns how long fn took.
+func timed(fn func()) time.Duration {
+	start := time.Now()
+	fn()
+	return time.Since(start)
+}
+
+// TestRedisOutage: with Redis gone, writes succeed and reads come from
+// PostgreSQL; when Redis comes back empty (stream, group and cache lost),
+// counts converge through the sweeper and the cache does not serve a page
+// that lacks the messages written meanwhile.
+func TestRedisOutage(t *testing.T) {
+	t.Parallel()
+	rs := startRedisServer(t)
+	s := startStack(t, "REDIS_URL="+rs.url(), "SWEEP_MIN_AGE=300ms", "SWEEP_INTERVAL=100ms")
+	m1 := s.createMessage(t, "before")
+	expect(t, s.post(t, "/messages/"+m1+"/reactions", `{"type": "like", "user_id": "bob", "score": 2}`), 201)
+	s.waitFor(t, "/messages/"+m1, map[string]any{"reaction_count": 1})
+	if got := s.pageTexts(t, ""); fmt.Sprint(got) != "[before]" { // fills the cache
+		t.Fatalf("first page = %v", got)
+	}
+
+	rs.stop()
+	var m2 string
+	took := timed(func() { m2 = s.createMessage(t, "during") })
+	expect(t, s.post(t, "/messages/"+m1+"/reactions", `{"type": "love", "user_id": "carol", "score": 3}`), 201)
+	expect(t, s.post(t, "/messages/"+m1+"/reactions", `{"type": "like", "user_id": "bob", "score": 7}`), 200)
+	expect(t, s.post(t, "/messages/"+m2+"/reactions", `{"type": "clap", "user_id": "dave"}`), 201)
+	if got := s.pageTexts(t, ""); fmt.Sprint(got) != "[during before]" {
+		t.Errorf("first page during the outage = %v, want both messages from PostgreSQL", got)
+	}
+	want(t, expect(t, s.get(t, "/messages/"+m2), 200), map[string]any{"text": "during"})
+	expect(t, call(t, "GET", s.admin+"/healthz", "", ""), 200)
+	expect(t, call(t, "GET", s.admin+"/readyz", "", ""), 503)
+	t.Logf("a write while Redis was down took %v", took)
+
+	rs.start() // empty: stream, consumer group and cache are gone
+	s.waitFor(t, "/messages/"+m1, map[string]any{
+		"reaction_count": 2, "reaction_counts.like": 1, "reaction_scores.like": 7, "reaction_scores.love": 3,
+	})
+	s.waitFor(t, "/messages/"+m2, map[string]any{"reaction_count": 1, "reaction_counts.clap": 1})
+	s.waitFor(t, "/messages", map[string]any{
+		"#messages": 2, "messages.0.text": "during", "messages.0.reaction_count": 1, "messages.1.reaction_count": 2,
+	})
+	s.createMessage(t, "after")
+	if got := s.pageTexts(t, ""); fmt.Sprint(got) != "[after during before]" {
+		t.Errorf("first page after recovery = %v", got)
+	}
+}
+
+// TestRedisStallDoesNotStallWrites freezes Redis (connections open, no
+// answers): after a few timeouts the circuit breaker opens and writes stop
+// waiting for Redis. When Redis answers again, the cached index, which
+// missed those writes, is dropped rather than served.
+func TestRedisStallDoesNotStallWrites(t *testing.T) {
+	t.Parallel()
+	rs := startRedisServer(t)
+	s := startStack(t, "REDIS_URL="+rs.url(), "REDIS_TIMEOUT=1s")
+	s.createMessage(t, "m0")
+	if got := s.pageTexts(t, ""); fmt.Sprint(got) != "[m0]" { // fills the cache
+		t.Fatalf("first page = %v", got)
+	}
+	rs.pause()
+	var durations []time.Duration
+	for i := 1; i <= 30; i++ {
+		durations = append(durations, timed(func() { s.createMessage(t, fmt.Sprintf("m%d", i)) }))
+	}
+	t.Logf("write latencies while Redis was frozen: %v", durations)
+	for i, d := range durations[10:] {
+		if d > 500*time.Millisecond {
+			t.Errorf("write %d took %v with the breaker open; want far below the 1s Redis timeout", i+11, d)
+		}
+	}
+	rs.resume()
+	got := s.pageTexts(t, "limit=31")
+	if len(got) != 31 || got[0] != "m30" || got[30] != "m0" {
+		t.Errorf("first page after the stall = %v, want m30..m0", got)
+	}
+}
+
+// TestPostgresOutage cuts the API and worker off PostgreSQL: writes give
+// 503 with Retry-After and no driver text, cached pages are still served,
+// other reads give 503, /readyz fails while /healthz stays up, and writes
+// work again within seconds of the database returning, with no restart.
+func TestPostgresOutage(t *testing.T) {
+	t.Parallel()
+	direct := postgrestest.NewSchema(t)
+	u, err := url.Parse(direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := startProxy(t, u.Host)
+	s := startStack(t, "DATABASE_URL="+proxy.databaseURL(direct))
+	m := s.createMessage(t, "kept")
+	expect(t, s.post(t, "/messages/"+m+"/reactions", `{"type": "like", "user_id": "bob"}`), 201)
+	s.waitFor(t, "/messages", map[string]any{"messages.0.reaction_count": 1}) // cached, with its counts
+
+	proxy.cut()
+	for _, r := range []reply{
+		s.post(t, "/messages", `{"text": "lost?", "user_id": "alice"}`),
+		s.post(t, "/messages/"+m+"/reactions", `{"type": "love", "user_id": "carol"}`),
+		s.del(t, "/messages/"+m+"/reactions/like?user_id=bob"),
+		s.get(t, "/messages/"+m),
+		s.get(t, "/messages?limit=100"), // beyond the cached range
+		s.get(t, "/messages/"+m+"/reactions"),
+	} {
+		expectError(t, r, 503, "unavailable")
+		if r.header.Get("Retry-After") == "" {
+			t.Errorf("503 without Retry-After: %s", r.raw)
+		}
+		for _, leak := range []string{"dial", "connect", "127.0.0.1", "pgx", "pgconn", "EOF", "closed"} {
+			if strings.Contains(r.raw, leak) {
+				t.Errorf("503 body leaks driver text %q: %s", leak, r.raw)
+			}
+		}
+	}
+	want(t, expect(t, s.get(t, "/messages"), 200), map[string]any{"#messages": 1, "messages.0.text": "kept", "messages.0.reaction_count": 1})
+	expect(t, call(t, "GET", s.admin+"/healthz", "", ""), 200)
+	expect(t, call(t, "GET", s.admin+"/readyz", "", ""), 503)
+	expect(t, call(t, "GET", "http://"+s.worker.addr("admin")+"/readyz", "", ""), 503)
+
+	proxy.open()
+	restored := time.Now()
+	eventually(t, 15*time.Second, func() (bool, string) {
+		r := s.post(t, "/messages", `{"text": "back", "user_id": "alice"}`)
+		return r.status == 201, r.raw
+	})
+	t.Logf("writes succeeded %v after PostgreSQL returned", time.Since(restored).Round(time.Millisecond))
+	expect(t, s.post(t, "/messages/"+m+"/reactions", `{"type": "love", "user_id": "carol"}`), 201)
+	s.waitFor(t, "/messages/"+m, map[string]any{"reaction_count": 2})
+	s.api.waitReady()
+	s.worker.waitReady()
+}
+
+// TestStartWithDependenciesDown starts both programs while PostgreSQL and
+// Redis are unreachable: they run, report not ready, and become ready and
+// useful when the dependencies appear.
+func TestStartWithDependenciesDown(t *testing.T) {
+	t.Parallel()
+	direct := postgrestest.NewSchema(t)
+	u, err := url.Parse(direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := startProxy(t, u.Host)
+	proxy.cut()
+	rs := startRedisServer(t)
+	rs.stop()
+	s := launchStack(t, "DATABASE_URL="+proxy.databaseURL(direct), "REDIS_URL="+rs.url())
+
+	expect(t, call(t, "GET", s.admin+"/healthz", "", ""), 200)
+	expect(t, call(t, "GET", s.admin+"/readyz", "", ""), 503)
+	expect(t, call(t, "GET", "http://"+s.worker.addr("admin")+"/readyz", "", ""), 503)
+	expectError(t, s.get(t, "/messages"), 503, "unavailable")
+
+	proxy.open()
+	rs.start()
+	s.api.waitReady()
+	s.worker.waitReady()
+	m := s.createMessage(t, "late start")
+	expect(t, s.post(t, "/messages/"+m+"/reactions", `{"type": "like", "user_id": "bob"}`), 201)
+	s.waitFor(t, "/messages/"+m, map[string]any{"reaction_count": 1})
+}
+
+// TestWorkersKilledAndRestartedUnderTraffic writes reactions from several
+// clients while workers are killed with SIGKILL mid-batch and restarted,
+// and stopped gracefully and replaced. Every acknowledged write must end up
+// in PostgreSQL, and every view must equal the aggregate of those writes:
+// nothing lost, nothing counted twice.
+func TestWorkersKilledAndRestartedUnderTraffic(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, "CLAIM_MIN_IDLE=1s", "CLAIM_INTERVAL=200ms", "SWEEP_MIN_AGE=2s", "SWEEP_INTERVAL=200ms", "BATCH_SIZE=50")
+	messages := make([]string, 8)
+	for i := range messages {
+		messages[i] = s.createMessage(t, fmt.Sprintf("m%d", i))
+	}
+
+	// Each client owns its users, so its view of their reactions is exact.
+	type key struct{ message, user, typ string }
+	var mu sync.Mutex
+	expected := map[key]int{}
+	ctx, stopTraffic := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var writes, failures int
+	for c := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(c), 7))
+			for ctx.Err() == nil {
+				k := key{messages[rng.IntN(len(messages))], fmt.Sprintf("c%d-u%d", c, rng.IntN(20)), []string{"like", "love", "clap"}[rng.IntN(3)]}
+				if c == 0 {
+					k.message = messages[0] // one hot message
+				}
+				var r reply
+				if rng.IntN(10) == 0 {
+					r = s.del(t, "/messages/"+k.message+"/reactions/"+k.typ+"?user_id="+k.user)
+					mu.Lock()
+					if r.status == 204 || r.status == 404 {
+						delete(expected, k)
+					}
+				} else {
+					score := rng.IntN(50) + 1
+					r = s.post(t, "/messages/"+k.message+"/reactions", fmt.Sprintf(`{"type": %q, "user_id": %q, "score": %d}`, k.typ, k.user, score))
+					mu.Lock()
+					if r.status == 201 || r.status == 200 {
+						expected[k] = score
+					}
+				}
+				writes++
+				if r.status >= 300 && r.status != 404 {
+					failures++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+
+	// Meanwhile: SIGKILL the worker, start two, stop one gracefully,
+	// SIGKILL the other, start a last one.
+	pause := func(d time.Duration) {
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+		}
+	}
+	pause(time.Second)
+	s.worker.kill()
+	w2 := startProc(t, "worker", s.env)
+	w3 := startProc(t, "worker", s.env)
+	pause(1500 * time.Millisecond)
+	if err := w2.stop(); err != nil {
+		t.Errorf("graceful stop of a worker under traffic: %v", err)
+	}
+	pause(time.Second)
+	w3.kill()
+	startProc(t, "worker", s.env)
+	pause(1500 * time.Millisecond)
+	stopTraffic()
+	wg.Wait()
+	if failures > 0 {
+		t.Fatalf("%d of %d writes failed", failures, writes)
+	}
+	t.Logf("%d writes, %d reactions stand", writes, len(expected))
+
+	// Every acknowledged write is in PostgreSQL...
+	conn, err := pgx.Connect(context.Background(), databaseURLOf(s.env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(context.Background(), `select message_id::text, user_id, type, score from reactions where deleted_at is null`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := map[key]int{}
+	for rows.Next() {
+		var k key
+		var score int
+		if err := rows.Scan(&k.message, &k.user, &k.typ, &score); err != nil {
+			t.Fatal(err)
+		}
+		stored[k] = score
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(stored) != fmt.Sprint(expected) {
+		t.Fatalf("PostgreSQL holds %d reactions, the clients were acknowledged %d", len(stored), len(expected))
+	}
+	// ...and every view converges to exactly their aggregate.
+	for _, m := range messages {
+		counts, scores := map[string]any{}, map[string]any{}
+		total := 0
+		for k, score := range expected {
+			if k.message != m {
+				continue
+			}
+			total++
+			n, _ := counts[k.typ].(int)
+			sc, _ := scores[k.typ].(int)
+			counts[k.typ], scores[k.typ] = n+1, sc+score
+		}
+		checks := map[string]any{"reaction_count": total}
+		for typ := range counts {
+			checks["reaction_counts."+typ] = counts[typ]
+			checks["reaction_scores."+typ] = scores[typ]
+		}
+		s.waitFor(t, "/messages/"+m, checks)
+	}
+}
+
+// databaseURLOf returns the DATABASE_URL in env (the last one wins).
+func databaseURLOf(env []string) string {
+	var u string
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "DATABASE_URL="); ok {
+			u = v
+		}
+	}
+	return u
+}
