@@ -1,0 +1,227 @@
+// mixed.js: a realistic chat mix against the message API.
+//
+// What it measures: latency and errors of every endpoint under a steady,
+// open-model load (constant-arrival-rate: the rate holds even when the
+// service slows down), one scenario per kind of traffic, so each has its own
+// latency thresholds:
+//
+//   first_page       GET /messages                        (Redis-cached latest page)
+//   later_pages      GET /messages?page=2..5               (also cached)
+//   cursor_walk      GET /messages, then ?cursor=... for WALK_PAGES pages
+//   get_message      GET /messages/{id}
+//   post_message     POST /messages
+//   post_reaction    POST /messages/{id}/reactions: random type, user and score
+//                    1..50; REPOST_RATIO of them post again a reaction this VU
+//                    created before (same message, user and type), which
+//                    updates its score (200)
+//   delete_reaction  GET /messages/{id}/reactions to pick one, then DELETE it;
+//                    404 (already gone, or nothing to pick) is a valid outcome
+//
+// setup() checks that the API answers, then creates POOL messages that the
+// reads and reactions target; their ids are passed to every VU.
+//
+// Run (the API and a worker must be running, e.g. `make run`):
+//
+//   k6 run -e BASE_URL=http://localhost:8080 loadtest/mixed.js
+//   k6 run -e READ_RATE=400 -e WRITE_RATE=80 -e DURATION=5m loadtest/mixed.js
+//
+// Environment (all optional): BASE_URL, DURATION, READ_RATE, WRITE_RATE,
+// the per-scenario *_RATE overrides, POOL, USERS, WALK_PAGES, REPOST_RATIO
+// and the latency thresholds *_P95 / *_P99 (ms). See loadtest/README.md.
+
+import { check } from 'k6';
+import { Counter } from 'k6/metrics';
+import {
+  REACTION_TYPES, SUMMARY_TREND_STATS, arrival, chance, createMessage, createMessages, deleteReaction,
+  envFloat, envInt, envString, getMessage, latency, listMessages, listReactions, poolUser,
+  postReaction, randInt, randItem, randomText, requireService,
+} from './lib.js';
+
+// ---------------------------------------------------------------------------
+// Configuration
+
+const DURATION = envString('DURATION', '1m');
+const READ_RATE = envFloat('READ_RATE', 100); // read iterations per second, all read scenarios
+const WRITE_RATE = envFloat('WRITE_RATE', 20); // write iterations per second, all write scenarios
+const POOL = envInt('POOL', 200); // messages created by setup()
+const USERS = envInt('USERS', 500); // size of the user id pool
+const WALK_PAGES = envInt('WALK_PAGES', 4); // pages per cursor walk
+const REPOST_RATIO = envFloat('REPOST_RATIO', 0.2); // share of reaction posts that re-post
+
+// Iterations per second of each scenario: a share of READ_RATE or
+// WRITE_RATE unless set on its own. 0 turns a scenario off.
+const RATES = {
+  first_page: envFloat('FIRST_PAGE_RATE', READ_RATE * 0.40),
+  later_pages: envFloat('LATER_PAGES_RATE', READ_RATE * 0.15),
+  cursor_walk: envFloat('CURSOR_WALK_RATE', READ_RATE * 0.05),
+  get_message: envFloat('GET_MESSAGE_RATE', READ_RATE * 0.40),
+  post_message: envFloat('POST_MESSAGE_RATE', WRITE_RATE * 0.25),
+  post_reaction: envFloat('POST_REACTION_RATE', WRITE_RATE * 0.65),
+  delete_reaction: envFloat('DELETE_REACTION_RATE', WRITE_RATE * 0.10),
+};
+
+// Latency thresholds in ms: the cached first page tightest, other reads
+// next, writes loosest.
+const FIRST_PAGE = latency(envInt('FIRST_PAGE_P95', 50), envInt('FIRST_PAGE_P99', 100));
+const READS = latency(envInt('READ_P95', 100), envInt('READ_P99', 250));
+const WRITES = latency(envInt('WRITE_P95', 150), envInt('WRITE_P99', 400));
+
+// scenario name -> [exported function, latency thresholds, arrival options]
+const SCENARIOS = {
+  first_page: ['firstPage', FIRST_PAGE, {}],
+  later_pages: ['laterPages', READS, {}],
+  cursor_walk: ['cursorWalk', READS, { iterSeconds: 0.05 * WALK_PAGES, maxIterSeconds: 2 * WALK_PAGES }],
+  get_message: ['readMessage', READS, {}],
+  post_message: ['postMessage', WRITES, {}],
+  post_reaction: ['react', WRITES, {}],
+  delete_reaction: ['unreact', WRITES, { iterSeconds: 0.2, maxIterSeconds: 4 }],
+};
+
+const scenarios = {};
+const thresholds = {
+  http_req_failed: ['rate<0.01'],
+  checks: ['rate>0.99'],
+};
+for (const name in SCENARIOS) {
+  const [exec, limits, opts] = SCENARIOS[name];
+  if (RATES[name] > 0) {
+    scenarios[name] = arrival(exec, RATES[name], DURATION, opts);
+    // The scenario tag is set on every metric a scenario emits.
+    thresholds[`http_req_duration{scenario:${name}}`] = limits;
+  }
+}
+
+export const options = {
+  scenarios: scenarios,
+  thresholds: thresholds,
+  summaryTrendStats: SUMMARY_TREND_STATS,
+};
+
+// Counters shown in the summary: how many reaction posts created a reaction
+// (201) and how many updated an existing one (200).
+const reactionsCreated = new Counter('reactions_created');
+const reactionsUpdated = new Counter('reactions_updated');
+
+// ---------------------------------------------------------------------------
+// Lifecycle
+
+export function setup() {
+  requireService();
+  const ids = [];
+  while (ids.length < POOL) {
+    const items = [];
+    for (let i = 0; i < Math.min(20, POOL - ids.length); i++) {
+      items.push({ text: randomText(10, 200), user_id: poolUser(USERS) });
+    }
+    const created = createMessages(items, { tags: { phase: 'setup' } });
+    if (created.length === 0) {
+      throw new Error('setup(): no message could be created; see the warnings above');
+    }
+    ids.push(...created);
+  }
+  console.log(`setup(): created ${ids.length} messages`);
+  return { ids: ids };
+}
+
+// ---------------------------------------------------------------------------
+// Reads
+
+// firstPage reads the latest page, as every client opening the chat does.
+export function firstPage() {
+  listMessages({});
+}
+
+// laterPages reads one of pages 2 to 5 of 10 (the rest of the cached range).
+export function laterPages() {
+  listMessages({ page: randInt(2, 5) }, { name: 'GET /messages?page=N' });
+}
+
+// cursorWalk scrolls back: the first page, then WALK_PAGES-1 pages by
+// next_cursor. Ids are unique within the walk and strictly decreasing
+// (UUIDv7, newest first), even while messages are being posted.
+export function cursorWalk() {
+  const seen = {};
+  let duplicates = 0;
+  let misordered = 0;
+  let previous;
+  let cursor;
+  for (let i = 0; i < WALK_PAGES; i++) {
+    const { page } = cursor === undefined
+      ? listMessages({})
+      : listMessages({ cursor: cursor }, { name: 'GET /messages?cursor' });
+    if (page === undefined) {
+      return;
+    }
+    for (const m of page.messages) {
+      if (seen[m.id]) {
+        duplicates++;
+      }
+      seen[m.id] = true;
+      if (previous !== undefined && !(m.id < previous)) {
+        misordered++;
+      }
+      previous = m.id;
+    }
+    if (page.next_cursor === undefined) {
+      break;
+    }
+    cursor = page.next_cursor;
+  }
+  check(duplicates, { 'cursor walk: no duplicate ids': (n) => n === 0 });
+  check(misordered, { 'cursor walk: ids strictly decreasing': (n) => n === 0 });
+}
+
+// readMessage reads one message of the pool with its reaction summary.
+export function readMessage(data) {
+  getMessage(randItem(data.ids));
+}
+
+// ---------------------------------------------------------------------------
+// Writes
+
+// postMessage posts a new message from a user of the pool.
+export function postMessage() {
+  createMessage(randomText(5, 300), poolUser(USERS));
+}
+
+// Reactions this VU created, to post again later: a VU keeps its module
+// state across iterations, and no other VU sees it.
+const MAX_REMEMBERED = 200;
+const mine = [];
+
+// react posts a reaction: usually a random (message, user, type), which is
+// almost always new (201), sometimes one this VU created before (200,
+// updating its score, or 201 if a delete removed it meanwhile).
+export function react(data) {
+  const repost = mine.length > 0 && chance(REPOST_RATIO);
+  const target = repost
+    ? randItem(mine)
+    : { id: randItem(data.ids), type: randItem(REACTION_TYPES), user: poolUser(USERS) };
+  const { res } = postReaction(target.id, target.type, target.user, randInt(1, 50),
+    { tags: { op: repost ? 'repost' : 'post' } });
+  if (res.status === 201) {
+    reactionsCreated.add(1);
+    if (mine.length < MAX_REMEMBERED) {
+      mine.push(target);
+    } else {
+      mine[randInt(0, MAX_REMEMBERED - 1)] = target;
+    }
+  } else if (res.status === 200) {
+    reactionsUpdated.add(1);
+  }
+}
+
+// unreact removes a reaction: it lists the latest reactions of a random
+// message and deletes one of them (204). When the message has none it
+// deletes a random (type, user) instead, and another VU may have deleted the
+// chosen one first: both give 404, which is expected and not a failure.
+export function unreact(data) {
+  const id = randItem(data.ids);
+  const { page } = listReactions(id, { limit: 20 });
+  if (page !== undefined && page.reactions.length > 0) {
+    const r = randItem(page.reactions);
+    deleteReaction(id, r.type, r.user_id);
+  } else {
+    deleteReaction(id, randItem(REACTION_TYPES), poolUser(USERS));
+  }
+}
