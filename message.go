@@ -1,6 +1,7 @@
 package messageapi
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -205,4 +206,22 @@ type StreamEntry struct {
 	Deliveries int64
 	// Invalid, when not empty, says why the entry could not be decoded.
 	Invalid string
+}
+
+// EncodedView is a message view already encoded as the API writes it. The
+// cache holds views in this form, so a cached page is served as stored
+// bytes instead of being decoded and encoded again on every read.
+type EncodedView struct {
+	ID      string
+	Version int64
+	JSON    []byte
+}
+
+// Encode returns v encoded as the API writes it.
+func (v MessageView) Encode() (EncodedView, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return EncodedView{}, fmt.Errorf("encode view %s: %w", v.ID, err)
+	}
+	return EncodedView{ID: v.ID, Version: v.Version, JSON: b}, nil
 }

@@ -2,6 +2,7 @@ package projection_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -582,7 +583,11 @@ func TestFoldRefreshesCachedPages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := f.cache.CompleteFill(ctx, token, []messageapi.MessageView{f.view(m)}); err != nil || !ok {
+	e, err := f.view(m).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := f.cache.CompleteFill(ctx, token, []messageapi.EncodedView{e}); err != nil || !ok {
 		t.Fatalf("fill: %v %v", ok, err)
 	}
 	f.startWorker(testConfig("w1", noSweep), nil)
@@ -592,9 +597,12 @@ func TestFoldRefreshesCachedPages(t *testing.T) {
 		if err != nil || !hit || len(views) != 1 {
 			return false, fmt.Sprintf("page: %v %v %v", views, hit, err)
 		}
-		v := views[0]
-		return v.ReactionCount == 1 && v.ReactionScores["like"] == 7 && len(v.Reactions) == 1 && v.Version == 1,
-			fmt.Sprintf("cached view %+v", v)
+		var v messageapi.MessageView
+		if err := json.Unmarshal(views[0].JSON, &v); err != nil {
+			return false, err.Error()
+		}
+		return v.ReactionCount == 1 && v.ReactionScores["like"] == 7 && len(v.Reactions) == 1,
+			fmt.Sprintf("cached view %s", views[0].JSON)
 	})
 }
 

@@ -21,12 +21,12 @@ type PageCache interface {
 	Capacity() int
 	// Page and PageBefore return up to count views; hit is false when the
 	// cache cannot answer exactly.
-	Page(ctx context.Context, offset, count int) (views []messageapi.MessageView, hit bool, err error)
-	PageBefore(ctx context.Context, beforeID string, count int) (views []messageapi.MessageView, hit bool, err error)
+	Page(ctx context.Context, offset, count int) (views []messageapi.EncodedView, hit bool, err error)
+	PageBefore(ctx context.Context, beforeID string, count int) (views []messageapi.EncodedView, hit bool, err error)
 	// BeginFill and CompleteFill rebuild it from the newest Capacity views
 	// read in between.
 	BeginFill(ctx context.Context) (token string, err error)
-	CompleteFill(ctx context.Context, token string, views []messageapi.MessageView) (installed bool, err error)
+	CompleteFill(ctx context.Context, token string, views []messageapi.EncodedView) (installed bool, err error)
 }
 
 // ListMessages asks for a page of messages, newest first. Page and Cursor
@@ -38,11 +38,38 @@ type ListMessages struct {
 	Cursor *string
 }
 
-// MessagePage is a page of messages. NextCursor is set only when more
-// messages follow.
+// MessagePage is a page of messages, already encoded: pages inside the
+// cached range are served as the bytes the cache holds. NextCursor is set
+// only when more messages follow.
 type MessagePage struct {
-	Messages   []messageapi.MessageView `json:"messages"`
-	NextCursor string                   `json:"next_cursor,omitempty"`
+	Messages   []messageapi.EncodedView
+	NextCursor string
+}
+
+// JSON returns the page as the API writes it:
+// {"messages": [...], "next_cursor": "..."}, the cursor only when set. It
+// splices the encoded views rather than re-encoding them: they are JSON
+// this service wrote, and a cursor is base64url, which needs no escaping.
+func (p MessagePage) JSON() []byte {
+	n := 32 + len(p.NextCursor)
+	for _, v := range p.Messages {
+		n += len(v.JSON) + 1
+	}
+	b := make([]byte, 0, n)
+	b = append(b, `{"messages":[`...)
+	for i, v := range p.Messages {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, v.JSON...)
+	}
+	b = append(b, ']')
+	if p.NextCursor != "" {
+		b = append(b, `,"next_cursor":"`...)
+		b = append(b, p.NextCursor...)
+		b = append(b, '"')
+	}
+	return append(b, "}\n"...)
 }
 
 // ListMessagesHandler handles ListMessages.
@@ -99,7 +126,7 @@ func (h *ListMessagesHandler) Handle(ctx context.Context, q ListMessages) (Messa
 	if err != nil {
 		return MessagePage{}, err
 	}
-	var views []messageapi.MessageView
+	var views []messageapi.EncodedView
 	if before != "" {
 		views, err = h.pageBefore(ctx, before, limit+1)
 	} else {
@@ -116,17 +143,32 @@ func (h *ListMessagesHandler) Handle(ctx context.Context, q ListMessages) (Messa
 	return p, nil
 }
 
-func (h *ListMessagesHandler) pageBefore(ctx context.Context, before string, count int) ([]messageapi.MessageView, error) {
+func (h *ListMessagesHandler) pageBefore(ctx context.Context, before string, count int) ([]messageapi.EncodedView, error) {
 	if views, hit, err := h.cache.PageBefore(ctx, before, count); err == nil && hit {
 		return views, nil
 	}
-	return h.store.ListMessages(ctx, messageapi.MessageRange{BeforeID: before, Limit: count})
+	return h.read(ctx, messageapi.MessageRange{BeforeID: before, Limit: count})
 }
 
-func (h *ListMessagesHandler) page(ctx context.Context, offset, count int) ([]messageapi.MessageView, error) {
+// read reads views from PostgreSQL and encodes them.
+func (h *ListMessagesHandler) read(ctx context.Context, r messageapi.MessageRange) ([]messageapi.EncodedView, error) {
+	views, err := h.store.ListMessages(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	encoded := make([]messageapi.EncodedView, len(views))
+	for i, v := range views {
+		if encoded[i], err = v.Encode(); err != nil {
+			return nil, err
+		}
+	}
+	return encoded, nil
+}
+
+func (h *ListMessagesHandler) page(ctx context.Context, offset, count int) ([]messageapi.EncodedView, error) {
 	capacity := h.cache.Capacity()
 	if offset+count > capacity {
-		return h.store.ListMessages(ctx, messageapi.MessageRange{Offset: offset, Limit: count})
+		return h.read(ctx, messageapi.MessageRange{Offset: offset, Limit: count})
 	}
 	if views, hit, err := h.cache.Page(ctx, offset, count); err == nil && hit {
 		return views, nil
@@ -136,7 +178,7 @@ func (h *ListMessagesHandler) page(ctx context.Context, offset, count int) ([]me
 		return nil, err
 	}
 	if latest == nil { // the cache cannot be filled now: read just this page
-		return h.store.ListMessages(ctx, messageapi.MessageRange{Offset: offset, Limit: count})
+		return h.read(ctx, messageapi.MessageRange{Offset: offset, Limit: count})
 	}
 	return window(latest, offset, count), nil
 }
@@ -146,14 +188,14 @@ func (h *ListMessagesHandler) page(ctx context.Context, offset, count int) ([]me
 // in this process share one rebuild, so a cold cache under load costs one
 // query, not one per request. The rebuild outlives a caller that gives up,
 // because other callers wait for it.
-func (h *ListMessagesHandler) fill(ctx context.Context) ([]messageapi.MessageView, error) {
+func (h *ListMessagesHandler) fill(ctx context.Context) ([]messageapi.EncodedView, error) {
 	v, err, _ := h.fills.Do("latest", func() (any, error) {
 		ctx := context.WithoutCancel(ctx)
 		token, err := h.cache.BeginFill(ctx)
 		if err != nil {
-			return []messageapi.MessageView(nil), nil
+			return []messageapi.EncodedView(nil), nil
 		}
-		views, err := h.store.ListMessages(ctx, messageapi.MessageRange{Limit: h.cache.Capacity()})
+		views, err := h.read(ctx, messageapi.MessageRange{Limit: h.cache.Capacity()})
 		if err != nil {
 			return nil, err
 		}
@@ -164,13 +206,13 @@ func (h *ListMessagesHandler) fill(ctx context.Context) ([]messageapi.MessageVie
 	if err != nil {
 		return nil, err
 	}
-	return v.([]messageapi.MessageView), nil
+	return v.([]messageapi.EncodedView), nil
 }
 
 // window returns views[offset:offset+count], clipped to what exists.
-func window(views []messageapi.MessageView, offset, count int) []messageapi.MessageView {
+func window(views []messageapi.EncodedView, offset, count int) []messageapi.EncodedView {
 	if offset >= len(views) {
-		return []messageapi.MessageView{}
+		return []messageapi.EncodedView{}
 	}
 	return views[offset:min(offset+count, len(views))]
 }

@@ -2,6 +2,7 @@ package query_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"testing"
@@ -60,9 +61,17 @@ func (f *fixture) page(t *testing.T, q query.ListMessages) query.MessagePage {
 func texts(p query.MessagePage) string {
 	s := make([]string, len(p.Messages))
 	for i, m := range p.Messages {
-		s[i] = m.Text
+		s[i] = decode(m).Text
 	}
 	return fmt.Sprint(s)
+}
+
+func decode(e messageapi.EncodedView) messageapi.MessageView {
+	var v messageapi.MessageView
+	if err := json.Unmarshal(e.JSON, &v); err != nil {
+		panic(err)
+	}
+	return v
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -134,7 +143,7 @@ func TestCursorWalkWhileWriting(t *testing.T) {
 		p := f.page(t, query.ListMessages{Cursor: cursor})
 		for _, m := range p.Messages {
 			if seen[m.ID] {
-				t.Fatalf("message %s (%s) shown twice", m.ID, m.Text)
+				t.Fatalf("message %s (%s) shown twice", m.ID, decode(m).Text)
 			}
 			seen[m.ID] = true
 		}
@@ -170,7 +179,7 @@ func TestCachedPagesComeFromRedis(t *testing.T) {
 	if got := texts(f.page(t, query.ListMessages{Page: ptr(2)})); got != seq(50, 41) {
 		t.Errorf("cached page 2 = %s, want it from the cache: %s", got, seq(50, 41))
 	}
-	if got := f.page(t, query.ListMessages{Page: ptr(6)}); got.Messages[0].Text != "m10-pg" {
+	if got := f.page(t, query.ListMessages{Page: ptr(6)}); decode(got.Messages[0]).Text != "m10-pg" {
 		t.Errorf("page 6 = %s, want it from PostgreSQL", texts(got))
 	}
 

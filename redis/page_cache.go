@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"sync/atomic"
@@ -35,8 +34,9 @@ type PageCacheConfig struct {
 //   - cache:latest:state, "ready" while the index is complete and current,
 //     "fill:<token>" while a rebuild is in flight, absent otherwise. Reads
 //     use the index only when it is "ready".
-//   - cache:msg:<id>, a hash {v: view version, d: view JSON}. It is replaced
-//     only by a higher version (compare-and-set in Lua).
+//   - cache:msg:<id>, a hash {v: view version, d: the view as the API
+//     writes it}. It is replaced only by a higher version (compare-and-set
+//     in Lua), and served as stored.
 //
 // The index holds Capacity ids: the cached pages plus one, so the last
 // cached page still knows whether there is a next one.
@@ -83,7 +83,7 @@ func (pc *PageCache) entryKey(id string) string { return pc.entryPrefix() + id }
 func (pc *PageCache) entryTTL() int64 { return (2 * pc.ttl).Milliseconds() }
 
 // readScript serves a page from the index in one round trip. It answers
-// {0} for a miss and {1, json...} for a hit. A short result is a hit only
+// {0} for a miss and {1, id, json, id, json...} for a hit. A short result is a hit only
 // when the index is complete (holds fewer than capacity ids: every message
 // there is), otherwise the page reaches past the cached range.
 var readScript = goredis.NewScript(`
@@ -101,24 +101,26 @@ local out = {1}
 for i = 1, #ids do
   local d = redis.call('HGET', ARGV[1] .. ids[i], 'd')
   if not d then return {0} end
-  out[i + 1] = d
+  out[#out + 1] = ids[i]
+  out[#out + 1] = d
 end
 return out
 `)
 
 // Page returns up to count views starting at rank offset (0 is the newest
-// message). hit is false when the cache cannot answer exactly.
-func (pc *PageCache) Page(ctx context.Context, offset, count int) (views []messageapi.MessageView, hit bool, err error) {
+// message), as the stored JSON. hit is false when the cache cannot answer
+// exactly.
+func (pc *PageCache) Page(ctx context.Context, offset, count int) (views []messageapi.EncodedView, hit bool, err error) {
 	return pc.read(ctx, "rank", strconv.Itoa(offset), count)
 }
 
 // PageBefore returns up to count views of the messages older than
 // beforeID, newest first.
-func (pc *PageCache) PageBefore(ctx context.Context, beforeID string, count int) (views []messageapi.MessageView, hit bool, err error) {
+func (pc *PageCache) PageBefore(ctx context.Context, beforeID string, count int) (views []messageapi.EncodedView, hit bool, err error) {
 	return pc.read(ctx, "lex", beforeID, count)
 }
 
-func (pc *PageCache) read(ctx context.Context, mode, from string, count int) ([]messageapi.MessageView, bool, error) {
+func (pc *PageCache) read(ctx context.Context, mode, from string, count int) ([]messageapi.EncodedView, bool, error) {
 	if err := pc.Heal(ctx); err != nil {
 		return nil, false, err
 	}
@@ -132,42 +134,21 @@ func (pc *PageCache) read(ctx context.Context, mode, from string, count int) ([]
 		pc.c.metrics.cache.WithLabelValues("error").Inc()
 		return nil, false, translate(err, "read page")
 	}
-	if len(res) == 0 || res[0] != int64(1) {
+	if len(res) == 0 || res[0] != int64(1) || len(res)%2 != 1 {
 		pc.c.metrics.cache.WithLabelValues("miss").Inc()
 		return nil, false, nil
 	}
-	views := make([]messageapi.MessageView, 0, len(res)-1)
-	for _, r := range res[1:] {
-		s, ok := r.(string)
-		if !ok {
-			return nil, false, fmt.Errorf("read page: unexpected reply %T", r)
+	views := make([]messageapi.EncodedView, 0, len(res)/2)
+	for i := 1; i < len(res); i += 2 {
+		id, ok1 := res[i].(string)
+		data, ok2 := res[i+1].(string)
+		if !ok1 || !ok2 {
+			return nil, false, fmt.Errorf("read page: unexpected reply %T, %T", res[i], res[i+1])
 		}
-		var e entry
-		if err := json.Unmarshal([]byte(s), &e); err != nil {
-			// A corrupt entry is a miss, not an outage: PostgreSQL answers.
-			pc.c.metrics.cache.WithLabelValues("miss").Inc()
-			return nil, false, nil
-		}
-		e.MessageView.Version = e.Version
-		views = append(views, e.MessageView)
+		views = append(views, messageapi.EncodedView{ID: id, JSON: []byte(data)})
 	}
 	pc.c.metrics.cache.WithLabelValues("hit").Inc()
 	return views, true, nil
-}
-
-// entry is what a cache:msg hash holds in its d field: the view with its
-// version, which the public JSON of a view leaves out.
-type entry struct {
-	messageapi.MessageView
-	Version int64 `json:"version"`
-}
-
-func encodeEntry(v messageapi.MessageView) (string, error) {
-	b, err := json.Marshal(entry{MessageView: v, Version: v.Version})
-	if err != nil {
-		return "", fmt.Errorf("encode view %s: %w", v.ID, err)
-	}
-	return string(b), nil
 }
 
 // addScript is the write-through of a new message: into the index when it
@@ -194,13 +175,13 @@ return 1
 // it at once. When this fails the index may lack the message, so the cache
 // marks itself dirty and drops the index as soon as Redis answers again.
 func (pc *PageCache) AddMessage(ctx context.Context, v messageapi.MessageView) error {
-	data, err := encodeEntry(v)
+	e, err := v.Encode()
 	if err != nil {
 		return err
 	}
 	err = pc.c.do(func() error {
 		return addScript.Run(ctx, pc.c.rdb, []string{pc.indexKey(), pc.stateKey(), pc.entryKey(v.ID)},
-			v.ID, v.Version, data, pc.entryTTL(), pc.capacity).Err()
+			v.ID, v.Version, e.JSON, pc.entryTTL(), pc.capacity).Err()
 	})
 	if err != nil {
 		pc.dirty.Store(true)
@@ -267,15 +248,11 @@ return 1
 // as the index, unless a message was written through since BeginFill (then
 // the views may lack it and installed is false). Entries are written by
 // compare-and-set, so a view the projection refreshed meanwhile stays.
-func (pc *PageCache) CompleteFill(ctx context.Context, token string, views []messageapi.MessageView) (installed bool, err error) {
+func (pc *PageCache) CompleteFill(ctx context.Context, token string, views []messageapi.EncodedView) (installed bool, err error) {
 	args := make([]any, 0, 4+3*len(views))
 	args = append(args, token, pc.ttl.Milliseconds(), pc.entryTTL(), pc.entryPrefix())
 	for _, v := range views {
-		data, err := encodeEntry(v)
-		if err != nil {
-			return false, err
-		}
-		args = append(args, v.ID, v.Version, data)
+		args = append(args, v.ID, v.Version, v.JSON)
 	}
 	var n int
 	err = pc.c.do(func() (err error) {
@@ -325,12 +302,12 @@ func (pc *PageCache) RefreshViews(ctx context.Context, views []messageapi.Messag
 	args := make([]any, 0, 1+3*len(views))
 	args = append(args, pc.entryTTL())
 	for _, v := range views {
-		data, err := encodeEntry(v)
+		e, err := v.Encode()
 		if err != nil {
 			return 0, err
 		}
 		keys = append(keys, pc.entryKey(v.ID))
-		args = append(args, v.ID, v.Version, data)
+		args = append(args, v.ID, v.Version, e.JSON)
 	}
 	var n int
 	err := pc.c.do(func() (err error) {

@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -35,12 +36,41 @@ func newestFirst(vs []messageapi.MessageView) []messageapi.MessageView {
 	return out
 }
 
-func ids(vs []messageapi.MessageView) string {
+// texts lists the texts of views, to compare pages in one line.
+func texts[V messageapi.MessageView | messageapi.EncodedView](vs []V) string {
 	s := make([]string, len(vs))
 	for i, v := range vs {
-		s[i] = v.Text
+		s[i] = decode(v).Text
 	}
 	return fmt.Sprint(s)
+}
+
+// decode returns a view from either form.
+func decode[V messageapi.MessageView | messageapi.EncodedView](v V) messageapi.MessageView {
+	switch v := any(v).(type) {
+	case messageapi.EncodedView:
+		var m messageapi.MessageView
+		if err := json.Unmarshal(v.JSON, &m); err != nil {
+			panic(err)
+		}
+		return m
+	case messageapi.MessageView:
+		return v
+	}
+	panic("unreachable")
+}
+
+func encode(t *testing.T, vs []messageapi.MessageView) []messageapi.EncodedView {
+	t.Helper()
+	out := make([]messageapi.EncodedView, len(vs))
+	for i, v := range vs {
+		e, err := v.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = e
+	}
+	return out
 }
 
 func newCache(t *testing.T, pages int) *redis.PageCache {
@@ -58,13 +88,13 @@ func fill(t *testing.T, pc *redis.PageCache, newest []messageapi.MessageView) {
 	if len(newest) > pc.Capacity() {
 		newest = newest[:pc.Capacity()]
 	}
-	ok, err := pc.CompleteFill(ctx, token, newest)
+	ok, err := pc.CompleteFill(ctx, token, encode(t, newest))
 	if err != nil || !ok {
 		t.Fatalf("CompleteFill = %v, %v; want installed", ok, err)
 	}
 }
 
-func mustPage(t *testing.T, pc *redis.PageCache, offset, count int) ([]messageapi.MessageView, bool) {
+func mustPage(t *testing.T, pc *redis.PageCache, offset, count int) ([]messageapi.EncodedView, bool) {
 	t.Helper()
 	vs, hit, err := pc.Page(context.Background(), offset, count)
 	if err != nil {
@@ -95,8 +125,8 @@ func TestPageCacheMissUntilFilled(t *testing.T) {
 	}
 	for _, tt := range tests {
 		got, hit := mustPage(t, pc, tt.offset, tt.count)
-		if hit != tt.hit || (hit && ids(got) != ids(tt.want)) {
-			t.Errorf("Page(%d, %d) = %s, %v; want %s, %v", tt.offset, tt.count, ids(got), hit, ids(tt.want), tt.hit)
+		if hit != tt.hit || (hit && texts(got) != texts(tt.want)) {
+			t.Errorf("Page(%d, %d) = %s, %v; want %s, %v", tt.offset, tt.count, texts(got), hit, texts(tt.want), tt.hit)
 		}
 	}
 }
@@ -106,18 +136,18 @@ func TestPageCacheCompleteIndexAnswersShortPages(t *testing.T) {
 	pc := newCache(t, 3)
 	all := newestFirst(views(4)) // fewer than capacity: the index holds every message
 	fill(t, pc, all)
-	if got, hit := mustPage(t, pc, 2, 3); !hit || ids(got) != ids(all[2:4]) {
-		t.Errorf("short last page = %s, %v; want %s, hit", ids(got), hit, ids(all[2:4]))
+	if got, hit := mustPage(t, pc, 2, 3); !hit || texts(got) != texts(all[2:4]) {
+		t.Errorf("short last page = %s, %v; want %s, hit", texts(got), hit, texts(all[2:4]))
 	}
 	if got, hit := mustPage(t, pc, 10, 3); !hit || len(got) != 0 {
-		t.Errorf("page past the end = %s, %v; want empty hit", ids(got), hit)
+		t.Errorf("page past the end = %s, %v; want empty hit", texts(got), hit)
 	}
 
 	// An empty table is cached too.
 	empty := newCache(t, 3)
 	fill(t, empty, nil)
 	if got, hit := mustPage(t, empty, 0, 3); !hit || len(got) != 0 {
-		t.Errorf("empty index = %s, %v; want empty hit", ids(got), hit)
+		t.Errorf("empty index = %s, %v; want empty hit", texts(got), hit)
 	}
 }
 
@@ -135,8 +165,8 @@ func TestPageCacheWriteThroughTrimsToCapacity(t *testing.T) {
 	}
 	want := newestFirst(append(old, added...))[:5]
 	got, hit := mustPage(t, pc, 0, 5)
-	if !hit || ids(got) != ids(want) {
-		t.Fatalf("after write-through = %s, %v; want %s, hit", ids(got), hit, ids(want))
+	if !hit || texts(got) != texts(want) {
+		t.Fatalf("after write-through = %s, %v; want %s, hit", texts(got), hit, texts(want))
 	}
 	if _, hit := mustPage(t, pc, 1, 5); hit {
 		t.Error("a page reaching past the trimmed index was a hit")
@@ -152,7 +182,7 @@ func TestPageCacheWriteThroughWithoutIndexAddsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got, hit := mustPage(t, pc, 0, 2); hit {
-		t.Fatalf("hit %s on an index that was never filled", ids(got))
+		t.Fatalf("hit %s on an index that was never filled", texts(got))
 	}
 }
 
@@ -169,12 +199,12 @@ func TestPageCacheWriteThroughVoidsFillInFlight(t *testing.T) {
 	if err := pc.AddMessage(ctx, views(1)[0]); err != nil {
 		t.Fatal(err)
 	}
-	ok, err := pc.CompleteFill(ctx, token, snapshot)
+	ok, err := pc.CompleteFill(ctx, token, encode(t, snapshot))
 	if err != nil || ok {
 		t.Fatalf("CompleteFill = %v, %v; want refused", ok, err)
 	}
 	if got, hit := mustPage(t, pc, 0, 2); hit {
-		t.Fatalf("hit %s from a snapshot that lacks a newer message", ids(got))
+		t.Fatalf("hit %s from a snapshot that lacks a newer message", texts(got))
 	}
 	// The next rebuild succeeds.
 	fill(t, pc, snapshot)
@@ -208,8 +238,8 @@ func TestPageCacheRefreshIsVersioned(t *testing.T) {
 		t.Fatalf("RefreshViews(v1) = %d, %v; want 0", n, err)
 	}
 	got, hit := mustPage(t, pc, 0, 1)
-	if !hit || got[0].Version != 2 || got[0].ReactionCount != 2 || got[0].ReactionScores["like"] != 7 {
-		t.Fatalf("cached view = %+v, %v; want version 2", got, hit)
+	if v := decode(got[0]); !hit || v.ReactionCount != 2 || v.ReactionScores["like"] != 7 {
+		t.Fatalf("cached view = %+v, %v; want the version 2 view", v, hit)
 	}
 
 	// A view of a message outside the cache is not written.
@@ -241,8 +271,8 @@ func TestPageCachePageBefore(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if hit != tt.hit || (hit && ids(got) != ids(tt.want)) {
-			t.Errorf("PageBefore(%s, %d) = %s, %v; want %s, %v", tt.before, tt.count, ids(got), hit, ids(tt.want), tt.hit)
+		if hit != tt.hit || (hit && texts(got) != texts(tt.want)) {
+			t.Errorf("PageBefore(%s, %d) = %s, %v; want %s, %v", tt.before, tt.count, texts(got), hit, texts(tt.want), tt.hit)
 		}
 	}
 }

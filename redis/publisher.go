@@ -59,23 +59,25 @@ func (p *Publisher) Publish(_ context.Context, e messageapi.ReactionChanged) err
 
 // Run appends queued events until ctx is done, then appends what is still
 // queued, for at most drain. Stop the producers (the HTTP server) before
-// ctx ends, so nothing is queued after the final drain.
+// ctx ends, so nothing is queued after the final drain. Appends run under
+// the client's timeouts, not under ctx: a cancelled ctx must not drop the
+// events it was about to append.
 func (p *Publisher) Run(ctx context.Context, drain time.Duration) {
+	appendCtx := context.WithoutCancel(ctx)
 	for {
 		select {
 		case e := <-p.queue:
-			p.flush(ctx, e)
+			p.flush(appendCtx, e)
 		case <-ctx.Done():
-			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drain)
-			defer cancel()
-			for {
+			for deadline := time.Now().Add(drain); time.Now().Before(deadline); {
 				select {
 				case e := <-p.queue:
-					p.flush(dctx, e)
+					p.flush(appendCtx, e)
 				default:
 					return
 				}
 			}
+			return
 		}
 	}
 }

@@ -49,7 +49,8 @@ func (s *server) handleListMessages(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	writeJSON(w, r, http.StatusOK, page)
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(page.JSON())
 }
 
 func (s *server) handleGetMessage(w http.ResponseWriter, r *http.Request) {
