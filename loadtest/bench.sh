@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Measures the service against baselines on the same machine, in one run,
+# and prints ratios (absolute numbers depend on the machine; ratios much
+# less). Needs wrk, hey, pgbench and psql (apt-get install -y wrk hey
+# postgresql-client), and the PostgreSQL and Redis of make services.
+#
+#   loadtest/bench.sh            # all of it, about five minutes
+#
+# It uses its own database (message-api-bench, recreated each run) and
+# Redis database 14, and its own ports (18080 API, 16060/16061 admin,
+# 18090 baseline), so it leaves the service's data alone.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-64}
+ADMIN_URL=${ADMIN_DATABASE_URL:-postgres://postgres@localhost:5432/postgres}
+DB_URL="postgres://message-api:message-api@localhost:5432/message-api-bench?sslmode=disable"
+REDIS=redis://localhost:6379/14
+API=http://127.0.0.1:18080
+work=$(mktemp -d)
+pids=()
+cleanup() {
+	local status=$?
+	kill "${pids[@]}" 2>/dev/null || true
+	wait 2>/dev/null || true
+	if ((status)); then # show why
+		for f in "$work"/*.log; do echo "== $f" >&2; tail -n 5 "$f" >&2; done
+	fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+for tool in wrk hey pgbench psql redis-cli; do
+	command -v $tool >/dev/null || { echo "bench: $tool is missing" >&2; exit 1; }
+done
+./scripts/services.sh up
+psql "$ADMIN_URL" -qc 'drop database if exists "message-api-bench"' -c 'create database "message-api-bench" owner "message-api"'
+redis-cli -n 14 flushdb >/dev/null
+
+go build -o "$work/api" ./cmd/api
+go build -o "$work/worker" ./cmd/worker
+go build -o "$work/hello" ./loadtest/hello
+common=(-database-url "$DB_URL" -redis-url "$REDIS" -log-level warn)
+start_worker() {
+	"$work/worker" "${common[@]}" -admin-addr 127.0.0.1:16061 >>"$work/worker.log" 2>&1 &
+	worker_pid=$!
+	pids+=($worker_pid)
+}
+"$work/hello" -addr 127.0.0.1:18090 & pids+=($!)
+"$work/api" "${common[@]}" -addr 127.0.0.1:18080 -admin-addr 127.0.0.1:16060 -access-log-level debug >"$work/api.log" 2>&1 & pids+=($!)
+start_worker
+for _ in $(seq 100); do curl -sf localhost:16060/readyz >/dev/null && curl -sf localhost:16061/readyz >/dev/null && break; sleep 0.1; done
+
+rps() { awk '/^Requests\/sec/ {print $2}'; }
+errors() { awk '/Non-2xx|Socket errors/ {print}'; }
+bench_wrk() { # name url [arguments of the wrk script]
+	local name=$1 url=$2; shift 2
+	local out
+	if (($#)); then
+		out=$(wrk -t2 -c16 -d"$DURATION" --latency -s loadtest/wrk/post-reaction.lua "$url" -- "$@")
+	else
+		out=$(wrk -t2 -c"$CONNS" -d"$DURATION" --latency "$url")
+	fi
+	echo "$out" >"$work/wrk-$name.txt"
+	echo "$out" | errors >&2
+	echo "$out" | rps
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
+
+echo "seeding 10,000 messages" >&2
+hey -n 10000 -c 25 -m POST -T application/json -d '{"text":"seed message","user_id":"seed"}' "$API/messages" >"$work/seed.txt"
+grep -q '\[201\]	10000 responses' "$work/seed.txt" || { cat "$work/seed.txt" >&2; exit 1; }
+curl -sf "$API/messages?limit=100" | python3 -c 'import json,sys; [print(m["id"]) for m in json.load(sys.stdin)["messages"]]' >"$work/ids-spread.txt"
+head -1 "$work/ids-spread.txt" >"$work/ids-hot.txt"
+
+echo "reads" >&2
+hello=$(bench_wrk hello http://127.0.0.1:18090/)
+page1=$(bench_wrk page1 "$API/messages")
+page50=$(bench_wrk page50 "$API/messages?page=50")
+message=$(bench_wrk message "$API/messages/$(head -1 "$work/ids-spread.txt")")
+
+echo "writes" >&2
+psql "$DB_URL" -qc 'create table if not exists bench_insert (id bigserial primary key, a int not null, b text not null, created_at timestamptz not null)'
+pgbench_tps=$(pgbench -n -f loadtest/pgbench-insert.sql -c 16 -j 2 -T "${DURATION%s}" "$DB_URL" 2>/dev/null | awk '/^tps/ {print $3}')
+spread=$(bench_wrk spread "$API" "$work/ids-spread.txt" spread)
+hot=$(bench_wrk hot "$API" "$work/ids-hot.txt" hot)
+
+echo "projection throughput" >&2
+for _ in $(seq 600); do
+	lag=$(curl -s localhost:16061/metrics | awk '/^messageapi_projection_lag_seconds/ {print $2}')
+	[ "$lag" = 0 ] && break; sleep 0.1
+done
+# The latest 100 messages now carry ten inline reactions each: the first
+# page as it looks on a busy chat.
+page1_full=$(bench_wrk page1-full "$API/messages")
+page1_bytes=$(curl -s "$API/messages" | wc -c)
+kill -TERM "$worker_pid"; wait "$worker_pid" 2>/dev/null || true
+backlog_req=$(bench_wrk backlog "$API" "$work/ids-spread.txt" backlog)
+backlog=$(awk '/requests in/ {print $1}' "$work/wrk-backlog.txt")
+start=$(date +%s.%N)
+start_worker
+for _ in $(seq 100); do curl -sf localhost:16061/readyz >/dev/null && break; sleep 0.05; done
+for _ in $(seq 6000); do
+	lag=$(curl -s localhost:16061/metrics | awk '/^messageapi_projection_lag_seconds/ {print $2}')
+	[ "$lag" = 0 ] && break; sleep 0.05
+done
+elapsed=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { print e - s }')
+events=$(curl -s localhost:16061/metrics | awk '/^messageapi_projection_events_total/ {print $2}')
+
+echo "visibility lag" >&2
+lag_idle=$(go run ./loadtest/lagprobe -base "$API" -duration 15s | tail -1)
+lag_load=$(go run ./loadtest/lagprobe -base "$API" -load 500 -duration 20s)
+
+cat <<REPORT
+
+machine: $(nproc) cores; every process shares them; wrk -t2 -c$CONNS -d$DURATION
+reads (requests/s, ratio to a bare net/http hello world)
+  hello world                                           $hello
+  GET /messages (cached page, no reactions)             $page1   $(ratio "$page1" "$hello")
+  GET /messages (cached page, 10 reactions per message) $page1_full   $(ratio "$page1_full" "$hello")   ($page1_bytes bytes a page)
+  GET /messages?page=50 (PostgreSQL)                     $page50   $(ratio "$page50" "$hello")
+  GET /messages/{id} (PostgreSQL, no reactions)         $message   $(ratio "$message" "$hello")
+writes (per second, 16 connections each, ratio to pgbench single-row INSERT)
+  pgbench INSERT               $pgbench_tps
+  POST reaction, 100 messages  $spread   $(ratio "$spread" "$pgbench_tps")
+  POST reaction, one message   $hot   $(ratio "$hot" "$pgbench_tps")
+projection
+  backlog of $backlog reactions (written at $backlog_req/s with no worker) folded in ${elapsed}s: $(ratio "$backlog" "$elapsed") events/s
+  events folded in the whole run: $events
+visibility lag (POST acknowledged -> GET /messages/{id} shows it)
+  idle:      $lag_idle
+  $(echo "$lag_load" | head -1)
+  $(echo "$lag_load" | tail -1)
+REPORT
