@@ -92,12 +92,18 @@ func (h *CreateMessageHandler) Handle(ctx context.Context, cmd CreateMessage) (m
 		return h.existing(ctx, m, nil)
 	}
 	v := messageapi.NewMessageView(m)
-	if err := h.cache.AddMessage(ctx, v); err != nil {
-		// PostgreSQL has the message; the cache heals itself (see
-		// PageCache), so the write still succeeds.
-		h.log.DebugContext(ctx, "cache write-through failed", "message_id", m.ID, "err", err)
-	}
+	h.writeThrough(ctx, v)
 	return v, true, nil
+}
+
+// writeThrough puts a committed message into the cached pages. It runs
+// even when the client has gone, since other readers need it, and a
+// failure does not fail the write: PostgreSQL has the message and the
+// cache drops an index that may lack it (see PageCache.Heal).
+func (h *CreateMessageHandler) writeThrough(ctx context.Context, v messageapi.MessageView) {
+	if err := h.cache.AddMessage(context.WithoutCancel(ctx), v); err != nil {
+		h.log.DebugContext(ctx, "cache write-through failed", "message_id", v.ID, "err", err)
+	}
 }
 
 // existing resolves a create whose id is taken or unusable: the stored
@@ -114,6 +120,10 @@ func (h *CreateMessageHandler) existing(ctx context.Context, m messageapi.Messag
 		return messageapi.MessageView{}, false, messageapi.Errorf(messageapi.ECONFLICT,
 			"a different message with id %s exists", m.ID)
 	}
+	// The first attempt may have committed without its write-through (a
+	// crash or a lost reply in between): write the stored view through now.
+	// The cache keeps the newer of two versions, so this is always safe.
+	h.writeThrough(ctx, v)
 	return v, false, nil
 }
 

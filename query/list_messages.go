@@ -173,23 +173,33 @@ func (h *ListMessagesHandler) page(ctx context.Context, offset, count int) ([]me
 	if views, hit, err := h.cache.Page(ctx, offset, count); err == nil && hit {
 		return views, nil
 	}
-	latest, err := h.fill(ctx)
-	if err != nil {
+	latest, shared, err := h.fill(ctx)
+	switch {
+	case err != nil:
 		return nil, err
-	}
-	if latest == nil { // the cache cannot be filled now: read just this page
+	case latest == nil: // the cache cannot be filled now: read just this page
+		return h.read(ctx, messageapi.MessageRange{Offset: offset, Limit: count})
+	case shared:
+		// This request joined a rebuild that another one began, perhaps
+		// before a message this request must see was committed. The rebuilt
+		// cache has that message (rebuilds merge writes made meanwhile), and
+		// so does PostgreSQL; the rebuild's snapshot may not.
+		if views, hit, err := h.cache.Page(ctx, offset, count); err == nil && hit {
+			return views, nil
+		}
 		return h.read(ctx, messageapi.MessageRange{Offset: offset, Limit: count})
 	}
 	return window(latest, offset, count), nil
 }
 
 // fill rebuilds the cache from the newest Capacity views and returns them,
-// or returns nil views when Redis cannot take a rebuild. Concurrent misses
-// in this process share one rebuild, so a cold cache under load costs one
-// query, not one per request. The rebuild outlives a caller that gives up,
+// or returns nil views when Redis cannot take a rebuild; shared reports
+// that the rebuild was begun by another request. Concurrent misses in this
+// process share one rebuild, so a cold cache under load costs one query,
+// not one per request. The rebuild outlives a caller that gives up,
 // because other callers wait for it.
-func (h *ListMessagesHandler) fill(ctx context.Context) ([]messageapi.EncodedView, error) {
-	v, err, _ := h.fills.Do("latest", func() (any, error) {
+func (h *ListMessagesHandler) fill(ctx context.Context) (views []messageapi.EncodedView, shared bool, err error) {
+	v, err, shared := h.fills.Do("latest", func() (any, error) {
 		ctx := context.WithoutCancel(ctx)
 		token, err := h.cache.BeginFill(ctx)
 		if err != nil {
@@ -204,9 +214,9 @@ func (h *ListMessagesHandler) fill(ctx context.Context) ([]messageapi.EncodedVie
 		return views, nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return v.([]messageapi.EncodedView), nil
+	return v.([]messageapi.EncodedView), shared, nil
 }
 
 // window returns views[offset:offset+count], clipped to what exists.

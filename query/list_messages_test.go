@@ -5,8 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"messageapi"
 	"messageapi/command"
@@ -209,5 +213,89 @@ func TestRedisDownFallsBackToPostgres(t *testing.T) {
 	p := f.page(t, query.ListMessages{})
 	if got := texts(f.page(t, query.ListMessages{Cursor: &p.NextCursor})); got != seq(2, 1) {
 		t.Errorf("page after cursor = %s, want %s", got, seq(2, 1))
+	}
+}
+
+// gatedReader is the real store, paused after one chosen read: the test
+// holds a cache rebuild between its PostgreSQL read and its install.
+type gatedReader struct {
+	*postgres.MessageStore
+	armed   atomic.Bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *gatedReader) ListMessages(ctx context.Context, r messageapi.MessageRange) ([]messageapi.MessageView, error) {
+	views, err := g.MessageStore.ListMessages(ctx, r)
+	if g.armed.CompareAndSwap(true, false) {
+		close(g.entered)
+		<-g.release
+	}
+	return views, err
+}
+
+// TestJoinedRebuildShowsMessagesCommittedMeanwhile: a reader that joins a
+// rebuild begun before a message was committed must still see it.
+func TestJoinedRebuildShowsMessagesCommittedMeanwhile(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t, nil)
+	f.post(t, "old")
+	gate := &gatedReader{MessageStore: postgres.NewMessageStore(f.db), entered: make(chan struct{}), release: make(chan struct{})}
+	list := query.NewListMessagesHandler(gate, f.cache)
+	gate.armed.Store(true)
+
+	first := make(chan query.MessagePage)
+	go func() {
+		p, err := list.Handle(ctx, query.ListMessages{})
+		if err != nil {
+			t.Error(err)
+		}
+		first <- p
+	}()
+	<-gate.entered // the rebuild has read PostgreSQL: [old]
+	v := f.post(t, "new")
+	second := make(chan query.MessagePage)
+	go func() {
+		p, err := list.Handle(ctx, query.ListMessages{}) // misses, joins the rebuild
+		if err != nil {
+			t.Error(err)
+		}
+		second <- p
+	}()
+	// Let the second reader reach the rebuild before it completes; either
+	// way, its page must hold the new message.
+	for range 100 {
+		runtime.Gosched()
+	}
+	close(gate.release)
+	<-first
+	if p := <-second; len(p.Messages) == 0 || p.Messages[0].ID != v.ID {
+		t.Fatalf("page read after the create = %s, want the new message first", texts(p))
+	}
+	if got := texts(f.page(t, query.ListMessages{})); got != "[new old]" {
+		t.Errorf("cached page after the rebuild = %s, want [new old]", got)
+	}
+}
+
+// TestRetriedCreateWritesThrough: a create that committed but never
+// reached the cache (its process died) is written through by the retry.
+func TestRetriedCreateWritesThrough(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t, nil)
+	f.post(t, "before")
+	f.page(t, query.ListMessages{}) // fills the cache
+	id := uuid.Must(uuid.NewV7())
+	lost := messageapi.Message{ID: id.String(), Text: "lost reply", UserID: "u", CreatedAt: messageapi.NewTime(time.Unix(id.Time().UnixTime()))}
+	if _, err := postgres.NewMessageStore(f.db).CreateMessage(ctx, lost); err != nil { // committed, not written through
+		t.Fatal(err)
+	}
+	v, created, err := f.create.Handle(ctx, command.CreateMessage{ID: lost.ID, Text: lost.Text, UserID: lost.UserID})
+	if err != nil || created || v.ID != lost.ID {
+		t.Fatalf("retry = %v, created %v, %v; want the stored message", v.ID, created, err)
+	}
+	if got := texts(f.page(t, query.ListMessages{})); got != "[lost reply before]" {
+		t.Errorf("cached page after the retry = %s, want [lost reply before]", got)
 	}
 }

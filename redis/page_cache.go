@@ -31,29 +31,38 @@ type PageCacheConfig struct {
 //   - cache:latest, a sorted set of the newest message ids. Every member has
 //     score 0, so the set orders by member; a UUIDv7 in canonical form sorts
 //     by creation time, so the set is in creation order.
-//   - cache:latest:state, "ready" while the index is complete and current,
-//     "fill:<token>" while a rebuild is in flight, absent otherwise. Reads
-//     use the index only when it is "ready".
+//   - cache:latest:state, "ready:<capacity>" while the index holds the
+//     newest <capacity> messages (or all of them, when there are fewer),
+//     "fill:<token>:<capacity>" while a rebuild is in flight, absent
+//     otherwise. Reads use the index only when it is ready, and judge
+//     whether it covers a page by the capacity recorded there, so processes
+//     configured with different page counts still read it right.
+//   - cache:latest:pending, the ids written through while a rebuild is in
+//     flight, which the rebuild merges.
 //   - cache:msg:<id>, a hash {v: view version, d: the view as the API
-//     writes it}. It is replaced only by a higher version (compare-and-set
-//     in Lua), and served as stored.
+//     writes it}, kept for the messages in the index. It is replaced only
+//     by a higher version (compare-and-set in Lua), and served as stored.
 //
-// The index holds Capacity ids: the cached pages plus one, so the last
-// cached page still knows whether there is a next one.
+// The index holds the cached pages plus one id, so the last cached page
+// still knows whether there is a next one.
 //
-// Why the state key: a rebuild reads PostgreSQL, then installs the result.
-// A message created in between would be missing from it. The write-through
-// of that message finds the rebuild's token and deletes it, so the rebuild
-// is refused and the next miss starts a fresh one. And a write-through that
-// finds no index adds nothing, so an index that Redis lost (restart) never
-// comes back holding only the messages written since.
+// Why the state key: a rebuild reads PostgreSQL, then installs the result;
+// a message created in between would be missing from it. Its write-through
+// finds the rebuild in flight and records the id in the pending set, which
+// the rebuild merges, so writes never cancel rebuilds and a rebuild never
+// installs a snapshot that lacks a message. A write-through that finds no
+// index adds nothing, so an index that Redis lost (restart) never comes
+// back holding only the messages written since.
 type PageCache struct {
 	c        *Client
 	capacity int
 	ttl      time.Duration
-	// dirty is set when a write-through failed, so the index may lack a
-	// message. The index is dropped as soon as Redis answers again.
-	dirty atomic.Bool
+	// failures counts write-throughs that failed, after which the index may
+	// lack a message; healed is the count the last Heal dropped the index
+	// for. A generation rather than a flag: a failure during a Heal is not
+	// forgotten by it.
+	failures atomic.Uint64
+	healed   atomic.Uint64
 }
 
 // NewPageCache returns a PageCache on c.
@@ -70,11 +79,13 @@ func NewPageCache(c *Client, cfg PageCacheConfig) *PageCache {
 	return &PageCache{c: c, capacity: cfg.Pages*cfg.PageSize + 1, ttl: cfg.TTL}
 }
 
-// Capacity is how many of the newest messages the index holds.
+// Capacity is how many of the newest messages an index this process builds
+// holds.
 func (pc *PageCache) Capacity() int { return pc.capacity }
 
 func (pc *PageCache) indexKey() string          { return pc.c.prefix + "cache:latest" }
 func (pc *PageCache) stateKey() string          { return pc.c.prefix + "cache:latest:state" }
+func (pc *PageCache) pendingKey() string        { return pc.c.prefix + "cache:latest:pending" }
 func (pc *PageCache) entryPrefix() string       { return pc.c.prefix + "cache:msg:" }
 func (pc *PageCache) entryKey(id string) string { return pc.entryPrefix() + id }
 
@@ -82,12 +93,39 @@ func (pc *PageCache) entryKey(id string) string { return pc.entryPrefix() + id }
 // at an expired entry in normal operation.
 func (pc *PageCache) entryTTL() int64 { return (2 * pc.ttl).Milliseconds() }
 
+// luaHelpers are shared by the scripts that write the index.
+//
+// put writes an entry unless it holds the same or a newer version, never
+// shortens its lifetime, and reports whether it wrote. trim cuts the index back to cap ids and
+// deletes the entries of the ids it drops.
+const luaHelpers = `
+local function put(key, version, data, ttl)
+  local cur = redis.call('HGET', key, 'v')
+  local newer = (not cur) or tonumber(cur) < tonumber(version)
+  if newer then redis.call('HSET', key, 'v', version, 'd', data) end
+  if redis.call('PTTL', key) < tonumber(ttl) then redis.call('PEXPIRE', key, ttl) end
+  return newer
+end
+local function trim(index, cap, prefix)
+  local over = redis.call('ZCARD', index) - cap
+  if over <= 0 then return end
+  local gone = redis.call('ZRANGE', index, 0, over - 1)
+  redis.call('ZREMRANGEBYRANK', index, 0, over - 1)
+  for _, id in ipairs(gone) do redis.call('DEL', prefix .. id) end
+end
+`
+
 // readScript serves a page from the index in one round trip. It answers
-// {0} for a miss and {1, id, json, id, json...} for a hit. A short result is a hit only
-// when the index is complete (holds fewer than capacity ids: every message
-// there is), otherwise the page reaches past the cached range.
+// {0} for a miss and {1, id, json, id, json...} for a hit. A short result
+// is a hit only when the index is complete (holds fewer ids than its
+// capacity: every message there is); otherwise the page reaches past the
+// cached range. An index whose key is gone (evicted) is a miss, never an
+// empty page.
 var readScript = goredis.NewScript(`
-if redis.call('GET', KEYS[2]) ~= 'ready' then return {0} end
+local st = redis.call('GET', KEYS[2])
+if not st or string.sub(st, 1, 6) ~= 'ready:' then return {0} end
+local n = redis.call('ZCARD', KEYS[1])
+if n == 0 then return {0} end
 local count = tonumber(ARGV[4])
 local ids
 if ARGV[2] == 'rank' then
@@ -96,7 +134,7 @@ if ARGV[2] == 'rank' then
 else
   ids = redis.call('ZRANGE', KEYS[1], '(' .. ARGV[3], '-', 'BYLEX', 'REV', 'LIMIT', 0, count)
 end
-if #ids < count and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[5]) then return {0} end
+if #ids < count and n >= tonumber(string.sub(st, 7)) then return {0} end
 local out = {1}
 for i = 1, #ids do
   local d = redis.call('HGET', ARGV[1] .. ids[i], 'd')
@@ -127,7 +165,7 @@ func (pc *PageCache) read(ctx context.Context, mode, from string, count int) ([]
 	var res []any
 	err := pc.c.do(func() (err error) {
 		res, err = readScript.Run(ctx, pc.c.rdb, []string{pc.indexKey(), pc.stateKey()},
-			pc.entryPrefix(), mode, from, count, pc.capacity).Slice()
+			pc.entryPrefix(), mode, from, count).Slice()
 		return err
 	})
 	if err != nil {
@@ -151,112 +189,125 @@ func (pc *PageCache) read(ctx context.Context, mode, from string, count int) ([]
 	return views, true, nil
 }
 
-// addScript is the write-through of a new message: into the index when it
-// is ready (trimmed back to capacity), voiding a rebuild in flight, and its
-// entry by compare-and-set.
-var addScript = goredis.NewScript(`
+// addScript is the write-through of a message: into a ready index (trimmed
+// back to its capacity), or into the pending set of a rebuild in flight,
+// with its entry by compare-and-set. Without an index it does nothing.
+var addScript = goredis.NewScript(luaHelpers + `
 local st = redis.call('GET', KEYS[2])
-if st == 'ready' then
+if not st then return 0 end
+if string.sub(st, 1, 6) == 'ready:' then
   redis.call('ZADD', KEYS[1], 0, ARGV[1])
-  local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[5])
-  if over > 0 then redis.call('ZREMRANGEBYRANK', KEYS[1], 0, over - 1) end
-elseif st then
-  redis.call('DEL', KEYS[2])
+  if redis.call('PTTL', KEYS[1]) < 0 then
+    redis.call('PEXPIRE', KEYS[1], math.max(redis.call('PTTL', KEYS[2]), 1))
+  end
+  trim(KEYS[1], tonumber(string.sub(st, 7)), ARGV[5])
+  if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+else
+  redis.call('SADD', KEYS[4], ARGV[1])
+  redis.call('PEXPIRE', KEYS[4], math.max(redis.call('PTTL', KEYS[2]), 1))
 end
-local cur = redis.call('HGET', KEYS[3], 'v')
-if (not cur) or tonumber(cur) < tonumber(ARGV[2]) then
-  redis.call('HSET', KEYS[3], 'v', ARGV[2], 'd', ARGV[3])
-  redis.call('PEXPIRE', KEYS[3], ARGV[4])
-end
+put(KEYS[3], ARGV[2], ARGV[3], ARGV[4])
 return 1
 `)
 
-// AddMessage writes a new message through to the cache, so its author reads
-// it at once. When this fails the index may lack the message, so the cache
-// marks itself dirty and drops the index as soon as Redis answers again.
+// AddMessage writes a message through to the cache, so its author reads it
+// at once; a retried create writes the stored view through again. When
+// this fails the index may lack the message, so the cache drops the index
+// as soon as Redis answers again (Heal).
 func (pc *PageCache) AddMessage(ctx context.Context, v messageapi.MessageView) error {
 	e, err := v.Encode()
 	if err != nil {
 		return err
 	}
 	err = pc.c.do(func() error {
-		return addScript.Run(ctx, pc.c.rdb, []string{pc.indexKey(), pc.stateKey(), pc.entryKey(v.ID)},
-			v.ID, v.Version, e.JSON, pc.entryTTL(), pc.capacity).Err()
+		return addScript.Run(ctx, pc.c.rdb,
+			[]string{pc.indexKey(), pc.stateKey(), pc.entryKey(v.ID), pc.pendingKey()},
+			v.ID, v.Version, e.JSON, pc.entryTTL(), pc.entryPrefix()).Err()
 	})
 	if err != nil {
-		pc.dirty.Store(true)
+		pc.failures.Add(1)
 		return translate(err, "add message")
 	}
 	return nil
 }
 
-// Heal drops the index if a write-through failed since it was last healthy.
+// Heal drops the index if a write-through failed since the last heal.
 // Reads call it first; processes also call it on a timer, so an index that
-// may lack a message is dropped soon after Redis is reachable again.
+// may lack a message is dropped soon after Redis answers again.
 func (pc *PageCache) Heal(ctx context.Context) error {
-	if !pc.dirty.Load() {
+	failures := pc.failures.Load()
+	if failures == pc.healed.Load() {
 		return nil
 	}
 	if err := pc.Invalidate(ctx); err != nil {
 		return err
 	}
-	pc.dirty.Store(false)
+	pc.healed.Store(failures)
 	return nil
 }
 
 // Invalidate drops the index; the next read of a cached page rebuilds it.
 func (pc *PageCache) Invalidate(ctx context.Context) error {
 	return translate(pc.c.do(func() error {
-		return pc.c.rdb.Del(ctx, pc.stateKey(), pc.indexKey()).Err()
+		return pc.c.rdb.Del(ctx, pc.stateKey(), pc.indexKey(), pc.pendingKey()).Err()
 	}), "invalidate")
 }
 
 // BeginFill starts a rebuild of the index and returns its token. Read the
 // newest Capacity views from PostgreSQL after this call, then pass them to
-// CompleteFill.
+// CompleteFill. A rebuild started later takes over from this one.
 func (pc *PageCache) BeginFill(ctx context.Context) (string, error) {
 	b := make([]byte, 12)
 	_, _ = rand.Read(b)
-	token := "fill:" + hex.EncodeToString(b)
-	if err := pc.c.do(func() error { return pc.c.rdb.Set(ctx, pc.stateKey(), token, pc.ttl).Err() }); err != nil {
+	token := "fill:" + hex.EncodeToString(b) + ":" + strconv.Itoa(pc.capacity)
+	err := pc.c.do(func() error {
+		_, err := pc.c.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+			p.Set(ctx, pc.stateKey(), token, pc.ttl)
+			p.Del(ctx, pc.pendingKey())
+			return nil
+		})
+		return err
+	})
+	if err != nil {
 		pc.c.metrics.fills.WithLabelValues("error").Inc()
 		return "", translate(err, "begin fill")
 	}
 	return token, nil
 }
 
-// fillScript installs a rebuilt index if its token is still current.
-var fillScript = goredis.NewScript(`
+// fillScript installs a rebuilt index if its token is still current,
+// merging the ids written through since the rebuild began.
+var fillScript = goredis.NewScript(luaHelpers + `
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
-for i = 5, #ARGV, 3 do
-  local id, ver, data = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  redis.call('ZADD', KEYS[1], 0, id)
-  local k = ARGV[4] .. id
-  local cur = redis.call('HGET', k, 'v')
-  if (not cur) or tonumber(cur) < tonumber(ver) then
-    redis.call('HSET', k, 'v', ver, 'd', data)
-  end
-  redis.call('PEXPIRE', k, ARGV[3])
+for i = 6, #ARGV, 3 do
+  redis.call('ZADD', KEYS[1], 0, ARGV[i])
+  put(ARGV[4] .. ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[3])
 end
-redis.call('SET', KEYS[2], 'ready', 'PX', ARGV[2])
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+  redis.call('ZADD', KEYS[1], 0, id)
+end
+redis.call('DEL', KEYS[3])
+trim(KEYS[1], tonumber(ARGV[5]), ARGV[4])
+redis.call('SET', KEYS[2], 'ready:' .. ARGV[5], 'PX', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 `)
 
 // CompleteFill installs views, the newest Capacity messages newest first,
-// as the index, unless a message was written through since BeginFill (then
-// the views may lack it and installed is false). Entries are written by
-// compare-and-set, so a view the projection refreshed meanwhile stays.
+// as the index, together with the messages written through since
+// BeginFill. It is refused (installed is false) when another rebuild or an
+// invalidation came in between. Entries are written by compare-and-set, so
+// a view the projection refreshed meanwhile stays.
 func (pc *PageCache) CompleteFill(ctx context.Context, token string, views []messageapi.EncodedView) (installed bool, err error) {
-	args := make([]any, 0, 4+3*len(views))
-	args = append(args, token, pc.ttl.Milliseconds(), pc.entryTTL(), pc.entryPrefix())
+	args := make([]any, 0, 5+3*len(views))
+	args = append(args, token, pc.ttl.Milliseconds(), pc.entryTTL(), pc.entryPrefix(), pc.capacity)
 	for _, v := range views {
 		args = append(args, v.ID, v.Version, v.JSON)
 	}
 	var n int
 	err = pc.c.do(func() (err error) {
-		n, err = fillScript.Run(ctx, pc.c.rdb, []string{pc.indexKey(), pc.stateKey()}, args...).Int()
+		n, err = fillScript.Run(ctx, pc.c.rdb, []string{pc.indexKey(), pc.stateKey(), pc.pendingKey()}, args...).Int()
 		return err
 	})
 	if err != nil {
@@ -268,31 +319,32 @@ func (pc *PageCache) CompleteFill(ctx context.Context, token string, views []mes
 	return n == 1, nil
 }
 
-// refreshScript replaces cached views by newer versions. It writes an entry
-// that exists, or one of a message in the index, or any while a rebuild is
-// in flight (the rebuild may have read an older view; the compare-and-set
-// then keeps this newer one). Views of messages outside the cache are not
-// written, so Redis holds only what reads can use.
-var refreshScript = goredis.NewScript(`
-local filling = string.sub(redis.call('GET', KEYS[2]) or '', 1, 5) == 'fill:'
+// refreshScript replaces cached views by newer versions. It writes the
+// entries of messages in the index, of messages newer than the oldest one
+// there (whose write-through may still be on its way: it then finds this
+// newer view and keeps it), and of any message while a rebuild is in
+// flight (the rebuild may have read an older view). Views of other
+// messages are not written, so Redis holds only what reads can use.
+var refreshScript = goredis.NewScript(luaHelpers + `
+local st = redis.call('GET', KEYS[2]) or ''
+local filling = string.sub(st, 1, 5) == 'fill:'
+local oldest = nil
+if string.sub(st, 1, 6) == 'ready:' then oldest = redis.call('ZRANGE', KEYS[1], 0, 0)[1] end
 local n = 0
 for i = 3, #KEYS do
   local j = (i - 3) * 3 + 2
-  local id, ver, data = ARGV[j], ARGV[j + 1], ARGV[j + 2]
-  local cur = redis.call('HGET', KEYS[i], 'v')
-  if cur or filling or redis.call('ZSCORE', KEYS[1], id) then
-    if (not cur) or tonumber(cur) < tonumber(ver) then
-      redis.call('HSET', KEYS[i], 'v', ver, 'd', data)
-      redis.call('PEXPIRE', KEYS[i], ARGV[1])
-      n = n + 1
-    end
+  local id = ARGV[j]
+  if (filling or (oldest and id >= oldest) or redis.call('ZSCORE', KEYS[1], id))
+    and put(KEYS[i], ARGV[j + 1], ARGV[j + 2], ARGV[1]) then
+    n = n + 1
   end
 end
 return n
 `)
 
-// RefreshViews replaces cached views with the given ones where they are
-// newer, and reports how many it replaced.
+// RefreshViews writes the given views to the cache where it keeps them
+// (see refreshScript), each only over an older version, and reports how
+// many it wrote.
 func (pc *PageCache) RefreshViews(ctx context.Context, views []messageapi.MessageView) (int, error) {
 	if len(views) == 0 {
 		return 0, nil

@@ -73,9 +73,12 @@ func encode(t *testing.T, vs []messageapi.MessageView) []messageapi.EncodedView 
 	return out
 }
 
-func newCache(t *testing.T, pages int) *redis.PageCache {
+// newCache returns a cache of pages pages of 2 on a key prefix of its own,
+// and its client.
+func newCache(t *testing.T, pages int) (*redis.PageCache, *redis.Client) {
 	t.Helper()
-	return redis.NewPageCache(redistest.NewClient(t), redis.PageCacheConfig{Pages: pages, PageSize: 2, TTL: time.Minute})
+	c := redistest.NewClient(t)
+	return redis.NewPageCache(c, redis.PageCacheConfig{Pages: pages, PageSize: 2, TTL: time.Minute}), c
 }
 
 func fill(t *testing.T, pc *redis.PageCache, newest []messageapi.MessageView) {
@@ -105,7 +108,7 @@ func mustPage(t *testing.T, pc *redis.PageCache, offset, count int) ([]messageap
 
 func TestPageCacheMissUntilFilled(t *testing.T) {
 	t.Parallel()
-	pc := newCache(t, 3) // capacity 7
+	pc, _ := newCache(t, 3) // capacity 7
 	if _, hit := mustPage(t, pc, 0, 3); hit {
 		t.Fatal("hit on an empty cache")
 	}
@@ -133,7 +136,7 @@ func TestPageCacheMissUntilFilled(t *testing.T) {
 
 func TestPageCacheCompleteIndexAnswersShortPages(t *testing.T) {
 	t.Parallel()
-	pc := newCache(t, 3)
+	pc, _ := newCache(t, 3)
 	all := newestFirst(views(4)) // fewer than capacity: the index holds every message
 	fill(t, pc, all)
 	if got, hit := mustPage(t, pc, 2, 3); !hit || texts(got) != texts(all[2:4]) {
@@ -143,18 +146,58 @@ func TestPageCacheCompleteIndexAnswersShortPages(t *testing.T) {
 		t.Errorf("page past the end = %s, %v; want empty hit", texts(got), hit)
 	}
 
-	// An empty table is cached too.
-	empty := newCache(t, 3)
+	// An index without ids is a miss, never an empty page: it cannot tell
+	// an empty table from an index key that Redis evicted.
+	empty, _ := newCache(t, 3)
 	fill(t, empty, nil)
-	if got, hit := mustPage(t, empty, 0, 3); !hit || len(got) != 0 {
-		t.Errorf("empty index = %s, %v; want empty hit", texts(got), hit)
+	if got, hit := mustPage(t, empty, 0, 3); hit {
+		t.Errorf("empty index = %s, hit; want a miss", texts(got))
+	}
+}
+
+func TestPageCacheLostIndexKeyIsAMiss(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c := redistest.NewClient(t)
+	pc := redis.NewPageCache(c, redis.PageCacheConfig{Pages: 2, PageSize: 2, TTL: time.Minute})
+	fill(t, pc, newestFirst(views(3)))
+	// As under an eviction policy: the index goes, its state stays.
+	if err := c.Redis().Del(ctx, c.Prefix()+"cache:latest").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got, hit := mustPage(t, pc, 0, 2); hit {
+		t.Fatalf("hit %s on an index whose key is gone", texts(got))
+	}
+}
+
+func TestPageCacheCapacityTravelsWithTheIndex(t *testing.T) {
+	t.Parallel()
+	c := redistest.NewClient(t)
+	small := redis.NewPageCache(c, redis.PageCacheConfig{Pages: 1, PageSize: 2, TTL: time.Minute}) // capacity 3
+	large := redis.NewPageCache(c, redis.PageCacheConfig{Pages: 4, PageSize: 2, TTL: time.Minute}) // capacity 9
+	all := newestFirst(views(10))
+	fill(t, small, all)
+	// The large process must not take the small index for a complete one.
+	if got, hit := mustPage(t, large, 2, 3); hit {
+		t.Fatalf("page beyond the small index = %s, hit; want a miss", texts(got))
+	}
+	if got, hit := mustPage(t, large, 0, 3); !hit || texts(got) != texts(all[:3]) {
+		t.Fatalf("page inside the small index = %s, %v; want %s, hit", texts(got), hit, texts(all[:3]))
+	}
+	// A write-through from the large process trims to the index's capacity.
+	added := views(1)[0]
+	if err := large.AddMessage(context.Background(), added); err != nil {
+		t.Fatal(err)
+	}
+	if got, hit := mustPage(t, small, 0, 3); !hit || texts(got) != texts(append([]messageapi.MessageView{added}, all[:2]...)) {
+		t.Fatalf("after write-through = %s, %v", texts(got), hit)
 	}
 }
 
 func TestPageCacheWriteThroughTrimsToCapacity(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pc := newCache(t, 2) // capacity 5
+	pc, c := newCache(t, 2) // capacity 5
 	old := views(5)
 	fill(t, pc, newestFirst(old))
 	added := views(3)
@@ -171,52 +214,76 @@ func TestPageCacheWriteThroughTrimsToCapacity(t *testing.T) {
 	if _, hit := mustPage(t, pc, 1, 5); hit {
 		t.Error("a page reaching past the trimmed index was a hit")
 	}
+	// The entries of trimmed messages go with them.
+	for _, v := range old[:3] {
+		if n, _ := c.Redis().Exists(ctx, c.Prefix()+"cache:msg:"+v.ID).Result(); n != 0 {
+			t.Errorf("entry of trimmed message %s is still stored", v.Text)
+		}
+	}
 }
 
 func TestPageCacheWriteThroughWithoutIndexAddsNothing(t *testing.T) {
 	t.Parallel()
 	// As after a Redis restart: no index. A write-through must not create an
 	// index that holds only the new message.
-	pc := newCache(t, 2)
-	if err := pc.AddMessage(context.Background(), views(1)[0]); err != nil {
+	pc, c := newCache(t, 2)
+	v := views(1)[0]
+	if err := pc.AddMessage(context.Background(), v); err != nil {
 		t.Fatal(err)
 	}
 	if got, hit := mustPage(t, pc, 0, 2); hit {
 		t.Fatalf("hit %s on an index that was never filled", texts(got))
 	}
+	if n, _ := c.Redis().Exists(context.Background(), c.Prefix()+"cache:msg:"+v.ID).Result(); n != 0 {
+		t.Error("a write-through without an index stored an entry nothing reads")
+	}
 }
 
-func TestPageCacheWriteThroughVoidsFillInFlight(t *testing.T) {
+func TestPageCacheFillMergesWritesInFlight(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pc := newCache(t, 2)
+	pc, _ := newCache(t, 2)
 	snapshot := newestFirst(views(3)) // what the rebuild read from PostgreSQL
 	token, err := pc.BeginFill(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A message committed after the snapshot is written through.
-	if err := pc.AddMessage(ctx, views(1)[0]); err != nil {
+	late := views(1)[0]
+	if err := pc.AddMessage(ctx, late); err != nil {
 		t.Fatal(err)
 	}
 	ok, err := pc.CompleteFill(ctx, token, encode(t, snapshot))
-	if err != nil || ok {
-		t.Fatalf("CompleteFill = %v, %v; want refused", ok, err)
+	if err != nil || !ok {
+		t.Fatalf("CompleteFill = %v, %v; want installed", ok, err)
 	}
-	if got, hit := mustPage(t, pc, 0, 2); hit {
-		t.Fatalf("hit %s from a snapshot that lacks a newer message", texts(got))
+	want := append([]messageapi.MessageView{late}, snapshot...)
+	if got, hit := mustPage(t, pc, 0, 4); !hit || texts(got) != texts(want) {
+		t.Fatalf("page = %s, %v; want %s with the late message merged", texts(got), hit, texts(want))
 	}
-	// The next rebuild succeeds.
-	fill(t, pc, snapshot)
-	if _, hit := mustPage(t, pc, 0, 2); !hit {
-		t.Fatal("miss after a clean rebuild")
+
+	// A rebuild that another one took over from is refused.
+	first, err := pc.BeginFill(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := pc.BeginFill(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := pc.CompleteFill(ctx, first, encode(t, snapshot)); err != nil || ok {
+		t.Fatalf("superseded CompleteFill = %v, %v; want refused", ok, err)
+	}
+	if ok, err := pc.CompleteFill(ctx, second, encode(t, want)); err != nil || !ok {
+		t.Fatalf("current CompleteFill = %v, %v; want installed", ok, err)
 	}
 }
 
 func TestPageCacheRefreshIsVersioned(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pc := newCache(t, 2)
+	pc, _ := newCache(t, 2)
+	outside := views(1)[0]
 	vs := views(2)
 	fill(t, pc, newestFirst(vs))
 	v := vs[1]
@@ -242,18 +309,32 @@ func TestPageCacheRefreshIsVersioned(t *testing.T) {
 		t.Fatalf("cached view = %+v, %v; want the version 2 view", v, hit)
 	}
 
-	// A view of a message outside the cache is not written.
-	outside := views(1)[0]
+	// A view of a message older than the cached ones is not written.
 	outside.Version = 5
 	if n, err := pc.RefreshViews(ctx, []messageapi.MessageView{outside}); err != nil || n != 0 {
 		t.Fatalf("RefreshViews(outside) = %d, %v; want 0", n, err)
+	}
+	// A view of a message newer than the cached ones is written, so a
+	// write-through still on its way cannot put an older view back.
+	newer := views(1)[0]
+	newer.Version = 1
+	if n, err := pc.RefreshViews(ctx, []messageapi.MessageView{newer}); err != nil || n != 1 {
+		t.Fatalf("RefreshViews(newer) = %d, %v; want 1", n, err)
+	}
+	stale := newer
+	stale.Version = 0
+	if err := pc.AddMessage(ctx, stale); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := pc.RefreshViews(ctx, []messageapi.MessageView{newer}); err != nil || n != 0 {
+		t.Fatalf("version 1 was replaced by the version 0 write-through (RefreshViews = %d, %v)", n, err)
 	}
 }
 
 func TestPageCachePageBefore(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pc := newCache(t, 2) // capacity 5
+	pc, _ := newCache(t, 2) // capacity 5
 	all := newestFirst(views(8))
 	fill(t, pc, all)
 	tests := []struct {
