@@ -38,6 +38,14 @@ func NewProjector(db *DB) *Projector {
 	return &Projector{db: db}
 }
 
+// scanState reads a reactionState; the query selects id, message_id, type,
+// score, deleted_at is not null, version and projected_score.
+func scanState(row pgx.CollectableRow) (reactionState, error) {
+	var r reactionState
+	err := row.Scan(&r.id, &r.messageID, &r.reactionType, &r.score, &r.deleted, &r.version, &r.projectedScore)
+	return r, err
+}
+
 // reactionState is a reaction row as a fold sees it.
 type reactionState struct {
 	id, messageID, reactionType string
@@ -93,11 +101,7 @@ func (p *Projector) fold(ctx context.Context, op, selectSQL string, args ...any)
 		if err != nil {
 			return err
 		}
-		changed, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (reactionState, error) {
-			var r reactionState
-			err := row.Scan(&r.id, &r.messageID, &r.reactionType, &r.score, &r.deleted, &r.version, &r.projectedScore)
-			return r, err
-		})
+		changed, err := pgx.CollectRows(rows, scanState)
 		if err != nil {
 			return err
 		}
@@ -105,7 +109,7 @@ func (p *Projector) fold(ctx context.Context, op, selectSQL string, args ...any)
 		if len(changed) == 0 {
 			return nil
 		}
-		views, err = applyChanges(ctx, tx, changed, nil)
+		views, err = applyChanges(ctx, tx, changed, nil, nil)
 		return err
 	})
 	if err != nil {
@@ -118,13 +122,19 @@ func (p *Projector) fold(ctx context.Context, op, selectSQL string, args ...any)
 // projected. Deltas are coalesced per message first, so a hot message is
 // written once per batch, not once per reaction.
 //
-// The views of messages in rebuild are rebuilt from zero instead: changed
-// must then hold every reaction row of those messages.
-func applyChanges(ctx context.Context, tx pgx.Tx, changed []reactionState, rebuild map[string]bool) ([]messageapi.MessageView, error) {
+// The views of messages in rebuild are rebuilt from zero instead, from
+// changed and kept: kept are rows of those messages that this transaction
+// has not locked but another fold has already counted (their projected
+// score), and they are counted as such without being touched.
+func applyChanges(ctx context.Context, tx pgx.Tx, changed []reactionState, rebuild map[string]bool, kept []reactionState) ([]messageapi.MessageView, error) {
 	type delta struct{ count, score int64 }
 	perMessage := map[string]map[string]delta{}
 	for id := range rebuild {
 		perMessage[id] = map[string]delta{}
+	}
+	for _, r := range kept {
+		t := perMessage[r.messageID][r.reactionType]
+		perMessage[r.messageID][r.reactionType] = delta{t.count + 1, t.score + int64(r.projectedScore)}
 	}
 	var liveIDs, tombstones []string
 	var liveVersions []int64
@@ -368,11 +378,7 @@ func (p *Projector) rebuild(ctx context.Context, messageID string) (messageapi.M
 		if err != nil {
 			return err
 		}
-		all, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (reactionState, error) {
-			var r reactionState
-			err := row.Scan(&r.id, &r.messageID, &r.reactionType, &r.score, &r.deleted, &r.version, &r.projectedScore)
-			return r, err
-		})
+		all, err := pgx.CollectRows(rows, scanState)
 		if err != nil {
 			return err
 		}
@@ -383,14 +389,34 @@ func (p *Projector) rebuild(ctx context.Context, messageID string) (messageapi.M
 		if len(before) == 0 {
 			return fmt.Errorf("message %s has no view", messageID)
 		}
+		// Reactions created after the locking read above were not locked by
+		// it, and a fold may have counted them before this transaction took
+		// the view. Read them now, under the view lock: what was folded is
+		// visible, and a fold still waiting for the view will apply its
+		// change on top of the projected score counted here.
+		locked := make([]string, len(all))
+		for i, r := range all {
+			locked[i] = r.id
+		}
+		rows, err = tx.Query(ctx, `
+			select id::text, message_id::text, type, score, deleted_at is not null, version, projected_score
+			from reactions
+			where message_id = $1 and not (id = any($2::uuid[])) and projected_score > 0`, messageID, locked)
+		if err != nil {
+			return err
+		}
+		kept, err := pgx.CollectRows(rows, scanState)
+		if err != nil {
+			return err
+		}
 		folded := messageapi.NewMessageView(before[0].Message)
-		for _, r := range all {
+		for _, r := range append(slices.Clone(all), kept...) {
 			if r.projectedScore > 0 {
 				folded.ApplyReactionDelta(r.reactionType, 1, int64(r.projectedScore))
 			}
 		}
 		drift = !sameCounts(before[0], folded)
-		views, err := applyChanges(ctx, tx, all, map[string]bool{messageID: true})
+		views, err := applyChanges(ctx, tx, all, map[string]bool{messageID: true}, kept)
 		if err != nil {
 			return err
 		}

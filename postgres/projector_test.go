@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"messageapi"
 	"messageapi/postgres"
@@ -281,5 +282,124 @@ func TestListReactions(t *testing.T) {
 	}
 	if _, err := f.reactions.ListReactions(ctx, messageapi.ReactionRange{MessageID: uuid.Must(uuid.NewV7()).String(), Limit: 10}); messageapi.ErrorCode(err) != messageapi.ENOTFOUND {
 		t.Errorf("unknown message = %v, want not found", err)
+	}
+}
+
+// TestReconcileKeepsChangesFoldedWhileItWaits: a rebuild reads a message's
+// reactions, then waits; meanwhile a new reaction is written and folded.
+// The rebuilt view must still count it.
+func TestReconcileKeepsChangesFoldedWhileItWaits(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newProjectorFixture(t)
+	m := f.message(t)
+	first := f.put(t, m, "u1", "like", 1)
+	f.project(t, first)
+	f.put(t, m, "u1", "like", 2) // pending, so reconcile picks the message
+
+	// Another transaction holds the first reaction, so the rebuild takes
+	// its snapshot of the message's reactions and waits on that lock.
+	holder, err := f.db.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback(ctx)
+	var holderPID int
+	if err := holder.QueryRow(ctx, `select pg_backend_pid() from reactions where id = $1 for update`, first).Scan(&holderPID); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, _, _, _, err := f.projector.ReconcilePage(ctx, "", 100)
+		done <- err
+	}()
+	waitBlockedBy(t, f, holderPID)
+	f.project(t, f.put(t, m, "u2", "like", 5)) // written and folded meanwhile
+	if err := holder.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n, _, err := f.projector.Sweep(ctx, 0, 100); err != nil || n != 0 {
+		t.Fatalf("Sweep = %d, %v; want nothing left", n, err)
+	}
+	wantCounts(t, f.view(t, m), map[string]int64{"like": 2}, map[string]int64{"like": 7})
+}
+
+// waitBlockedBy returns once some session waits on a lock that the session
+// with pid holds.
+func waitBlockedBy(t *testing.T, f *projectorFixture, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for blocked := false; !blocked; {
+		if err := f.db.Pool().QueryRow(context.Background(),
+			`select exists (select 1 from pg_stat_activity where $1 = any(pg_blocking_pids(pid)))`, pid).Scan(&blocked); err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("nothing waited on the held lock")
+		}
+	}
+}
+
+// TestPutReactionCreatedUnderRaces: whether a reaction is new to the
+// client is decided under the row lock, not from a snapshot.
+func TestPutReactionCreatedUnderRaces(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newProjectorFixture(t)
+	m := f.message(t)
+	put := func(user string) <-chan bool {
+		created := make(chan bool, 1)
+		go func() {
+			now := messageapi.NewTime(time.Now())
+			_, _, c, err := f.reactions.PutReaction(ctx, messageapi.Reaction{ID: uuid.Must(uuid.NewV7()).String(),
+				MessageID: m, UserID: user, Type: "like", Score: 1, CreatedAt: now, UpdatedAt: now})
+			if err != nil {
+				t.Error(err)
+			}
+			created <- c
+		}()
+		return created
+	}
+	hold := func(sql string, args ...any) (pgx.Tx, int) {
+		tx, err := f.db.Pool().Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, sql, args...); err != nil {
+			t.Fatal(err)
+		}
+		var pid int
+		if err := tx.QueryRow(ctx, `select pg_backend_pid()`).Scan(&pid); err != nil {
+			t.Fatal(err)
+		}
+		return tx, pid
+	}
+
+	// Two first posts at once: the one that waits re-scores, it does not
+	// create.
+	tx, pid := hold(`insert into reactions (id, message_id, user_id, type, score, created_at, updated_at)
+		values ($1, $2, 'u1', 'like', 1, now(), now())`, uuid.Must(uuid.NewV7()).String(), m)
+	second := put("u1")
+	waitBlockedBy(t, f, pid)
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if <-second {
+		t.Error("the second of two simultaneous first posts reported a new reaction")
+	}
+
+	// A post that waits on a delete revives the reaction: new to the client.
+	<-put("u2")
+	tx, pid = hold(`update reactions set deleted_at = now(), version = version + 1 where message_id = $1 and user_id = 'u2'`, m)
+	revive := put("u2")
+	waitBlockedBy(t, f, pid)
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !<-revive {
+		t.Error("a post that revived a just-deleted reaction reported an update")
 	}
 }
