@@ -22,8 +22,8 @@ func NewReactionStore(db *DB) *ReactionStore {
 }
 
 // PutReaction creates the reaction of r's (message, user, type), or sets
-// the score of the existing one, in one statement that commits before it
-// returns. Posting a deleted reaction again revives its row as a new
+// the score of the existing one, in one call of put_reaction (migration
+// 002) that commits before it returns. Posting a deleted reaction again revives its row as a new
 // reaction. It returns the stored reaction, its new version and whether it
 // is new to the client (created, or revived from a tombstone).
 //
@@ -32,35 +32,22 @@ func (s *ReactionStore) PutReaction(ctx context.Context, r messageapi.Reaction) 
 	ctx, cancel := s.db.withTimeout(ctx)
 	defer cancel()
 	var (
-		out               messageapi.Reaction
-		created, updated  time.Time
-		version           int64
-		existedAndWasLive bool
+		out              messageapi.Reaction
+		created, updated time.Time
+		version          int64
+		isNew            bool
 	)
 	err := s.db.pool.QueryRow(ctx, `
-		with prev as (
-			select deleted_at is null as live
-			from reactions
-			where message_id = $2 and user_id = $3 and type = $4
-		)
-		insert into reactions as r (id, message_id, user_id, type, score, created_at, updated_at)
-		values ($1, $2, $3, $4, $5, $6, $6)
-		on conflict (message_id, user_id, type) do update set
-			score      = excluded.score,
-			updated_at = excluded.updated_at,
-			version    = r.version + 1,
-			created_at = case when r.deleted_at is null then r.created_at else excluded.created_at end,
-			deleted_at = null
-		returning r.id::text, r.score, r.created_at, r.updated_at, r.version,
-			coalesce((select live from prev), false)`,
+		select id::text, score, created_at, updated_at, version, created
+		from put_reaction($1, $2, $3, $4, $5, $6)`,
 		r.ID, r.MessageID, r.UserID, r.Type, r.Score, r.CreatedAt.Time,
-	).Scan(&out.ID, &out.Score, &created, &updated, &version, &existedAndWasLive)
+	).Scan(&out.ID, &out.Score, &created, &updated, &version, &isNew)
 	if err != nil {
 		return out, 0, false, translate(err, "put reaction")
 	}
 	out.MessageID, out.UserID, out.Type = r.MessageID, r.UserID, r.Type
 	out.CreatedAt, out.UpdatedAt = messageapi.NewTime(created), messageapi.NewTime(updated)
-	return out, version, !existedAndWasLive, nil
+	return out, version, isNew, nil
 }
 
 // DeleteReaction marks the reaction of (message, user, type) deleted at
