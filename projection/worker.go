@@ -70,7 +70,9 @@ type Config struct {
 	StatsInterval time.Duration
 	// RetryMax caps the backoff between retries of a failed fold.
 	RetryMax time.Duration
-	// FoldTimeout bounds one fold, including its retries at shutdown.
+	// FoldTimeout bounds one batch's fold with its retries; a batch still
+	// failing then stays pending for a later claim. Keep it below
+	// ClaimMinIdle, so a peer does not claim a batch still being retried.
 	FoldTimeout time.Duration
 }
 
@@ -99,7 +101,7 @@ func (c *Config) setDefaults() {
 	def(&c.SweepMinAge, 5*time.Second)
 	def(&c.StatsInterval, 2*time.Second)
 	def(&c.RetryMax, 5*time.Second)
-	def(&c.FoldTimeout, 30*time.Second)
+	def(&c.FoldTimeout, 10*time.Second)
 }
 
 // Validate reports a configuration that cannot work.

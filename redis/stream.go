@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	goredis "github.com/redis/go-redis/v9"
 
 	"messageapi"
@@ -143,8 +144,10 @@ func decodeEntry(m goredis.XMessage) messageapi.StreamEntry {
 	version, verr := strconv.ParseInt(str(fieldVersion), 10, 64)
 	at, aerr := strconv.ParseInt(str(fieldAt), 10, 64)
 	switch {
-	case str(fieldReaction) == "" || str(fieldMessage) == "":
-		e.Invalid = "missing reaction_id or message_id"
+	case len(m.Values) == 0:
+		e.Invalid = "deleted from the stream" // trimmed while pending
+	case !isUUID(str(fieldReaction)) || !isUUID(str(fieldMessage)):
+		e.Invalid = "reaction_id or message_id is not a UUID"
 	case verr != nil || aerr != nil:
 		e.Invalid = "version or changed_at_ms is not an integer"
 	default:
@@ -156,6 +159,11 @@ func decodeEntry(m goredis.XMessage) messageapi.StreamEntry {
 		}
 	}
 	return e
+}
+
+func isUUID(s string) bool {
+	_, err := uuid.Parse(s)
+	return err == nil
 }
 
 // Claim moves to consumer up to count entries that other consumers have
@@ -178,20 +186,29 @@ func (s *Stream) Claim(ctx context.Context, group, consumer string, minIdle time
 	if len(msgs) == 0 {
 		return nil, nil
 	}
-	var pending []goredis.XPendingExt
-	err = s.c.do(func() (err error) {
-		pending, err = s.c.rdb.XPendingExt(ctx, &goredis.XPendingExtArgs{
-			Stream: s.key, Group: group, Consumer: consumer,
-			Start: msgs[0].ID, End: msgs[len(msgs)-1].ID, Count: int64(len(msgs)),
-		}).Result()
+	// Each claimed entry's delivery count, looked up by its own id: a range
+	// query could return other pending entries in between instead.
+	var counts []*goredis.XPendingExtCmd
+	err = s.c.do(func() error {
+		_, err := s.c.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			counts = counts[:0]
+			for _, m := range msgs {
+				counts = append(counts, p.XPendingExt(ctx, &goredis.XPendingExtArgs{
+					Stream: s.key, Group: group, Start: m.ID, End: m.ID, Count: 1,
+				}))
+			}
+			return nil
+		})
 		return err
 	})
 	if err != nil {
 		return nil, translate(err, "claim: pending")
 	}
-	deliveries := make(map[string]int64, len(pending))
-	for _, p := range pending {
-		deliveries[p.ID] = p.RetryCount
+	deliveries := make(map[string]int64, len(msgs))
+	for _, c := range counts {
+		for _, p := range c.Val() {
+			deliveries[p.ID] = p.RetryCount
+		}
 	}
 	entries := make([]messageapi.StreamEntry, len(msgs))
 	for i, m := range msgs {
@@ -209,16 +226,18 @@ func (s *Stream) Ack(ctx context.Context, group string, ids []string) error {
 	return translate(s.c.do(func() error { return s.c.rdb.XAck(ctx, s.key, group, ids...).Err() }), "ack")
 }
 
-// DeadLetter copies entries to the dead-letter stream with the reason and
-// acknowledges them, in one transaction, so an entry is never in both
-// places or in neither.
+// DeadLetter copies entries to the dead-letter stream with the reason,
+// then acknowledges them. The acknowledgement waits for the copy: a MULTI
+// would not help, since Redis does not undo the rest of a transaction when
+// one command fails. A crash in between leaves an entry in both streams,
+// which is harmless: folding is idempotent.
 func (s *Stream) DeadLetter(ctx context.Context, group string, entries []messageapi.StreamEntry, reason string) error {
 	if len(entries) == 0 {
 		return nil
 	}
+	ids := make([]string, len(entries))
 	err := s.c.do(func() error {
-		_, err := s.c.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-			ids := make([]string, len(entries))
+		cmds, err := s.c.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
 			for i, e := range entries {
 				ids[i] = e.ID
 				p.XAdd(ctx, &goredis.XAddArgs{
@@ -230,11 +249,21 @@ func (s *Stream) DeadLetter(ctx context.Context, group string, entries []message
 					},
 				})
 			}
-			p.XAck(ctx, s.key, group, ids...)
 			return nil
 		})
-		return err
+		if err != nil {
+			return err
+		}
+		for _, c := range cmds {
+			if c.Err() != nil {
+				return c.Err()
+			}
+		}
+		return nil
 	})
+	if err == nil {
+		err = s.c.do(func() error { return s.c.rdb.XAck(ctx, s.key, group, ids...).Err() })
+	}
 	return translate(err, "dead-letter")
 }
 

@@ -1,0 +1,89 @@
+package redis_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	goredis "github.com/redis/go-redis/v9"
+
+	"messageapi"
+	"messageapi/redis"
+	"messageapi/redis/redistest"
+)
+
+func TestStreamDecodesOnlyWellFormedEntries(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c := redistest.NewClient(t)
+	s := redis.NewStream(c, redis.StreamConfig{})
+	if err := s.EnsureGroup(ctx, "g"); err != nil {
+		t.Fatal(err)
+	}
+	good := messageapi.ReactionChanged{ReactionID: uuid.NewString(), MessageID: uuid.NewString(), Version: 3, ChangedAt: time.UnixMilli(1_790_000_000_000)}
+	if err := s.Publish(ctx, good); err != nil {
+		t.Fatal(err)
+	}
+	for _, values := range [][]any{
+		{"reaction_id", "not-a-uuid", "message_id", uuid.NewString(), "version", "1", "changed_at_ms", "1"},
+		{"reaction_id", uuid.NewString(), "message_id", uuid.NewString(), "version", "x", "changed_at_ms", "1"},
+		{"junk", "1"},
+	} {
+		if err := c.Redis().XAdd(ctx, &goredis.XAddArgs{Stream: s.Key(), Values: values}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	entries, err := s.Read(ctx, "g", "c1", 10, time.Second)
+	if err != nil || len(entries) != 4 {
+		t.Fatalf("Read = %d entries, %v; want 4", len(entries), err)
+	}
+	if e := entries[0]; e.Invalid != "" || e.Event.ReactionID != good.ReactionID || e.Event.Version != 3 || !e.Event.ChangedAt.Equal(good.ChangedAt) {
+		t.Errorf("good entry decoded as %+v", e)
+	}
+	for _, e := range entries[1:] {
+		if e.Invalid == "" {
+			t.Errorf("malformed entry %s accepted: %+v", e.ID, e.Event)
+		}
+	}
+}
+
+// TestDeadLetterKeepsEntriesItCannotCopy: when the copy to the dead-letter
+// stream fails, the entry stays pending rather than vanish.
+func TestDeadLetterKeepsEntriesItCannotCopy(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c := redistest.NewClient(t)
+	s := redis.NewStream(c, redis.StreamConfig{})
+	if err := s.EnsureGroup(ctx, "g"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Redis().XAdd(ctx, &goredis.XAddArgs{Stream: s.Key(), Values: []any{"junk", "1"}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := s.Read(ctx, "g", "c1", 10, time.Second)
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("Read = %v, %v", entries, err)
+	}
+	if err := c.Redis().Set(ctx, s.DeadLetterKey(), "not a stream", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeadLetter(ctx, "g", entries, "test"); err == nil {
+		t.Fatal("DeadLetter into a string key succeeded")
+	}
+	if pending, _, err := s.Backlog(ctx, "g"); err != nil || pending != 1 {
+		t.Fatalf("pending = %d, %v; want the entry still pending", pending, err)
+	}
+	if err := c.Redis().Del(ctx, s.DeadLetterKey()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeadLetter(ctx, "g", entries, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if pending, _, _ := s.Backlog(ctx, "g"); pending != 0 {
+		t.Errorf("pending = %d after a successful dead-letter", pending)
+	}
+	if n, _ := c.Redis().XLen(ctx, s.DeadLetterKey()).Result(); n != 1 {
+		t.Errorf("dead-letter stream holds %d entries, want 1", n)
+	}
+}
