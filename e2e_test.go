@@ -264,7 +264,7 @@ func TestEndToEnd(t *testing.T) {
 	expectError(t, s.get(t, "/messages/not-a-uuid"), 400, "invalid_argument", "id")
 	expectError(t, s.get(t, "/nothing-here"), 404, "not_found")
 	r = expect(t, call(t, "PATCH", s.base+"/messages", "", ""), 405)
-	if r.header.Get("Allow") != "GET, POST" {
+	if r.header.Get("Allow") != "GET, HEAD, POST, OPTIONS" {
 		t.Errorf("Allow = %q", r.header.Get("Allow"))
 	}
 

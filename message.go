@@ -115,7 +115,7 @@ type ReactionChanged struct {
 
 // What a valid value of each field is, in the words of validation errors.
 var (
-	TextRule         = fmt.Sprintf("must be 1 to %d characters, not only white space, without NUL", MaxTextLength)
+	TextRule         = fmt.Sprintf("must be 1 to %d characters, not only white space or invisible characters, without NUL", MaxTextLength)
 	UserIDRule       = fmt.Sprintf("must be 1 to %d characters of A-Z a-z 0-9 _ . @ -", MaxUserIDLength)
 	ReactionTypeRule = fmt.Sprintf("must be 1 to %d characters of a-z 0-9 _ + -", MaxReactionTypeLength)
 	ScoreRule        = fmt.Sprintf("must be an integer from %d to %d", MinScore, MaxScore)
@@ -123,8 +123,8 @@ var (
 )
 
 // ValidText reports whether s is acceptable as a message text: 1 to
-// MaxTextLength characters, valid UTF-8, not only white space and free of
-// NUL, which PostgreSQL cannot store in text.
+// MaxTextLength characters, valid UTF-8, not only white space or invisible
+// characters, and free of NUL, which PostgreSQL cannot store in text.
 func ValidText(s string) bool {
 	if s == "" || !utf8.ValidString(s) || strings.IndexByte(s, 0) >= 0 {
 		return false
@@ -132,7 +132,13 @@ func ValidText(s string) bool {
 	if utf8.RuneCountInString(s) > MaxTextLength {
 		return false
 	}
-	return strings.TrimFunc(s, unicode.IsSpace) != ""
+	return strings.TrimFunc(s, blank) != ""
+}
+
+// blank reports whether r shows nothing: white space, control and format
+// characters (zero-width space, joiners, byte order mark).
+func blank(r rune) bool {
+	return unicode.IsSpace(r) || unicode.In(r, unicode.Cc, unicode.Cf)
 }
 
 // ValidUserID reports whether s is a user id: 1 to MaxUserIDLength of

@@ -146,6 +146,10 @@ func TestCreateMessageRejectsBadInput(t *testing.T) {
 		{"form content type", "application/x-www-form-urlencoded", `text=hi&user_id=u`, 415, "unsupported_media_type", ""},
 		{"text/plain", "text/plain", `{"text":"hi","user_id":"u"}`, 415, "unsupported_media_type", ""},
 		{"too large", "application/json", `{"text":"` + strings.Repeat("a", 70<<10) + `","user_id":"u"}`, 413, "payload_too_large", ""},
+		{"field name in another case", "application/json", `{"Text":"hi","user_id":"u"}`, 400, "invalid_argument", "Text"},
+		{"field given twice", "application/json", `{"text":"hi","user_id":"u","user_id":"v"}`, 400, "invalid_argument", "user_id"},
+		{"only invisible characters", "application/json", `{"text":"\u200b\u2060\ufeff","user_id":"u"}`, 400, "invalid_argument", "text"},
+		{"charset other than UTF-8", "application/json; charset=latin1", `{"text":"hi","user_id":"u"}`, 415, "unsupported_media_type", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -252,8 +256,9 @@ func TestRoutesAnswerInJSON(t *testing.T) {
 		{"GET", "/messages/", 404, "not_found", ""},
 		{"GET", "/messages/not-a-uuid", 400, "invalid_argument", ""},
 		{"GET", "/messages/0192f0a4-8a4b-7cc1-9e8a-5a3b1c2d3e4f", 404, "not_found", ""},
-		{"PUT", "/messages", 405, "method_not_allowed", "GET, POST"},
-		{"DELETE", "/messages/0192f0a4-8a4b-7cc1-9e8a-5a3b1c2d3e4f", 405, "method_not_allowed", "GET"},
+		{"PUT", "/messages", 405, "method_not_allowed", "GET, HEAD, POST, OPTIONS"},
+		{"DELETE", "/messages/0192f0a4-8a4b-7cc1-9e8a-5a3b1c2d3e4f", 405, "method_not_allowed", "GET, HEAD, OPTIONS"},
+		{"BREW", "/messages", 405, "method_not_allowed", "GET, HEAD, POST, OPTIONS"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
@@ -346,5 +351,44 @@ func TestServerErrorsNeverLeakDetails(t *testing.T) {
 	}
 	if body := r.json(t); body["code"] != "unavailable" || strings.Contains(string(r.body), "migrated") {
 		t.Errorf("body = %s, want code unavailable and no internal detail", r.body)
+	}
+}
+
+func TestMoreRequestRules(t *testing.T) {
+	t.Parallel()
+	api := newTestAPI(t)
+	created := api.post("/messages", `{"text":"hi","user_id":"u"}`)
+	id := created.json(t)["id"].(string)
+
+	// Routes that take no query parameters refuse them.
+	for _, r := range []response{
+		api.post("/messages?foo=1", `{"text":"hi","user_id":"u"}`),
+		api.get("/messages/" + id + "?limit=1"),
+		api.post("/messages/"+id+"/reactions?foo=1", `{"type":"like","user_id":"u"}`),
+	} {
+		if r.status != http.StatusBadRequest {
+			t.Errorf("query parameter on a route without any: %d %s, want 400", r.status, r.body)
+		}
+	}
+
+	// Two Content-Type headers are one too many.
+	req, _ := http.NewRequest(http.MethodPost, api.URL+"/messages", strings.NewReader(`{"text":"hi","user_id":"u"}`))
+	req.Header.Add("Content-Type", "application/json")
+	req.Header.Add("Content-Type", "text/plain")
+	resp, err := api.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnsupportedMediaType {
+		t.Errorf("two Content-Types = %d, want 415", resp.StatusCode)
+	}
+
+	// HEAD answers wherever GET does; OPTIONS says what is allowed.
+	if r := api.do(http.MethodHead, "/messages/"+id, "", nil); r.status != http.StatusOK || len(r.body) != 0 {
+		t.Errorf("HEAD = %d with %d bytes, want 200 and no body", r.status, len(r.body))
+	}
+	if r := api.do(http.MethodOptions, "/messages/"+id+"/reactions", "", nil); r.status != http.StatusNoContent || r.header.Get("Allow") != "GET, HEAD, POST, OPTIONS" {
+		t.Errorf("OPTIONS = %d, Allow %q", r.status, r.header.Get("Allow"))
 	}
 }

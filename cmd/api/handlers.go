@@ -14,6 +14,10 @@ import (
 
 func (s *server) handleCreateMessage(w http.ResponseWriter, r *http.Request) {
 	var cmd command.CreateMessage
+	if err := noParams(r); err != nil {
+		writeError(w, r, err)
+		return
+	}
 	if err := decodeJSON(w, r, &cmd); err != nil {
 		writeError(w, r, err)
 		return
@@ -54,6 +58,10 @@ func (s *server) handleListMessages(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) handleGetMessage(w http.ResponseWriter, r *http.Request) {
+	if err := noParams(r); err != nil {
+		writeError(w, r, err)
+		return
+	}
 	v, err := s.getMessage.Handle(r.Context(), query.GetMessage{ID: chi.URLParam(r, "id")})
 	if err != nil {
 		writeError(w, r, err)
@@ -64,6 +72,10 @@ func (s *server) handleGetMessage(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) handleAddReaction(w http.ResponseWriter, r *http.Request) {
 	var cmd command.AddReaction
+	if err := noParams(r); err != nil {
+		writeError(w, r, err)
+		return
+	}
 	if err := decodeJSON(w, r, &cmd); err != nil {
 		writeError(w, r, err)
 		return
@@ -179,6 +191,15 @@ func (p *params) int(name, reason string) *int {
 		return nil
 	}
 	return &n
+}
+
+// noParams rejects any query parameter, for routes that take none.
+func noParams(r *http.Request) error {
+	p, err := queryParams(r)
+	if err != nil {
+		return err
+	}
+	return p.err()
 }
 
 func (p *params) err() error {

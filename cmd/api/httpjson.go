@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strings"
 
 	"messageapi"
@@ -88,28 +89,87 @@ func invalid(format string, args ...any) error {
 
 // decodeJSON reads a request body holding exactly one JSON object into dst.
 // Every way a body can be wrong is a 4xx that says what is wrong: a
-// Content-Type that is not JSON (415), a body over maxBodyBytes (413),
-// malformed JSON, a value of the wrong type, an unknown field or trailing
-// data (400).
+// Content-Type that is not JSON in UTF-8 (415), a body over maxBodyBytes
+// (413), malformed JSON, a value of the wrong type, a field dst does not
+// have (names match exactly, as documented, not in any case), a field
+// given twice, or data after the object (400).
 func decodeJSON(w http.ResponseWriter, r *http.Request, dst any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-			return messageapi.Errorf(messageapi.EMEDIATYPE, "Content-Type must be application/json")
-		}
+	if err := checkContentType(r.Header.Values("Content-Type")); err != nil {
+		return err
 	}
-	body := http.MaxBytesReader(w, r.Body, maxBodyBytes)
-	dec := json.NewDecoder(body)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return decodeError(err)
+		}
+		return invalid("request body could not be read")
+	}
+	if err := checkFieldNames(body, dst); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
 		return decodeError(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return decodeError(err)
-		}
 		return invalid("request body must hold one JSON object and nothing after it")
+	}
+	return nil
+}
+
+// checkContentType accepts no Content-Type, or exactly one JSON media type
+// whose charset, when given, is UTF-8.
+func checkContentType(values []string) error {
+	switch len(values) {
+	case 0:
+		return nil
+	case 1:
+		mt, params, err := mime.ParseMediaType(values[0])
+		if err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json")) {
+			if cs, ok := params["charset"]; !ok || strings.EqualFold(cs, "utf-8") {
+				return nil
+			}
+		}
+	}
+	return messageapi.Errorf(messageapi.EMEDIATYPE, "Content-Type must be application/json (UTF-8)")
+}
+
+// checkFieldNames rejects a top-level field that dst does not declare with
+// exactly that name, and a field given twice. encoding/json would match
+// names in any case and let the last duplicate win. A body that is not an
+// object is left to the decoder to report.
+func checkFieldNames(body []byte, dst any) error {
+	known := map[string]bool{}
+	t := reflect.TypeOf(dst).Elem()
+	for i := range t.NumField() {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "" && name != "-" {
+			known[name] = true
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		name, _ := tok.(string)
+		switch {
+		case !known[name]:
+			return messageapi.InvalidFields(map[string]string{name: "is not a known field"})
+		case seen[name]:
+			return messageapi.InvalidFields(map[string]string{name: "is given more than once"})
+		}
+		seen[name] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return nil
+		}
 	}
 	return nil
 }

@@ -111,14 +111,26 @@ func observe(m *httpMetrics, accessLevel slog.Level) func(http.Handler) http.Han
 				status = http.StatusOK
 			}
 			code := strconv.Itoa(status)
-			m.requests.WithLabelValues(r.Method, route, code).Inc()
-			m.duration.WithLabelValues(r.Method, route, code).Observe(elapsed.Seconds())
+			method := metricMethod(r.Method)
+			m.requests.WithLabelValues(method, route, code).Inc()
+			m.duration.WithLabelValues(method, route, code).Observe(elapsed.Seconds())
 			requestLogger(r.Context()).Log(r.Context(), accessLevel, "request",
 				"method", r.Method, "route", route, "path", r.URL.Path, "status", status,
 				"bytes", ww.BytesWritten(), "duration_ms", float64(elapsed.Microseconds())/1000,
 				"client", middleware.GetClientIP(r.Context()))
 		})
 	}
+}
+
+// metricMethod names standard methods and folds any other into "other",
+// so a client cannot create metric series at will.
+func metricMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "other"
 }
 
 // recoverPanics turns a panic in a handler into a logged 500, so one bad

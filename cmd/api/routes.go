@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 
 	"messageapi"
 	"messageapi/command"
@@ -42,13 +43,19 @@ type routerConfig struct {
 // unknown routes (404) and wrong methods (405 with Allow).
 func (s *server) routes(cfg routerConfig) http.Handler {
 	r := chi.NewRouter()
-	r.Use(clientIP(cfg.trustedProxies), withRequestID(cfg.log), observe(cfg.metrics, cfg.accessLevel), recoverPanics,
+	// HEAD is answered wherever GET is (the body is dropped); OPTIONS on
+	// any route answers 204 with Allow.
+	r.Use(middleware.GetHead, clientIP(cfg.trustedProxies), withRequestID(cfg.log), observe(cfg.metrics, cfg.accessLevel), recoverPanics,
 		rateLimit(cfg.rateLimit, cfg.rateWindow), requireReady(cfg.ready), withTimeout(cfg.requestTimeout))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, messageapi.Errorf(messageapi.ENOTFOUND, "no route for %s %s", r.Method, r.URL.Path))
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Allow", strings.Join(allowedMethods(r, req.URL.Path), ", "))
+		if req.Method == http.MethodOptions {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
 		writeJSON(w, req, http.StatusMethodNotAllowed, errorBody{
 			Error: "method " + req.Method + " is not allowed on " + req.URL.Path,
 			Code:  "method_not_allowed",
@@ -70,7 +77,10 @@ func allowedMethods(r chi.Routes, path string) []string {
 	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
 		if r.Match(chi.NewRouteContext(), m, path) {
 			allowed = append(allowed, m)
+			if m == http.MethodGet {
+				allowed = append(allowed, http.MethodHead)
+			}
 		}
 	}
-	return allowed
+	return append(allowed, http.MethodOptions)
 }
