@@ -14,6 +14,16 @@ declare
     live boolean;
 begin
     loop
+        -- Most posts are new reactions: try the insert first. A row for the
+        -- key, live or a tombstone, makes it do nothing.
+        insert into reactions as r (id, message_id, user_id, type, score, created_at, updated_at)
+        values (p_id, p_message_id, p_user_id, p_type, p_score, p_at, p_at)
+        on conflict (message_id, user_id, type) do nothing
+        returning r.id, r.score, r.created_at, r.updated_at, r.version, true
+        into id, score, created_at, updated_at, version, created;
+        if found then
+            return;
+        end if;
         select r.deleted_at is null into live
         from reactions r
         where r.message_id = p_message_id and r.user_id = p_user_id and r.type = p_type
@@ -30,15 +40,7 @@ begin
             into id, score, created_at, updated_at, version, created;
             return;
         end if;
-        insert into reactions as r (id, message_id, user_id, type, score, created_at, updated_at)
-        values (p_id, p_message_id, p_user_id, p_type, p_score, p_at, p_at)
-        on conflict (message_id, user_id, type) do nothing
-        returning r.id, r.score, r.created_at, r.updated_at, r.version, true
-        into id, score, created_at, updated_at, version, created;
-        if found then
-            return;
-        end if;
-        -- Another transaction inserted the row first: lock it and update.
+        -- The row was purged between the two statements: insert again.
     end loop;
 end
 $$;
