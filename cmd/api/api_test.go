@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,11 +53,9 @@ func newTestHandler(tb testing.TB, options ...func(*routerConfig)) http.Handler 
 		getMessage:     query.NewGetMessageHandler(messages),
 		listReactions:  query.NewListReactionsHandler(reactions),
 	}
-	var ready atomic.Bool
-	ready.Store(true)
 	cfg := routerConfig{
 		log: log, metrics: newHTTPMetrics(prometheus.NewRegistry()), accessLevel: slog.LevelDebug,
-		ready: &ready, requestTimeout: 5 * time.Second,
+		ready: func() bool { return true }, requestTimeout: 5 * time.Second,
 	}
 	for _, o := range options {
 		o(&cfg)
@@ -343,7 +340,7 @@ func TestRateLimit(t *testing.T) {
 func TestServerErrorsNeverLeakDetails(t *testing.T) {
 	t.Parallel()
 	api := newTestAPI(t, func(c *routerConfig) {
-		c.ready = new(atomic.Bool) // not migrated yet: every route is unavailable
+		c.ready = func() bool { return false } // not migrated yet: every route is unavailable
 	})
 	r := api.post("/messages", `{"text":"hi","user_id":"u"}`)
 	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {

@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"runtime/debug"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -152,10 +151,10 @@ func recoverPanics(next http.Handler) http.Handler {
 
 // requireReady answers 503 until the schema is migrated, so a process that
 // started while PostgreSQL was down fails fast and clearly meanwhile.
-func requireReady(ready *atomic.Bool) func(http.Handler) http.Handler {
+func requireReady(ready func() bool) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if !ready.Load() {
+			if !ready() {
 				writeError(w, r, messageapi.Unavailable("service", fmt.Errorf("schema not migrated yet")))
 				return
 			}

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -32,7 +31,7 @@ type routerConfig struct {
 	log            *slog.Logger
 	metrics        *httpMetrics
 	accessLevel    slog.Level
-	ready          *atomic.Bool
+	ready          func() bool
 	requestTimeout time.Duration
 	rateLimit      int
 	rateWindow     time.Duration

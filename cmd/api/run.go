@@ -4,16 +4,11 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"sync/atomic"
 	"time"
 
-	"github.com/IBM/pgxpoolprometheus"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
 	"messageapi/cmd/internal/daemon"
@@ -40,15 +35,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if sub == "healthcheck" {
 		return daemon.HealthCheck(ctx, cfg.adminAddr)
 	}
-	redis.LogTo(log)
-
-	db, err := postgres.Open(postgres.Config{
-		URL: cfg.databaseURL, MaxConns: int32(cfg.dbMaxConns), QueryTimeout: cfg.dbTimeout,
-	})
+	deps, err := daemon.OpenDeps(daemon.DepsConfig{
+		DatabaseURL: cfg.databaseURL, DBMaxConns: cfg.dbMaxConns, DBTimeout: cfg.dbTimeout,
+		RedisURL: cfg.redisURL, RedisPrefix: cfg.redisPrefix, RedisTimeout: cfg.redisTimeout,
+	}, log)
 	if err != nil {
-		return fmt.Errorf("-database-url: %w", err)
+		return err
 	}
-	defer db.Close()
+	defer deps.Close()
+	db, rc, reg := deps.DB, deps.Redis, deps.Registry
 	if sub == "migrate" {
 		ctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
@@ -58,20 +53,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		log.Info("schema migrated")
 		return nil
 	}
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		pgxpoolprometheus.NewCollector(db.Pool(), map[string]string{"db": "postgres"}),
-	)
-	rc, err := redis.Open(redis.Config{
-		URL: cfg.redisURL, Prefix: cfg.redisPrefix, Timeout: cfg.redisTimeout, Registerer: reg, Log: log,
-	})
-	if err != nil {
-		return fmt.Errorf("-redis-url: %w", err)
-	}
-	defer rc.Close()
 
 	messages := postgres.NewMessageStore(db)
 	reactions := postgres.NewReactionStore(db)
@@ -86,11 +67,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		listReactions:  query.NewListReactionsHandler(reactions),
 	}
 	accessLevel, _ := daemon.ParseLevel(cfg.accessLogLevel) // validated with the config
-	var migrated atomic.Bool
 	api := &http.Server{
 		Handler: s.routes(routerConfig{
 			log: log, metrics: newHTTPMetrics(reg), accessLevel: accessLevel,
-			ready: &migrated, requestTimeout: cfg.requestTimeout,
+			ready: deps.Schema.Ready, requestTimeout: cfg.requestTimeout,
 			rateLimit: cfg.rateLimit, rateWindow: cfg.rateWindow, trustedProxies: cfg.trustedProxies,
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -100,19 +80,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	admin := &http.Server{
-		Handler: daemon.AdminHandler(reg, log,
-			daemon.Check{Name: "postgres", Func: db.Ping},
-			daemon.Check{Name: "redis", Func: rc.Ping},
-			daemon.Check{Name: "schema", Func: func(context.Context) error {
-				if !migrated.Load() {
-					return errors.New("not migrated yet")
-				}
-				return nil
-			}},
-		),
-		ReadHeaderTimeout: 5 * time.Second,
-	}
+	admin := deps.AdminServer(log)
 	apiLn, err := daemon.Listen(log, "api", cfg.addr)
 	if err != nil {
 		return err
@@ -136,11 +104,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	g.Go(func() error {
 		// Start serving at once; while PostgreSQL is down the API answers
 		// 503 and /readyz says why, until migration succeeds.
-		err := daemon.Retry(gctx, log, "migrate schema", db.Migrate)
-		if err != nil {
+		if err := deps.Schema.Migrate(gctx, log); err != nil {
 			return nil // shutting down
 		}
-		migrated.Store(true)
 		log.Info("schema migrated; ready")
 		return nil
 	})

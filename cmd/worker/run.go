@@ -8,13 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
-	"sync/atomic"
 	"time"
 
-	"github.com/IBM/pgxpoolprometheus"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
 	"messageapi/cmd/internal/daemon"
@@ -40,25 +35,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if sub == "healthcheck" {
 		return daemon.HealthCheck(ctx, cfg.adminAddr)
 	}
-	redis.LogTo(log)
-	db, err := postgres.Open(postgres.Config{URL: cfg.databaseURL, MaxConns: int32(cfg.dbMaxConns), QueryTimeout: cfg.dbTimeout})
+	deps, err := daemon.OpenDeps(daemon.DepsConfig{
+		DatabaseURL: cfg.databaseURL, DBMaxConns: cfg.dbMaxConns, DBTimeout: cfg.dbTimeout,
+		RedisURL: cfg.redisURL, RedisPrefix: cfg.redisPrefix, RedisTimeout: cfg.redisTimeout,
+	}, log)
 	if err != nil {
-		return fmt.Errorf("-database-url: %w", err)
+		return err
 	}
-	defer db.Close()
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		pgxpoolprometheus.NewCollector(db.Pool(), map[string]string{"db": "postgres"}),
-	)
-	rc, err := redis.Open(redis.Config{
-		URL: cfg.redisURL, Prefix: cfg.redisPrefix, Timeout: cfg.redisTimeout, Registerer: reg, Log: log,
-	})
-	if err != nil {
-		return fmt.Errorf("-redis-url: %w", err)
-	}
-	defer rc.Close()
+	defer deps.Close()
+	db, rc := deps.DB, deps.Redis
 	projector := postgres.NewProjector(db)
 	cache := redis.NewPageCache(rc, redis.PageCacheConfig{TTL: cfg.cacheTTL})
 
@@ -66,7 +51,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return reconcile(ctx, log, db, projector, cache, cfg.reconcileSize, stdout)
 	}
 	worker, err := projection.NewWorker(projector, redis.NewStream(rc, redis.StreamConfig{}), cache, log,
-		projection.NewMetrics(reg), projection.Config{
+		projection.NewMetrics(deps.Registry), projection.Config{
 			Group: cfg.group, Consumer: cfg.consumer, BatchSize: cfg.batchSize, Block: cfg.block,
 			ClaimInterval: cfg.claimInterval, ClaimMinIdle: cfg.claimMinIdle, MaxDeliveries: int64(cfg.maxDeliveries),
 			SweepInterval: cfg.sweepInterval, SweepMinAge: cfg.sweepMinAge,
@@ -74,20 +59,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	var migrated atomic.Bool
-	admin := &http.Server{
-		Handler: daemon.AdminHandler(reg, log,
-			daemon.Check{Name: "postgres", Func: db.Ping},
-			daemon.Check{Name: "redis", Func: rc.Ping},
-			daemon.Check{Name: "schema", Func: func(context.Context) error {
-				if !migrated.Load() {
-					return errors.New("not migrated yet")
-				}
-				return nil
-			}},
-		),
-		ReadHeaderTimeout: 5 * time.Second,
-	}
+	admin := deps.AdminServer(log)
 	adminLn, err := daemon.Listen(log, "admin", cfg.adminAddr)
 	if err != nil {
 		return err
@@ -95,10 +67,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return daemon.Serve(gctx, admin, adminLn, cfg.shutdownGrace) })
 	g.Go(func() error {
-		if err := daemon.Retry(gctx, log, "migrate schema", db.Migrate); err != nil {
+		if err := deps.Schema.Migrate(gctx, log); err != nil {
 			return nil // shutting down
 		}
-		migrated.Store(true)
 		log.Info("schema migrated; projecting", "group", cfg.group, "consumer", cfg.consumer)
 		return worker.Run(gctx)
 	})
