@@ -24,9 +24,6 @@ func NewFlags(name string, getenv func(string) string, output io.Writer) *Flags 
 	return &Flags{fs: fs, getenv: getenv}
 }
 
-// FlagSet returns the underlying flag set.
-func (f *Flags) FlagSet() *flag.FlagSet { return f.fs }
-
 // env returns the environment value of key and whether it is set.
 func (f *Flags) env(key string) (string, bool) {
 	v := f.getenv(key)
@@ -94,9 +91,6 @@ func (f *Flags) Parse(args []string) error {
 	}
 	return f.err
 }
-
-// Args returns the arguments left after the flags.
-func (f *Flags) Args() []string { return f.fs.Args() }
 
 // Require returns an error naming the setting when ok is false.
 func Require(ok bool, name, format string, args ...any) error {
