@@ -89,6 +89,9 @@ func (f *Flags) Parse(args []string) error {
 	if err := f.fs.Parse(args); err != nil {
 		return err
 	}
+	if rest := f.fs.Args(); len(rest) > 0 {
+		return fmt.Errorf("unexpected argument %q", rest[0])
+	}
 	return f.err
 }
 

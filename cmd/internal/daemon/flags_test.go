@@ -32,6 +32,7 @@ func TestFlagsNameTheBadSetting(t *testing.T) {
 		{map[string]string{"TIMEOUT": "soon"}, nil, []string{"TIMEOUT", "-timeout", "duration"}},
 		{map[string]string{"DEBUG": "maybe"}, nil, []string{"DEBUG", "-debug"}},
 		{nil, []string{"-workers", "x"}, []string{"-workers"}},
+		{nil, []string{"serve"}, []string{"unexpected argument", "serve"}},
 	}
 	for _, tt := range tests {
 		f := NewFlags("test", func(k string) string { return tt.env[k] }, io.Discard)
