@@ -15,7 +15,19 @@ import (
 	"messageapi/postgres/postgrestest"
 )
 
-func parseURL(s string) (*url.URL, error) { return url.Parse(s) }
+// proxiedSchema returns a new schema's URL that goes through a proxy the
+// test can cut, and the proxy.
+func proxiedSchema(t *testing.T) (*tcpProxy, string) {
+	t.Helper()
+	direct := postgrestest.NewSchema(t)
+	u, err := url.Parse(direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := startProxy(t, u.Host)
+	u.Host = proxy.addr
+	return proxy, u.String()
+}
 
 // createMessage posts a message and returns its id.
 func (s *stack) createMessage(t *testing.T, text string) string {
@@ -121,13 +133,8 @@ func TestRedisStallDoesNotStallWrites(t *testing.T) {
 // work again within seconds of the database returning, with no restart.
 func TestPostgresOutage(t *testing.T) {
 	t.Parallel()
-	direct := postgrestest.NewSchema(t)
-	u, err := url.Parse(direct)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := startProxy(t, u.Host)
-	s := startStack(t, "DATABASE_URL="+proxy.databaseURL(direct))
+	proxy, databaseURL := proxiedSchema(t)
+	s := startStack(t, "DATABASE_URL="+databaseURL)
 	m := s.createMessage(t, "kept")
 	expect(t, s.post(t, "/messages/"+m+"/reactions", `{"type": "like", "user_id": "bob"}`), 201)
 	s.waitFor(t, "/messages", map[string]any{"messages.0.reaction_count": 1}) // cached, with its counts
@@ -174,16 +181,11 @@ func TestPostgresOutage(t *testing.T) {
 // useful when the dependencies appear.
 func TestStartWithDependenciesDown(t *testing.T) {
 	t.Parallel()
-	direct := postgrestest.NewSchema(t)
-	u, err := url.Parse(direct)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := startProxy(t, u.Host)
+	proxy, databaseURL := proxiedSchema(t)
 	proxy.cut()
 	rs := startRedisServer(t)
 	rs.stop()
-	s := launchStack(t, "DATABASE_URL="+proxy.databaseURL(direct), "REDIS_URL="+rs.url())
+	s := launchStack(t, "DATABASE_URL="+databaseURL, "REDIS_URL="+rs.url())
 
 	expect(t, call(t, "GET", s.admin+"/healthz", "", ""), 200)
 	expect(t, call(t, "GET", s.admin+"/readyz", "", ""), 503)

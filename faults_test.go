@@ -159,16 +159,6 @@ func (p *tcpProxy) cut() {
 	p.conns = map[net.Conn]bool{}
 }
 
-// databaseURL returns url with its host and port replaced by the proxy's.
-func (p *tcpProxy) databaseURL(url string) string {
-	u, err := parseURL(url)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	u.Host = p.addr
-	return u.String()
-}
-
 func freePort(t *testing.T) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
