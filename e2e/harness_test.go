@@ -1,4 +1,4 @@
-package messageapi_test
+package e2e_test
 
 import (
 	"bufio"
@@ -36,7 +36,7 @@ func buildBinaries(t *testing.T) string {
 		}
 		binaries.dir = dir
 		for _, name := range []string{"api", "worker"} {
-			cmd := exec.Command("go", "build", "-race", "-o", filepath.Join(dir, name), "./cmd/"+name)
+			cmd := exec.Command("go", "build", "-race", "-o", filepath.Join(dir, name), "messageapi/cmd/"+name)
 			if out, err := cmd.CombinedOutput(); err != nil {
 				binaries.err = &buildError{name: name, out: string(out), err: err}
 				return

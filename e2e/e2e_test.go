@@ -1,4 +1,4 @@
-package messageapi_test
+package e2e_test
 
 import (
 	"encoding/json"
@@ -64,28 +64,40 @@ type reply struct {
 	body   map[string]any
 }
 
+// call makes a request and fails the test when there is no JSON answer.
+// It must run on the test's goroutine; other goroutines use try.
 func call(t *testing.T, method, url, contentType, body string) reply {
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	r, err := try(method, url, contentType, body)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return r
+}
+
+// try makes a request and returns its reply, or an error when there is no
+// answer or the answer claims JSON and is not.
+func try(method, url, contentType, body string) (reply, error) {
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		return reply{}, err
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
+		return reply{}, fmt.Errorf("%s %s: %w", method, url, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	r := reply{status: resp.StatusCode, header: resp.Header, raw: string(b)}
 	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
 		if err := json.Unmarshal(b, &r.body); err != nil {
-			t.Fatalf("%s %s: body is not a JSON object: %s", method, url, b)
+			return r, fmt.Errorf("%s %s: body is not a JSON object: %s", method, url, b)
 		}
 	}
-	return r
+	return r, nil
 }
 
 func (s *stack) get(t *testing.T, path string) reply {

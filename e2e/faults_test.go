@@ -1,9 +1,10 @@
-package messageapi_test
+package e2e_test
 
 import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -208,7 +209,7 @@ func TestStartWithDependenciesDown(t *testing.T) {
 // nothing lost, nothing counted twice.
 func TestWorkersKilledAndRestartedUnderTraffic(t *testing.T) {
 	t.Parallel()
-	s := startStack(t, "CLAIM_MIN_IDLE=1s", "CLAIM_INTERVAL=200ms", "SWEEP_MIN_AGE=2s", "SWEEP_INTERVAL=200ms", "BATCH_SIZE=50")
+	s := startStack(t, "CLAIM_MIN_IDLE=1s", "FOLD_TIMEOUT=800ms", "CLAIM_INTERVAL=200ms", "SWEEP_MIN_AGE=2s", "SWEEP_INTERVAL=200ms", "BATCH_SIZE=50")
 	messages := make([]string, 8)
 	for i := range messages {
 		messages[i] = s.createMessage(t, fmt.Sprintf("m%d", i))
@@ -232,25 +233,33 @@ func TestWorkersKilledAndRestartedUnderTraffic(t *testing.T) {
 					k.message = messages[0] // one hot message
 				}
 				var r reply
+				var err error
 				if rng.IntN(10) == 0 {
-					r = s.del(t, "/messages/"+k.message+"/reactions/"+k.typ+"?user_id="+k.user)
+					r, err = try(http.MethodDelete, s.base+"/messages/"+k.message+"/reactions/"+k.typ+"?user_id="+k.user, "", "")
 					mu.Lock()
-					if r.status == 204 || r.status == 404 {
+					if err == nil && (r.status == 204 || r.status == 404) {
 						delete(expected, k)
 					}
 				} else {
 					score := rng.IntN(50) + 1
-					r = s.post(t, "/messages/"+k.message+"/reactions", fmt.Sprintf(`{"type": %q, "user_id": %q, "score": %d}`, k.typ, k.user, score))
+					r, err = try(http.MethodPost, s.base+"/messages/"+k.message+"/reactions", "application/json",
+						fmt.Sprintf(`{"type": %q, "user_id": %q, "score": %d}`, k.typ, k.user, score))
 					mu.Lock()
-					if r.status == 201 || r.status == 200 {
+					if err == nil && (r.status == 201 || r.status == 200) {
 						expected[k] = score
 					}
 				}
 				writes++
-				if r.status >= 300 && r.status != 404 {
+				if err != nil || (r.status >= 300 && r.status != 404) {
 					failures++
 				}
 				mu.Unlock()
+				if err != nil {
+					// Reported here, off the test goroutine; the client stops,
+					// since it no longer knows the state of its users.
+					t.Errorf("client %d: %v", c, err)
+					return
+				}
 			}
 		}()
 	}
@@ -305,8 +314,24 @@ func TestWorkersKilledAndRestartedUnderTraffic(t *testing.T) {
 		t.Fatal(err)
 	}
 	if fmt.Sprint(stored) != fmt.Sprint(expected) {
-		t.Fatalf("PostgreSQL holds %d reactions, the clients were acknowledged %d", len(stored), len(expected))
+		var missing, extra, differ int
+		for k, score := range expected {
+			switch got, ok := stored[k]; {
+			case !ok:
+				missing++
+			case got != score:
+				differ++
+			}
+		}
+		for k := range stored {
+			if _, ok := expected[k]; !ok {
+				extra++
+			}
+		}
+		t.Fatalf("PostgreSQL holds %d reactions, the clients were acknowledged %d: %d missing, %d not acknowledged, %d with another score",
+			len(stored), len(expected), missing, extra, differ)
 	}
+	t.Logf("PostgreSQL holds the %d acknowledged reactions exactly", len(stored))
 	// ...and every view converges to exactly their aggregate.
 	for _, m := range messages {
 		counts, scores := map[string]any{}, map[string]any{}
@@ -325,6 +350,7 @@ func TestWorkersKilledAndRestartedUnderTraffic(t *testing.T) {
 			checks["reaction_counts."+typ] = counts[typ]
 			checks["reaction_scores."+typ] = scores[typ]
 		}
+		t.Logf("message %s: want %d reactions, counts %v, scores %v", m, total, counts, scores)
 		s.waitFor(t, "/messages/"+m, checks)
 	}
 }
