@@ -10,6 +10,7 @@ import (
 const (
 	EINVALID     = "invalid_argument"
 	ENOTFOUND    = "not_found"
+	EMETHOD      = "method_not_allowed"
 	ECONFLICT    = "conflict"
 	ETOOLARGE    = "payload_too_large"
 	EMEDIATYPE   = "unsupported_media_type"
@@ -49,6 +50,40 @@ func Errorf(code, format string, args ...any) *Error {
 // InvalidFields returns a validation error that names each bad field.
 func InvalidFields(fields map[string]string) *Error {
 	return &Error{Code: EINVALID, Message: "request is invalid", Fields: fields}
+}
+
+// FieldErrors collects what is wrong with each field of a request, so that
+// one validation error names every bad field. The first reason recorded
+// for a field is kept.
+type FieldErrors map[string]string
+
+// Check records reason for field unless ok, and reports ok.
+func (f FieldErrors) Check(ok bool, field, reason string) bool {
+	if !ok {
+		f.Add(field, reason)
+	}
+	return ok
+}
+
+// Add records reason for field, unless the field has a reason already.
+func (f FieldErrors) Add(field, reason string) {
+	if _, seen := f[field]; !seen {
+		f[field] = reason
+	}
+}
+
+// Has reports whether field has a reason.
+func (f FieldErrors) Has(field string) bool {
+	_, ok := f[field]
+	return ok
+}
+
+// Err returns the validation error naming every field recorded, or nil.
+func (f FieldErrors) Err() error {
+	if len(f) == 0 {
+		return nil
+	}
+	return InvalidFields(f)
 }
 
 // Unavailable wraps err, a failure of a dependency, as a retryable error.

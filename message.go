@@ -1,8 +1,10 @@
 package messageapi
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 	"unicode"
@@ -75,30 +77,42 @@ func NewMessageView(m Message) MessageView {
 	}
 }
 
-// ApplyReactionDelta folds a change of the reactions of one type into the
-// view: count and score are differences, not totals. A type whose count
-// drops to zero disappears from the maps, so a view always equals the
-// aggregate over its live reactions.
-func (v *MessageView) ApplyReactionDelta(reactionType string, count, score int64) {
-	if count == 0 && score == 0 {
-		return
-	}
+// Apply folds the deltas of this view's message into its counts. A type
+// whose count drops to zero disappears from the maps, so a view always
+// equals the aggregate over the reactions it has counted.
+func (v *MessageView) Apply(deltas []ReactionDelta) {
 	if v.ReactionCounts == nil {
 		v.ReactionCounts = map[string]int64{}
 	}
 	if v.ReactionScores == nil {
 		v.ReactionScores = map[string]int64{}
 	}
-	v.ReactionCount += count
-	c := v.ReactionCounts[reactionType] + count
-	s := v.ReactionScores[reactionType] + score
-	if c == 0 {
-		delete(v.ReactionCounts, reactionType)
-		delete(v.ReactionScores, reactionType)
-		return
+	for _, d := range deltas {
+		if d.MessageID != v.ID {
+			continue
+		}
+		v.ReactionCount += d.Count
+		c := v.ReactionCounts[d.Type] + d.Count
+		s := v.ReactionScores[d.Type] + d.Score
+		if c == 0 {
+			delete(v.ReactionCounts, d.Type)
+			delete(v.ReactionScores, d.Type)
+			continue
+		}
+		v.ReactionCounts[d.Type] = c
+		v.ReactionScores[d.Type] = s
 	}
-	v.ReactionCounts[reactionType] = c
-	v.ReactionScores[reactionType] = s
+}
+
+// ResetCounts empties the view's counts, for a rebuild from all its rows.
+func (v *MessageView) ResetCounts() {
+	v.ReactionCount, v.ReactionCounts, v.ReactionScores = 0, map[string]int64{}, map[string]int64{}
+}
+
+// CountsEqual reports whether two views hold the same counts and scores.
+func (v MessageView) CountsEqual(o MessageView) bool {
+	return v.ReactionCount == o.ReactionCount &&
+		maps.Equal(v.ReactionCounts, o.ReactionCounts) && maps.Equal(v.ReactionScores, o.ReactionScores)
 }
 
 // ReactionChanged is the stream event that announces a committed change of
@@ -114,12 +128,21 @@ type ReactionChanged struct {
 }
 
 // What a valid value of each field is, in the words of validation errors.
+// Every use case names a bad field with one of these, so a rule reads the
+// same wherever it is broken.
 var (
+	RequiredRule     = "is required"
 	TextRule         = fmt.Sprintf("must be 1 to %d characters, not only white space or invisible characters, without NUL", MaxTextLength)
 	UserIDRule       = fmt.Sprintf("must be 1 to %d characters of A-Z a-z 0-9 _ . @ -", MaxUserIDLength)
 	ReactionTypeRule = fmt.Sprintf("must be 1 to %d characters of a-z 0-9 _ + -", MaxReactionTypeLength)
 	ScoreRule        = fmt.Sprintf("must be an integer from %d to %d", MinScore, MaxScore)
 	LimitRule        = fmt.Sprintf("must be an integer from 1 to %d", MaxPageSize)
+	PageRule         = "must be an integer of at least 1"
+	PageDepthRule    = fmt.Sprintf("may skip at most %d messages; use cursor to read further", MaxPageOffset)
+	CursorRule       = "is not a cursor this list returned"
+	UUIDRule         = "must be a UUID"
+	UUIDv7Rule       = "must be a UUIDv7"
+	ClientIDRule     = "must be a UUIDv7 made within " + MaxClientIDSkew.String() + " of the server clock"
 )
 
 // ValidText reports whether s is acceptable as a message text: 1 to
@@ -190,6 +213,10 @@ type MessageRange struct {
 	Limit    int
 }
 
+// LoadViews reads the views of a range of messages from the read model,
+// encoded. A cache calls it for what it does not hold.
+type LoadViews func(ctx context.Context, r MessageRange) ([]EncodedView, error)
+
 // ReactionRange selects a message's live reactions, newest first (by
 // created_at, then id), optionally of one type or one user, after the
 // position (BeforeCreatedAt, BeforeID) when BeforeID is set.
@@ -212,6 +239,14 @@ type StreamEntry struct {
 	Deliveries int64
 	// Invalid, when not empty, says why the entry could not be decoded.
 	Invalid string
+}
+
+// StreamBacklog is what a consumer group has still to do: entries
+// delivered and not acknowledged (Pending), and entries not yet read
+// (Unread; -1 when Redis cannot tell).
+type StreamBacklog struct {
+	Pending int64
+	Unread  int64
 }
 
 // EncodedView is a message view already encoded as the API writes it. The

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/go-playground/validator/v10"
 	"github.com/google/uuid"
 
 	"messageapi"
@@ -13,13 +12,11 @@ import (
 
 // ReactionStore is the storage the reaction commands write to.
 type ReactionStore interface {
-	// PutReaction creates or re-scores the reaction of r's (message, user,
-	// type) and returns the stored reaction, its version and whether it is
-	// new to the client.
-	PutReaction(ctx context.Context, r messageapi.Reaction) (messageapi.Reaction, int64, bool, error)
-	// DeleteReaction deletes the reaction of (message, user, type) at at
-	// and returns its id and version.
-	DeleteReaction(ctx context.Context, messageID, userID, reactionType string, at time.Time) (string, int64, error)
+	// PutReaction creates or re-scores the reaction of (message, user,
+	// type); see messageapi.PutReactionResult.
+	PutReaction(ctx context.Context, p messageapi.PutReactionParams) (messageapi.PutReactionResult, error)
+	// DeleteReaction deletes the reaction of (message, user, type).
+	DeleteReaction(ctx context.Context, p messageapi.DeleteReactionParams) (messageapi.DeleteReactionResult, error)
 }
 
 // EventPublisher announces committed reaction changes to the projection.
@@ -31,10 +28,25 @@ type EventPublisher interface {
 // again sets the score (Medium-style claps: the score is that user's
 // total). Score defaults to 1.
 type AddReaction struct {
-	MessageID string `json:"-" field:"id" validate:"required,uuid"`
-	Type      string `json:"type" validate:"required,reaction_type"`
-	UserID    string `json:"user_id" validate:"required,user_id"`
-	Score     *int   `json:"score" validate:"omitnil,score"`
+	MessageID string `json:"-"` // from the path
+	Type      string `json:"type"`
+	UserID    string `json:"user_id"`
+	Score     *int   `json:"score"`
+}
+
+// validate checks every field, and returns the message id in canonical
+// form and the score to store.
+func (c AddReaction) validate() (messageID string, score int, err error) {
+	f := messageapi.FieldErrors{}
+	messageID = parseMessageID(f, "id", c.MessageID)
+	checkReactionType(f, "type", c.Type)
+	checkUserID(f, "user_id", c.UserID)
+	score = messageapi.DefaultScore
+	if c.Score != nil {
+		score = *c.Score
+		f.Check(score >= messageapi.MinScore && score <= messageapi.MaxScore, "score", messageapi.ScoreRule)
+	}
+	return messageID, score, f.Err()
 }
 
 // AddReactionHandler handles AddReaction.
@@ -42,7 +54,6 @@ type AddReactionHandler struct {
 	store     ReactionStore
 	publisher EventPublisher
 	log       *slog.Logger
-	validate  *validator.Validate
 	now       func() time.Time
 }
 
@@ -51,7 +62,7 @@ func NewAddReactionHandler(store ReactionStore, publisher EventPublisher, log *s
 	if store == nil || publisher == nil || log == nil {
 		panic("command: NewAddReactionHandler needs a store, a publisher and a logger")
 	}
-	return &AddReactionHandler{store: store, publisher: publisher, log: log, validate: newValidator(), now: time.Now}
+	return &AddReactionHandler{store: store, publisher: publisher, log: log, now: time.Now}
 }
 
 // Handle commits the reaction and returns it with created == true when it
@@ -59,30 +70,26 @@ func NewAddReactionHandler(store ReactionStore, publisher EventPublisher, log *s
 // stream append happens after the commit and cannot fail the request: a
 // change whose entry is lost is folded by the projection's sweeper.
 func (h *AddReactionHandler) Handle(ctx context.Context, cmd AddReaction) (messageapi.Reaction, bool, error) {
-	if err := validate(h.validate, cmd); err != nil {
+	messageID, score, err := cmd.validate()
+	if err != nil {
 		return messageapi.Reaction{}, false, err
 	}
-	score := messageapi.DefaultScore
-	if cmd.Score != nil {
-		score = *cmd.Score
-	}
-	now := messageapi.NewTime(h.now())
-	r, version, created, err := h.store.PutReaction(ctx, messageapi.Reaction{
+	res, err := h.store.PutReaction(ctx, messageapi.PutReactionParams{
 		ID:        uuid.Must(uuid.NewV7()).String(),
-		MessageID: uuid.MustParse(cmd.MessageID).String(), // validated above
+		MessageID: messageID,
 		UserID:    cmd.UserID,
 		Type:      cmd.Type,
 		Score:     score,
-		CreatedAt: now,
-		UpdatedAt: now,
+		At:        messageapi.NewTime(h.now()).Time,
 	})
 	if err != nil {
 		return messageapi.Reaction{}, false, err
 	}
+	r := res.Reaction
 	publish(ctx, h.publisher, h.log, messageapi.ReactionChanged{
-		ReactionID: r.ID, MessageID: r.MessageID, Version: version, ChangedAt: r.UpdatedAt.Time,
+		ReactionID: r.ID, MessageID: r.MessageID, Version: res.Version, ChangedAt: r.UpdatedAt.Time,
 	})
-	return r, created, nil
+	return r, res.Created, nil
 }
 
 // publish appends e after its change committed. A failure is logged and

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/go-playground/validator/v10"
 	"github.com/google/uuid"
 
 	"messageapi"
@@ -30,18 +29,35 @@ type MessageCache interface {
 // CreateMessage posts a message. ID is optional: a client that sets it can
 // retry safely, because the same id with the same content is recognised.
 type CreateMessage struct {
-	ID     string `json:"id" validate:"omitempty,uuid7"`
-	Text   string `json:"text" validate:"required,message_text"`
-	UserID string `json:"user_id" validate:"required,user_id"`
+	ID     string `json:"id"`
+	Text   string `json:"text"`
+	UserID string `json:"user_id"`
+}
+
+// validate checks every field and returns the message's id: the client's,
+// parsed, or a new one.
+func (c CreateMessage) validate() (uuid.UUID, error) {
+	f := messageapi.FieldErrors{}
+	id := uuid.Must(uuid.NewV7())
+	if c.ID != "" {
+		u, err := uuid.Parse(c.ID)
+		if f.Check(err == nil && u.Version() == 7 && u.Variant() == uuid.RFC4122, "id", messageapi.UUIDv7Rule) {
+			id = u
+		}
+	}
+	if f.Check(c.Text != "", "text", messageapi.RequiredRule) {
+		f.Check(messageapi.ValidText(c.Text), "text", messageapi.TextRule)
+	}
+	checkUserID(f, "user_id", c.UserID)
+	return id, f.Err()
 }
 
 // CreateMessageHandler handles CreateMessage.
 type CreateMessageHandler struct {
-	store    MessageStore
-	cache    MessageCache
-	log      *slog.Logger
-	validate *validator.Validate
-	now      func() time.Time
+	store MessageStore
+	cache MessageCache
+	log   *slog.Logger
+	now   func() time.Time
 }
 
 // NewCreateMessageHandler returns a CreateMessageHandler.
@@ -49,7 +65,7 @@ func NewCreateMessageHandler(store MessageStore, cache MessageCache, log *slog.L
 	if store == nil || cache == nil || log == nil {
 		panic("command: NewCreateMessageHandler needs a store, a cache and a logger")
 	}
-	return &CreateMessageHandler{store: store, cache: cache, log: log, validate: newValidator(), now: time.Now}
+	return &CreateMessageHandler{store: store, cache: cache, log: log, now: time.Now}
 }
 
 // Handle stores the message and returns it with created == true, or, for a
@@ -61,14 +77,9 @@ func NewCreateMessageHandler(store MessageStore, cache MessageCache, log *slog.L
 // MaxClientIDSkew of the server clock: an id from the far past or future
 // would file the message out of place in every page.
 func (h *CreateMessageHandler) Handle(ctx context.Context, cmd CreateMessage) (messageapi.MessageView, bool, error) {
-	if err := validate(h.validate, cmd); err != nil {
+	id, err := cmd.validate()
+	if err != nil {
 		return messageapi.MessageView{}, false, err
-	}
-	var id uuid.UUID
-	if cmd.ID == "" {
-		id = uuid.Must(uuid.NewV7())
-	} else {
-		id = uuid.MustParse(cmd.ID) // validated above
 	}
 	m := messageapi.Message{
 		ID:        id.String(),
@@ -79,9 +90,7 @@ func (h *CreateMessageHandler) Handle(ctx context.Context, cmd CreateMessage) (m
 	if cmd.ID != "" {
 		if skew := h.now().Sub(m.CreatedAt.Time).Abs(); skew > messageapi.MaxClientIDSkew {
 			// A retry of an old message is still fine; a new one is not.
-			return h.existing(ctx, m, messageapi.InvalidFields(map[string]string{
-				"id": "must be a UUIDv7 made within " + messageapi.MaxClientIDSkew.String() + " of the server clock",
-			}))
+			return h.existing(ctx, m, messageapi.InvalidFields(map[string]string{"id": messageapi.ClientIDRule}))
 		}
 	}
 	created, err := h.store.CreateMessage(ctx, m)

@@ -5,17 +5,23 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/go-playground/validator/v10"
-	"github.com/google/uuid"
-
 	"messageapi"
 )
 
 // RemoveReaction deletes a user's reaction of one type from a message.
 type RemoveReaction struct {
-	MessageID string `field:"id" validate:"required,uuid"`
-	Type      string `field:"type" validate:"required,reaction_type"`
-	UserID    string `field:"user_id" validate:"required,user_id"`
+	MessageID string
+	Type      string
+	UserID    string
+}
+
+// validate checks every field and returns the message id in canonical form.
+func (c RemoveReaction) validate() (messageID string, err error) {
+	f := messageapi.FieldErrors{}
+	messageID = parseMessageID(f, "id", c.MessageID)
+	checkReactionType(f, "type", c.Type)
+	checkUserID(f, "user_id", c.UserID)
+	return messageID, f.Err()
 }
 
 // RemoveReactionHandler handles RemoveReaction.
@@ -23,7 +29,6 @@ type RemoveReactionHandler struct {
 	store     ReactionStore
 	publisher EventPublisher
 	log       *slog.Logger
-	validate  *validator.Validate
 	now       func() time.Time
 }
 
@@ -32,7 +37,7 @@ func NewRemoveReactionHandler(store ReactionStore, publisher EventPublisher, log
 	if store == nil || publisher == nil || log == nil {
 		panic("command: NewRemoveReactionHandler needs a store, a publisher and a logger")
 	}
-	return &RemoveReactionHandler{store: store, publisher: publisher, log: log, validate: newValidator(), now: time.Now}
+	return &RemoveReactionHandler{store: store, publisher: publisher, log: log, now: time.Now}
 }
 
 // Handle deletes the reaction, or returns a not-found error when the
@@ -40,17 +45,19 @@ func NewRemoveReactionHandler(store ReactionStore, publisher EventPublisher, log
 // the change after the commit, and a failed announcement is healed by the
 // sweeper.
 func (h *RemoveReactionHandler) Handle(ctx context.Context, cmd RemoveReaction) error {
-	if err := validate(h.validate, cmd); err != nil {
+	messageID, err := cmd.validate()
+	if err != nil {
 		return err
 	}
-	messageID := uuid.MustParse(cmd.MessageID).String() // validated above
-	at := messageapi.NewTime(h.now())
-	id, version, err := h.store.DeleteReaction(ctx, messageID, cmd.UserID, cmd.Type, at.Time)
+	at := messageapi.NewTime(h.now()).Time
+	res, err := h.store.DeleteReaction(ctx, messageapi.DeleteReactionParams{
+		MessageID: messageID, UserID: cmd.UserID, Type: cmd.Type, At: at,
+	})
 	if err != nil {
 		return err
 	}
 	publish(ctx, h.publisher, h.log, messageapi.ReactionChanged{
-		ReactionID: id, MessageID: messageID, Version: version, ChangedAt: at.Time,
+		ReactionID: res.ReactionID, MessageID: messageID, Version: res.Version, ChangedAt: at,
 	})
 	return nil
 }

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"embed"
 	"errors"
@@ -28,6 +29,9 @@ var migrations embed.FS
 // with search_path=x migrates schema x independently (tests rely on it).
 const versionTable = "schema_version"
 
+// DefaultTimeout is the query and connect timeout when none is given.
+const DefaultTimeout = 2 * time.Second
+
 // Config configures a DB.
 type Config struct {
 	// URL is a PostgreSQL connection string. A search_path parameter in it
@@ -36,9 +40,10 @@ type Config struct {
 	// MaxConns caps the pool; 0 keeps pgxpool's default.
 	MaxConns int32
 	// QueryTimeout bounds every call a store makes, including the wait for a
-	// connection. 0 means 2 seconds.
+	// connection. 0 means DefaultTimeout.
 	QueryTimeout time.Duration
-	// ConnectTimeout bounds establishing one connection. 0 means 2 seconds.
+	// ConnectTimeout bounds establishing one connection. 0 means
+	// DefaultTimeout.
 	ConnectTimeout time.Duration
 }
 
@@ -60,19 +65,12 @@ func Open(cfg Config) (*DB, error) {
 	if cfg.MaxConns > 0 {
 		pc.MaxConns = cfg.MaxConns
 	}
-	pc.ConnConfig.ConnectTimeout = cmpOr(cfg.ConnectTimeout, 2*time.Second)
+	pc.ConnConfig.ConnectTimeout = cmp.Or(cfg.ConnectTimeout, DefaultTimeout)
 	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
 	if err != nil {
 		return nil, fmt.Errorf("create pool: %w", err)
 	}
-	return &DB{pool: pool, timeout: cmpOr(cfg.QueryTimeout, 2*time.Second)}, nil
-}
-
-func cmpOr(d, def time.Duration) time.Duration {
-	if d > 0 {
-		return d
-	}
-	return def
+	return &DB{pool: pool, timeout: cmp.Or(cfg.QueryTimeout, DefaultTimeout)}, nil
 }
 
 // Pool returns the underlying pool, for metrics and tests.
@@ -97,6 +95,9 @@ func (db *DB) Migrate(ctx context.Context) error {
 		return translate(err, "migrate: acquire")
 	}
 	defer conn.Release()
+	if err := ensureSchema(ctx, conn.Conn()); err != nil {
+		return err
+	}
 	m, err := migrate.NewMigrator(ctx, conn.Conn(), versionTable)
 	if err != nil {
 		return translate(err, "migrate: version table")
@@ -110,6 +111,34 @@ func (db *DB) Migrate(ctx context.Context) error {
 	}
 	if err := m.Migrate(ctx); err != nil {
 		return translate(err, "migrate")
+	}
+	return nil
+}
+
+// ensureSchema creates the first schema of the connection's search_path
+// when it does not exist, so a URL naming a new schema works at once
+// instead of failing every migration with "no schema has been selected".
+// Without the privilege to create it, the error says which schema.
+func ensureSchema(ctx context.Context, conn *pgx.Conn) error {
+	var first string
+	var exists bool
+	err := conn.QueryRow(ctx, `
+		with s as (select trim(both ' "' from split_part(current_setting('search_path'), ',', 1)) as name)
+		select name, exists (select from pg_namespace where nspname = name) from s`).Scan(&first, &exists)
+	if err != nil {
+		return translate(err, "migrate: read search_path")
+	}
+	if exists || first == "$user" {
+		return nil
+	}
+	if first == "" {
+		return errors.New("migrate: the search_path names no schema to migrate into")
+	}
+	if _, err := conn.Exec(ctx, "create schema if not exists "+pgx.Identifier{first}.Sanitize()); err != nil {
+		if messageapi.ErrorCode(translate(err, "")) == messageapi.EUNAVAILABLE {
+			return translate(err, "migrate: create schema")
+		}
+		return fmt.Errorf("migrate: schema %q of the search_path does not exist and cannot be created: %w", first, err)
 	}
 	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"time"
 
@@ -16,19 +15,18 @@ import (
 
 // Projector folds committed reaction changes into message_views.
 //
-// Folding is exact however often, in whatever order and by however many
-// workers a change is delivered: a reaction row records the version and
-// score last folded (projected_version, projected_score), and a fold
-// applies, under the row lock, the difference between the row's current
-// state and that projected state, then records the current state as
-// projected, all in one transaction. A second delivery finds nothing left
-// to apply; a delivery that overtakes another applies both changes at
-// once; a lost delivery is found by Sweep.
+// The arithmetic is messageapi.FoldReactions; this type supplies what it
+// needs under the right locks and writes what it decides. Every fold runs
+// in one transaction: it locks the changed reaction rows, reads their
+// current and projected states, applies the difference to the views and
+// records the current state as projected. So a second delivery of a change
+// finds nothing left to apply, a delivery that overtakes another applies
+// both changes at once, and a lost delivery is found by Sweep.
 //
 // Deadlock freedom: a fold locks its reaction rows in id order (or, in
 // Sweep, skips locked ones), then its message_views rows in message id
 // order, and never takes a reaction lock after a view lock. API writes
-// lock a single reaction row.
+// lock reaction rows of one message only and never a view.
 type Projector struct {
 	db *DB
 }
@@ -38,21 +36,27 @@ func NewProjector(db *DB) *Projector {
 	return &Projector{db: db}
 }
 
-// scanState reads a reactionState; the query selects id, message_id, type,
-// score, deleted_at is not null, version and projected_score.
-func scanState(row pgx.CollectableRow) (reactionState, error) {
-	var r reactionState
-	err := row.Scan(&r.id, &r.messageID, &r.reactionType, &r.score, &r.deleted, &r.version, &r.projectedScore)
+// stateColumns selects what scanState reads from reactions.
+const stateColumns = `id::text, message_id::text, type, score, deleted_at is not null,
+	version, projected_version, projected_score`
+
+func scanState(row pgx.CollectableRow) (messageapi.ReactionState, error) {
+	var r messageapi.ReactionState
+	err := row.Scan(&r.ID, &r.MessageID, &r.Type, &r.Score, &r.Deleted, &r.Version, &r.ProjectedVersion, &r.ProjectedScore)
 	return r, err
 }
 
-// reactionState is a reaction row as a fold sees it.
-type reactionState struct {
-	id, messageID, reactionType string
-	score                       int
-	deleted                     bool
-	version                     int64
-	projectedScore              int
+// lockStates runs a locking select of stateColumns and returns the states.
+func lockStates(ctx context.Context, tx pgx.Tx, sql string, args ...any) ([]messageapi.ReactionState, error) {
+	rows, err := tx.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("lock reactions: %w", err)
+	}
+	states, err := pgx.CollectRows(rows, scanState)
+	if err != nil {
+		return nil, fmt.Errorf("lock reactions: %w", err)
+	}
+	return states, nil
 }
 
 // Project folds the unprojected changes of the given reactions into their
@@ -65,139 +69,84 @@ func (p *Projector) Project(ctx context.Context, reactionIDs []string) ([]messag
 	ids := slices.Clone(reactionIDs)
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
-	_, views, err := p.fold(ctx, "project", `
-		select id::text, message_id::text, type, score, deleted_at is not null, version, projected_score
+	res, err := p.fold(ctx, "project", `
+		select `+stateColumns+`
 		from reactions
 		where id = any($1::uuid[]) and version <> projected_version
 		order by id
 		for update`, ids)
-	return views, err
+	return res.Views, err
 }
 
-// Sweep folds up to limit reactions whose change is at least minAge old
-// and still unprojected: changes whose stream entry was lost (a Redis
+// Sweep folds up to p.Limit reactions whose change is at least p.MinAge
+// old and still unprojected: changes whose stream entry was lost (a Redis
 // restart, trimming, a failed append) or dead-lettered. It skips rows
-// another fold holds, and returns how many it folded and the views it
-// changed.
-func (p *Projector) Sweep(ctx context.Context, minAge time.Duration, limit int) (int, []messageapi.MessageView, error) {
+// another transaction holds.
+func (p *Projector) Sweep(ctx context.Context, params messageapi.SweepParams) (messageapi.FoldResult, error) {
 	return p.fold(ctx, "sweep", `
-		select id::text, message_id::text, type, score, deleted_at is not null, version, projected_score
+		select `+stateColumns+`
 		from reactions
 		where version <> projected_version and updated_at <= now() - $1::interval
 		order by updated_at
 		limit $2
-		for update skip locked`, minAge, limit)
+		for update skip locked`, params.MinAge, params.Limit)
 }
 
-// fold folds the rows that selectSQL locks, in one transaction, and
-// returns their number and the views it changed.
-func (p *Projector) fold(ctx context.Context, op, selectSQL string, args ...any) (int, []messageapi.MessageView, error) {
+// fold folds the rows that selectSQL locks, in one transaction.
+func (p *Projector) fold(ctx context.Context, op, selectSQL string, args ...any) (messageapi.FoldResult, error) {
 	ctx, cancel := p.db.withTimeout(ctx)
 	defer cancel()
-	var n int
-	var views []messageapi.MessageView
+	var res messageapi.FoldResult
 	err := pgx.BeginFunc(ctx, p.db.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, selectSQL, args...)
-		if err != nil {
+		states, err := lockStates(ctx, tx, selectSQL, args...)
+		if err != nil || len(states) == 0 {
 			return err
 		}
-		changed, err := pgx.CollectRows(rows, scanState)
-		if err != nil {
-			return err
-		}
-		n = len(changed)
-		if len(changed) == 0 {
-			return nil
-		}
-		views, err = applyChanges(ctx, tx, changed, nil, nil)
+		res.Folded = len(states)
+		res.Views, err = writeFold(ctx, tx, messageapi.FoldReactions(states), false)
 		return err
 	})
 	if err != nil {
-		return 0, nil, translate(err, op)
+		return messageapi.FoldResult{}, translate(err, op)
 	}
-	return n, views, nil
+	return res, nil
 }
 
-// applyChanges folds the locked rows into their views and records them as
-// projected. Deltas are coalesced per message first, so a hot message is
-// written once per batch, not once per reaction.
-//
-// The views of messages in rebuild are rebuilt from zero instead, from
-// changed and kept: kept are rows of those messages that this transaction
-// has not locked but another fold has already counted (their projected
-// score), and they are counted as such without being touched.
-func applyChanges(ctx context.Context, tx pgx.Tx, changed []reactionState, rebuild map[string]bool, kept []reactionState) ([]messageapi.MessageView, error) {
-	type delta struct{ count, score int64 }
-	perMessage := map[string]map[string]delta{}
-	for id := range rebuild {
-		perMessage[id] = map[string]delta{}
-	}
-	for _, r := range kept {
-		t := perMessage[r.messageID][r.reactionType]
-		perMessage[r.messageID][r.reactionType] = delta{t.count + 1, t.score + int64(r.projectedScore)}
-	}
-	var liveIDs, tombstones []string
-	var liveVersions []int64
-	var liveScores []int32
-	for _, r := range changed {
-		var d delta
-		if r.projectedScore > 0 && !rebuild[r.messageID] { // what the view counts for this row now
-			d.count--
-			d.score -= int64(r.projectedScore)
-		}
-		if !r.deleted { // what it must count
-			d.count++
-			d.score += int64(r.score)
-			liveIDs = append(liveIDs, r.id)
-			liveVersions = append(liveVersions, r.version)
-			liveScores = append(liveScores, int32(r.score))
-		} else {
-			tombstones = append(tombstones, r.id)
-		}
-		if perMessage[r.messageID] == nil {
-			perMessage[r.messageID] = map[string]delta{}
-		}
-		t := perMessage[r.messageID][r.reactionType]
-		perMessage[r.messageID][r.reactionType] = delta{t.count + d.count, t.score + d.score}
-	}
-	messageIDs := make([]string, 0, len(perMessage))
-	for id := range perMessage {
-		messageIDs = append(messageIDs, id)
-	}
-	slices.Sort(messageIDs)
-
-	views, err := lockViews(ctx, tx, messageIDs)
+// writeFold applies f inside tx: it locks the views of f.Messages,
+// applies the deltas (to emptied views when rebuild is set), re-reads
+// their latest reactions, and writes the views, the projected rows and the
+// purges in one round trip. It returns the views as written.
+func writeFold(ctx context.Context, tx pgx.Tx, f messageapi.Fold, rebuild bool) ([]messageapi.MessageView, error) {
+	views, err := lockViews(ctx, tx, f.Messages)
 	if err != nil {
 		return nil, err
 	}
 	for i := range views {
-		v := &views[i]
-		if rebuild[v.ID] {
-			v.ReactionCount, v.ReactionCounts, v.ReactionScores = 0, map[string]int64{}, map[string]int64{}
+		if rebuild {
+			views[i].ResetCounts()
 		}
-		for reactionType, d := range perMessage[v.ID] {
-			v.ApplyReactionDelta(reactionType, d.count, d.score)
-		}
-		v.Version++
+		views[i].Apply(f.Deltas)
+		views[i].Version++
 	}
 	if err := readLatest(ctx, tx, views); err != nil {
 		return nil, err
 	}
-
-	// The writes go in one round trip.
 	b := &pgx.Batch{}
 	if err := queueViewUpdates(b, views); err != nil {
 		return nil, err
 	}
-	if len(liveIDs) > 0 {
+	if len(f.Projected) > 0 {
+		ids, versions, scores := make([]string, len(f.Projected)), make([]int64, len(f.Projected)), make([]int32, len(f.Projected))
+		for i, r := range f.Projected {
+			ids[i], versions[i], scores[i] = r.ID, r.Version, int32(r.Score)
+		}
 		b.Queue(`
 			update reactions r set projected_version = u.version, projected_score = u.score
 			from unnest($1::uuid[], $2::bigint[], $3::int[]) as u(id, version, score)
-			where r.id = u.id`, liveIDs, liveVersions, liveScores)
+			where r.id = u.id`, ids, versions, scores)
 	}
-	if len(tombstones) > 0 {
-		// Folded tombstones are purged: nothing refers to them any more.
-		b.Queue(`delete from reactions where id = any($1::uuid[])`, tombstones)
+	if len(f.Purged) > 0 {
+		b.Queue(`delete from reactions where id = any($1::uuid[])`, f.Purged)
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("write views: %w", err)
@@ -234,7 +183,7 @@ func readLatest(ctx context.Context, tx pgx.Tx, views []messageapi.MessageView) 
 		byID[views[i].ID] = &views[i]
 	}
 	rows, err := tx.Query(ctx, `
-		select r.id::text, r.message_id::text, r.user_id, r.type, r.score, r.created_at, r.updated_at
+		select `+reactionColumns+`
 		from unnest($1::uuid[]) as m(id)
 		cross join lateral (
 			select * from reactions
@@ -296,138 +245,4 @@ func (p *Projector) Lag(ctx context.Context) (time.Duration, error) {
 		return 0, translate(err, "projection lag")
 	}
 	return time.Duration(max(seconds, 0) * float64(time.Second)), nil
-}
-
-// ReconcilePage checks the views of up to limit messages after afterID (in
-// id order; "" starts at the first) against the aggregate over their live
-// reactions, and rebuilds every view that differs. It returns how many it
-// checked, the last message id checked, the views it rebuilt, and the ids
-// among them that had drifted: their view disagreed with the changes
-// recorded as folded, which no pending change explains.
-func (p *Projector) ReconcilePage(ctx context.Context, afterID string, limit int) (checked int, last string, rebuilt []messageapi.MessageView, drifted []string, err error) {
-	qctx, cancel := p.db.withTimeout(ctx)
-	defer cancel()
-	if afterID == "" {
-		afterID = "00000000-0000-0000-0000-000000000000"
-	}
-	// A lock-free first pass finds the candidates; each is then rebuilt
-	// under locks, where pending changes and real drift can be told apart.
-	rows, err := p.db.pool.Query(qctx, `
-		select v.message_id::text,
-			v.reaction_count = coalesce(a.count, 0)
-			and v.reaction_counts = coalesce(a.counts, '{}')
-			and v.reaction_scores = coalesce(a.scores, '{}')
-		from message_views v
-		left join lateral (
-			select sum(c)::bigint as count, jsonb_object_agg(type, c) as counts, jsonb_object_agg(type, s) as scores
-			from (
-				select type, count(*) as c, sum(score) as s
-				from reactions r
-				where r.message_id = v.message_id and r.deleted_at is null
-				group by type
-			) t
-		) a on true
-		where v.message_id > $1
-		order by v.message_id
-		limit $2`, afterID, limit)
-	if err != nil {
-		return 0, "", nil, nil, translate(err, "reconcile")
-	}
-	var candidates []string
-	var id string
-	var same bool
-	_, err = pgx.ForEachRow(rows, []any{&id, &same}, func() error {
-		checked++
-		last = id
-		if !same {
-			candidates = append(candidates, id)
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, "", nil, nil, translate(err, "reconcile")
-	}
-	for _, id := range candidates {
-		v, drift, err := p.rebuild(ctx, id)
-		if err != nil {
-			return 0, "", nil, nil, err
-		}
-		rebuilt = append(rebuilt, v)
-		if drift {
-			drifted = append(drifted, id)
-		}
-	}
-	return checked, last, rebuilt, drifted, nil
-}
-
-// rebuild recomputes one message's view from all its reaction rows, under
-// the locks a fold takes (reactions in id order, then the view), and marks
-// every row projected. drift reports that the view disagreed with the
-// scores recorded as folded.
-func (p *Projector) rebuild(ctx context.Context, messageID string) (messageapi.MessageView, bool, error) {
-	ctx, cancel := p.db.withTimeout(ctx)
-	defer cancel()
-	var view messageapi.MessageView
-	var drift bool
-	err := pgx.BeginFunc(ctx, p.db.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `
-			select id::text, message_id::text, type, score, deleted_at is not null, version, projected_score
-			from reactions where message_id = $1
-			order by id
-			for update`, messageID)
-		if err != nil {
-			return err
-		}
-		all, err := pgx.CollectRows(rows, scanState)
-		if err != nil {
-			return err
-		}
-		before, err := lockViews(ctx, tx, []string{messageID})
-		if err != nil {
-			return err
-		}
-		if len(before) == 0 {
-			return fmt.Errorf("message %s has no view", messageID)
-		}
-		// Reactions created after the locking read above were not locked by
-		// it, and a fold may have counted them before this transaction took
-		// the view. Read them now, under the view lock: what was folded is
-		// visible, and a fold still waiting for the view will apply its
-		// change on top of the projected score counted here.
-		locked := make([]string, len(all))
-		for i, r := range all {
-			locked[i] = r.id
-		}
-		rows, err = tx.Query(ctx, `
-			select id::text, message_id::text, type, score, deleted_at is not null, version, projected_score
-			from reactions
-			where message_id = $1 and not (id = any($2::uuid[])) and projected_score > 0`, messageID, locked)
-		if err != nil {
-			return err
-		}
-		kept, err := pgx.CollectRows(rows, scanState)
-		if err != nil {
-			return err
-		}
-		folded := messageapi.NewMessageView(before[0].Message)
-		for _, r := range append(slices.Clone(all), kept...) {
-			if r.projectedScore > 0 {
-				folded.ApplyReactionDelta(r.reactionType, 1, int64(r.projectedScore))
-			}
-		}
-		drift = !sameCounts(before[0], folded)
-		views, err := applyChanges(ctx, tx, all, map[string]bool{messageID: true}, kept)
-		if err != nil {
-			return err
-		}
-		view = views[0]
-		return nil
-	})
-	return view, drift, translate(err, "reconcile message "+messageID)
-}
-
-func sameCounts(a, b messageapi.MessageView) bool {
-	return a.ReactionCount == b.ReactionCount &&
-		maps.Equal(a.ReactionCounts, b.ReactionCounts) &&
-		maps.Equal(a.ReactionScores, b.ReactionScores)
 }

@@ -21,56 +21,52 @@ func NewReactionStore(db *DB) *ReactionStore {
 	return &ReactionStore{db: db}
 }
 
-// PutReaction creates the reaction of r's (message, user, type), or sets
+// PutReaction creates the reaction of p's (message, user, type), or sets
 // the score of the existing one, in one call of put_reaction (migration
-// 002) that commits before it returns. Posting a deleted reaction again revives its row as a new
-// reaction. It returns the stored reaction, its new version and whether it
-// is new to the client (created, or revived from a tombstone).
-//
-// A message that does not exist is a not-found error (the foreign key).
-func (s *ReactionStore) PutReaction(ctx context.Context, r messageapi.Reaction) (messageapi.Reaction, int64, bool, error) {
+// 002) that commits before it returns. Posting a deleted reaction again
+// revives its row as a new reaction. A message that does not exist is a
+// not-found error (the foreign key).
+func (s *ReactionStore) PutReaction(ctx context.Context, p messageapi.PutReactionParams) (messageapi.PutReactionResult, error) {
 	ctx, cancel := s.db.withTimeout(ctx)
 	defer cancel()
 	var (
-		out              messageapi.Reaction
+		res              messageapi.PutReactionResult
 		created, updated time.Time
-		version          int64
-		isNew            bool
 	)
 	err := s.db.pool.QueryRow(ctx, `
 		select id::text, score, created_at, updated_at, version, created
 		from put_reaction($1, $2, $3, $4, $5, $6)`,
-		r.ID, r.MessageID, r.UserID, r.Type, r.Score, r.CreatedAt.Time,
-	).Scan(&out.ID, &out.Score, &created, &updated, &version, &isNew)
+		p.ID, p.MessageID, p.UserID, p.Type, p.Score, p.At,
+	).Scan(&res.Reaction.ID, &res.Reaction.Score, &created, &updated, &res.Version, &res.Created)
 	if err != nil {
-		return out, 0, false, translate(err, "put reaction")
+		return messageapi.PutReactionResult{}, translate(err, "put reaction")
 	}
-	out.MessageID, out.UserID, out.Type = r.MessageID, r.UserID, r.Type
-	out.CreatedAt, out.UpdatedAt = messageapi.NewTime(created), messageapi.NewTime(updated)
-	return out, version, isNew, nil
+	r := &res.Reaction
+	r.MessageID, r.UserID, r.Type = p.MessageID, p.UserID, p.Type
+	r.CreatedAt, r.UpdatedAt = messageapi.NewTime(created), messageapi.NewTime(updated)
+	return res, nil
 }
 
-// DeleteReaction marks the reaction of (message, user, type) deleted at
-// at, leaving a tombstone for the projection to fold, and returns its id
-// and new version. An unknown message or reaction is a not-found error.
-func (s *ReactionStore) DeleteReaction(ctx context.Context, messageID, userID, reactionType string, at time.Time) (string, int64, error) {
+// DeleteReaction marks the reaction of p's (message, user, type) deleted,
+// leaving a tombstone for the projection to fold. An unknown message or
+// reaction is a not-found error.
+func (s *ReactionStore) DeleteReaction(ctx context.Context, p messageapi.DeleteReactionParams) (messageapi.DeleteReactionResult, error) {
 	ctx, cancel := s.db.withTimeout(ctx)
 	defer cancel()
-	var id string
-	var version int64
+	var res messageapi.DeleteReactionResult
 	err := s.db.pool.QueryRow(ctx, `
 		update reactions set deleted_at = $4, updated_at = $4, version = version + 1
 		where message_id = $1 and user_id = $2 and type = $3 and deleted_at is null
 		returning id::text, version`,
-		messageID, userID, reactionType, at,
-	).Scan(&id, &version)
+		p.MessageID, p.UserID, p.Type, p.At,
+	).Scan(&res.ReactionID, &res.Version)
 	if isNoRows(err) {
-		if err := s.requireMessage(ctx, messageID); err != nil {
-			return "", 0, err
+		if err := s.requireMessage(ctx, p.MessageID); err != nil {
+			return res, err
 		}
-		return "", 0, messageapi.Errorf(messageapi.ENOTFOUND, "reaction not found")
+		return res, messageapi.Errorf(messageapi.ENOTFOUND, "reaction not found")
 	}
-	return id, version, translate(err, "delete reaction")
+	return res, translate(err, "delete reaction")
 }
 
 // requireMessage returns a not-found error when the message does not exist.
@@ -93,8 +89,8 @@ func (s *ReactionStore) ListReactions(ctx context.Context, r messageapi.Reaction
 	ctx, cancel := s.db.withTimeout(ctx)
 	defer cancel()
 	var sql strings.Builder
-	sql.WriteString(`select id::text, message_id::text, user_id, type, score, created_at, updated_at
-		from reactions where message_id = $1 and deleted_at is null`)
+	sql.WriteString(`select ` + reactionColumns + `
+		from reactions r where message_id = $1 and deleted_at is null`)
 	args := []any{r.MessageID}
 	arg := func(v any) string {
 		args = append(args, v)
@@ -125,6 +121,9 @@ func (s *ReactionStore) ListReactions(ctx context.Context, r messageapi.Reaction
 	}
 	return list, nil
 }
+
+// reactionColumns selects what scanReaction reads, from reactions r.
+const reactionColumns = `r.id::text, r.message_id::text, r.user_id, r.type, r.score, r.created_at, r.updated_at`
 
 func scanReaction(row pgx.CollectableRow) (messageapi.Reaction, error) {
 	var r messageapi.Reaction

@@ -9,11 +9,9 @@ import (
 
 // Reconciler checks and rebuilds views page by page.
 type Reconciler interface {
-	// ReconcilePage checks the views of up to limit messages after afterID
-	// and rebuilds those that differ from their reactions. It returns how
-	// many it checked, the last id checked, the rebuilt views and the ids
-	// among them that had drifted rather than merely waited for a fold.
-	ReconcilePage(ctx context.Context, afterID string, limit int) (checked int, last string, rebuilt []messageapi.MessageView, drifted []string, err error)
+	// ReconcilePage checks a page of views and rebuilds those that differ
+	// from their reactions; see messageapi.ReconcileResult.
+	ReconcilePage(ctx context.Context, p messageapi.ReconcileParams) (messageapi.ReconcileResult, error)
 }
 
 // ReconcileReport sums up a Reconcile run.
@@ -36,24 +34,24 @@ func Reconcile(ctx context.Context, store Reconciler, cache ViewCache, log *slog
 	report := ReconcileReport{Drifted: []string{}}
 	after := ""
 	for {
-		checked, last, rebuilt, drifted, err := store.ReconcilePage(ctx, after, pageSize)
+		page, err := store.ReconcilePage(ctx, messageapi.ReconcileParams{AfterID: after, Limit: pageSize})
 		if err != nil {
 			return report, err
 		}
-		if checked == 0 {
+		if page.Checked == 0 {
 			return report, nil
 		}
-		report.Checked += checked
-		report.Rebuilt += len(rebuilt)
-		report.Drifted = append(report.Drifted, drifted...)
-		for _, id := range drifted {
+		report.Checked += page.Checked
+		report.Rebuilt += len(page.Rebuilt)
+		report.Drifted = append(report.Drifted, page.Drifted...)
+		for _, id := range page.Drifted {
 			log.Warn("view had drifted from its reactions; rebuilt", "message_id", id)
 		}
-		if len(rebuilt) > 0 {
-			if _, err := cache.RefreshViews(ctx, rebuilt); err != nil {
+		if len(page.Rebuilt) > 0 {
+			if _, err := cache.RefreshViews(ctx, page.Rebuilt); err != nil {
 				log.Warn("cache refresh after rebuild failed; cached views expire with the cache TTL", "err", err)
 			}
 		}
-		after = last
+		after = page.LastID
 	}
 }

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"golang.org/x/sync/errgroup"
 
 	"messageapi"
@@ -17,23 +19,23 @@ type Store interface {
 	// Project folds the unprojected changes of these reactions and returns
 	// the views it changed.
 	Project(ctx context.Context, reactionIDs []string) ([]messageapi.MessageView, error)
-	// Sweep folds up to limit changes at least minAge old that are still
-	// unprojected, and returns how many it folded and the views it changed.
-	Sweep(ctx context.Context, minAge time.Duration, limit int) (int, []messageapi.MessageView, error)
+	// Sweep folds changes old enough that are still unprojected.
+	Sweep(ctx context.Context, p messageapi.SweepParams) (messageapi.FoldResult, error)
 	// Lag is the age of the oldest unprojected change.
 	Lag(ctx context.Context) (time.Duration, error)
 }
 
-// Stream delivers reaction changes through a consumer group.
+// Stream delivers reaction changes to one named consumer of a consumer
+// group.
 type Stream interface {
-	EnsureGroup(ctx context.Context, group string) error
-	Read(ctx context.Context, group, consumer string, count int, block time.Duration) ([]messageapi.StreamEntry, error)
-	ReadPending(ctx context.Context, group, consumer string, count int) ([]messageapi.StreamEntry, error)
-	Claim(ctx context.Context, group, consumer string, minIdle time.Duration, count int) ([]messageapi.StreamEntry, error)
-	Ack(ctx context.Context, group string, ids []string) error
-	DeadLetter(ctx context.Context, group string, entries []messageapi.StreamEntry, reason string) error
-	Backlog(ctx context.Context, group string) (pending, lag int64, err error)
-	RemoveIdleConsumers(ctx context.Context, group string, idle time.Duration) (int, error)
+	EnsureGroup(ctx context.Context) error
+	Read(ctx context.Context, count int, block time.Duration) ([]messageapi.StreamEntry, error)
+	ReadPending(ctx context.Context, count int) ([]messageapi.StreamEntry, error)
+	Claim(ctx context.Context, minIdle time.Duration, count int) ([]messageapi.StreamEntry, error)
+	Ack(ctx context.Context, ids []string) error
+	DeadLetter(ctx context.Context, entries []messageapi.StreamEntry, reason string) error
+	Backlog(ctx context.Context) (messageapi.StreamBacklog, error)
+	RemoveIdleConsumers(ctx context.Context, idle time.Duration) (int, error)
 }
 
 // ViewCache receives views after their fold commits; it keeps only
@@ -42,7 +44,12 @@ type ViewCache interface {
 	RefreshViews(ctx context.Context, views []messageapi.MessageView) (int, error)
 }
 
-// Config configures a Worker.
+// MaxBatchSize bounds Config.BatchSize: one fold transaction locks that
+// many rows.
+const MaxBatchSize = 10_000
+
+// Config configures a Worker. A zero field takes its value from
+// DefaultConfig.
 type Config struct {
 	// Group is the consumer group; Consumer is this worker's name in it,
 	// unique per running worker.
@@ -68,51 +75,86 @@ type Config struct {
 	SweepBatch    int
 	// StatsInterval is how often lag and backlog metrics are refreshed.
 	StatsInterval time.Duration
-	// RetryMax caps the backoff between retries of a failed fold.
+	// RetryMax caps the backoff between retries of a failed read or fold.
 	RetryMax time.Duration
 	// FoldTimeout bounds one batch's fold with its retries; a batch still
-	// failing then stays pending for a later claim. Keep it below
-	// ClaimMinIdle, so a peer does not claim a batch still being retried.
+	// failing then stays pending for a later claim. It must be below
+	// ClaimMinIdle, so that no peer claims a batch still being retried.
 	FoldTimeout time.Duration
 }
 
+// DefaultConfig returns the settings a zero Config field takes.
+func DefaultConfig() Config {
+	return Config{
+		Group:         "projection",
+		BatchSize:     500,
+		Block:         time.Second,
+		ClaimInterval: 5 * time.Second,
+		ClaimMinIdle:  30 * time.Second,
+		MaxDeliveries: 10,
+		SweepInterval: time.Second,
+		SweepMinAge:   5 * time.Second,
+		SweepBatch:    1000,
+		StatsInterval: 2 * time.Second,
+		RetryMax:      5 * time.Second,
+		FoldTimeout:   10 * time.Second,
+	}
+}
+
 func (c *Config) setDefaults() {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
+	d := DefaultConfig()
+	set := func(v *time.Duration, def time.Duration) {
+		if *v <= 0 {
+			*v = def
 		}
 	}
 	if c.Group == "" {
-		c.Group = "projection"
+		c.Group = d.Group
 	}
 	if c.BatchSize <= 0 {
-		c.BatchSize = 500
+		c.BatchSize = d.BatchSize
 	}
 	if c.MaxDeliveries <= 0 {
-		c.MaxDeliveries = 10
+		c.MaxDeliveries = d.MaxDeliveries
 	}
 	if c.SweepBatch <= 0 {
-		c.SweepBatch = 1000
+		c.SweepBatch = d.SweepBatch
 	}
-	def(&c.Block, time.Second)
-	def(&c.ClaimInterval, 5*time.Second)
-	def(&c.ClaimMinIdle, 30*time.Second)
-	def(&c.SweepInterval, time.Second)
-	def(&c.SweepMinAge, 5*time.Second)
-	def(&c.StatsInterval, 2*time.Second)
-	def(&c.RetryMax, 5*time.Second)
-	def(&c.FoldTimeout, 10*time.Second)
+	set(&c.Block, d.Block)
+	set(&c.ClaimInterval, d.ClaimInterval)
+	set(&c.ClaimMinIdle, d.ClaimMinIdle)
+	set(&c.SweepInterval, d.SweepInterval)
+	set(&c.SweepMinAge, d.SweepMinAge)
+	set(&c.StatsInterval, d.StatsInterval)
+	set(&c.RetryMax, d.RetryMax)
+	set(&c.FoldTimeout, d.FoldTimeout)
 }
 
-// Validate reports a configuration that cannot work.
+// ConfigError is a Config that cannot work: Setting breaks Rule, which,
+// when Other is set, relates it to that other setting.
+type ConfigError struct {
+	Setting, Rule, Other string
+}
+
+func (e *ConfigError) Error() string {
+	return strings.TrimSpace("projection: " + e.Setting + " " + e.Rule + " " + e.Other)
+}
+
+// Validate reports a configuration that cannot work, with defaults
+// applied to zero fields.
 func (c Config) Validate() error {
+	c.setDefaults()
 	switch {
 	case c.Consumer == "":
-		return errors.New("projection: a consumer name is required")
-	case c.BatchSize > 10_000:
-		return errors.New("projection: batch size must be at most 10000")
+		return &ConfigError{Setting: "Consumer", Rule: "must not be empty"}
+	case c.BatchSize > MaxBatchSize:
+		return &ConfigError{Setting: "BatchSize", Rule: fmt.Sprintf("must be at most %d", MaxBatchSize)}
 	case c.ClaimMinIdle < c.Block:
-		return errors.New("projection: claim min idle must be at least the read block time")
+		// Peers would claim entries a worker is still waiting on.
+		return &ConfigError{Setting: "ClaimMinIdle", Rule: "must be at least", Other: "Block"}
+	case c.FoldTimeout >= c.ClaimMinIdle:
+		// A peer would claim a batch that is still being retried.
+		return &ConfigError{Setting: "FoldTimeout", Rule: "must be below", Other: "ClaimMinIdle"}
 	}
 	return nil
 }
@@ -133,10 +175,10 @@ func NewWorker(store Store, stream Stream, cache ViewCache, log *slog.Logger, me
 	if store == nil || stream == nil || cache == nil || log == nil || metrics == nil {
 		return nil, errors.New("projection: NewWorker needs a store, a stream, a cache, a logger and metrics")
 	}
-	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg.setDefaults()
 	return &Worker{store: store, stream: stream, cache: cache, log: log.With("consumer", cfg.Consumer), metrics: metrics, cfg: cfg}, nil
 }
 
@@ -144,8 +186,8 @@ func NewWorker(store Store, stream Stream, cache ViewCache, log *slog.Logger, me
 // flight when ctx ends is finished and acknowledged first (bounded by
 // FoldTimeout), so a graceful stop leaves nothing half done.
 func (w *Worker) Run(ctx context.Context) error {
-	if err := w.retry(ctx, "create consumer group", func(ctx context.Context) error {
-		return w.stream.EnsureGroup(ctx, w.cfg.Group)
+	if _, err := retry(ctx, w, "create consumer group", func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, w.stream.EnsureGroup(ctx)
 	}); err != nil {
 		return nil // stopped before the group existed
 	}
@@ -158,36 +200,24 @@ func (w *Worker) Run(ctx context.Context) error {
 }
 
 // consume first finishes entries this consumer name already held (a
-// restart), then reads new ones.
+// restart), then reads new ones. Reads are retried until they succeed or
+// ctx ends.
 func (w *Worker) consume(ctx context.Context) error {
-	for ctx.Err() == nil {
-		entries, err := w.stream.ReadPending(ctx, w.cfg.Group, w.cfg.Consumer, w.cfg.BatchSize)
-		if err != nil {
-			w.backoff(ctx, "read own pending entries", err)
-			continue
-		}
-		if len(entries) == 0 {
+	for {
+		entries, err := retry(ctx, w, "read own pending entries", func(ctx context.Context) ([]messageapi.StreamEntry, error) {
+			return w.stream.ReadPending(ctx, w.cfg.BatchSize)
+		})
+		if err != nil || len(entries) == 0 {
 			break
 		}
 		w.metrics.redelivered.Add(float64(len(entries)))
 		w.handle(ctx, entries)
 	}
-	failures := 0
 	for ctx.Err() == nil {
-		entries, err := w.stream.Read(ctx, w.cfg.Group, w.cfg.Consumer, w.cfg.BatchSize, w.cfg.Block)
-		if err != nil {
-			if ctx.Err() != nil {
-				break
-			}
-			failures++
-			w.sleep(ctx, backoffFor(failures, w.cfg.RetryMax))
-			if failures == 1 || failures%30 == 0 {
-				w.log.Warn("read stream failed; retrying", "failures", failures, "err", err)
-			}
-			continue
-		}
-		failures = 0
-		if len(entries) > 0 {
+		entries, err := retry(ctx, w, "read stream", func(ctx context.Context) ([]messageapi.StreamEntry, error) {
+			return w.stream.Read(ctx, w.cfg.BatchSize, w.cfg.Block)
+		})
+		if err == nil && len(entries) > 0 {
 			w.handle(ctx, entries)
 		}
 	}
@@ -195,8 +225,9 @@ func (w *Worker) consume(ctx context.Context) error {
 }
 
 // handle folds a batch and acknowledges it after the fold commits. It
-// retries the fold until it succeeds: the entries are pending either way,
-// and a worker that gives up would only leave them to a claim later.
+// retries the fold until it succeeds or FoldTimeout passes: the entries
+// are pending either way, and a worker that gives up only leaves them to
+// a claim later.
 func (w *Worker) handle(ctx context.Context, entries []messageapi.StreamEntry) {
 	start := time.Now()
 	var valid, invalid []messageapi.StreamEntry
@@ -221,20 +252,19 @@ func (w *Worker) handle(ctx context.Context, entries []messageapi.StreamEntry) {
 	// restarts quiet.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.FoldTimeout)
 	defer cancel()
-	var views []messageapi.MessageView
-	err := w.retry(fctx, "fold batch", func(ctx context.Context) error {
-		var err error
-		if views, err = w.store.Project(ctx, ids); err != nil {
+	views, err := retry(fctx, w, "fold batch", func(ctx context.Context) ([]messageapi.MessageView, error) {
+		views, err := w.store.Project(ctx, ids)
+		if err != nil {
 			w.metrics.foldErrors.Inc()
 		}
-		return err
+		return views, err
 	})
 	if err != nil {
 		w.log.Warn("fold abandoned; entries stay pending for a retry", "entries", len(valid), "err", err)
 		return
 	}
 	w.refresh(fctx, views)
-	if err := w.stream.Ack(fctx, w.cfg.Group, acks); err != nil {
+	if err := w.stream.Ack(fctx, acks); err != nil {
 		// The fold committed; a redelivery will find nothing to do.
 		w.log.Warn("ack failed; entries will be redelivered", "entries", len(acks), "err", err)
 	}
@@ -265,7 +295,7 @@ func (w *Worker) deadLetter(ctx context.Context, entries []messageapi.StreamEntr
 	if len(entries) == 0 {
 		return
 	}
-	if err := w.stream.DeadLetter(ctx, w.cfg.Group, entries, reason); err != nil {
+	if err := w.stream.DeadLetter(ctx, entries, reason); err != nil {
 		w.log.Warn("dead-letter failed; entries stay pending", "entries", len(entries), "err", err)
 		return
 	}
@@ -280,7 +310,7 @@ func (w *Worker) deadLetter(ctx context.Context, entries []messageapi.StreamEntr
 // Entries delivered too often go to the dead-letter stream instead; their
 // changes are still folded by the sweeper.
 func (w *Worker) claim(ctx context.Context) error {
-	entries, err := w.stream.Claim(ctx, w.cfg.Group, w.cfg.Consumer, w.cfg.ClaimMinIdle, w.cfg.BatchSize)
+	entries, err := w.stream.Claim(ctx, w.cfg.ClaimMinIdle, w.cfg.BatchSize)
 	if err != nil {
 		return fmt.Errorf("claim: %w", err)
 	}
@@ -307,17 +337,17 @@ func (w *Worker) claim(ctx context.Context) error {
 // sweep folds changes that no stream entry brought, until none is left.
 func (w *Worker) sweep(ctx context.Context) error {
 	for ctx.Err() == nil {
-		n, views, err := w.store.Sweep(ctx, w.cfg.SweepMinAge, w.cfg.SweepBatch)
+		res, err := w.store.Sweep(ctx, messageapi.SweepParams{MinAge: w.cfg.SweepMinAge, Limit: w.cfg.SweepBatch})
 		if err != nil {
 			return fmt.Errorf("sweep: %w", err)
 		}
-		if n == 0 {
+		if res.Folded == 0 {
 			return nil
 		}
-		w.metrics.swept.Add(float64(n))
-		w.log.Info("swept changes the stream did not deliver", "changes", n)
-		w.refresh(ctx, views)
-		if n < w.cfg.SweepBatch {
+		w.metrics.swept.Add(float64(res.Folded))
+		w.log.Info("swept changes the stream did not deliver", "changes", res.Folded)
+		w.refresh(ctx, res.Views)
+		if res.Folded < w.cfg.SweepBatch {
 			return nil
 		}
 	}
@@ -332,21 +362,21 @@ func (w *Worker) stats(ctx context.Context) error {
 		return fmt.Errorf("projection lag: %w", err)
 	}
 	w.metrics.lag.Set(lag.Seconds())
-	pending, streamLag, err := w.stream.Backlog(ctx, w.cfg.Group)
+	backlog, err := w.stream.Backlog(ctx)
 	if err != nil {
 		return fmt.Errorf("stream backlog: %w", err)
 	}
-	w.metrics.pending.Set(float64(pending))
-	w.metrics.unread.Set(float64(streamLag))
-	if _, err := w.stream.RemoveIdleConsumers(ctx, w.cfg.Group, 24*time.Hour); err != nil {
+	w.metrics.pending.Set(float64(backlog.Pending))
+	w.metrics.unread.Set(float64(backlog.Unread))
+	if _, err := w.stream.RemoveIdleConsumers(ctx, 24*time.Hour); err != nil {
 		return fmt.Errorf("remove idle consumers: %w", err)
 	}
 	return nil
 }
 
-// every runs fn every interval until ctx is done. A failing fn is logged
-// on its first failure and then rarely, so an outage does not flood the
-// log; the next tick retries.
+// every runs fn every interval until ctx is done. A failure is not
+// retried sooner: the next tick is the retry. Failures are logged like
+// retry's, first and then rarely.
 func (w *Worker) every(ctx context.Context, interval time.Duration, fn func(context.Context) error) error {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -354,9 +384,7 @@ func (w *Worker) every(ctx context.Context, interval time.Duration, fn func(cont
 	for {
 		if err := fn(ctx); err != nil && ctx.Err() == nil {
 			failures++
-			if failures == 1 || failures%60 == 0 {
-				w.log.Warn("periodic task failed; retrying", "failures", failures, "err", err)
-			}
+			w.logFailure("periodic task", failures, err)
 		} else if err == nil {
 			failures = 0
 		}
@@ -368,41 +396,26 @@ func (w *Worker) every(ctx context.Context, interval time.Duration, fn func(cont
 	}
 }
 
-// retry calls fn until it succeeds or ctx ends, with capped exponential
-// backoff, logging the first failure and then rarely.
-func (w *Worker) retry(ctx context.Context, what string, fn func(context.Context) error) error {
-	for failures := 0; ; failures++ {
-		err := fn(ctx)
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return err
-		}
-		if failures == 0 || failures%30 == 0 {
-			w.log.Warn(what+" failed; retrying", "failures", failures+1, "err", err)
-		}
-		w.sleep(ctx, backoffFor(failures+1, w.cfg.RetryMax))
-	}
+// retry calls fn until it succeeds or ctx ends, waiting between attempts
+// with exponential backoff from 50ms up to RetryMax, with jitter so that
+// workers recovering together do not retry in step.
+func retry[T any](ctx context.Context, w *Worker, what string, fn func(context.Context) (T, error)) (T, error) {
+	failures := 0
+	return backoff.Retry(ctx, func() (T, error) { return fn(ctx) },
+		backoff.WithBackOff(&backoff.ExponentialBackOff{
+			InitialInterval: 50 * time.Millisecond, RandomizationFactor: 0.3, Multiplier: 2, MaxInterval: w.cfg.RetryMax,
+		}),
+		backoff.WithMaxElapsedTime(0),
+		backoff.WithNotify(func(err error, _ time.Duration) {
+			failures++
+			w.logFailure(what, failures, err)
+		}))
 }
 
-func (w *Worker) backoff(ctx context.Context, what string, err error) {
-	w.log.Warn(what+" failed; retrying", "err", err)
-	w.sleep(ctx, w.cfg.RetryMax)
-}
-
-func (w *Worker) sleep(ctx context.Context, d time.Duration) {
-	select {
-	case <-ctx.Done():
-	case <-time.After(d):
+// logFailure logs the first failure of a run of failures and then every
+// 30th, so an outage does not flood the log.
+func (w *Worker) logFailure(what string, failures int, err error) {
+	if failures == 1 || failures%30 == 0 {
+		w.log.Warn(what+" failed; retrying", "failures", failures, "err", err)
 	}
-}
-
-// backoffFor is 50ms doubled per failure, capped at limit.
-func backoffFor(failures int, limit time.Duration) time.Duration {
-	d := 50 * time.Millisecond
-	for i := 1; i < failures && d < limit; i++ {
-		d *= 2
-	}
-	return min(d, limit)
 }

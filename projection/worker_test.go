@@ -1,6 +1,7 @@
 package projection_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"messageapi/postgres"
 	"messageapi/postgres/postgrestest"
 	"messageapi/projection"
+	"messageapi/query"
 	"messageapi/redis"
 	"messageapi/redis/redistest"
 )
@@ -67,10 +69,15 @@ func newFixture(t *testing.T) *fixture {
 func testConfig(consumer string, sweepMinAge time.Duration) projection.Config {
 	return projection.Config{
 		Consumer: consumer, BatchSize: 100, Block: 50 * time.Millisecond,
-		ClaimInterval: 100 * time.Millisecond, ClaimMinIdle: 400 * time.Millisecond, MaxDeliveries: 5,
+		ClaimInterval: 100 * time.Millisecond, ClaimMinIdle: 600 * time.Millisecond, FoldTimeout: 500 * time.Millisecond, MaxDeliveries: 5,
 		SweepInterval: 100 * time.Millisecond, SweepMinAge: sweepMinAge, StatsInterval: 100 * time.Millisecond,
 		RetryMax: 200 * time.Millisecond,
 	}
+}
+
+// consumer returns the fixture's stream as the consumer cfg names.
+func (f *fixture) consumer(cfg projection.Config) *redis.Consumer {
+	return f.stream.Consumer(cmp.Or(cfg.Group, projection.DefaultConfig().Group), cfg.Consumer)
 }
 
 // startWorker runs a worker until the returned stop is called (or the test
@@ -78,7 +85,7 @@ func testConfig(consumer string, sweepMinAge time.Duration) projection.Config {
 func (f *fixture) startWorker(cfg projection.Config, stream projection.Stream) (stop func()) {
 	f.t.Helper()
 	if stream == nil {
-		stream = f.stream
+		stream = f.consumer(cfg)
 	}
 	w, err := projection.NewWorker(f.projector, stream, f.cache, slog.New(slog.DiscardHandler), f.metrics, cfg)
 	if err != nil {
@@ -208,13 +215,14 @@ func (f *fixture) metric(name string) float64 {
 	return 0
 }
 
-func (f *fixture) pending(group string) int64 {
+// pending returns how many entries the default group holds unacknowledged.
+func (f *fixture) pending() int64 {
 	f.t.Helper()
-	p, _, err := f.stream.Backlog(context.Background(), group)
+	b, err := f.stream.Consumer(projection.DefaultConfig().Group, "observer").Backlog(context.Background())
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	return p
+	return b.Pending
 }
 
 func eventually(t *testing.T, timeout time.Duration, cond func() (bool, string)) {
@@ -252,7 +260,7 @@ func TestDuplicateDeliveryIsCountedOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, func() (bool, string) {
-		return f.metric("messageapi_projection_events_total") == 2 && f.pending("projection") == 0, "duplicate not handled"
+		return f.metric("messageapi_projection_events_total") == 2 && f.pending() == 0, "duplicate not handled"
 	})
 	v := f.view(m)
 	if !matches(v, truth{1, map[string]int64{"like": 1}, map[string]int64{"like": 3}}) || v.Version != 1 {
@@ -356,13 +364,13 @@ func TestLostEntriesAreSwept(t *testing.T) {
 // crashingStream is the real stream, except that Ack kills its worker
 // instead: the fold has committed, the entries are not acknowledged.
 type crashingStream struct {
-	*redis.Stream
+	*redis.Consumer
 	crash   context.CancelFunc
 	crashed chan struct{}
 	once    sync.Once
 }
 
-func (s *crashingStream) Ack(context.Context, string, []string) error {
+func (s *crashingStream) Ack(context.Context, []string) error {
 	s.once.Do(func() { s.crash(); close(s.crashed) })
 	return errors.New("worker crashed before ack")
 }
@@ -382,7 +390,7 @@ func TestCrashAfterCommitBeforeAck(t *testing.T) {
 			t.Fatal("NewWorker accepted a nil stream")
 		}
 		ctx, cancel := context.WithCancel(context.Background())
-		cs := &crashingStream{Stream: f.stream, crash: cancel, crashed: make(chan struct{})}
+		cs := &crashingStream{Consumer: f.stream.Consumer("projection", consumer), crash: cancel, crashed: make(chan struct{})}
 		w, err = projection.NewWorker(f.projector, cs, f.cache, slog.New(slog.DiscardHandler), f.metrics, testConfig(consumer, noSweep))
 		if err != nil {
 			t.Fatal(err)
@@ -397,7 +405,7 @@ func TestCrashAfterCommitBeforeAck(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
-		if f.pending("projection") == 0 {
+		if f.pending() == 0 {
 			t.Fatal("the crashed worker's entries are not pending")
 		}
 	}
@@ -410,7 +418,7 @@ func TestCrashAfterCommitBeforeAck(t *testing.T) {
 	version := f.view(m).Version
 	stop := f.startWorker(testConfig("w1", noSweep), nil)
 	eventually(t, 10*time.Second, func() (bool, string) {
-		return f.pending("projection") == 0, "restarted worker did not finish its pending entries"
+		return f.pending() == 0, "restarted worker did not finish its pending entries"
 	})
 	if v := f.view(m); !matches(v, f.truth(m)) || v.Version != version {
 		t.Fatalf("after restart: version %d (was %d), %s", v.Version, version, describe(v, f.truth(m)))
@@ -426,7 +434,7 @@ func TestCrashAfterCommitBeforeAck(t *testing.T) {
 	version = f.view(m).Version
 	f.startWorker(testConfig("w1", noSweep), nil)
 	eventually(t, 10*time.Second, func() (bool, string) {
-		return f.pending("projection") == 0, "w1 did not claim w2's entries"
+		return f.pending() == 0, "w1 did not claim w2's entries"
 	})
 	if v := f.view(m); !matches(v, f.truth(m)) || v.ReactionCount != 30 || v.Version != version {
 		t.Fatalf("after the claim: version %d (was %d), %s", v.Version, version, describe(v, f.truth(m)))
@@ -528,8 +536,8 @@ func TestTwoWorkersShareTheStream(t *testing.T) {
 	if errs := f.metric("messageapi_projection_errors_total"); errs != 0 {
 		t.Errorf("%v failed folds; two workers must not deadlock or conflict", errs)
 	}
-	if f.pending("projection") != 0 {
-		t.Errorf("%d entries left pending", f.pending("projection"))
+	if f.pending() != 0 {
+		t.Errorf("%d entries left pending", f.pending())
 	}
 }
 
@@ -540,7 +548,7 @@ func TestDeadLetters(t *testing.T) {
 	rdb := f.rc.Redis()
 	m := f.message()
 	f.react(m, "alice", "like", 4)
-	if err := f.stream.EnsureGroup(ctx, "projection"); err != nil {
+	if err := f.stream.Consumer("projection", "ghost").EnsureGroup(ctx); err != nil {
 		t.Fatal(err)
 	}
 	// The reaction's entry went to a consumer that died, and has been
@@ -562,7 +570,7 @@ func TestDeadLetters(t *testing.T) {
 	f.startWorker(testConfig("w1", 200*time.Millisecond), nil)
 	eventually(t, 10*time.Second, func() (bool, string) {
 		dead := f.metric("messageapi_projection_dead_lettered_total")
-		return dead == 2 && f.pending("projection") == 0, fmt.Sprintf("%v dead-lettered, %d pending", dead, f.pending("projection"))
+		return dead == 2 && f.pending() == 0, fmt.Sprintf("%v dead-lettered, %d pending", dead, f.pending())
 	})
 	if n, err := rdb.XLen(ctx, f.stream.DeadLetterKey()).Result(); err != nil || n != 2 {
 		t.Errorf("dead-letter stream holds %d entries (%v), want 2", n, err)
@@ -579,23 +587,19 @@ func TestFoldRefreshesCachedPages(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	m := f.message()
-	token, err := f.cache.BeginFill(ctx)
-	if err != nil {
+	// The first read of page 1 fills the cache from PostgreSQL.
+	if _, err := query.NewListMessagesHandler(f.messages, f.cache).Handle(ctx, query.ListMessages{}); err != nil {
 		t.Fatal(err)
 	}
-	e, err := f.view(m).Encode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ok, err := f.cache.CompleteFill(ctx, token, []messageapi.EncodedView{e}); err != nil || !ok {
-		t.Fatalf("fill: %v %v", ok, err)
+	notCached := func(context.Context, messageapi.MessageRange) ([]messageapi.EncodedView, error) {
+		return nil, errors.New("not served by the cache")
 	}
 	f.startWorker(testConfig("w1", noSweep), nil)
 	f.react(m, "alice", "like", 7)
 	eventually(t, 10*time.Second, func() (bool, string) {
-		views, hit, err := f.cache.Page(ctx, 0, 1)
-		if err != nil || !hit || len(views) != 1 {
-			return false, fmt.Sprintf("page: %v %v %v", views, hit, err)
+		views, err := f.cache.Latest(ctx, messageapi.MessageRange{Limit: 1}, notCached)
+		if err != nil || len(views) != 1 {
+			return false, fmt.Sprintf("page: %v %v", views, err)
 		}
 		var v messageapi.MessageView
 		if err := json.Unmarshal(views[0].JSON, &v); err != nil {

@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-
-	"messageapi"
 )
 
 // Cursors are opaque to clients: base64url of a kind byte and the sort key
@@ -18,24 +16,24 @@ const (
 	reactionCursorKind = 'r'
 )
 
-var errBadCursor = messageapi.InvalidFields(map[string]string{"cursor": "is not a cursor this list returned"})
-
 func encodeMessageCursor(id string) string {
 	u := uuid.MustParse(id)
 	b := append([]byte{messageCursorKind}, u[:]...)
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func decodeMessageCursor(s string) (string, error) {
+// decodeMessageCursor returns the id a messages cursor holds, and whether
+// s is one.
+func decodeMessageCursor(s string) (string, bool) {
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil || len(b) != 17 || b[0] != messageCursorKind {
-		return "", errBadCursor
+		return "", false
 	}
 	u, err := uuid.FromBytes(b[1:])
 	if err != nil {
-		return "", errBadCursor
+		return "", false
 	}
-	return u.String(), nil
+	return u.String(), true
 }
 
 // reactionCursor is the position after a reaction in newest-first order.
@@ -53,15 +51,17 @@ func encodeReactionCursor(c reactionCursor) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func decodeReactionCursor(s string) (reactionCursor, error) {
+// decodeReactionCursor returns the position a reactions cursor holds, and
+// whether s is one.
+func decodeReactionCursor(s string) (reactionCursor, bool) {
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil || len(b) != 25 || b[0] != reactionCursorKind {
-		return reactionCursor{}, errBadCursor
+		return reactionCursor{}, false
 	}
 	ms := int64(binary.BigEndian.Uint64(b[1:9]))
 	u, err := uuid.FromBytes(b[9:])
 	if err != nil || ms < 0 || ms > 1<<47 {
-		return reactionCursor{}, errBadCursor
+		return reactionCursor{}, false
 	}
-	return reactionCursor{CreatedAt: time.UnixMilli(ms).UTC(), ID: u.String()}, nil
+	return reactionCursor{CreatedAt: time.UnixMilli(ms).UTC(), ID: u.String()}, true
 }

@@ -34,19 +34,20 @@ func NewGetMessageHandler(store MessageGetter) *GetMessageHandler {
 // Handle returns the message, a not-found error, or an invalid-argument
 // error when the id is not a UUID.
 func (h *GetMessageHandler) Handle(ctx context.Context, q GetMessage) (messageapi.MessageView, error) {
-	id, err := ParseID("id", q.ID)
-	if err != nil {
+	f := messageapi.FieldErrors{}
+	id := parseID(f, "id", q.ID)
+	if err := f.Err(); err != nil {
 		return messageapi.MessageView{}, err
 	}
 	return h.store.GetMessage(ctx, id)
 }
 
-// ParseID returns s in canonical form when it is a UUID, or an
-// invalid-argument error that names field.
-func ParseID(field, s string) (string, error) {
+// parseID returns s in canonical form when it is a UUID, or records under
+// field that it is not one and returns "".
+func parseID(f messageapi.FieldErrors, field, s string) string {
 	u, err := uuid.Parse(s)
-	if err != nil {
-		return "", messageapi.InvalidFields(map[string]string{field: "must be a UUID"})
+	if !f.Check(err == nil, field, messageapi.UUIDRule) {
+		return ""
 	}
-	return u.String(), nil
+	return u.String()
 }

@@ -2,9 +2,6 @@ package query
 
 import (
 	"context"
-	"fmt"
-
-	"golang.org/x/sync/singleflight"
 
 	"messageapi"
 )
@@ -14,19 +11,12 @@ type MessageReader interface {
 	ListMessages(ctx context.Context, r messageapi.MessageRange) ([]messageapi.MessageView, error)
 }
 
-// PageCache holds the latest messages with their views. See the redis
-// package for how it stays exact.
+// PageCache serves the latest messages. It owns how it stays exact (see
+// the redis package): given a range of the newest messages, it answers
+// from what it holds when it can, and otherwise calls load, which reads
+// PostgreSQL, rebuilding itself from load when that pays.
 type PageCache interface {
-	// Capacity is how many of the newest messages it holds.
-	Capacity() int
-	// Page and PageBefore return up to count views; hit is false when the
-	// cache cannot answer exactly.
-	Page(ctx context.Context, offset, count int) (views []messageapi.EncodedView, hit bool, err error)
-	PageBefore(ctx context.Context, beforeID string, count int) (views []messageapi.EncodedView, hit bool, err error)
-	// BeginFill and CompleteFill rebuild it from the newest Capacity views
-	// read in between.
-	BeginFill(ctx context.Context) (token string, err error)
-	CompleteFill(ctx context.Context, token string, views []messageapi.EncodedView) (installed bool, err error)
+	Latest(ctx context.Context, r messageapi.MessageRange, load messageapi.LoadViews) ([]messageapi.EncodedView, error)
 }
 
 // ListMessages asks for a page of messages, newest first. Page and Cursor
@@ -76,7 +66,6 @@ func (p MessagePage) JSON() []byte {
 type ListMessagesHandler struct {
 	store MessageReader
 	cache PageCache
-	fills singleflight.Group
 }
 
 // NewListMessagesHandler returns a ListMessagesHandler.
@@ -87,51 +76,41 @@ func NewListMessagesHandler(store MessageReader, cache PageCache) *ListMessagesH
 	return &ListMessagesHandler{store: store, cache: cache}
 }
 
-func (q ListMessages) validate() (limit, offset int, before string, err error) {
-	fields := map[string]string{}
-	limit = messageapi.DefaultPageSize
+// validate checks the request and returns the range it asks for.
+func (q ListMessages) validate() (messageapi.MessageRange, error) {
+	f := messageapi.FieldErrors{}
+	r := messageapi.MessageRange{Limit: messageapi.DefaultPageSize}
 	if q.Limit != nil {
-		limit = *q.Limit
-		if limit < 1 || limit > messageapi.MaxPageSize {
-			fields["limit"] = messageapi.LimitRule
+		r.Limit = *q.Limit
+		f.Check(r.Limit >= 1 && r.Limit <= messageapi.MaxPageSize, "limit", messageapi.LimitRule)
+	}
+	switch {
+	case q.Page != nil && q.Cursor != nil:
+		f.Add("page", "cannot be combined with cursor")
+	case q.Page != nil:
+		if f.Check(*q.Page >= 1, "page", messageapi.PageRule) && !f.Has("limit") &&
+			f.Check(*q.Page-1 <= messageapi.MaxPageOffset/r.Limit, "page", messageapi.PageDepthRule) {
+			r.Offset = (*q.Page - 1) * r.Limit
 		}
+	case q.Cursor != nil:
+		before, ok := decodeMessageCursor(*q.Cursor)
+		f.Check(ok, "cursor", messageapi.CursorRule)
+		r.BeforeID = before
 	}
-	if q.Page != nil {
-		switch {
-		case q.Cursor != nil:
-			fields["page"] = "cannot be combined with cursor"
-		case *q.Page < 1:
-			fields["page"] = "must be an integer of at least 1"
-		case len(fields) == 0 && (*q.Page-1) > messageapi.MaxPageOffset/limit:
-			fields["page"] = fmt.Sprintf("may skip at most %d messages; use cursor to read further", messageapi.MaxPageOffset)
-		default:
-			offset = (*q.Page - 1) * limit
-		}
-	}
-	if q.Cursor != nil && fields["page"] == "" {
-		if before, err = decodeMessageCursor(*q.Cursor); err != nil {
-			fields["cursor"] = messageapi.ErrorFields(err)["cursor"]
-		}
-	}
-	if len(fields) > 0 {
-		return 0, 0, "", messageapi.InvalidFields(fields)
-	}
-	return limit, offset, before, nil
+	return r, f.Err()
 }
 
-// Handle returns the page. It asks for one message more than the limit to
-// know whether a next page exists, without counting.
+// Handle returns the page: the cache's, or else the store's. It asks for
+// one message more than the limit to know whether a next page exists,
+// without counting.
 func (h *ListMessagesHandler) Handle(ctx context.Context, q ListMessages) (MessagePage, error) {
-	limit, offset, before, err := q.validate()
+	r, err := q.validate()
 	if err != nil {
 		return MessagePage{}, err
 	}
-	var views []messageapi.EncodedView
-	if before != "" {
-		views, err = h.pageBefore(ctx, before, limit+1)
-	} else {
-		views, err = h.page(ctx, offset, limit+1)
-	}
+	limit := r.Limit
+	r.Limit++
+	views, err := h.cache.Latest(ctx, r, h.load)
 	if err != nil {
 		return MessagePage{}, err
 	}
@@ -143,15 +122,8 @@ func (h *ListMessagesHandler) Handle(ctx context.Context, q ListMessages) (Messa
 	return p, nil
 }
 
-func (h *ListMessagesHandler) pageBefore(ctx context.Context, before string, count int) ([]messageapi.EncodedView, error) {
-	if views, hit, err := h.cache.PageBefore(ctx, before, count); err == nil && hit {
-		return views, nil
-	}
-	return h.read(ctx, messageapi.MessageRange{BeforeID: before, Limit: count})
-}
-
-// read reads views from PostgreSQL and encodes them.
-func (h *ListMessagesHandler) read(ctx context.Context, r messageapi.MessageRange) ([]messageapi.EncodedView, error) {
+// load reads views from PostgreSQL and encodes them.
+func (h *ListMessagesHandler) load(ctx context.Context, r messageapi.MessageRange) ([]messageapi.EncodedView, error) {
 	views, err := h.store.ListMessages(ctx, r)
 	if err != nil {
 		return nil, err
@@ -163,66 +135,4 @@ func (h *ListMessagesHandler) read(ctx context.Context, r messageapi.MessageRang
 		}
 	}
 	return encoded, nil
-}
-
-func (h *ListMessagesHandler) page(ctx context.Context, offset, count int) ([]messageapi.EncodedView, error) {
-	capacity := h.cache.Capacity()
-	if offset+count > capacity {
-		return h.read(ctx, messageapi.MessageRange{Offset: offset, Limit: count})
-	}
-	if views, hit, err := h.cache.Page(ctx, offset, count); err == nil && hit {
-		return views, nil
-	}
-	latest, shared, err := h.fill(ctx)
-	switch {
-	case err != nil:
-		return nil, err
-	case latest == nil: // the cache cannot be filled now: read just this page
-		return h.read(ctx, messageapi.MessageRange{Offset: offset, Limit: count})
-	case shared:
-		// This request joined a rebuild that another one began, perhaps
-		// before a message this request must see was committed. The rebuilt
-		// cache has that message (rebuilds merge writes made meanwhile), and
-		// so does PostgreSQL; the rebuild's snapshot may not.
-		if views, hit, err := h.cache.Page(ctx, offset, count); err == nil && hit {
-			return views, nil
-		}
-		return h.read(ctx, messageapi.MessageRange{Offset: offset, Limit: count})
-	}
-	return window(latest, offset, count), nil
-}
-
-// fill rebuilds the cache from the newest Capacity views and returns them,
-// or returns nil views when Redis cannot take a rebuild; shared reports
-// that the rebuild was begun by another request. Concurrent misses in this
-// process share one rebuild, so a cold cache under load costs one query,
-// not one per request. The rebuild outlives a caller that gives up,
-// because other callers wait for it.
-func (h *ListMessagesHandler) fill(ctx context.Context) (views []messageapi.EncodedView, shared bool, err error) {
-	v, err, shared := h.fills.Do("latest", func() (any, error) {
-		ctx := context.WithoutCancel(ctx)
-		token, err := h.cache.BeginFill(ctx)
-		if err != nil {
-			return []messageapi.EncodedView(nil), nil
-		}
-		views, err := h.read(ctx, messageapi.MessageRange{Limit: h.cache.Capacity()})
-		if err != nil {
-			return nil, err
-		}
-		// A refused or failed install only means the next read misses too.
-		_, _ = h.cache.CompleteFill(ctx, token, views)
-		return views, nil
-	})
-	if err != nil {
-		return nil, false, err
-	}
-	return v.([]messageapi.EncodedView), shared, nil
-}
-
-// window returns views[offset:offset+count], clipped to what exists.
-func window(views []messageapi.EncodedView, offset, count int) []messageapi.EncodedView {
-	if offset >= len(views) {
-		return []messageapi.EncodedView{}
-	}
-	return views[offset:min(offset+count, len(views))]
 }

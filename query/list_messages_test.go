@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"messageapi"
 	"messageapi/command"
@@ -24,24 +24,51 @@ import (
 type fixture struct {
 	db     *postgres.DB
 	cache  *redis.PageCache
+	reg    *prometheus.Registry
 	create *command.CreateMessageHandler
 	list   *query.ListMessagesHandler
 }
 
+// newFixture returns the message use cases on a schema of their own, with
+// a cache of 5 pages on rc, or on a key prefix of their own when rc is nil.
 func newFixture(t *testing.T, rc *redis.Client) *fixture {
 	t.Helper()
 	db := postgrestest.NewDB(t)
+	reg := prometheus.NewRegistry()
 	if rc == nil {
-		rc = redistest.NewClient(t)
+		rc = redistest.Open(t, redis.Config{Registerer: reg})
 	}
 	store := postgres.NewMessageStore(db)
 	cache := redis.NewPageCache(rc, redis.PageCacheConfig{Pages: 5, TTL: time.Minute})
 	return &fixture{
 		db:     db,
 		cache:  cache,
+		reg:    reg,
 		create: command.NewCreateMessageHandler(store, cache, slog.New(slog.DiscardHandler)),
 		list:   query.NewListMessagesHandler(store, cache),
 	}
+}
+
+// joined returns how many requests have waited for another's rebuild.
+func (f *fixture) joined(t *testing.T) float64 {
+	t.Helper()
+	families, err := f.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range families {
+		if mf.GetName() != "messageapi_cache_fills_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "result" && l.GetValue() == "joined" {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
 
 func (f *fixture) post(t *testing.T, text string) messageapi.MessageView {
@@ -263,10 +290,13 @@ func TestJoinedRebuildShowsMessagesCommittedMeanwhile(t *testing.T) {
 		}
 		second <- p
 	}()
-	// Let the second reader reach the rebuild before it completes; either
-	// way, its page must hold the new message.
-	for range 100 {
-		runtime.Gosched()
+	// The second reader misses and waits for the rebuild in flight.
+	deadline := time.Now().Add(10 * time.Second)
+	for f.joined(t) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the second reader did not join the rebuild in flight")
+		}
+		time.Sleep(time.Millisecond)
 	}
 	close(gate.release)
 	<-first

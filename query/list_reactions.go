@@ -41,40 +41,35 @@ func NewListReactionsHandler(store ReactionLister) *ListReactionsHandler {
 	return &ListReactionsHandler{store: store}
 }
 
-// Handle returns the page, or a not-found error for an unknown message.
-func (h *ListReactionsHandler) Handle(ctx context.Context, q ListReactions) (ReactionPage, error) {
-	r := messageapi.ReactionRange{Limit: messageapi.DefaultPageSize}
-	fields := map[string]string{}
-	id, err := ParseID("id", q.MessageID)
-	if err != nil {
-		fields["id"] = "must be a UUID"
-	}
-	r.MessageID = id
+// validate checks the request and returns the range it asks for.
+func (q ListReactions) validate() (messageapi.ReactionRange, error) {
+	f := messageapi.FieldErrors{}
+	r := messageapi.ReactionRange{MessageID: parseID(f, "id", q.MessageID), Limit: messageapi.DefaultPageSize}
 	if q.Limit != nil {
 		r.Limit = *q.Limit
-		if r.Limit < 1 || r.Limit > messageapi.MaxPageSize {
-			fields["limit"] = messageapi.LimitRule
-		}
+		f.Check(r.Limit >= 1 && r.Limit <= messageapi.MaxPageSize, "limit", messageapi.LimitRule)
 	}
 	if q.Type != nil {
-		if r.Type = *q.Type; !messageapi.ValidReactionType(r.Type) {
-			fields["type"] = messageapi.ReactionTypeRule
-		}
+		r.Type = *q.Type
+		f.Check(messageapi.ValidReactionType(r.Type), "type", messageapi.ReactionTypeRule)
 	}
 	if q.UserID != nil {
-		if r.UserID = *q.UserID; !messageapi.ValidUserID(r.UserID) {
-			fields["user_id"] = messageapi.UserIDRule
-		}
+		r.UserID = *q.UserID
+		f.Check(messageapi.ValidUserID(r.UserID), "user_id", messageapi.UserIDRule)
 	}
 	if q.Cursor != nil {
-		c, err := decodeReactionCursor(*q.Cursor)
-		if err != nil {
-			fields["cursor"] = messageapi.ErrorFields(err)["cursor"]
-		}
+		c, ok := decodeReactionCursor(*q.Cursor)
+		f.Check(ok, "cursor", messageapi.CursorRule)
 		r.BeforeCreatedAt, r.BeforeID = c.CreatedAt, c.ID
 	}
-	if len(fields) > 0 {
-		return ReactionPage{}, messageapi.InvalidFields(fields)
+	return r, f.Err()
+}
+
+// Handle returns the page, or a not-found error for an unknown message.
+func (h *ListReactionsHandler) Handle(ctx context.Context, q ListReactions) (ReactionPage, error) {
+	r, err := q.validate()
+	if err != nil {
+		return ReactionPage{}, err
 	}
 	limit := r.Limit
 	r.Limit++ // one more tells whether a next page exists

@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -22,7 +23,7 @@ type Config struct {
 	Prefix string
 	// Timeout bounds dialing and each read and write on a connection, so a
 	// slow or unreachable Redis costs at most this much per call. 0 means
-	// 250 milliseconds.
+	// DefaultTimeout.
 	Timeout time.Duration
 	// PoolSize caps the connections; 0 keeps go-redis's default.
 	PoolSize int
@@ -37,6 +38,9 @@ type Config struct {
 	// Log receives breaker state changes; nil discards them.
 	Log *slog.Logger
 }
+
+// DefaultTimeout is Config.Timeout when none is given.
+const DefaultTimeout = 250 * time.Millisecond
 
 // Client is a connection pool to Redis with the key prefix of this
 // deployment. Creating it does not connect, so a process starts while Redis
@@ -59,7 +63,7 @@ func Open(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, errors.New("invalid redis url")
 	}
-	timeout := cmpOr(cfg.Timeout, 250*time.Millisecond)
+	timeout := cmp.Or(cfg.Timeout, DefaultTimeout)
 	opts.DialTimeout = timeout
 	opts.ReadTimeout = timeout
 	opts.WriteTimeout = timeout
@@ -83,7 +87,7 @@ func Open(cfg Config) (*Client, error) {
 	c.breaker = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        "redis",
 		MaxRequests: 1,
-		Timeout:     cmpOr(cfg.BreakFor, time.Second),
+		Timeout:     cmp.Or(cfg.BreakFor, time.Second),
 		ReadyToTrip: func(counts gobreaker.Counts) bool { return counts.ConsecutiveFailures >= breakAfter },
 		// An answer from Redis, even an error reply, means it is up.
 		IsSuccessful: func(err error) bool {
@@ -101,13 +105,6 @@ func Open(cfg Config) (*Client, error) {
 		}
 	}
 	return c, nil
-}
-
-func cmpOr(d, def time.Duration) time.Duration {
-	if d > 0 {
-		return d
-	}
-	return def
 }
 
 // do runs one Redis call through the circuit breaker and returns its error

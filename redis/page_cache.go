@@ -1,11 +1,13 @@
 package redis
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -14,14 +16,22 @@ import (
 	"messageapi"
 )
 
+// Defaults of PageCacheConfig.
+const (
+	DefaultCachePages = 5
+	DefaultCacheTTL   = time.Minute
+)
+
 // PageCacheConfig configures a PageCache.
 type PageCacheConfig struct {
 	// Pages and PageSize give the cached range: the latest Pages*PageSize
-	// messages. Defaults: 5 pages of messageapi.DefaultPageSize.
+	// messages. Defaults: DefaultCachePages pages of
+	// messageapi.DefaultPageSize.
 	Pages    int
 	PageSize int
 	// TTL bounds how long an index lives before it is rebuilt from
-	// PostgreSQL, and so how long any staleness can last. Default 1 minute.
+	// PostgreSQL, and so how long any staleness can last. Default
+	// DefaultCacheTTL.
 	TTL time.Duration
 }
 
@@ -58,30 +68,33 @@ type PageCache struct {
 	capacity int
 	ttl      time.Duration
 	// failures counts write-throughs that failed, after which the index may
-	// lack a message; healed is the count the last Heal dropped the index
-	// for. A generation rather than a flag: a failure during a Heal is not
+	// lack a message; healed is the count the last heal dropped the index
+	// for. A generation rather than a flag: a failure during a heal is not
 	// forgotten by it.
 	failures atomic.Uint64
 	healed   atomic.Uint64
+
+	// filling is the rebuild in flight in this process, if any: requests
+	// that miss while it runs wait for it instead of starting their own, so
+	// a cold cache under load costs one PostgreSQL read, not one a request.
+	fillMu  sync.Mutex
+	filling *fillCall
+}
+
+// fillCall is one rebuild that several requests may wait for.
+type fillCall struct {
+	done  chan struct{}
+	views []messageapi.EncodedView // nil when Redis could not take a rebuild
+	err   error
 }
 
 // NewPageCache returns a PageCache on c.
 func NewPageCache(c *Client, cfg PageCacheConfig) *PageCache {
-	if cfg.Pages <= 0 {
-		cfg.Pages = 5
-	}
-	if cfg.PageSize <= 0 {
-		cfg.PageSize = messageapi.DefaultPageSize
-	}
-	if cfg.TTL <= 0 {
-		cfg.TTL = time.Minute
-	}
+	cfg.Pages = cmp.Or(max(cfg.Pages, 0), DefaultCachePages)
+	cfg.PageSize = cmp.Or(max(cfg.PageSize, 0), messageapi.DefaultPageSize)
+	cfg.TTL = cmp.Or(max(cfg.TTL, 0), DefaultCacheTTL)
 	return &PageCache{c: c, capacity: cfg.Pages*cfg.PageSize + 1, ttl: cfg.TTL}
 }
-
-// Capacity is how many of the newest messages an index this process builds
-// holds.
-func (pc *PageCache) Capacity() int { return pc.capacity }
 
 func (pc *PageCache) indexKey() string          { return pc.c.prefix + "cache:latest" }
 func (pc *PageCache) stateKey() string          { return pc.c.prefix + "cache:latest:state" }
@@ -145,21 +158,131 @@ end
 return out
 `)
 
-// Page returns up to count views starting at rank offset (0 is the newest
+// Latest returns the views of r, a range of the newest messages, newest
+// first. A range inside the cached pages is served from Redis in one round
+// trip when the index holds it exactly. On a miss, the first request
+// rebuilds the index from load (the newest messages up to the capacity)
+// while concurrent ones wait for that rebuild. Everything else, and
+// everything while Redis is unavailable, comes from load.
+func (pc *PageCache) Latest(ctx context.Context, r messageapi.MessageRange, load messageapi.LoadViews) ([]messageapi.EncodedView, error) {
+	if r.BeforeID != "" {
+		if views, hit, err := pc.pageBefore(ctx, r.BeforeID, r.Limit); err == nil && hit {
+			return views, nil
+		}
+		return load(ctx, r)
+	}
+	if r.Offset+r.Limit > pc.capacity {
+		return load(ctx, r)
+	}
+	if views, hit, err := pc.page(ctx, r.Offset, r.Limit); err == nil && hit {
+		return views, nil
+	}
+	latest, joined, err := pc.fill(ctx, load)
+	switch {
+	case err != nil:
+		return nil, err
+	case latest == nil: // Redis cannot take a rebuild now: read just this page
+		return load(ctx, r)
+	case joined:
+		// This request joined a rebuild that another one began, perhaps
+		// before a message this request must see was committed. The rebuilt
+		// index has that message (a rebuild merges the writes made while it
+		// runs), and so does PostgreSQL; the rebuild's snapshot may not.
+		if views, hit, err := pc.page(ctx, r.Offset, r.Limit); err == nil && hit {
+			return views, nil
+		}
+		return load(ctx, r)
+	}
+	return window(latest, r.Offset, r.Limit), nil
+}
+
+// fill rebuilds the index from load and returns the views it read, or nil
+// views when Redis cannot take a rebuild now; joined reports that the
+// rebuild was begun by another request of this process. The rebuild runs
+// to its end even when the request that began it gives up, because others
+// wait for it.
+func (pc *PageCache) fill(ctx context.Context, load messageapi.LoadViews) (views []messageapi.EncodedView, joined bool, err error) {
+	pc.fillMu.Lock()
+	if c := pc.filling; c != nil {
+		pc.fillMu.Unlock()
+		pc.c.metrics.fills.WithLabelValues("joined").Inc()
+		select {
+		case <-c.done:
+			return c.views, true, c.err
+		case <-ctx.Done():
+			return nil, true, ctx.Err()
+		}
+	}
+	c := &fillCall{done: make(chan struct{})}
+	pc.filling = c
+	pc.fillMu.Unlock()
+
+	c.views, c.err = pc.rebuild(context.WithoutCancel(ctx), load)
+	pc.fillMu.Lock()
+	pc.filling = nil
+	pc.fillMu.Unlock()
+	close(c.done)
+	return c.views, false, c.err
+}
+
+// rebuild is one rebuild of the index: it marks itself in flight, reads the
+// newest views, and installs them unless another rebuild or an
+// invalidation came in between. A refused or failed install only means
+// the next read misses too.
+func (pc *PageCache) rebuild(ctx context.Context, load messageapi.LoadViews) ([]messageapi.EncodedView, error) {
+	token, err := pc.beginFill(ctx)
+	if err != nil {
+		return nil, nil
+	}
+	views, err := load(ctx, messageapi.MessageRange{Limit: pc.capacity})
+	if err != nil {
+		return nil, err
+	}
+	if views == nil {
+		views = []messageapi.EncodedView{}
+	}
+	_, _ = pc.completeFill(ctx, token, views)
+	return views, nil
+}
+
+// window returns views[offset:offset+count], clipped to what exists.
+func window(views []messageapi.EncodedView, offset, count int) []messageapi.EncodedView {
+	if offset >= len(views) {
+		return []messageapi.EncodedView{}
+	}
+	return views[offset:min(offset+count, len(views))]
+}
+
+// Run drops an index that may lack a message as soon as Redis answers
+// again, rather than when this process next reads a page, until ctx ends.
+func (pc *PageCache) Run(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_ = pc.heal(ctx)
+		}
+	}
+}
+
+// page returns up to count views starting at rank offset (0 is the newest
 // message), as the stored JSON. hit is false when the cache cannot answer
 // exactly.
-func (pc *PageCache) Page(ctx context.Context, offset, count int) (views []messageapi.EncodedView, hit bool, err error) {
+func (pc *PageCache) page(ctx context.Context, offset, count int) (views []messageapi.EncodedView, hit bool, err error) {
 	return pc.read(ctx, "rank", strconv.Itoa(offset), count)
 }
 
-// PageBefore returns up to count views of the messages older than
+// pageBefore returns up to count views of the messages older than
 // beforeID, newest first.
-func (pc *PageCache) PageBefore(ctx context.Context, beforeID string, count int) (views []messageapi.EncodedView, hit bool, err error) {
+func (pc *PageCache) pageBefore(ctx context.Context, beforeID string, count int) (views []messageapi.EncodedView, hit bool, err error) {
 	return pc.read(ctx, "lex", beforeID, count)
 }
 
 func (pc *PageCache) read(ctx context.Context, mode, from string, count int) ([]messageapi.EncodedView, bool, error) {
-	if err := pc.Heal(ctx); err != nil {
+	if err := pc.heal(ctx); err != nil {
 		return nil, false, err
 	}
 	var res []any
@@ -213,7 +336,7 @@ return 1
 // AddMessage writes a message through to the cache, so its author reads it
 // at once; a retried create writes the stored view through again. When
 // this fails the index may lack the message, so the cache drops the index
-// as soon as Redis answers again (Heal).
+// as soon as Redis answers again (see Run).
 func (pc *PageCache) AddMessage(ctx context.Context, v messageapi.MessageView) error {
 	e, err := v.Encode()
 	if err != nil {
@@ -231,10 +354,9 @@ func (pc *PageCache) AddMessage(ctx context.Context, v messageapi.MessageView) e
 	return nil
 }
 
-// Heal drops the index if a write-through failed since the last heal.
-// Reads call it first; processes also call it on a timer, so an index that
-// may lack a message is dropped soon after Redis answers again.
-func (pc *PageCache) Heal(ctx context.Context) error {
+// heal drops the index if a write-through failed since the last heal.
+// Reads call it first, and Run on a timer.
+func (pc *PageCache) heal(ctx context.Context) error {
 	failures := pc.failures.Load()
 	if failures == pc.healed.Load() {
 		return nil
@@ -253,10 +375,10 @@ func (pc *PageCache) Invalidate(ctx context.Context) error {
 	}), "invalidate")
 }
 
-// BeginFill starts a rebuild of the index and returns its token. Read the
-// newest Capacity views from PostgreSQL after this call, then pass them to
-// CompleteFill. A rebuild started later takes over from this one.
-func (pc *PageCache) BeginFill(ctx context.Context) (string, error) {
+// beginFill starts a rebuild of the index and returns its token. Read the
+// newest capacity views from PostgreSQL after this call, then pass them to
+// completeFill. A rebuild started later takes over from this one.
+func (pc *PageCache) beginFill(ctx context.Context) (string, error) {
 	b := make([]byte, 12)
 	_, _ = rand.Read(b)
 	token := "fill:" + hex.EncodeToString(b) + ":" + strconv.Itoa(pc.capacity)
@@ -294,12 +416,12 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 `)
 
-// CompleteFill installs views, the newest Capacity messages newest first,
+// completeFill installs views, the newest capacity messages newest first,
 // as the index, together with the messages written through since
-// BeginFill. It is refused (installed is false) when another rebuild or an
+// beginFill. It is refused (installed is false) when another rebuild or an
 // invalidation came in between. Entries are written by compare-and-set, so
 // a view the projection refreshed meanwhile stays.
-func (pc *PageCache) CompleteFill(ctx context.Context, token string, views []messageapi.EncodedView) (installed bool, err error) {
+func (pc *PageCache) completeFill(ctx context.Context, token string, views []messageapi.EncodedView) (installed bool, err error) {
 	args := make([]any, 0, 5+3*len(views))
 	args = append(args, token, pc.ttl.Milliseconds(), pc.entryTTL(), pc.entryPrefix(), pc.capacity)
 	for _, v := range views {

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
-
 	"messageapi"
 )
 
@@ -52,7 +50,7 @@ func (p *Publisher) Publish(_ context.Context, e messageapi.ReactionChanged) err
 	case p.queue <- e:
 		return nil
 	default:
-		p.s.c.metrics.publish.WithLabelValues("dropped").Inc()
+		p.s.countDropped(1)
 		return translate(errQueueFull, "publish")
 	}
 }
@@ -95,14 +93,5 @@ func (p *Publisher) flush(ctx context.Context, first messageapi.ReactionChanged)
 		}
 		break
 	}
-	err := p.s.c.do(func() error {
-		_, err := p.s.c.rdb.Pipelined(ctx, func(pipe goredis.Pipeliner) error {
-			for _, e := range events {
-				pipe.XAdd(ctx, p.s.addArgs(e))
-			}
-			return nil
-		})
-		return err
-	})
-	p.s.countAppends(len(events), err)
+	_ = p.s.append(ctx, events) // counted there; a failed append is swept
 }

@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"strconv"
@@ -13,12 +14,15 @@ import (
 	"messageapi"
 )
 
+// DefaultStreamMaxLen is StreamConfig.MaxLen when none is given.
+const DefaultStreamMaxLen = 1_000_000
+
 // StreamConfig configures a Stream.
 type StreamConfig struct {
 	// MaxLen trims the stream to about this many entries on every append
 	// (MAXLEN ~). Trimming can drop an entry no worker has read; the
 	// projection's sweeper folds that change from PostgreSQL, so nothing is
-	// lost. Default 1,000,000.
+	// lost. Default DefaultStreamMaxLen.
 	MaxLen int64
 }
 
@@ -33,9 +37,7 @@ type Stream struct {
 
 // NewStream returns the reaction stream on c.
 func NewStream(c *Client, cfg StreamConfig) *Stream {
-	if cfg.MaxLen <= 0 {
-		cfg.MaxLen = 1_000_000
-	}
+	cfg.MaxLen = cmp.Or(max(cfg.MaxLen, 0), DefaultStreamMaxLen)
 	return &Stream{c: c, key: c.prefix + "reactions", dead: c.prefix + "reactions:dead", maxLen: cfg.MaxLen}
 }
 
@@ -55,9 +57,27 @@ const (
 
 // Publish appends e to the stream.
 func (s *Stream) Publish(ctx context.Context, e messageapi.ReactionChanged) error {
-	err := s.c.do(func() error { return s.c.rdb.XAdd(ctx, s.addArgs(e)).Err() })
-	s.countAppends(1, err)
-	return translate(err, "publish")
+	return translate(s.append(ctx, []messageapi.ReactionChanged{e}), "publish")
+}
+
+// append appends events in one pipelined round trip and counts them.
+func (s *Stream) append(ctx context.Context, events []messageapi.ReactionChanged) error {
+	err := s.c.do(func() error {
+		_, err := s.c.rdb.Pipelined(ctx, func(pipe goredis.Pipeliner) error {
+			for _, e := range events {
+				pipe.XAdd(ctx, s.addArgs(e))
+			}
+			return nil
+		})
+		return err
+	})
+	s.countAppends(len(events), err)
+	return err
+}
+
+// countDropped counts events that never reached the stream.
+func (s *Stream) countDropped(n int) {
+	s.c.metrics.publish.WithLabelValues("dropped").Add(float64(n))
 }
 
 func (s *Stream) addArgs(e messageapi.ReactionChanged) *goredis.XAddArgs {
@@ -82,34 +102,48 @@ func (s *Stream) countAppends(n int, err error) {
 	s.c.metrics.publish.WithLabelValues(result).Add(float64(n))
 }
 
+// Consumer is one named consumer of a consumer group of the stream.
+type Consumer struct {
+	s     *Stream
+	group string
+	name  string
+}
+
+// Consumer returns the consumer name of group.
+func (s *Stream) Consumer(group, name string) *Consumer {
+	return &Consumer{s: s, group: group, name: name}
+}
+
 // EnsureGroup creates the consumer group, and the stream with it, unless
 // it exists. A new group starts at the beginning of the stream: folding is
 // idempotent, so reading old entries again costs work, never correctness.
-func (s *Stream) EnsureGroup(ctx context.Context, group string) error {
-	err := s.c.do(func() error { return s.c.rdb.XGroupCreateMkStream(ctx, s.key, group, "0").Err() })
+func (c *Consumer) EnsureGroup(ctx context.Context) error {
+	s := c.s
+	err := s.c.do(func() error { return s.c.rdb.XGroupCreateMkStream(ctx, s.key, c.group, "0").Err() })
 	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
 		return translate(err, "create group")
 	}
 	return nil
 }
 
-// Read returns up to count new entries for consumer, blocking up to block
-// for the first. It returns no entries and no error when none arrived. A
-// group lost with a Redis restart is recreated.
-func (s *Stream) Read(ctx context.Context, group, consumer string, count int, block time.Duration) ([]messageapi.StreamEntry, error) {
-	return s.read(ctx, group, consumer, ">", count, block)
+// Read returns up to count new entries, blocking up to block for the
+// first. It returns no entries and no error when none arrived. A group
+// lost with a Redis restart is recreated.
+func (c *Consumer) Read(ctx context.Context, count int, block time.Duration) ([]messageapi.StreamEntry, error) {
+	return c.read(ctx, ">", count, block)
 }
 
-// ReadPending returns up to count entries delivered to consumer and not
-// yet acknowledged: after a restart under the same consumer name, a worker
-// finishes what it had been given before it takes anything new.
-func (s *Stream) ReadPending(ctx context.Context, group, consumer string, count int) ([]messageapi.StreamEntry, error) {
-	return s.read(ctx, group, consumer, "0", count, -1)
+// ReadPending returns up to count entries delivered to this consumer and
+// not yet acknowledged: after a restart under the same consumer name, a
+// worker finishes what it had been given before it takes anything new.
+func (c *Consumer) ReadPending(ctx context.Context, count int) ([]messageapi.StreamEntry, error) {
+	return c.read(ctx, "0", count, -1)
 }
 
-func (s *Stream) read(ctx context.Context, group, consumer, from string, count int, block time.Duration) ([]messageapi.StreamEntry, error) {
+func (c *Consumer) read(ctx context.Context, from string, count int, block time.Duration) ([]messageapi.StreamEntry, error) {
+	s := c.s
 	args := &goredis.XReadGroupArgs{
-		Group: group, Consumer: consumer, Streams: []string{s.key, from}, Count: int64(count), Block: block,
+		Group: c.group, Consumer: c.name, Streams: []string{s.key, from}, Count: int64(count), Block: block,
 	}
 	var res []goredis.XStream
 	readGroup := func() (err error) {
@@ -118,7 +152,7 @@ func (s *Stream) read(ctx context.Context, group, consumer, from string, count i
 	}
 	err := s.c.do(readGroup)
 	if err != nil && strings.HasPrefix(err.Error(), "NOGROUP") {
-		if err := s.EnsureGroup(ctx, group); err != nil {
+		if err := c.EnsureGroup(ctx); err != nil {
 			return nil, err
 		}
 		err = s.c.do(readGroup)
@@ -166,14 +200,15 @@ func isUUID(s string) bool {
 	return err == nil
 }
 
-// Claim moves to consumer up to count entries that other consumers have
-// held unacknowledged for at least minIdle (a worker that died), and
+// Claim moves to this consumer up to count entries that other consumers
+// have held unacknowledged for at least minIdle (a worker that died), and
 // returns them with their delivery counts.
-func (s *Stream) Claim(ctx context.Context, group, consumer string, minIdle time.Duration, count int) ([]messageapi.StreamEntry, error) {
+func (c *Consumer) Claim(ctx context.Context, minIdle time.Duration, count int) ([]messageapi.StreamEntry, error) {
+	s := c.s
 	var msgs []goredis.XMessage
 	err := s.c.do(func() (err error) {
 		msgs, _, err = s.c.rdb.XAutoClaim(ctx, &goredis.XAutoClaimArgs{
-			Stream: s.key, Group: group, Consumer: consumer, MinIdle: minIdle, Start: "0", Count: int64(count),
+			Stream: s.key, Group: c.group, Consumer: c.name, MinIdle: minIdle, Start: "0", Count: int64(count),
 		}).Result()
 		return err
 	})
@@ -194,7 +229,7 @@ func (s *Stream) Claim(ctx context.Context, group, consumer string, minIdle time
 			counts = counts[:0]
 			for _, m := range msgs {
 				counts = append(counts, p.XPendingExt(ctx, &goredis.XPendingExtArgs{
-					Stream: s.key, Group: group, Start: m.ID, End: m.ID, Count: 1,
+					Stream: s.key, Group: c.group, Start: m.ID, End: m.ID, Count: 1,
 				}))
 			}
 			return nil
@@ -205,8 +240,8 @@ func (s *Stream) Claim(ctx context.Context, group, consumer string, minIdle time
 		return nil, translate(err, "claim: pending")
 	}
 	deliveries := make(map[string]int64, len(msgs))
-	for _, c := range counts {
-		for _, p := range c.Val() {
+	for _, cmd := range counts {
+		for _, p := range cmd.Val() {
 			deliveries[p.ID] = p.RetryCount
 		}
 	}
@@ -219,11 +254,12 @@ func (s *Stream) Claim(ctx context.Context, group, consumer string, minIdle time
 }
 
 // Ack acknowledges entries; call it only after their effect has committed.
-func (s *Stream) Ack(ctx context.Context, group string, ids []string) error {
+func (c *Consumer) Ack(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	return translate(s.c.do(func() error { return s.c.rdb.XAck(ctx, s.key, group, ids...).Err() }), "ack")
+	s := c.s
+	return translate(s.c.do(func() error { return s.c.rdb.XAck(ctx, s.key, c.group, ids...).Err() }), "ack")
 }
 
 // DeadLetter copies entries to the dead-letter stream with the reason,
@@ -231,10 +267,11 @@ func (s *Stream) Ack(ctx context.Context, group string, ids []string) error {
 // would not help, since Redis does not undo the rest of a transaction when
 // one command fails. A crash in between leaves an entry in both streams,
 // which is harmless: folding is idempotent.
-func (s *Stream) DeadLetter(ctx context.Context, group string, entries []messageapi.StreamEntry, reason string) error {
+func (c *Consumer) DeadLetter(ctx context.Context, entries []messageapi.StreamEntry, reason string) error {
 	if len(entries) == 0 {
 		return nil
 	}
+	s := c.s
 	ids := make([]string, len(entries))
 	err := s.c.do(func() error {
 		cmds, err := s.c.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
@@ -254,58 +291,58 @@ func (s *Stream) DeadLetter(ctx context.Context, group string, entries []message
 		if err != nil {
 			return err
 		}
-		for _, c := range cmds {
-			if c.Err() != nil {
-				return c.Err()
+		for _, cmd := range cmds {
+			if cmd.Err() != nil {
+				return cmd.Err()
 			}
 		}
 		return nil
 	})
 	if err == nil {
-		err = s.c.do(func() error { return s.c.rdb.XAck(ctx, s.key, group, ids...).Err() })
+		err = s.c.do(func() error { return s.c.rdb.XAck(ctx, s.key, c.group, ids...).Err() })
 	}
 	return translate(err, "dead-letter")
 }
 
-// Backlog returns how many entries the group holds delivered but not
-// acknowledged (pending) and how many it has not yet read (lag; -1 when
-// Redis cannot tell).
-func (s *Stream) Backlog(ctx context.Context, group string) (pending, lag int64, err error) {
+// Backlog returns what the consumer's group has still to do.
+func (c *Consumer) Backlog(ctx context.Context) (messageapi.StreamBacklog, error) {
+	s := c.s
 	var groups []goredis.XInfoGroup
-	err = s.c.do(func() (err error) {
+	err := s.c.do(func() (err error) {
 		groups, err = s.c.rdb.XInfoGroups(ctx, s.key).Result()
 		return err
 	})
 	if err != nil {
 		if strings.Contains(err.Error(), "no such key") {
-			return 0, 0, nil
+			return messageapi.StreamBacklog{}, nil
 		}
-		return 0, 0, translate(err, "backlog")
+		return messageapi.StreamBacklog{}, translate(err, "backlog")
 	}
 	for _, g := range groups {
-		if g.Name == group {
-			return g.Pending, g.Lag, nil
+		if g.Name == c.group {
+			return messageapi.StreamBacklog{Pending: g.Pending, Unread: g.Lag}, nil
 		}
 	}
-	return 0, 0, nil
+	return messageapi.StreamBacklog{}, nil
 }
 
-// RemoveIdleConsumers deletes consumers of group that have nothing pending
-// and have been idle longer than idle, so the group does not collect one
-// consumer per worker restart.
-func (s *Stream) RemoveIdleConsumers(ctx context.Context, group string, idle time.Duration) (int, error) {
+// RemoveIdleConsumers deletes consumers of the group that have nothing
+// pending and have been idle longer than idle, so the group does not
+// collect one consumer per worker restart.
+func (c *Consumer) RemoveIdleConsumers(ctx context.Context, idle time.Duration) (int, error) {
+	s := c.s
 	var consumers []goredis.XInfoConsumer
 	err := s.c.do(func() (err error) {
-		consumers, err = s.c.rdb.XInfoConsumers(ctx, s.key, group).Result()
+		consumers, err = s.c.rdb.XInfoConsumers(ctx, s.key, c.group).Result()
 		return err
 	})
 	if err != nil {
 		return 0, translate(err, "list consumers")
 	}
 	removed := 0
-	for _, c := range consumers {
-		if c.Pending == 0 && c.Idle > idle {
-			err := s.c.do(func() error { return s.c.rdb.XGroupDelConsumer(ctx, s.key, group, c.Name).Err() })
+	for _, other := range consumers {
+		if other.Pending == 0 && other.Idle > idle {
+			err := s.c.do(func() error { return s.c.rdb.XGroupDelConsumer(ctx, s.key, c.group, other.Name).Err() })
 			if err != nil {
 				return removed, translate(err, "remove consumer")
 			}

@@ -13,14 +13,23 @@ import (
 	"messageapi/redis/redistest"
 )
 
+// newConsumer returns a client on a key prefix of its own, its stream, and
+// the consumer c1 of group g, created.
+func newConsumer(t *testing.T) (*redis.Client, *redis.Stream, *redis.Consumer) {
+	t.Helper()
+	c := redistest.NewClient(t)
+	s := redis.NewStream(c, redis.StreamConfig{})
+	consumer := s.Consumer("g", "c1")
+	if err := consumer.EnsureGroup(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return c, s, consumer
+}
+
 func TestStreamDecodesOnlyWellFormedEntries(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	c := redistest.NewClient(t)
-	s := redis.NewStream(c, redis.StreamConfig{})
-	if err := s.EnsureGroup(ctx, "g"); err != nil {
-		t.Fatal(err)
-	}
+	c, s, consumer := newConsumer(t)
 	good := messageapi.ReactionChanged{ReactionID: uuid.NewString(), MessageID: uuid.NewString(), Version: 3, ChangedAt: time.UnixMilli(1_790_000_000_000)}
 	if err := s.Publish(ctx, good); err != nil {
 		t.Fatal(err)
@@ -34,7 +43,7 @@ func TestStreamDecodesOnlyWellFormedEntries(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	entries, err := s.Read(ctx, "g", "c1", 10, time.Second)
+	entries, err := consumer.Read(ctx, 10, time.Second)
 	if err != nil || len(entries) != 4 {
 		t.Fatalf("Read = %d entries, %v; want 4", len(entries), err)
 	}
@@ -53,35 +62,31 @@ func TestStreamDecodesOnlyWellFormedEntries(t *testing.T) {
 func TestDeadLetterKeepsEntriesItCannotCopy(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	c := redistest.NewClient(t)
-	s := redis.NewStream(c, redis.StreamConfig{})
-	if err := s.EnsureGroup(ctx, "g"); err != nil {
-		t.Fatal(err)
-	}
+	c, s, consumer := newConsumer(t)
 	if err := c.Redis().XAdd(ctx, &goredis.XAddArgs{Stream: s.Key(), Values: []any{"junk", "1"}}).Err(); err != nil {
 		t.Fatal(err)
 	}
-	entries, err := s.Read(ctx, "g", "c1", 10, time.Second)
+	entries, err := consumer.Read(ctx, 10, time.Second)
 	if err != nil || len(entries) != 1 {
 		t.Fatalf("Read = %v, %v", entries, err)
 	}
 	if err := c.Redis().Set(ctx, s.DeadLetterKey(), "not a stream", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DeadLetter(ctx, "g", entries, "test"); err == nil {
+	if err := consumer.DeadLetter(ctx, entries, "test"); err == nil {
 		t.Fatal("DeadLetter into a string key succeeded")
 	}
-	if pending, _, err := s.Backlog(ctx, "g"); err != nil || pending != 1 {
-		t.Fatalf("pending = %d, %v; want the entry still pending", pending, err)
+	if b, err := consumer.Backlog(ctx); err != nil || b.Pending != 1 {
+		t.Fatalf("pending = %d, %v; want the entry still pending", b.Pending, err)
 	}
 	if err := c.Redis().Del(ctx, s.DeadLetterKey()).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.DeadLetter(ctx, "g", entries, "test"); err != nil {
+	if err := consumer.DeadLetter(ctx, entries, "test"); err != nil {
 		t.Fatal(err)
 	}
-	if pending, _, _ := s.Backlog(ctx, "g"); pending != 0 {
-		t.Errorf("pending = %d after a successful dead-letter", pending)
+	if b, _ := consumer.Backlog(ctx); b.Pending != 0 {
+		t.Errorf("pending = %d after a successful dead-letter", b.Pending)
 	}
 	if n, _ := c.Redis().XLen(ctx, s.DeadLetterKey()).Result(); n != 1 {
 		t.Errorf("dead-letter stream holds %d entries, want 1", n)

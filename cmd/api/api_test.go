@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -13,11 +14,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"messageapi/command"
-	"messageapi/postgres"
+	"messageapi/cmd/internal/daemon"
 	"messageapi/postgres/postgrestest"
-	"messageapi/query"
-	"messageapi/redis"
 	"messageapi/redis/redistest"
 )
 
@@ -38,21 +36,13 @@ func newTestAPI(t *testing.T, options ...func(*routerConfig)) *testAPI {
 // key prefix of its own.
 func newTestHandler(tb testing.TB, options ...func(*routerConfig)) http.Handler {
 	tb.Helper()
-	db := postgrestest.NewDB(tb)
-	rc := redistest.NewClient(tb)
-	messages := postgres.NewMessageStore(db)
-	reactions := postgres.NewReactionStore(db)
-	cache := redis.NewPageCache(rc, redis.PageCacheConfig{Pages: 5, TTL: time.Minute})
-	stream := redis.NewStream(rc, redis.StreamConfig{})
 	log := slog.New(slog.DiscardHandler)
-	s := &server{
-		createMessage:  command.NewCreateMessageHandler(messages, cache, log),
-		addReaction:    command.NewAddReactionHandler(reactions, stream, log),
-		removeReaction: command.NewRemoveReactionHandler(reactions, stream, log),
-		listMessages:   query.NewListMessagesHandler(messages, cache),
-		getMessage:     query.NewGetMessageHandler(messages),
-		listReactions:  query.NewListReactionsHandler(reactions),
-	}
+	a := newApp(config{cachePages: 5, Common: daemon.Common{CacheTTL: time.Minute}},
+		postgrestest.NewDB(tb), redistest.NewClient(tb), log)
+	ctx, stop := context.WithCancel(context.Background())
+	published := make(chan struct{})
+	go func() { defer close(published); a.publisher.Run(ctx, time.Second) }()
+	tb.Cleanup(func() { stop(); <-published })
 	cfg := routerConfig{
 		log: log, metrics: newHTTPMetrics(prometheus.NewRegistry()), accessLevel: slog.LevelDebug,
 		ready: func() bool { return true }, requestTimeout: 5 * time.Second,
@@ -60,7 +50,7 @@ func newTestHandler(tb testing.TB, options ...func(*routerConfig)) http.Handler 
 	for _, o := range options {
 		o(&cfg)
 	}
-	return s.routes(cfg)
+	return a.server.routes(cfg)
 }
 
 type response struct {

@@ -14,11 +14,7 @@ import (
 
 func (s *server) handleCreateMessage(w http.ResponseWriter, r *http.Request) {
 	var cmd command.CreateMessage
-	if err := noParams(r); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	if err := decodeJSON(w, r, &cmd); err != nil {
+	if err := decodeBody(w, r, &cmd); err != nil {
 		writeError(w, r, err)
 		return
 	}
@@ -72,11 +68,7 @@ func (s *server) handleGetMessage(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) handleAddReaction(w http.ResponseWriter, r *http.Request) {
 	var cmd command.AddReaction
-	if err := noParams(r); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	if err := decodeJSON(w, r, &cmd); err != nil {
+	if err := decodeBody(w, r, &cmd); err != nil {
 		writeError(w, r, err)
 		return
 	}
@@ -191,6 +183,15 @@ func (p *params) int(name, reason string) *int {
 		return nil
 	}
 	return &n
+}
+
+// decodeBody reads the JSON body of a route that takes no query
+// parameters into dst.
+func decodeBody(w http.ResponseWriter, r *http.Request, dst any) error {
+	if err := noParams(r); err != nil {
+		return err
+	}
+	return decodeJSON(w, r, dst)
 }
 
 // noParams rejects any query parameter, for routes that take none.

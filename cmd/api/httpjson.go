@@ -23,6 +23,7 @@ const maxBodyBytes = 64 << 10
 var statusOf = map[string]int{
 	messageapi.EINVALID:     http.StatusBadRequest,
 	messageapi.ENOTFOUND:    http.StatusNotFound,
+	messageapi.EMETHOD:      http.StatusMethodNotAllowed,
 	messageapi.ECONFLICT:    http.StatusConflict,
 	messageapi.ETOOLARGE:    http.StatusRequestEntityTooLarge,
 	messageapi.EMEDIATYPE:   http.StatusUnsupportedMediaType,
@@ -108,8 +109,8 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, dst any) error {
 	if err := checkFieldNames(body, dst); err != nil {
 		return err
 	}
+	// checkFieldNames has refused unknown fields already.
 	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
 		return decodeError(err)
 	}
@@ -198,9 +199,6 @@ func decodeError(err error) error {
 			reason = messageapi.ScoreRule
 		}
 		return messageapi.InvalidFields(map[string]string{typ.Field: reason})
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return messageapi.InvalidFields(map[string]string{name: "is not a known field"})
 	}
 	return invalid("request body is not valid JSON")
 }

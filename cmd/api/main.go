@@ -11,20 +11,6 @@
 // Run api -h for the flags; each has an environment-variable fallback.
 package main
 
-import (
-	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
-)
+import "messageapi/cmd/internal/daemon"
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "api:", err)
-		stop()
-		os.Exit(1)
-	}
-}
+func main() { daemon.Main("api", run) }

@@ -50,15 +50,16 @@ func (s *server) routes(cfg routerConfig) http.Handler {
 		writeError(w, r, messageapi.Errorf(messageapi.ENOTFOUND, "no route for %s %s", r.Method, r.URL.Path))
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
-		w.Header().Set("Allow", strings.Join(allowedMethods(r, req.URL.Path), ", "))
+		allowed, pattern := allowedMethods(r, req.URL.Path)
+		if rc := chi.RouteContext(req.Context()); rc != nil {
+			rc.RoutePatterns = append(rc.RoutePatterns[:0], pattern) // labels the metrics by route
+		}
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
 		if req.Method == http.MethodOptions {
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
-		writeJSON(w, req, http.StatusMethodNotAllowed, errorBody{
-			Error: "method " + req.Method + " is not allowed on " + req.URL.Path,
-			Code:  "method_not_allowed",
-		})
+		writeError(w, req, messageapi.Errorf(messageapi.EMETHOD, "method %s is not allowed on %s", req.Method, req.URL.Path))
 	})
 
 	r.Get("/messages", s.handleListMessages)
@@ -70,16 +71,16 @@ func (s *server) routes(cfg routerConfig) http.Handler {
 	return r
 }
 
-// allowedMethods lists the methods that have a route for path.
-func allowedMethods(r chi.Routes, path string) []string {
-	var allowed []string
+// allowedMethods lists the methods that have a route for path, and the
+// route's pattern.
+func allowedMethods(r *chi.Mux, path string) (allowed []string, pattern string) {
 	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
-		if r.Match(chi.NewRouteContext(), m, path) {
-			allowed = append(allowed, m)
+		if p := r.Find(chi.NewRouteContext(), m, path); p != "" {
+			allowed, pattern = append(allowed, m), p
 			if m == http.MethodGet {
 				allowed = append(allowed, http.MethodHead)
 			}
 		}
 	}
-	return append(allowed, http.MethodOptions)
+	return append(allowed, http.MethodOptions), pattern
 }

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"io"
 	"log/slog"
 	"net/http"
@@ -18,58 +16,30 @@ import (
 	"messageapi/redis"
 )
 
-// run is the whole program; main only adds the signals. Tests call it to
-// start the real program.
+// run is the whole program; main only adds the signals. TestRunInProcess
+// runs it on port 0.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	cfg, sub, err := parseConfig(args, getenv, stdout)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	log, err := daemon.NewLogger(stdout, cfg.logLevel)
-	if err != nil {
-		return err
-	}
-	if sub == "healthcheck" {
-		return daemon.HealthCheck(ctx, cfg.adminAddr)
-	}
-	deps, err := daemon.OpenDeps(daemon.DepsConfig{
-		DatabaseURL: cfg.databaseURL, DBMaxConns: cfg.dbMaxConns, DBTimeout: cfg.dbTimeout,
-		RedisURL: cfg.redisURL, RedisPrefix: cfg.redisPrefix, RedisTimeout: cfg.redisTimeout,
-	}, log)
-	if err != nil {
+	log, deps, err := daemon.Begin(ctx, cfg.Common, sub, err, "api", stdout)
+	if deps == nil {
 		return err
 	}
 	defer deps.Close()
-	db, rc, reg := deps.DB, deps.Redis, deps.Registry
 	if sub == "migrate" {
 		ctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
-		if err := db.Migrate(ctx); err != nil {
+		if err := deps.DB.Migrate(ctx); err != nil {
 			return err
 		}
 		log.Info("schema migrated")
 		return nil
 	}
 
-	messages := postgres.NewMessageStore(db)
-	reactions := postgres.NewReactionStore(db)
-	cache := redis.NewPageCache(rc, redis.PageCacheConfig{Pages: cfg.cachePages, TTL: cfg.cacheTTL})
-	publisher := redis.NewPublisher(redis.NewStream(rc, redis.StreamConfig{MaxLen: int64(cfg.streamMaxLen)}), redis.PublisherConfig{})
-	s := &server{
-		createMessage:  command.NewCreateMessageHandler(messages, cache, log),
-		addReaction:    command.NewAddReactionHandler(reactions, publisher, log),
-		removeReaction: command.NewRemoveReactionHandler(reactions, publisher, log),
-		listMessages:   query.NewListMessagesHandler(messages, cache),
-		getMessage:     query.NewGetMessageHandler(messages),
-		listReactions:  query.NewListReactionsHandler(reactions),
-	}
+	app := newApp(cfg, deps.DB, deps.Redis, log)
 	accessLevel, _ := daemon.ParseLevel(cfg.accessLogLevel) // validated with the config
 	api := &http.Server{
-		Handler: s.routes(routerConfig{
-			log: log, metrics: newHTTPMetrics(reg), accessLevel: accessLevel,
+		Handler: app.server.routes(routerConfig{
+			log: log, metrics: newHTTPMetrics(deps.Registry), accessLevel: accessLevel,
 			ready: deps.Schema.Ready, requestTimeout: cfg.requestTimeout,
 			rateLimit: cfg.rateLimit, rateWindow: cfg.rateWindow, trustedProxies: cfg.trustedProxies,
 		}),
@@ -80,12 +50,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	admin := deps.AdminServer(log)
 	apiLn, err := daemon.Listen(log, "api", cfg.addr)
 	if err != nil {
 		return err
 	}
-	adminLn, err := daemon.Listen(log, "admin", cfg.adminAddr)
+	adminLn, err := daemon.Listen(log, "admin", cfg.AdminAddr)
 	if err != nil {
 		apiLn.Close()
 		return err
@@ -97,38 +66,52 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	published := make(chan struct{})
 	go func() {
 		defer close(published)
-		publisher.Run(pubCtx, cfg.shutdownGrace)
+		app.publisher.Run(pubCtx, cfg.ShutdownGrace)
 	}()
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		// Start serving at once; while PostgreSQL is down the API answers
-		// 503 and /readyz says why, until migration succeeds.
-		if err := deps.Schema.Migrate(gctx, log); err != nil {
-			return nil // shutting down
+		// Serve at once; while PostgreSQL is down the API answers 503 and
+		// /readyz says why, until migration succeeds.
+		if err := deps.Schema.MigrateOrStop(gctx, log); err != nil || gctx.Err() != nil {
+			return err
 		}
 		log.Info("schema migrated; ready")
 		return nil
 	})
-	g.Go(func() error { return daemon.Serve(gctx, api, apiLn, cfg.shutdownGrace) })
-	g.Go(func() error { return daemon.Serve(gctx, admin, adminLn, cfg.shutdownGrace) })
-	g.Go(func() error {
-		// Drop a cache index that may lack a message as soon as Redis
-		// answers again, not only when this process next reads a page.
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-gctx.Done():
-				return nil
-			case <-t.C:
-				_ = cache.Heal(gctx)
-			}
-		}
-	})
+	g.Go(func() error { return daemon.Serve(gctx, api, apiLn, cfg.ShutdownGrace) })
+	g.Go(func() error { return daemon.Serve(gctx, deps.AdminServer(log), adminLn, cfg.ShutdownGrace) })
+	g.Go(func() error { app.cache.Run(gctx); return nil })
 	err = g.Wait()
 	stopPublisher()
 	<-published
 	log.Info("stopped")
 	return err
+}
+
+// app is the API's use cases wired on its dependencies, with the
+// background work they need.
+type app struct {
+	server    *server
+	cache     *redis.PageCache
+	publisher *redis.Publisher
+}
+
+func newApp(cfg config, db *postgres.DB, rc *redis.Client, log *slog.Logger) *app {
+	messages := postgres.NewMessageStore(db)
+	reactions := postgres.NewReactionStore(db)
+	cache := redis.NewPageCache(rc, redis.PageCacheConfig{Pages: cfg.cachePages, TTL: cfg.CacheTTL})
+	publisher := redis.NewPublisher(redis.NewStream(rc, redis.StreamConfig{MaxLen: int64(cfg.streamMaxLen)}), redis.PublisherConfig{})
+	return &app{
+		server: &server{
+			createMessage:  command.NewCreateMessageHandler(messages, cache, log),
+			addReaction:    command.NewAddReactionHandler(reactions, publisher, log),
+			removeReaction: command.NewRemoveReactionHandler(reactions, publisher, log),
+			listMessages:   query.NewListMessagesHandler(messages, cache),
+			getMessage:     query.NewGetMessageHandler(messages),
+			listReactions:  query.NewListReactionsHandler(reactions),
+		},
+		cache:     cache,
+		publisher: publisher,
+	}
 }

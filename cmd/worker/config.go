@@ -1,45 +1,30 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"time"
 
 	"messageapi/cmd/internal/daemon"
+	"messageapi/projection"
 )
+
+const usage = `Usage: worker [subcommand] [flags]
+
+Subcommands:
+  (none)        run the projection: consume the reaction stream and fold it into the read model
+  reconcile     check every view against its reactions, rebuild those that differ, print a JSON report
+  healthcheck   exit 0 when the admin /readyz of a running worker answers 200 (for container health checks)`
 
 // config is the worker's configuration. Each field is a flag with an
 // environment-variable fallback; flags win.
 type config struct {
-	adminAddr     string
-	databaseURL   string
-	redisURL      string
-	redisPrefix   string
-	logLevel      string
-	dbMaxConns    int
-	dbTimeout     time.Duration
-	redisTimeout  time.Duration
-	shutdownGrace time.Duration
-	cacheTTL      time.Duration
-
-	group         string
-	consumer      string
-	batchSize     int
-	block         time.Duration
-	claimInterval time.Duration
-	claimMinIdle  time.Duration
-	maxDeliveries int
-	sweepInterval time.Duration
-	sweepMinAge   time.Duration
+	daemon.Common
+	projection    projection.Config
 	reconcileSize int
 }
-
-// Defaults point at the services of docker-compose.yml on localhost.
-const (
-	defaultDatabaseURL = "postgres://message-api:message-api@localhost:5432/message-api?sslmode=disable"
-	defaultRedisURL    = "redis://localhost:6379/0"
-)
 
 // defaultConsumer names this process in the consumer group. It is stable
 // across restarts of one container (same host name, pid 1), so a restarted
@@ -60,64 +45,62 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	if len(args) > 0 && (args[0] == "healthcheck" || args[0] == "reconcile") {
 		sub, args = args[0], args[1:]
 	}
-	f := daemon.NewFlags("worker", getenv, output)
-	adminAddr := f.String("admin-addr", "ADMIN_ADDR", "localhost:6061", "admin listen address: /healthz, /readyz, /metrics, /debug/pprof")
-	databaseURL := f.String("database-url", "DATABASE_URL", defaultDatabaseURL, "PostgreSQL URL; a search_path parameter selects the schema")
-	redisURL := f.String("redis-url", "REDIS_URL", defaultRedisURL, "Redis URL")
-	redisPrefix := f.String("redis-prefix", "REDIS_PREFIX", "messageapi:", "prefix of every Redis key")
-	logLevel := f.String("log-level", "LOG_LEVEL", "info", "log level: debug, info, warn or error")
-	dbMaxConns := f.Int("db-max-conns", "DB_MAX_CONNS", 4, "maximum PostgreSQL connections")
-	dbTimeout := f.Duration("db-timeout", "DB_TIMEOUT", 10*time.Second, "timeout of each PostgreSQL call (one fold is one call)")
-	redisTimeout := f.Duration("redis-timeout", "REDIS_TIMEOUT", time.Second, "timeout of each Redis call")
-	shutdownGrace := f.Duration("shutdown-grace", "SHUTDOWN_GRACE", 10*time.Second, "how long shutdown waits for the admin server")
-	cacheTTL := f.Duration("cache-ttl", "CACHE_TTL", time.Minute, "lifetime of cached pages; keep it equal to the API's")
-	group := f.String("group", "STREAM_GROUP", "projection", "consumer group of the reaction stream")
-	consumer := f.String("consumer", "STREAM_CONSUMER", defaultConsumer(), "this worker's name in the consumer group; unique per running worker")
-	batchSize := f.Int("batch-size", "BATCH_SIZE", 500, "stream entries per read, and so per fold transaction")
-	block := f.Duration("block", "STREAM_BLOCK", time.Second, "how long a stream read waits for new entries")
-	claimInterval := f.Duration("claim-interval", "CLAIM_INTERVAL", 5*time.Second, "how often to claim entries other consumers left pending")
-	claimMinIdle := f.Duration("claim-min-idle", "CLAIM_MIN_IDLE", 30*time.Second, "how long an entry must be pending before another worker claims it")
-	maxDeliveries := f.Int("max-deliveries", "MAX_DELIVERIES", 10, "deliveries after which an entry goes to the dead-letter stream (its change is still swept)")
-	sweepInterval := f.Duration("sweep-interval", "SWEEP_INTERVAL", time.Second, "how often to look for changes the stream did not deliver")
-	sweepMinAge := f.Duration("sweep-min-age", "SWEEP_MIN_AGE", 5*time.Second, "how old an unprojected change must be before the sweeper folds it")
-	reconcileSize := f.Int("reconcile-page", "RECONCILE_PAGE", 500, "messages per page of the reconcile subcommand")
+	c := config{projection: projection.DefaultConfig()}
+	f := daemon.NewFlags("worker", usage, getenv, output)
+	daemon.DefineCommon(f, &c.Common, daemon.Common{
+		AdminAddr: "localhost:6061", DBMaxConns: 4, DBTimeout: 10 * time.Second, RedisTimeout: time.Second,
+	})
+	d, p := projection.DefaultConfig(), &c.projection
+	var maxDeliveries int
+	f.String(&p.Group, "group", d.Group, "consumer group of the reaction stream", "GROUP", "STREAM_GROUP")
+	f.String(&p.Consumer, "consumer", defaultConsumer(), "this worker's name in the consumer group; unique per running worker", "CONSUMER", "STREAM_CONSUMER")
+	f.Int(&p.BatchSize, "batch-size", d.BatchSize, "stream entries per read, and so per fold transaction", "BATCH_SIZE")
+	f.Duration(&p.Block, "block", d.Block, "how long a stream read waits for new entries", "BLOCK", "STREAM_BLOCK")
+	f.Duration(&p.ClaimInterval, "claim-interval", d.ClaimInterval, "how often to claim entries other consumers left pending", "CLAIM_INTERVAL")
+	f.Duration(&p.ClaimMinIdle, "claim-min-idle", d.ClaimMinIdle, "how long an entry must be pending before another worker claims it", "CLAIM_MIN_IDLE")
+	f.Duration(&p.FoldTimeout, "fold-timeout", d.FoldTimeout, "how long one batch's fold may take with its retries before it is left pending; below -claim-min-idle", "FOLD_TIMEOUT")
+	f.Int(&maxDeliveries, "max-deliveries", int(d.MaxDeliveries), "deliveries after which an entry goes to the dead-letter stream (its change is still swept)", "MAX_DELIVERIES")
+	f.Duration(&p.SweepInterval, "sweep-interval", d.SweepInterval, "how often to look for changes the stream did not deliver", "SWEEP_INTERVAL")
+	f.Duration(&p.SweepMinAge, "sweep-min-age", d.SweepMinAge, "how old an unprojected change must be before the sweeper folds it", "SWEEP_MIN_AGE")
+	f.Int(&c.reconcileSize, "reconcile-page", 500, "messages per page of the reconcile subcommand", "RECONCILE_PAGE")
 	if err := f.Parse(args); err != nil {
 		return config{}, "", err
 	}
-	c := config{
-		adminAddr: *adminAddr, databaseURL: *databaseURL, redisURL: *redisURL, redisPrefix: *redisPrefix,
-		logLevel: *logLevel, dbMaxConns: *dbMaxConns, dbTimeout: *dbTimeout, redisTimeout: *redisTimeout,
-		shutdownGrace: *shutdownGrace, cacheTTL: *cacheTTL,
-		group: *group, consumer: *consumer, batchSize: *batchSize, block: *block,
-		claimInterval: *claimInterval, claimMinIdle: *claimMinIdle, maxDeliveries: *maxDeliveries,
-		sweepInterval: *sweepInterval, sweepMinAge: *sweepMinAge, reconcileSize: *reconcileSize,
-	}
+	p.MaxDeliveries = int64(maxDeliveries)
 	return c, sub, c.validate()
 }
 
-func (c config) validate() error {
-	_, logErr := daemon.ParseLevel(c.logLevel)
-	for _, err := range []error{
-		daemon.Require(logErr == nil, "log-level", "use debug, info, warn or error"),
-		daemon.Require(c.dbMaxConns >= 1 && c.dbMaxConns <= 1000, "db-max-conns", "must be from 1 to 1000"),
-		daemon.Require(c.dbTimeout > 0, "db-timeout", "must be positive"),
-		daemon.Require(c.redisTimeout > 0, "redis-timeout", "must be positive"),
-		daemon.Require(c.shutdownGrace > 0, "shutdown-grace", "must be positive"),
-		daemon.Require(c.cacheTTL >= time.Second, "cache-ttl", "must be at least 1s"),
-		daemon.Require(c.group != "", "group", "must not be empty"),
-		daemon.Require(c.consumer != "", "consumer", "must not be empty"),
-		daemon.Require(c.batchSize >= 1 && c.batchSize <= 10_000, "batch-size", "must be from 1 to 10000"),
-		daemon.Require(c.block >= 10*time.Millisecond, "block", "must be at least 10ms"),
-		daemon.Require(c.claimInterval > 0, "claim-interval", "must be positive"),
-		daemon.Require(c.claimMinIdle >= c.block, "claim-min-idle", "must be at least -block"),
-		daemon.Require(c.maxDeliveries >= 1, "max-deliveries", "must be at least 1"),
-		daemon.Require(c.sweepInterval > 0, "sweep-interval", "must be positive"),
-		daemon.Require(c.sweepMinAge >= 0, "sweep-min-age", "must not be negative"),
+// flagOf names the flag of each projection setting that Validate checks.
+var flagOf = map[string]string{
+	"Consumer": "consumer", "BatchSize": "batch-size", "Block": "block",
+	"ClaimMinIdle": "claim-min-idle", "FoldTimeout": "fold-timeout",
+}
+
+func (c *config) validate() error {
+	p := c.projection
+	err := daemon.FirstError(
+		c.Common.Validate(),
+		daemon.Require(p.Group != "", "group", "must not be empty"),
+		daemon.Require(p.BatchSize >= 1, "batch-size", "must be at least 1"),
+		daemon.Require(p.Block >= 10*time.Millisecond, "block", "must be at least 10ms"),
+		daemon.Require(p.ClaimInterval > 0, "claim-interval", "must be positive"),
+		daemon.Require(p.FoldTimeout > 0, "fold-timeout", "must be positive"),
+		daemon.Require(p.MaxDeliveries >= 1, "max-deliveries", "must be at least 1"),
+		daemon.Require(p.SweepInterval > 0, "sweep-interval", "must be positive"),
+		daemon.Require(p.SweepMinAge >= 0, "sweep-min-age", "must not be negative"),
 		daemon.Require(c.reconcileSize >= 1 && c.reconcileSize <= 10_000, "reconcile-page", "must be from 1 to 10000"),
-	} {
-		if err != nil {
-			return err
+	)
+	if err != nil {
+		return err
+	}
+	var cerr *projection.ConfigError
+	if err := p.Validate(); errors.As(err, &cerr) {
+		if cerr.Other != "" {
+			return daemon.Require(false, flagOf[cerr.Setting], "%s -%s", cerr.Rule, flagOf[cerr.Other])
 		}
+		return daemon.Require(false, flagOf[cerr.Setting], "%s", cerr.Rule)
+	} else if err != nil {
+		return err
 	}
 	return nil
 }

@@ -5,25 +5,12 @@
 // Usage:
 //
 //	worker [flags]               run the projection
+//	worker reconcile [flags]     check every view against its reactions and repair drift
 //	worker healthcheck [flags]   exit 0 when the admin /readyz of a running worker answers 200
 //
 // Run worker -h for the flags; each has an environment-variable fallback.
 package main
 
-import (
-	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
-)
+import "messageapi/cmd/internal/daemon"
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "worker:", err)
-		stop()
-		os.Exit(1)
-	}
-}
+func main() { daemon.Main("worker", run) }

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,62 +16,39 @@ import (
 	"messageapi/redis"
 )
 
-// run is the whole program; main only adds the signals. Tests call it to
-// start the real program.
+// run is the whole program; main only adds the signals.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	cfg, sub, err := parseConfig(args, getenv, stdout)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	log, err := daemon.NewLogger(stdout, cfg.logLevel)
-	if err != nil {
-		return err
-	}
-	if sub == "healthcheck" {
-		return daemon.HealthCheck(ctx, cfg.adminAddr)
-	}
-	deps, err := daemon.OpenDeps(daemon.DepsConfig{
-		DatabaseURL: cfg.databaseURL, DBMaxConns: cfg.dbMaxConns, DBTimeout: cfg.dbTimeout,
-		RedisURL: cfg.redisURL, RedisPrefix: cfg.redisPrefix, RedisTimeout: cfg.redisTimeout,
-	}, log)
-	if err != nil {
+	log, deps, err := daemon.Begin(ctx, cfg.Common, sub, err, "worker", stdout)
+	if deps == nil {
 		return err
 	}
 	defer deps.Close()
-	db, rc := deps.DB, deps.Redis
-	projector := postgres.NewProjector(db)
-	cache := redis.NewPageCache(rc, redis.PageCacheConfig{TTL: cfg.cacheTTL})
-
+	projector := postgres.NewProjector(deps.DB)
+	cache := redis.NewPageCache(deps.Redis, redis.PageCacheConfig{TTL: cfg.CacheTTL})
 	if sub == "reconcile" {
-		return reconcile(ctx, log, db, projector, cache, cfg.reconcileSize, stdout)
+		return reconcile(ctx, log, deps.DB, projector, cache, cfg.reconcileSize, stdout)
 	}
-	worker, err := projection.NewWorker(projector, redis.NewStream(rc, redis.StreamConfig{}), cache, log,
-		projection.NewMetrics(deps.Registry), projection.Config{
-			Group: cfg.group, Consumer: cfg.consumer, BatchSize: cfg.batchSize, Block: cfg.block,
-			ClaimInterval: cfg.claimInterval, ClaimMinIdle: cfg.claimMinIdle, MaxDeliveries: int64(cfg.maxDeliveries),
-			SweepInterval: cfg.sweepInterval, SweepMinAge: cfg.sweepMinAge,
-		})
+	stream := redis.NewStream(deps.Redis, redis.StreamConfig{})
+	worker, err := projection.NewWorker(projector, stream.Consumer(cfg.projection.Group, cfg.projection.Consumer), cache, log,
+		projection.NewMetrics(deps.Registry), cfg.projection)
 	if err != nil {
 		return err
 	}
-	admin := deps.AdminServer(log)
-	adminLn, err := daemon.Listen(log, "admin", cfg.adminAddr)
+	adminLn, err := daemon.Listen(log, "admin", cfg.AdminAddr)
 	if err != nil {
 		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return daemon.Serve(gctx, admin, adminLn, cfg.shutdownGrace) })
+	g.Go(func() error { return daemon.Serve(gctx, deps.AdminServer(log), adminLn, cfg.ShutdownGrace) })
 	g.Go(func() error {
-		if err := deps.Schema.Migrate(gctx, log); err != nil {
-			return nil // shutting down
+		if err := deps.Schema.MigrateOrStop(gctx, log); err != nil || gctx.Err() != nil {
+			return err
 		}
-		log.Info("schema migrated; projecting", "group", cfg.group, "consumer", cfg.consumer)
+		log.Info("schema migrated; projecting", "group", cfg.projection.Group, "consumer", cfg.projection.Consumer)
 		return worker.Run(gctx)
 	})
-	err = g.Wait()
+	err = daemon.Wait(ctx, cfg.ShutdownGrace, g.Wait)
 	log.Info("stopped")
 	return err
 }

@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
 	"testing"
@@ -36,30 +37,24 @@ func BaseURL() string {
 // that names another schema's table fails loudly instead of passing.
 func NewSchema(tb testing.TB) string {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, BaseURL())
-	if err != nil {
-		tb.Fatalf("postgrestest: cannot reach the test database (set TEST_DATABASE_URL, or run `make services`): %v", err)
+	schema, u := SchemaURL(tb)
+	if err := exec(tb, "create schema "+schema); err != nil {
+		tb.Fatalf("postgrestest: %v", err)
 	}
-	defer conn.Close(ctx)
+	return u
+}
+
+// SchemaURL returns the name of a schema of the test's own that does not
+// exist yet, and a database URL whose search_path is that schema only. The
+// schema, once something creates it, is dropped when the test ends.
+func SchemaURL(tb testing.TB) (schema, databaseURL string) {
+	tb.Helper()
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
-	schema := "test_" + hex.EncodeToString(b)
-	if _, err := conn.Exec(ctx, "create schema "+schema); err != nil {
-		tb.Fatalf("postgrestest: create schema: %v", err)
-	}
+	schema = "test_" + hex.EncodeToString(b)
 	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, BaseURL())
-		if err != nil {
-			tb.Errorf("postgrestest: drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "drop schema "+schema+" cascade"); err != nil {
-			tb.Errorf("postgrestest: drop schema %s: %v", schema, err)
+		if err := exec(tb, "drop schema if exists "+schema+" cascade"); err != nil {
+			tb.Errorf("postgrestest: %v", err)
 		}
 	})
 	u, err := url.Parse(BaseURL())
@@ -69,7 +64,22 @@ func NewSchema(tb testing.TB) string {
 	q := u.Query()
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
-	return u.String()
+	return schema, u.String()
+}
+
+// exec runs one statement on the test database.
+func exec(tb testing.TB, sql string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, BaseURL())
+	if err != nil {
+		return fmt.Errorf("cannot reach the test database (set TEST_DATABASE_URL, or run `make services`): %w", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		return fmt.Errorf("%s: %w", sql, err)
+	}
+	return nil
 }
 
 // NewDB returns a DB on a new, migrated schema of its own, closed when the

@@ -42,7 +42,21 @@ func NewPrefix(tb testing.TB) string {
 // NewClient returns a Client on the test Redis with a prefix of its own.
 func NewClient(tb testing.TB) *redis.Client {
 	tb.Helper()
-	c, err := redis.Open(redis.Config{URL: URL(), Prefix: NewPrefix(tb), Timeout: 2 * time.Second})
+	return Open(tb, redis.Config{})
+}
+
+// Open returns a Client on the test Redis with cfg's other settings, and
+// a prefix of its own unless cfg has one. It is closed when the test ends.
+func Open(tb testing.TB, cfg redis.Config) *redis.Client {
+	tb.Helper()
+	cfg.URL = URL()
+	if cfg.Prefix == "" {
+		cfg.Prefix = NewPrefix(tb)
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 2 * time.Second
+	}
+	c, err := redis.Open(cfg)
 	if err != nil {
 		tb.Fatalf("redistest: open: %v", err)
 	}

@@ -3,29 +3,23 @@ package daemon
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"sync/atomic"
 	"time"
 
 	"github.com/IBM/pgxpoolprometheus"
+	"github.com/cenkalti/backoff/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"messageapi"
 	"messageapi/postgres"
 	"messageapi/redis"
 )
-
-// DepsConfig is what both programs need to reach PostgreSQL and Redis.
-type DepsConfig struct {
-	DatabaseURL  string
-	DBMaxConns   int
-	DBTimeout    time.Duration
-	RedisURL     string
-	RedisPrefix  string
-	RedisTimeout time.Duration
-}
 
 // Deps are a program's connections, its metrics registry and the state of
 // its schema. Opening them does not connect: a program starts while
@@ -39,7 +33,7 @@ type Deps struct {
 
 // OpenDeps opens the connection pools and a registry holding the runtime,
 // process and pool metrics. It fails only on invalid configuration.
-func OpenDeps(cfg DepsConfig, log *slog.Logger) (*Deps, error) {
+func OpenDeps(cfg Common, log *slog.Logger) (*Deps, error) {
 	redis.LogTo(log)
 	db, err := postgres.Open(postgres.Config{URL: cfg.DatabaseURL, MaxConns: int32(cfg.DBMaxConns), QueryTimeout: cfg.DBTimeout})
 	if err != nil {
@@ -86,10 +80,22 @@ type Schema struct {
 	migrated atomic.Bool
 }
 
-// Migrate runs the migrations, retrying while PostgreSQL is unreachable,
-// until they succeed or ctx ends.
+// Migrate runs the migrations, retrying while PostgreSQL is unavailable,
+// until they succeed or ctx ends. Any other failure (a missing privilege,
+// a broken migration) is returned at once: retrying would not help.
 func (s *Schema) Migrate(ctx context.Context, log *slog.Logger) error {
-	if err := Retry(ctx, log, "migrate schema", s.db.Migrate); err != nil {
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
+		err := s.db.Migrate(ctx)
+		if err != nil && messageapi.ErrorCode(err) != messageapi.EUNAVAILABLE {
+			return struct{}{}, backoff.Permanent(err)
+		}
+		return struct{}{}, err
+	}, backoff.WithBackOff(&backoff.ExponentialBackOff{
+		InitialInterval: 100 * time.Millisecond, RandomizationFactor: 0.2, Multiplier: 2, MaxInterval: 5 * time.Second,
+	}), backoff.WithMaxElapsedTime(0), backoff.WithNotify(func(err error, wait time.Duration) {
+		log.Warn("migrate schema failed; retrying", "retry_in", wait.Round(time.Millisecond).String(), "err", err)
+	}))
+	if err != nil {
 		return err
 	}
 	s.migrated.Store(true)
@@ -102,6 +108,41 @@ func (s *Schema) Ready() bool { return s.migrated.Load() }
 func (s *Schema) check(context.Context) error {
 	if !s.Ready() {
 		return errors.New("not migrated yet")
+	}
+	return nil
+}
+
+// Begin does what both programs do before their own work, given their
+// parsed settings: it answers -h and the healthcheck subcommand, and
+// otherwise opens the logger, naming the service, and the dependencies.
+// Deps is nil when the program has nothing more to do; err is then its
+// result.
+func Begin(ctx context.Context, cfg Common, sub string, parseErr error, service string, stdout io.Writer) (*slog.Logger, *Deps, error) {
+	switch {
+	case errors.Is(parseErr, flag.ErrHelp):
+		return nil, nil, nil
+	case parseErr != nil:
+		return nil, nil, parseErr
+	case sub == "healthcheck":
+		return nil, nil, HealthCheck(ctx, cfg.AdminAddr)
+	}
+	log, err := NewLogger(stdout, cfg.LogLevel, service)
+	if err != nil {
+		return nil, nil, err
+	}
+	deps, err := OpenDeps(cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	return log, deps, nil
+}
+
+// MigrateOrStop runs the migrations for a serving program: it returns nil
+// when ctx ends first (the program is stopping) and the error of a
+// failure that retrying cannot fix, which stops the program.
+func (s *Schema) MigrateOrStop(ctx context.Context, log *slog.Logger) error {
+	if err := s.Migrate(ctx, log); err != nil && ctx.Err() == nil {
+		return err
 	}
 	return nil
 }

@@ -6,85 +6,110 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 )
 
-// Flags is a flag set whose defaults come from environment variables, so
-// every setting is a flag with an environment fallback and flags win.
+// Flags is a flag set whose settings fall back to environment variables:
+// every setting is a flag, and a flag given on the command line wins over
+// its environment variable, which is then not even parsed.
 type Flags struct {
 	fs     *flag.FlagSet
 	getenv func(string) string
-	err    error
+	env    map[string][]string // flag name -> environment keys, first wins
 }
 
-// NewFlags returns Flags for the program name. Usage goes to output.
-func NewFlags(name string, getenv func(string) string, output io.Writer) *Flags {
+// NewFlags returns Flags for the program name. usage, when not empty, is
+// printed by -h before the flags (subcommands, say). Output goes to output.
+func NewFlags(name, usage string, getenv func(string) string, output io.Writer) *Flags {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(output)
-	return &Flags{fs: fs, getenv: getenv}
-}
-
-// env returns the environment value of key and whether it is set.
-func (f *Flags) env(key string) (string, bool) {
-	v := f.getenv(key)
-	return v, v != ""
-}
-
-func (f *Flags) envError(name, key, val string, err error) {
-	if f.err == nil {
-		f.err = fmt.Errorf("invalid %s=%q (-%s): %v", key, val, name, err)
+	fs.Usage = func() {
+		if usage != "" {
+			fmt.Fprintln(output, strings.TrimSpace(usage))
+			fmt.Fprintln(output)
+		}
+		fmt.Fprintf(output, "Flags of %s (each also read from the environment variable named after it; a flag given wins):\n", name)
+		fs.PrintDefaults()
 	}
+	return &Flags{fs: fs, getenv: getenv, env: map[string][]string{}}
 }
 
-// String defines a string setting.
-func (f *Flags) String(name, key, def, usage string) *string {
-	if v, ok := f.env(key); ok {
-		def = v
+// value is a flag.Value whose parse errors read well in one line.
+type value[T any] struct {
+	p     *T
+	parse func(string) (T, error)
+	show  func(T) string
+}
+
+func (v value[T]) Set(s string) error {
+	x, err := v.parse(s)
+	if err != nil {
+		return err
 	}
-	return f.fs.String(name, def, usage+" (env "+key+")")
+	*v.p = x
+	return nil
+}
+
+func (v value[T]) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return v.show(*v.p)
+}
+
+func define[T any](f *Flags, p *T, name string, def T, usage string, env []string, parse func(string) (T, error), show func(T) string) {
+	*p = def
+	f.env[name] = env
+	if len(env) > 0 {
+		usage += " (env " + strings.Join(env, ", or ") + ")"
+	}
+	f.fs.Var(value[T]{p: p, parse: parse, show: show}, name, usage)
+}
+
+// String defines a string setting stored in p. env names the environment
+// variables it falls back to, the first one set winning; later names are
+// older aliases.
+func (f *Flags) String(p *string, name, def, usage string, env ...string) {
+	define(f, p, name, def, usage, env, func(s string) (string, error) { return s, nil }, func(s string) string { return s })
 }
 
 // Int defines an integer setting.
-func (f *Flags) Int(name, key string, def int, usage string) *int {
-	if v, ok := f.env(key); ok {
-		n, err := strconv.Atoi(v)
+func (f *Flags) Int(p *int, name string, def int, usage string, env ...string) {
+	define(f, p, name, def, usage, env, func(s string) (int, error) {
+		n, err := strconv.Atoi(s)
 		if err != nil {
-			f.envError(name, key, v, errors.New("not an integer"))
-		} else {
-			def = n
+			return 0, errors.New("not an integer")
 		}
-	}
-	return f.fs.Int(name, def, usage+" (env "+key+")")
+		return n, nil
+	}, strconv.Itoa)
 }
 
 // Duration defines a duration setting, such as 500ms or 2s.
-func (f *Flags) Duration(name, key string, def time.Duration, usage string) *time.Duration {
-	if v, ok := f.env(key); ok {
-		d, err := time.ParseDuration(v)
+func (f *Flags) Duration(p *time.Duration, name string, def time.Duration, usage string, env ...string) {
+	define(f, p, name, def, usage, env, func(s string) (time.Duration, error) {
+		d, err := time.ParseDuration(s)
 		if err != nil {
-			f.envError(name, key, v, errors.New("not a duration such as 500ms or 2s"))
-		} else {
-			def = d
+			return 0, errors.New("not a duration such as 500ms or 2s")
 		}
-	}
-	return f.fs.Duration(name, def, usage+" (env "+key+")")
+		return d, nil
+	}, time.Duration.String)
 }
 
 // Bool defines a boolean setting.
-func (f *Flags) Bool(name, key string, def bool, usage string) *bool {
-	if v, ok := f.env(key); ok {
-		b, err := strconv.ParseBool(v)
+func (f *Flags) Bool(p *bool, name string, def bool, usage string, env ...string) {
+	define(f, p, name, def, usage, env, func(s string) (bool, error) {
+		b, err := strconv.ParseBool(s)
 		if err != nil {
-			f.envError(name, key, v, errors.New("not true or false"))
-		} else {
-			def = b
+			return false, errors.New("not true or false")
 		}
-	}
-	return f.fs.Bool(name, def, usage+" (env "+key+")")
+		return b, nil
+	}, strconv.FormatBool)
 }
 
-// Parse parses args. It returns flag.ErrHelp for -h, and otherwise the
-// first invalid environment value or flag, in one line that names it.
+// Parse parses args, then applies the environment to every setting not
+// given as a flag. It returns flag.ErrHelp for -h, and otherwise the first
+// invalid flag or environment value, in one line that names it.
 func (f *Flags) Parse(args []string) error {
 	if err := f.fs.Parse(args); err != nil {
 		return err
@@ -92,7 +117,25 @@ func (f *Flags) Parse(args []string) error {
 	if rest := f.fs.Args(); len(rest) > 0 {
 		return fmt.Errorf("unexpected argument %q", rest[0])
 	}
-	return f.err
+	given := map[string]bool{}
+	f.fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
+	var err error
+	f.fs.VisitAll(func(fl *flag.Flag) {
+		if err != nil || given[fl.Name] {
+			return
+		}
+		for _, key := range f.env[fl.Name] {
+			v := f.getenv(key)
+			if v == "" {
+				continue
+			}
+			if serr := fl.Value.Set(v); serr != nil {
+				err = fmt.Errorf("invalid %s=%q (-%s): %v", key, v, fl.Name, serr)
+			}
+			return
+		}
+	})
+	return err
 }
 
 // Require returns an error naming the setting when ok is false.
@@ -101,4 +144,14 @@ func Require(ok bool, name, format string, args ...any) error {
 		return nil
 	}
 	return fmt.Errorf("invalid -%s: %s", name, fmt.Sprintf(format, args...))
+}
+
+// FirstError returns the first error that is not nil.
+func FirstError(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -6,13 +6,15 @@ import (
 	"log/slog"
 )
 
-// NewLogger returns a JSON logger at level: debug, info, warn or error.
-func NewLogger(w io.Writer, level string) (*slog.Logger, error) {
+// NewLogger returns a JSON logger at level (debug, info, warn or error)
+// whose every line names the service, so the lines of the API and of the
+// worker can be told apart where they are interleaved.
+func NewLogger(w io.Writer, level, service string) (*slog.Logger, error) {
 	l, err := ParseLevel(level)
 	if err != nil {
 		return nil, err
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})).With("service", service), nil
 }
 
 // ParseLevel parses a level name as NewLogger does.

@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 )
 
@@ -43,25 +47,33 @@ func Serve(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Du
 	return nil
 }
 
-// Retry calls fn until it succeeds or ctx is done, waiting between tries
-// with exponential backoff from 100ms up to 5s. It logs each failure, so an
-// operator sees why a process is not ready yet.
-func Retry(ctx context.Context, log *slog.Logger, what string, fn func(context.Context) error) error {
-	wait := 100 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		err := fn(ctx)
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		log.Warn(what+" failed; retrying", "attempt", attempt, "retry_in", wait.String(), "err", err)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 5*time.Second)
+// Wait returns the result of wait. Once ctx is done it waits at most grace
+// more for work in flight, then gives up on it with an error.
+func Wait(ctx context.Context, grace time.Duration, wait func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(grace):
+		return fmt.Errorf("work in flight did not finish within the shutdown grace of %v; stopped anyway", grace)
+	}
+}
+
+// Main runs a program's run function as its main: until SIGINT or SIGTERM,
+// with the process's arguments, environment and standard output. A failure
+// is one line on standard error and exit status 1.
+func Main(name string, run func(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, name+":", err)
+		os.Exit(1)
 	}
 }

@@ -1,0 +1,95 @@
+package daemon
+
+import (
+	"net/url"
+	"strings"
+	"time"
+
+	"messageapi/redis"
+)
+
+// Defaults both programs share. The URLs point at the services of
+// docker-compose.yml, which listen on localhost.
+const (
+	DefaultDatabaseURL = "postgres://message-api:message-api@localhost:5432/message-api?sslmode=disable"
+	DefaultRedisURL    = "redis://localhost:6379/0"
+	DefaultRedisPrefix = "messageapi:"
+	DefaultGrace       = 10 * time.Second
+)
+
+// Common are the settings both programs have. The programs differ in some
+// defaults, which they pass to DefineCommon.
+type Common struct {
+	AdminAddr     string
+	DatabaseURL   string
+	RedisURL      string
+	RedisPrefix   string
+	LogLevel      string
+	DBMaxConns    int
+	DBTimeout     time.Duration
+	RedisTimeout  time.Duration
+	ShutdownGrace time.Duration
+	CacheTTL      time.Duration
+}
+
+// DefineCommon defines the shared settings on f, stored in c, with the
+// program's defaults def (zero fields take the shared defaults).
+func DefineCommon(f *Flags, c *Common, def Common) {
+	f.String(&c.AdminAddr, "admin-addr", def.AdminAddr, "admin listen address: /healthz, /readyz, /metrics, /debug/pprof; keep it internal", "ADMIN_ADDR")
+	f.String(&c.DatabaseURL, "database-url", DefaultDatabaseURL, "PostgreSQL URL; a search_path parameter selects the schema (created when missing)", "DATABASE_URL")
+	f.String(&c.RedisURL, "redis-url", DefaultRedisURL, "Redis URL", "REDIS_URL")
+	f.String(&c.RedisPrefix, "redis-prefix", "", "prefix of every Redis key; default "+DefaultRedisPrefix+" for the default database and schema, else derived from the database and schema, so two schemas never share keys", "REDIS_PREFIX")
+	f.String(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error", "LOG_LEVEL")
+	f.Int(&c.DBMaxConns, "db-max-conns", def.DBMaxConns, "maximum PostgreSQL connections", "DB_MAX_CONNS")
+	f.Duration(&c.DBTimeout, "db-timeout", def.DBTimeout, "timeout of each PostgreSQL call, including the wait for a connection", "DB_TIMEOUT")
+	f.Duration(&c.RedisTimeout, "redis-timeout", def.RedisTimeout, "timeout of each Redis call", "REDIS_TIMEOUT")
+	f.Duration(&c.ShutdownGrace, "shutdown-grace", DefaultGrace, "how long a stop waits for work in flight (requests, or the batch being folded) before it exits anyway", "SHUTDOWN_GRACE")
+	f.Duration(&c.CacheTTL, "cache-ttl", redis.DefaultCacheTTL, "lifetime of the cached page index; bounds staleness after an outage; keep the API's and the worker's equal", "CACHE_TTL")
+}
+
+// Validate checks the shared settings and derives the Redis prefix when
+// none is set. Its error is one line that names the setting.
+func (c *Common) Validate() error {
+	_, logErr := ParseLevel(c.LogLevel)
+	if c.RedisPrefix == "" {
+		c.RedisPrefix = DerivePrefix(c.DatabaseURL)
+	}
+	return FirstError(
+		Require(logErr == nil, "log-level", "use debug, info, warn or error"),
+		Require(c.DBMaxConns >= 1 && c.DBMaxConns <= 1000, "db-max-conns", "must be from 1 to 1000"),
+		Require(c.DBTimeout > 0, "db-timeout", "must be positive"),
+		Require(c.RedisTimeout > 0, "redis-timeout", "must be positive"),
+		Require(c.ShutdownGrace > 0, "shutdown-grace", "must be positive"),
+		Require(c.CacheTTL >= time.Second, "cache-ttl", "must be at least 1s"),
+		Require(!strings.ContainsAny(c.RedisPrefix, "{}"), "redis-prefix", "must not contain { or }, which Redis Cluster reads as a hash tag"),
+	)
+}
+
+// DerivePrefix returns the Redis key prefix for a database URL:
+// DefaultRedisPrefix for the default database and schema, and otherwise
+// one that names the database and the schema, so that two schemas or
+// databases on one Redis never read each other's cached pages or stream.
+func DerivePrefix(databaseURL string) string {
+	db, schema := "message-api", "public"
+	if u, err := url.Parse(databaseURL); err == nil {
+		if name := strings.TrimPrefix(u.Path, "/"); name != "" {
+			db = name
+		}
+		if sp := u.Query().Get("search_path"); sp != "" {
+			first, _, _ := strings.Cut(sp, ",")
+			schema = strings.Trim(strings.TrimSpace(first), `"`)
+		}
+	}
+	if db == "message-api" && schema == "public" {
+		return DefaultRedisPrefix
+	}
+	clean := func(s string) string {
+		return strings.Map(func(r rune) rune {
+			if r == '{' || r == '}' || r == ':' || r < ' ' {
+				return '_'
+			}
+			return r
+		}, s)
+	}
+	return DefaultRedisPrefix + clean(db) + ":" + clean(schema) + ":"
+}

@@ -1,0 +1,191 @@
+package messageapi
+
+import (
+	"cmp"
+	"slices"
+)
+
+// ReactionState is one reaction row as the projection sees it: its current
+// state, and what the read model last counted of it.
+type ReactionState struct {
+	ID        string
+	MessageID string
+	Type      string
+	Score     int
+	Deleted   bool
+	Version   int64
+	// ProjectedVersion and ProjectedScore are what the last fold of this
+	// row recorded: the version it saw and the score it counted (0 when the
+	// view does not count the row). A row never folded has 0 and 0.
+	ProjectedVersion int64
+	ProjectedScore   int
+}
+
+// ReactionDelta is a net change to the reactions of one type on one
+// message: a difference in their number and in the sum of their scores.
+type ReactionDelta struct {
+	MessageID string
+	Type      string
+	Count     int64
+	Score     int64
+}
+
+// ProjectedRow is what a fold records about a live row: the version it
+// folded and the score the view now counts for it.
+type ProjectedRow struct {
+	ID      string
+	Version int64
+	Score   int
+}
+
+// Fold is the outcome of folding changed reactions, computed without I/O.
+// The caller locks the views of Messages, applies Deltas to them, records
+// Projected and purges Purged, all in the transaction that read the states
+// under their row locks.
+type Fold struct {
+	// Messages are the messages whose views change, sorted: the order in
+	// which to lock them. A message is here when any of its rows changed,
+	// even if the changes cancel out, since its latest reactions differ.
+	Messages []string
+	// Deltas are the net changes per (message, type), sorted by message
+	// and type; changes that cancel out are left out.
+	Deltas []ReactionDelta
+	// Projected are the live rows to record as folded, sorted by id.
+	Projected []ProjectedRow
+	// Purged are deleted rows the views no longer count. Nothing refers to
+	// them any more, so they can be removed. Sorted.
+	Purged []string
+}
+
+// FoldReactions folds rows, the current states of changed reactions read
+// under their row locks. For each row it takes back what the view counts
+// for it (its projected score) and adds what the view must count now (its
+// score, unless it is deleted). That difference is all a fold applies, so
+// folding is idempotent (a row folded already adds nothing) and does not
+// depend on how many stream entries announced a change, or in which order:
+// it always folds the row's latest state. A row listed twice is folded
+// once, at its highest version.
+func FoldReactions(rows []ReactionState) Fold {
+	var f Fold
+	sums := deltaSums{}
+	touched := map[string]bool{}
+	for _, r := range latestStates(rows) {
+		if r.Version == r.ProjectedVersion { // folded already
+			if r.Deleted {
+				f.Purged = append(f.Purged, r.ID)
+			}
+			continue
+		}
+		touched[r.MessageID] = true
+		if r.ProjectedScore > 0 {
+			sums.add(r.MessageID, r.Type, -1, -int64(r.ProjectedScore))
+		}
+		if r.Deleted {
+			f.Purged = append(f.Purged, r.ID)
+			continue
+		}
+		sums.add(r.MessageID, r.Type, 1, int64(r.Score))
+		f.Projected = append(f.Projected, ProjectedRow{ID: r.ID, Version: r.Version, Score: r.Score})
+	}
+	f.Messages = sortedKeys(touched)
+	f.Deltas = sums.sorted()
+	slices.SortFunc(f.Projected, func(a, b ProjectedRow) int { return cmp.Compare(a.ID, b.ID) })
+	slices.Sort(f.Purged)
+	return f
+}
+
+// RebuildReactions is the fold that recomputes the counts of messages from
+// nothing, for views that are emptied first. locked are all the rows the
+// rebuild holds locks on: they count at their current state and are
+// recorded as folded. kept are rows it could not lock (created after its
+// locking read) that a concurrent fold has counted already: they count at
+// their projected score and are left as they are.
+func RebuildReactions(locked, kept []ReactionState) Fold {
+	fresh := make([]ReactionState, len(locked))
+	for i, r := range locked {
+		r.ProjectedVersion, r.ProjectedScore = 0, 0 // the emptied view counts nothing
+		fresh[i] = r
+	}
+	f := FoldReactions(fresh)
+	if len(kept) == 0 {
+		return f
+	}
+	sums := deltaSums{}
+	touched := map[string]bool{}
+	for _, m := range f.Messages {
+		touched[m] = true
+	}
+	for _, d := range append(f.Deltas, CountedTotals(kept)...) {
+		sums.add(d.MessageID, d.Type, d.Count, d.Score)
+		touched[d.MessageID] = true
+	}
+	f.Deltas, f.Messages = sums.sorted(), sortedKeys(touched)
+	return f
+}
+
+// CountedTotals returns what views should hold, per (message, type), if
+// they count exactly what the folds recorded for rows: each row at its
+// projected score, or not at all. A view that differs has drifted, since
+// no pending change explains the difference.
+func CountedTotals(rows []ReactionState) []ReactionDelta {
+	sums := deltaSums{}
+	for _, r := range latestStates(rows) {
+		if r.ProjectedScore > 0 {
+			sums.add(r.MessageID, r.Type, 1, int64(r.ProjectedScore))
+		}
+	}
+	return sums.sorted()
+}
+
+// deltaSums accumulates deltas per (message, type).
+type deltaSums map[[2]string]ReactionDelta
+
+func (s deltaSums) add(messageID, typ string, count, score int64) {
+	k := [2]string{messageID, typ}
+	d := s[k]
+	d.MessageID, d.Type = messageID, typ
+	d.Count += count
+	d.Score += score
+	s[k] = d
+}
+
+// sorted returns the sums that are not zero, by message and type.
+func (s deltaSums) sorted() []ReactionDelta {
+	var out []ReactionDelta
+	for _, d := range s {
+		if d.Count != 0 || d.Score != 0 {
+			out = append(out, d)
+		}
+	}
+	slices.SortFunc(out, func(a, b ReactionDelta) int {
+		return cmp.Or(cmp.Compare(a.MessageID, b.MessageID), cmp.Compare(a.Type, b.Type))
+	})
+	return out
+}
+
+// latestStates returns rows with one state per id, the one with the
+// highest version, in their first order.
+func latestStates(rows []ReactionState) []ReactionState {
+	at := make(map[string]int, len(rows))
+	out := make([]ReactionState, 0, len(rows))
+	for _, r := range rows {
+		i, seen := at[r.ID]
+		switch {
+		case !seen:
+			at[r.ID] = len(out)
+			out = append(out, r)
+		case r.Version > out[i].Version:
+			out[i] = r
+		}
+	}
+	return out
+}
+
+func sortedKeys(set map[string]bool) []string {
+	var keys []string
+	for k := range set {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

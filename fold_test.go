@@ -1,0 +1,299 @@
+package messageapi_test
+
+import (
+	"fmt"
+	"reflect"
+	"testing"
+
+	"messageapi"
+)
+
+// row is a reaction state in one line: id, message, type, score, deleted,
+// version, projected version and projected score.
+func row(id, message, typ string, score int, deleted bool, version, projectedVersion int64, projectedScore int) messageapi.ReactionState {
+	return messageapi.ReactionState{
+		ID: id, MessageID: message, Type: typ, Score: score, Deleted: deleted,
+		Version: version, ProjectedVersion: projectedVersion, ProjectedScore: projectedScore,
+	}
+}
+
+func delta(message, typ string, count, score int64) messageapi.ReactionDelta {
+	return messageapi.ReactionDelta{MessageID: message, Type: typ, Count: count, Score: score}
+}
+
+func TestFoldReactions(t *testing.T) {
+	tests := []struct {
+		name string
+		rows []messageapi.ReactionState
+		want messageapi.Fold
+	}{
+		{
+			name: "nothing",
+			want: messageapi.Fold{},
+		},
+		{
+			name: "insert",
+			rows: []messageapi.ReactionState{row("r1", "m1", "like", 3, false, 1, 0, 0)},
+			want: messageapi.Fold{
+				Messages:  []string{"m1"},
+				Deltas:    []messageapi.ReactionDelta{delta("m1", "like", 1, 3)},
+				Projected: []messageapi.ProjectedRow{{ID: "r1", Version: 1, Score: 3}},
+			},
+		},
+		{
+			name: "re-score: the count stays, the score moves by the difference",
+			rows: []messageapi.ReactionState{row("r1", "m1", "like", 10, false, 2, 1, 3)},
+			want: messageapi.Fold{
+				Messages:  []string{"m1"},
+				Deltas:    []messageapi.ReactionDelta{delta("m1", "like", 0, 7)},
+				Projected: []messageapi.ProjectedRow{{ID: "r1", Version: 2, Score: 10}},
+			},
+		},
+		{
+			name: "re-score to the same score: no delta, but the view is rewritten (its latest reactions changed)",
+			rows: []messageapi.ReactionState{row("r1", "m1", "like", 3, false, 2, 1, 3)},
+			want: messageapi.Fold{
+				Messages:  []string{"m1"},
+				Projected: []messageapi.ProjectedRow{{ID: "r1", Version: 2, Score: 3}},
+			},
+		},
+		{
+			name: "delete of a counted reaction",
+			rows: []messageapi.ReactionState{row("r1", "m1", "like", 3, true, 2, 1, 3)},
+			want: messageapi.Fold{
+				Messages: []string{"m1"},
+				Deltas:   []messageapi.ReactionDelta{delta("m1", "like", -1, -3)},
+				Purged:   []string{"r1"},
+			},
+		},
+		{
+			name: "insert then delete before any fold: nothing to count, the tombstone goes",
+			rows: []messageapi.ReactionState{row("r1", "m1", "like", 3, true, 2, 0, 0)},
+			want: messageapi.Fold{Messages: []string{"m1"}, Purged: []string{"r1"}},
+		},
+		{
+			name: "revive: deleted and posted again, counted afresh with its new score",
+			rows: []messageapi.ReactionState{row("r1", "m1", "like", 4, false, 3, 1, 2)},
+			want: messageapi.Fold{
+				Messages:  []string{"m1"},
+				Deltas:    []messageapi.ReactionDelta{delta("m1", "like", 0, 2)},
+				Projected: []messageapi.ProjectedRow{{ID: "r1", Version: 3, Score: 4}},
+			},
+		},
+		{
+			name: "folded already: a duplicate delivery changes nothing",
+			rows: []messageapi.ReactionState{row("r1", "m1", "like", 3, false, 2, 2, 3)},
+			want: messageapi.Fold{},
+		},
+		{
+			name: "a tombstone folded already is only purged",
+			rows: []messageapi.ReactionState{row("r1", "m1", "like", 3, true, 2, 2, 0)},
+			want: messageapi.Fold{Purged: []string{"r1"}},
+		},
+		{
+			name: "the same row twice: folded once, at its highest version",
+			rows: []messageapi.ReactionState{
+				row("r1", "m1", "like", 5, false, 2, 0, 0),
+				row("r1", "m1", "like", 9, false, 3, 0, 0),
+				row("r1", "m1", "like", 5, false, 2, 0, 0),
+			},
+			want: messageapi.Fold{
+				Messages:  []string{"m1"},
+				Deltas:    []messageapi.ReactionDelta{delta("m1", "like", 1, 9)},
+				Projected: []messageapi.ProjectedRow{{ID: "r1", Version: 3, Score: 9}},
+			},
+		},
+		{
+			name: "out of order: versions 2 to 5 arrive as one state, applied at once from what was counted",
+			rows: []messageapi.ReactionState{row("r1", "m1", "like", 8, false, 5, 1, 1)},
+			want: messageapi.Fold{
+				Messages:  []string{"m1"},
+				Deltas:    []messageapi.ReactionDelta{delta("m1", "like", 0, 7)},
+				Projected: []messageapi.ProjectedRow{{ID: "r1", Version: 5, Score: 8}},
+			},
+		},
+		{
+			name: "many changes to one message coalesce per type",
+			rows: []messageapi.ReactionState{
+				row("r3", "m1", "like", 2, false, 1, 0, 0),
+				row("r1", "m1", "like", 1, false, 1, 0, 0),
+				row("r2", "m1", "love", 5, false, 1, 0, 0),
+				row("r4", "m1", "like", 1, true, 2, 1, 4),
+				row("r5", "m1", "love", 6, false, 2, 1, 5),
+			},
+			want: messageapi.Fold{
+				Messages: []string{"m1"},
+				Deltas: []messageapi.ReactionDelta{
+					delta("m1", "like", 1, -1), // +1 +2 -4, one more reaction
+					delta("m1", "love", 1, 6),  // +5, and +1 from a re-score
+				},
+				Projected: []messageapi.ProjectedRow{{"r1", 1, 1}, {"r2", 1, 5}, {"r3", 1, 2}, {"r5", 2, 6}},
+				Purged:    []string{"r4"},
+			},
+		},
+		{
+			name: "changes that cancel out leave no delta, but the message is rewritten",
+			rows: []messageapi.ReactionState{
+				row("r1", "m1", "like", 2, false, 1, 0, 0),
+				row("r2", "m1", "like", 2, true, 2, 1, 2),
+			},
+			want: messageapi.Fold{
+				Messages:  []string{"m1"},
+				Projected: []messageapi.ProjectedRow{{"r1", 1, 2}},
+				Purged:    []string{"r2"},
+			},
+		},
+		{
+			name: "several messages: locked in id order",
+			rows: []messageapi.ReactionState{
+				row("r1", "m2", "like", 1, false, 1, 0, 0),
+				row("r2", "m1", "like", 1, false, 1, 0, 0),
+			},
+			want: messageapi.Fold{
+				Messages:  []string{"m1", "m2"},
+				Deltas:    []messageapi.ReactionDelta{delta("m1", "like", 1, 1), delta("m2", "like", 1, 1)},
+				Projected: []messageapi.ProjectedRow{{"r1", 1, 1}, {"r2", 1, 1}},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := messageapi.FoldReactions(tt.rows)
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("FoldReactions =\n%+v\nwant\n%+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestFoldIsIdempotent folds a batch, records what it projected as the
+// database would, and folds the result again: nothing is left to apply.
+func TestFoldIsIdempotent(t *testing.T) {
+	rows := []messageapi.ReactionState{
+		row("r1", "m1", "like", 3, false, 4, 2, 1),
+		row("r2", "m1", "love", 1, true, 2, 1, 1),
+		row("r3", "m2", "like", 7, false, 1, 0, 0),
+	}
+	first := messageapi.FoldReactions(rows)
+	var after []messageapi.ReactionState
+	for _, p := range first.Projected {
+		for _, r := range rows {
+			if r.ID == p.ID {
+				r.ProjectedVersion, r.ProjectedScore = p.Version, p.Score
+				after = append(after, r)
+			}
+		}
+	}
+	if again := messageapi.FoldReactions(after); !reflect.DeepEqual(again, messageapi.Fold{}) {
+		t.Errorf("second fold = %+v, want nothing", again)
+	}
+}
+
+// TestFoldEqualsTotals: whatever the order in which a message's changes are
+// folded, in one batch or many, the view ends at the aggregate over its
+// live reactions.
+func TestFoldEqualsTotals(t *testing.T) {
+	type change struct {
+		id    string
+		score int // 0 deletes
+	}
+	history := []change{{"a", 1}, {"b", 2}, {"a", 5}, {"c", 3}, {"b", 0}, {"a", 0}, {"a", 4}, {"d", 1}}
+	for split := 1; split <= len(history); split++ {
+		state := map[string]messageapi.ReactionState{}
+		view := messageapi.NewMessageView(messageapi.Message{ID: "m1"})
+		apply := func(rows []messageapi.ReactionState) {
+			f := messageapi.FoldReactions(rows)
+			view.Apply(f.Deltas)
+			for _, p := range f.Projected {
+				r := state[p.ID]
+				r.ProjectedVersion, r.ProjectedScore = p.Version, p.Score
+				state[p.ID] = r
+			}
+			for _, id := range f.Purged {
+				delete(state, id)
+			}
+		}
+		var batch []messageapi.ReactionState
+		for i, c := range history {
+			r, ok := state[c.id]
+			if !ok {
+				r = row(c.id, "m1", "like", 0, false, 0, 0, 0)
+			}
+			r.Version++
+			r.Deleted = c.score == 0
+			if c.score > 0 {
+				r.Score = c.score
+			}
+			state[c.id] = r
+			batch = append(batch, r)
+			if (i+1)%split == 0 {
+				apply(batch)
+				batch = nil
+			}
+		}
+		apply(batch)
+		// The live reactions are c (3), a (4) and d (1).
+		if view.ReactionCount != 3 || view.ReactionCounts["like"] != 3 || view.ReactionScores["like"] != 8 {
+			t.Errorf("folded in batches of %d: count %d %v scores %v; want 3, like 3, like 8",
+				split, view.ReactionCount, view.ReactionCounts, view.ReactionScores)
+		}
+	}
+}
+
+func TestRebuildReactions(t *testing.T) {
+	locked := []messageapi.ReactionState{
+		row("r1", "m1", "like", 3, false, 2, 1, 1), // counted at 1 so far: the rebuild counts 3
+		row("r2", "m1", "like", 2, true, 3, 2, 2),  // a tombstone: not counted, purged
+		row("r3", "m1", "love", 4, false, 1, 1, 4), // folded already: counted again from zero
+	}
+	kept := []messageapi.ReactionState{
+		row("r4", "m1", "love", 9, false, 2, 1, 6), // folded by a concurrent fold at 6: counted at 6
+	}
+	got := messageapi.RebuildReactions(locked, kept)
+	want := messageapi.Fold{
+		Messages:  []string{"m1"},
+		Deltas:    []messageapi.ReactionDelta{delta("m1", "like", 1, 3), delta("m1", "love", 2, 10)},
+		Projected: []messageapi.ProjectedRow{{"r1", 2, 3}, {"r3", 1, 4}},
+		Purged:    []string{"r2"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("RebuildReactions =\n%+v\nwant\n%+v", got, want)
+	}
+}
+
+func TestCountedTotals(t *testing.T) {
+	rows := []messageapi.ReactionState{
+		row("r1", "m1", "like", 3, false, 2, 1, 1), // counted at 1, whatever its score now
+		row("r2", "m1", "like", 2, false, 1, 0, 0), // never folded: not counted
+		row("r3", "m1", "love", 4, true, 2, 1, 4),  // deleted, but still counted until folded
+	}
+	got := messageapi.CountedTotals(rows)
+	want := []messageapi.ReactionDelta{delta("m1", "like", 1, 1), delta("m1", "love", 1, 4)}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("CountedTotals = %+v, want %+v", got, want)
+	}
+}
+
+func TestViewApply(t *testing.T) {
+	v := messageapi.NewMessageView(messageapi.Message{ID: "m1"})
+	steps := []struct {
+		deltas []messageapi.ReactionDelta
+		want   string
+	}{
+		{[]messageapi.ReactionDelta{delta("m1", "like", 2, 5), delta("m1", "love", 1, 1)}, "3 map[like:2 love:1] map[like:5 love:1]"},
+		{[]messageapi.ReactionDelta{delta("m2", "like", 9, 9)}, "3 map[like:2 love:1] map[like:5 love:1]"}, // another message's
+		{[]messageapi.ReactionDelta{delta("m1", "like", 0, 3)}, "3 map[like:2 love:1] map[like:8 love:1]"},
+		{[]messageapi.ReactionDelta{delta("m1", "love", -1, -1)}, "2 map[like:2] map[like:8]"}, // a type at zero disappears
+		{[]messageapi.ReactionDelta{delta("m1", "like", -2, -8)}, "0 map[] map[]"},
+	}
+	for i, s := range steps {
+		v.Apply(s.deltas)
+		if got := fmt.Sprint(v.ReactionCount, " ", v.ReactionCounts, " ", v.ReactionScores); got != s.want {
+			t.Errorf("step %d: %s, want %s", i+1, got, s.want)
+		}
+	}
+	rebuilt := messageapi.NewMessageView(messageapi.Message{ID: "m1"})
+	if !v.CountsEqual(rebuilt) {
+		t.Error("an emptied view differs from a new one")
+	}
+}

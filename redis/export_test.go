@@ -1,0 +1,26 @@
+package redis
+
+import (
+	"context"
+
+	"messageapi"
+)
+
+// The steps of the rebuild protocol, for tests that interleave them with
+// writes the way concurrent processes would.
+
+func (pc *PageCache) BeginFill(ctx context.Context) (string, error) { return pc.beginFill(ctx) }
+
+func (pc *PageCache) CompleteFill(ctx context.Context, token string, views []messageapi.EncodedView) (bool, error) {
+	return pc.completeFill(ctx, token, views)
+}
+
+func (pc *PageCache) Page(ctx context.Context, offset, count int) ([]messageapi.EncodedView, bool, error) {
+	return pc.page(ctx, offset, count)
+}
+
+func (pc *PageCache) PageBefore(ctx context.Context, beforeID string, count int) ([]messageapi.EncodedView, bool, error) {
+	return pc.pageBefore(ctx, beforeID, count)
+}
+
+func (pc *PageCache) Capacity() int { return pc.capacity }
