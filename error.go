@@ -3,6 +3,9 @@ package messageapi
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 )
 
 // Error codes. They are part of the HTTP contract: clients branch on them,
@@ -47,10 +50,37 @@ func Errorf(code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-// InvalidFields returns a validation error that names each bad field.
+// An error names at most MaxErrorFields fields, each cut to MaxFieldName
+// bytes: a request with thousands of unknown parameters, or a huge one,
+// must not make its error huge too.
+const (
+	MaxErrorFields = 20
+	MaxFieldName   = 64
+)
+
+// InvalidFields returns a validation error that names each bad field, or
+// the first MaxErrorFields of them in name order and how many there are.
 func InvalidFields(fields map[string]string) *Error {
-	return &Error{Code: EINVALID, Message: "request is invalid", Fields: fields}
+	if len(fields) <= MaxErrorFields && !slices.ContainsFunc(slices.Collect(maps.Keys(fields)), longName) {
+		return &Error{Code: EINVALID, Message: "request is invalid", Fields: fields}
+	}
+	names := slices.Sorted(maps.Keys(fields))
+	kept := make(map[string]string, MaxErrorFields)
+	for _, name := range names[:min(len(names), MaxErrorFields)] {
+		short := name
+		if longName(name) {
+			short = strings.ToValidUTF8(name[:MaxFieldName], "") + "…"
+		}
+		kept[short] = fields[name]
+	}
+	msg := "request is invalid"
+	if len(names) > MaxErrorFields {
+		msg = fmt.Sprintf("request is invalid: %d problems, the first %d listed", len(names), MaxErrorFields)
+	}
+	return &Error{Code: EINVALID, Message: msg, Fields: kept}
 }
+
+func longName(name string) bool { return len(name) > MaxFieldName }
 
 // FieldErrors collects what is wrong with each field of a request, so that
 // one validation error names every bad field. The first reason recorded

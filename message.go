@@ -142,7 +142,7 @@ var (
 	CursorRule       = "is not a cursor this list returned"
 	UUIDRule         = "must be a UUID"
 	UUIDv7Rule       = "must be a UUIDv7"
-	ClientIDRule     = "must be a UUIDv7 made within " + MaxClientIDSkew.String() + " of the server clock"
+	ClientIDRule     = "must be a UUIDv7 made at most " + MaxClientIDAge.String() + " before and " + MaxClientIDLead.String() + " after the server clock"
 )
 
 // ValidText reports whether s is acceptable as a message text: 1 to
@@ -158,10 +158,17 @@ func ValidText(s string) bool {
 	return strings.TrimFunc(s, blank) != ""
 }
 
-// blank reports whether r shows nothing: white space, control and format
-// characters (zero-width space, joiners, byte order mark).
+// blank reports whether r shows nothing on its own: white space, control
+// and format characters (zero-width space, joiners, byte order mark),
+// combining marks (they only decorate a character before them), and the
+// letters and symbols that render as blanks (Hangul fillers, the blank
+// Braille pattern).
 func blank(r rune) bool {
-	return unicode.IsSpace(r) || unicode.In(r, unicode.Cc, unicode.Cf)
+	switch r {
+	case '\u115f', '\u1160', '\u3164', '\uffa0', '\u2800':
+		return true
+	}
+	return unicode.IsSpace(r) || unicode.In(r, unicode.Cc, unicode.Cf, unicode.M)
 }
 
 // ValidUserID reports whether s is a user id: 1 to MaxUserIDLength of
@@ -200,10 +207,15 @@ func ValidReactionType(s string) bool {
 	return true
 }
 
-// MaxClientIDSkew is how far the time inside a client-supplied message id
-// may be from the server clock. The id orders the message in every page, so
-// an id from the far past or future would misplace it.
-const MaxClientIDSkew = 5 * time.Minute
+// How far the time inside a client-supplied message id may be from the
+// server clock. The id orders the message in every page. An id from the
+// past files it among older messages, which a client retrying for minutes
+// needs; an id from the future would pin it above every message posted
+// until then, so it may lead the clock only by a small skew.
+const (
+	MaxClientIDAge  = 5 * time.Minute
+	MaxClientIDLead = 5 * time.Second
+)
 
 // MessageRange selects messages, newest first: those older than BeforeID
 // when it is set (a cursor), otherwise from Offset (a page number).

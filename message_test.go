@@ -1,6 +1,7 @@
 package messageapi_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -19,6 +20,13 @@ func TestValidText(t *testing.T) {
 		{"", false},
 		{" \t\n ", false},
 		{"\u200b\u2060\ufeff", false}, // zero-width space, word joiner, byte order mark
+		{"\u3164", false},             // Hangul filler
+		{"\u115f\u1160", false},       // Hangul choseong and jungseong fillers
+		{"\u2800\u2800", false},       // blank Braille pattern
+		{"\u0301", false},             // a lone combining mark
+		{" \u20dd ", false},           // an enclosing mark with nothing to enclose
+		{"e\u0301", true},             // a mark on a letter shows
+		{"\u2801", true},              // a Braille dot shows
 		{"hi\u200b", true},
 		{"nul\x00byte", false},
 		{"bad \xff utf-8", false},
@@ -92,5 +100,32 @@ func TestFieldErrors(t *testing.T) {
 	fields := messageapi.ErrorFields(err)
 	if len(fields) != 2 || fields["text"] != messageapi.RequiredRule || fields["limit"] != messageapi.LimitRule {
 		t.Errorf("fields = %v", fields)
+	}
+}
+
+func TestInvalidFieldsIsBounded(t *testing.T) {
+	fields := messageapi.FieldErrors{}
+	for i := range 2000 {
+		fields.Add(fmt.Sprintf("p%04d", i), "is not a known parameter")
+	}
+	fields.Add(strings.Repeat("n", 10_000), "is not a known parameter")
+	err := fields.Err()
+	got := messageapi.ErrorFields(err)
+	if len(got) != messageapi.MaxErrorFields || got["p0000"] == "" {
+		t.Errorf("%d fields listed, want the first %d by name", len(got), messageapi.MaxErrorFields)
+	}
+	for name := range got {
+		if len(name) > messageapi.MaxFieldName+len("…") {
+			t.Errorf("field name of %d bytes listed", len(name))
+		}
+	}
+	if msg := messageapi.ErrorMessage(err); !strings.Contains(msg, "2001 problems") {
+		t.Errorf("message %q does not say how many problems there are", msg)
+	}
+	one := messageapi.FieldErrors{strings.Repeat("x", 100): "is not a known field"}
+	for name := range messageapi.ErrorFields(one.Err()) {
+		if len(name) > messageapi.MaxFieldName+len("…") {
+			t.Errorf("a long field name is listed whole (%d bytes)", len(name))
+		}
 	}
 }

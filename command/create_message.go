@@ -73,9 +73,10 @@ func NewCreateMessageHandler(store MessageStore, cache MessageCache, log *slog.L
 // with created == false. The same id with other content is a conflict.
 //
 // created_at is the time inside the UUIDv7 id, so id order and created_at
-// order never disagree. A client-supplied id must therefore be from within
-// MaxClientIDSkew of the server clock: an id from the far past or future
-// would file the message out of place in every page.
+// order never disagree. A client-supplied id must therefore be at most
+// MaxClientIDAge older and MaxClientIDLead newer than the server clock: an
+// id from the far past or future would file the message out of place in
+// every page.
 func (h *CreateMessageHandler) Handle(ctx context.Context, cmd CreateMessage) (messageapi.MessageView, bool, error) {
 	id, err := cmd.validate()
 	if err != nil {
@@ -88,7 +89,7 @@ func (h *CreateMessageHandler) Handle(ctx context.Context, cmd CreateMessage) (m
 		CreatedAt: messageapi.NewTime(idTime(id)),
 	}
 	if cmd.ID != "" {
-		if skew := h.now().Sub(m.CreatedAt.Time).Abs(); skew > messageapi.MaxClientIDSkew {
+		if age := h.now().Sub(m.CreatedAt.Time); age > messageapi.MaxClientIDAge || -age > messageapi.MaxClientIDLead {
 			// A retry of an old message is still fine; a new one is not.
 			return h.existing(ctx, m, messageapi.InvalidFields(map[string]string{"id": messageapi.ClientIDRule}))
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"messageapi/cmd/internal/daemon"
@@ -130,6 +132,9 @@ func TestCreateMessageRejectsBadInput(t *testing.T) {
 		{"id not a UUID", "application/json", `{"id":"nope","text":"hi","user_id":"u"}`, 400, "invalid_argument", "id"},
 		{"id not a v7", "application/json", `{"id":"6ba7b810-9dad-41d1-80b4-00c04fd430c8","text":"hi","user_id":"u"}`, 400, "invalid_argument", "id"},
 		{"id from the far past", "application/json", `{"id":"01890a5d-ac96-774b-bcce-b302099a8057","text":"hi","user_id":"u"}`, 400, "invalid_argument", "id"},
+		// An id a minute ahead would pin the message above every message
+		// posted in that minute.
+		{"id from the near future", "application/json", `{"id":"` + uuidAt(time.Now().Add(time.Minute)) + `","text":"hi","user_id":"u"}`, 400, "invalid_argument", "id"},
 		{"form content type", "application/x-www-form-urlencoded", `text=hi&user_id=u`, 415, "unsupported_media_type", ""},
 		{"text/plain", "text/plain", `{"text":"hi","user_id":"u"}`, 415, "unsupported_media_type", ""},
 		{"too large", "application/json", `{"text":"` + strings.Repeat("a", 70<<10) + `","user_id":"u"}`, 413, "payload_too_large", ""},
@@ -162,6 +167,16 @@ func TestCreateMessageRejectsBadInput(t *testing.T) {
 	}
 }
 
+// uuidAt returns a UUIDv7 whose time is at.
+func uuidAt(at time.Time) string {
+	u := uuid.Must(uuid.NewV7())
+	ms := uint64(at.UnixMilli())
+	for i := range 6 {
+		u[i] = byte(ms >> (8 * (5 - i)))
+	}
+	return u.String()
+}
+
 func TestCreateMessageAcceptsEdgeInput(t *testing.T) {
 	t.Parallel()
 	api := newTestAPI(t)
@@ -171,6 +186,8 @@ func TestCreateMessageAcceptsEdgeInput(t *testing.T) {
 		{"5000 characters", "application/json", `{"text":"` + strings.Repeat("é", 5000) + `","user_id":"u"}`, strings.Repeat("é", 5000)},
 		{"invalid UTF-8 stored as valid text", "application/json", "{\"text\":\"a\xffb\",\"user_id\":\"u\"}", "a\uFFFDb"},
 		{"trailing white space after the object", "application/json", "{\"text\":\"hi\",\"user_id\":\"u\"}\n", "hi"},
+		{"an id from a few minutes ago", "application/json", `{"id":"` + uuidAt(time.Now().Add(-4*time.Minute)) + `","text":"late","user_id":"u"}`, "late"},
+		{"an id a second ahead (clock skew)", "application/json", `{"id":"` + uuidAt(time.Now().Add(time.Second)) + `","text":"skewed","user_id":"u"}`, "skewed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -377,5 +394,41 @@ func TestMoreRequestRules(t *testing.T) {
 	}
 	if r := api.do(http.MethodOptions, "/messages/"+id+"/reactions", "", nil); r.status != http.StatusNoContent || r.header.Get("Allow") != "GET, HEAD, POST, OPTIONS" {
 		t.Errorf("OPTIONS = %d, Allow %q", r.status, r.header.Get("Allow"))
+	}
+}
+
+// TestEncodedPathSegments: a client that percent-encodes path segments, as
+// encodeURIComponent does, reaches the same message and reaction.
+func TestEncodedPathSegments(t *testing.T) {
+	t.Parallel()
+	api := newTestAPI(t)
+	id := api.post("/messages", `{"text":"hi","user_id":"u"}`).json(t)["id"].(string)
+	if r := api.post("/messages/"+id+"/reactions", `{"type":"+1","user_id":"u"}`); r.status != http.StatusCreated {
+		t.Fatalf("POST +1 = %d %s", r.status, r.body)
+	}
+	encodedID := "%" + fmt.Sprintf("%X", id[0]) + id[1:] // the first character percent-encoded
+	if r := api.get("/messages/" + encodedID); r.status != http.StatusOK || r.json(t)["id"] != id {
+		t.Errorf("GET with an encoded id = %d %s", r.status, r.body)
+	}
+	if r := api.do(http.MethodDelete, "/messages/"+encodedID+"/reactions/%2B1?user_id=u", "", nil); r.status != http.StatusNoContent {
+		t.Errorf("DELETE …/reactions/%%2B1 = %d %s, want 204", r.status, r.body)
+	}
+	if r := api.do(http.MethodDelete, "/messages/"+id+"/reactions/%2B1?user_id=u", "", nil); r.status != http.StatusNotFound {
+		t.Errorf("second DELETE = %d %s, want 404", r.status, r.body)
+	}
+}
+
+// TestManyUnknownParametersGetASmallError: 2,000 unknown query parameters
+// are refused with an error that lists a bounded number of them.
+func TestManyUnknownParametersGetASmallError(t *testing.T) {
+	t.Parallel()
+	api := newTestAPI(t)
+	var q strings.Builder
+	for i := range 2000 {
+		fmt.Fprintf(&q, "&unknown%d=1", i)
+	}
+	r := api.get("/messages?" + q.String()[1:])
+	if r.status != http.StatusBadRequest || len(r.body) > 4096 {
+		t.Errorf("2000 unknown parameters = %d with a %d-byte body; want 400 and at most 4 KiB", r.status, len(r.body))
 	}
 }

@@ -58,7 +58,7 @@ func (s *server) handleGetMessage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	v, err := s.getMessage.Handle(r.Context(), query.GetMessage{ID: chi.URLParam(r, "id")})
+	v, err := s.getMessage.Handle(r.Context(), query.GetMessage{ID: pathParam(r, "id")})
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -72,7 +72,7 @@ func (s *server) handleAddReaction(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	cmd.MessageID = chi.URLParam(r, "id")
+	cmd.MessageID = pathParam(r, "id")
 	reaction, created, err := s.addReaction.Handle(r.Context(), cmd)
 	if err != nil {
 		writeError(w, r, err)
@@ -91,7 +91,7 @@ func (s *server) handleRemoveReaction(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	cmd := command.RemoveReaction{MessageID: chi.URLParam(r, "id"), Type: chi.URLParam(r, "type")}
+	cmd := command.RemoveReaction{MessageID: pathParam(r, "id"), Type: pathParam(r, "type")}
 	if userID := params.str("user_id"); userID != nil {
 		cmd.UserID = *userID
 	}
@@ -113,7 +113,7 @@ func (s *server) handleListReactions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := query.ListReactions{
-		MessageID: chi.URLParam(r, "id"),
+		MessageID: pathParam(r, "id"),
 		Limit:     params.int("limit", messageapi.LimitRule),
 		Cursor:    params.str("cursor"),
 		Type:      params.str("type"),
@@ -129,6 +129,19 @@ func (s *server) handleListReactions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, r, http.StatusOK, page)
+}
+
+// pathParam returns a path segment captured by the route, decoded: a
+// client that percent-encodes its path segments (encodeURIComponent turns
+// the type "+1" into "%2B1") names the same message or reaction as one
+// that does not. A segment that does not decode is returned as it is, and
+// fails validation.
+func pathParam(r *http.Request, name string) string {
+	raw := chi.URLParam(r, name)
+	if s, err := url.PathUnescape(raw); err == nil {
+		return s
+	}
+	return raw
 }
 
 // params holds a request's query parameters and the problems found while
