@@ -15,6 +15,7 @@ const (
 	ENOTFOUND    = "not_found"
 	EMETHOD      = "method_not_allowed"
 	ECONFLICT    = "conflict"
+	ELIMIT       = "limit_exceeded"
 	ETOOLARGE    = "payload_too_large"
 	EMEDIATYPE   = "unsupported_media_type"
 	ERATELIMITED = "rate_limited"

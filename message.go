@@ -33,6 +33,10 @@ const (
 	MaxPageOffset = 10_000
 	// InlineReactions is how many of the latest reactions a message carries.
 	InlineReactions = 10
+	// DefaultMaxReactionTypes caps the distinct reaction types on one
+	// message, as common chat apps do: every reader of a page pays for each
+	// type of each message on it.
+	DefaultMaxReactionTypes = 25
 )
 
 // Message is a chat message as written by a user.

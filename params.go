@@ -4,7 +4,10 @@ import "time"
 
 // PutReactionParams asks to create the reaction of (MessageID, UserID,
 // Type), or to set the score of the existing one. ID is the id a new
-// reaction gets; At is the time of the change.
+// reaction gets; At is the time of the change. A type new to the message
+// is refused when the message has MaxTypes live types already (0: no
+// cap). Unique makes it the user's only reaction on the message: their
+// other types are deleted with it.
 type PutReactionParams struct {
 	ID        string
 	MessageID string
@@ -12,14 +15,25 @@ type PutReactionParams struct {
 	Type      string
 	Score     int
 	At        time.Time
+	MaxTypes  int
+	Unique    bool
 }
 
 // PutReactionResult is the stored reaction after a put, its new version,
-// and whether it is new to the client: inserted, or revived after a delete.
+// whether it is new to the client (inserted, or revived after a delete),
+// and the reactions it removed (Unique).
 type PutReactionResult struct {
 	Reaction Reaction
 	Version  int64
 	Created  bool
+	Removed  []ReactionVersion
+}
+
+// ReactionVersion names one version of a reaction: the change that made
+// it, for the projection.
+type ReactionVersion struct {
+	ID      string
+	Version int64
 }
 
 // DeleteReactionParams asks to delete the reaction of (MessageID, UserID,

@@ -1,6 +1,7 @@
 package command
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"time"
@@ -26,12 +27,15 @@ type EventPublisher interface {
 
 // AddReaction posts a user's reaction of one type to a message. Posting it
 // again sets the score (Medium-style claps: the score is that user's
-// total). Score defaults to 1.
+// total). Score defaults to 1. EnforceUnique makes it the user's only
+// reaction on the message, removing their other types, as chat UIs with
+// one reaction per user do.
 type AddReaction struct {
-	MessageID string `json:"-"` // from the path
-	Type      string `json:"type"`
-	UserID    string `json:"user_id"`
-	Score     *int   `json:"score"`
+	MessageID     string `json:"-"` // from the path
+	Type          string `json:"type"`
+	UserID        string `json:"user_id"`
+	Score         *int   `json:"score"`
+	EnforceUnique bool   `json:"enforce_unique"`
 }
 
 // validate checks every field, and returns the message id in canonical
@@ -49,20 +53,29 @@ func (c AddReaction) validate() (messageID string, score int, err error) {
 	return messageID, score, f.Err()
 }
 
+// AddReactionConfig sets the rules of AddReactionHandler.
+type AddReactionConfig struct {
+	// MaxTypes caps the distinct reaction types on one message; 0 means
+	// messageapi.DefaultMaxReactionTypes, a negative value no cap.
+	MaxTypes int
+}
+
 // AddReactionHandler handles AddReaction.
 type AddReactionHandler struct {
 	store     ReactionStore
 	publisher EventPublisher
 	log       *slog.Logger
 	now       func() time.Time
+	maxTypes  int
 }
 
 // NewAddReactionHandler returns an AddReactionHandler.
-func NewAddReactionHandler(store ReactionStore, publisher EventPublisher, log *slog.Logger) *AddReactionHandler {
+func NewAddReactionHandler(store ReactionStore, publisher EventPublisher, log *slog.Logger, cfg AddReactionConfig) *AddReactionHandler {
 	if store == nil || publisher == nil || log == nil {
 		panic("command: NewAddReactionHandler needs a store, a publisher and a logger")
 	}
-	return &AddReactionHandler{store: store, publisher: publisher, log: log, now: time.Now}
+	maxTypes := cmp.Or(cfg.MaxTypes, messageapi.DefaultMaxReactionTypes)
+	return &AddReactionHandler{store: store, publisher: publisher, log: log, now: time.Now, maxTypes: max(maxTypes, 0)}
 }
 
 // Handle commits the reaction and returns it with created == true when it
@@ -81,6 +94,8 @@ func (h *AddReactionHandler) Handle(ctx context.Context, cmd AddReaction) (messa
 		Type:      cmd.Type,
 		Score:     score,
 		At:        messageapi.NewTime(h.now()).Time,
+		MaxTypes:  h.maxTypes,
+		Unique:    cmd.EnforceUnique,
 	})
 	if err != nil {
 		return messageapi.Reaction{}, false, err
@@ -89,6 +104,11 @@ func (h *AddReactionHandler) Handle(ctx context.Context, cmd AddReaction) (messa
 	publish(ctx, h.publisher, h.log, messageapi.ReactionChanged{
 		ReactionID: r.ID, MessageID: r.MessageID, Version: res.Version, ChangedAt: r.UpdatedAt.Time,
 	})
+	for _, gone := range res.Removed {
+		publish(ctx, h.publisher, h.log, messageapi.ReactionChanged{
+			ReactionID: gone.ID, MessageID: r.MessageID, Version: gone.Version, ChangedAt: r.UpdatedAt.Time,
+		})
+	}
 	return r, res.Created, nil
 }
 

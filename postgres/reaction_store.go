@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -23,27 +24,45 @@ func NewReactionStore(db *DB) *ReactionStore {
 
 // PutReaction creates the reaction of p's (message, user, type), or sets
 // the score of the existing one, in one call of put_reaction (migration
-// 002) that commits before it returns. Posting a deleted reaction again
-// revives its row as a new reaction. A message that does not exist is a
-// not-found error (the foreign key).
+// 003) that commits before it returns. Posting a deleted reaction again
+// revives its row as a new reaction. An unknown message is a not-found
+// error; a type beyond p.MaxTypes, a limit error.
 func (s *ReactionStore) PutReaction(ctx context.Context, p messageapi.PutReactionParams) (messageapi.PutReactionResult, error) {
 	ctx, cancel := s.db.withTimeout(ctx)
 	defer cancel()
 	var (
-		res              messageapi.PutReactionResult
+		status           string
 		created, updated time.Time
+		removedIDs       []string
+		removedVersions  []int64
+		res              messageapi.PutReactionResult
+		r                = &res.Reaction
 	)
 	err := s.db.pool.QueryRow(ctx, `
-		select id::text, score, created_at, updated_at, version, created
-		from put_reaction($1, $2, $3, $4, $5, $6)`,
-		p.ID, p.MessageID, p.UserID, p.Type, p.Score, p.At,
-	).Scan(&res.Reaction.ID, &res.Reaction.Score, &created, &updated, &res.Version, &res.Created)
+		select status, coalesce(id::text, ''), coalesce(score, 0), coalesce(created_at, 'epoch'),
+			coalesce(updated_at, 'epoch'), coalesce(version, 0), removed_ids::text[], removed_versions
+		from put_reaction($1, $2, $3, $4, $5, $6, $7, $8)`, // the outputs are null unless the put stored a row
+		p.ID, p.MessageID, p.UserID, p.Type, p.Score, p.At, p.MaxTypes, p.Unique,
+	).Scan(&status, &r.ID, &r.Score, &created, &updated, &res.Version, &removedIDs, &removedVersions)
 	if err != nil {
 		return messageapi.PutReactionResult{}, translate(err, "put reaction")
 	}
-	r := &res.Reaction
+	switch status {
+	case "not_found":
+		return messageapi.PutReactionResult{}, messageapi.Errorf(messageapi.ENOTFOUND, "message not found")
+	case "too_many_types":
+		return messageapi.PutReactionResult{}, &messageapi.Error{
+			Code:    messageapi.ELIMIT,
+			Message: fmt.Sprintf("the message has %d reaction types already; react with one of them", p.MaxTypes),
+			Fields:  map[string]string{"type": fmt.Sprintf("would be type %d of a message that takes at most %d", p.MaxTypes+1, p.MaxTypes)},
+		}
+	}
+	res.Created = status == "created"
 	r.MessageID, r.UserID, r.Type = p.MessageID, p.UserID, p.Type
 	r.CreatedAt, r.UpdatedAt = messageapi.NewTime(created), messageapi.NewTime(updated)
+	for i, id := range removedIDs {
+		res.Removed = append(res.Removed, messageapi.ReactionVersion{ID: id, Version: removedVersions[i]})
+	}
 	return res, nil
 }
 

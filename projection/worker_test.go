@@ -57,7 +57,7 @@ func newFixture(t *testing.T) *fixture {
 		projector: postgres.NewProjector(db),
 		messages:  messages,
 		create:    command.NewCreateMessageHandler(messages, cache, log),
-		add:       command.NewAddReactionHandler(reactions, stream, log),
+		add:       command.NewAddReactionHandler(reactions, stream, log, command.AddReactionConfig{}),
 		remove:    command.NewRemoveReactionHandler(reactions, stream, log),
 		reg:       reg,
 		metrics:   projection.NewMetrics(reg),
@@ -289,7 +289,7 @@ func TestReorderedDeliveryConverges(t *testing.T) {
 	var events capture
 	reactions := postgres.NewReactionStore(f.db)
 	log := slog.New(slog.DiscardHandler)
-	add := command.NewAddReactionHandler(reactions, &events, log)
+	add := command.NewAddReactionHandler(reactions, &events, log, command.AddReactionConfig{})
 	remove := command.NewRemoveReactionHandler(reactions, &events, log)
 	m := f.message()
 	one, five := 1, 5
@@ -631,4 +631,27 @@ func TestReconcileReportsAndRepairsDrift(t *testing.T) {
 		t.Fatalf("report = %+v; want 2 checked, 1 rebuilt, [%s] drifted", report, bad)
 	}
 	f.waitConverged(time.Second, good, bad)
+}
+
+// TestEnforceUniqueKeepsCountsExact: users post unique reactions of
+// several types at once; each is left with one reaction, and the counts
+// equal the reactions that stand, the removed ones included.
+func TestEnforceUniqueKeepsCountsExact(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	m := f.message()
+	f.startWorker(testConfig("w1", noSweep), nil)
+	types := []string{"like", "love", "wow", "sad"}
+	write(t, 16, 400, func(i int) error {
+		score := i%5 + 1
+		_, _, err := f.add.Handle(ctx, command.AddReaction{
+			MessageID: m, UserID: fmt.Sprintf("u%d", i%20), Type: types[(i*7)%len(types)], Score: &score, EnforceUnique: true,
+		})
+		return err
+	})
+	f.waitConverged(30*time.Second, m)
+	if v := f.view(m); v.ReactionCount != 20 {
+		t.Errorf("%d reactions counted, want 20: one per user", v.ReactionCount)
+	}
 }

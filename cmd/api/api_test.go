@@ -39,7 +39,7 @@ func newTestAPI(t *testing.T, options ...func(*routerConfig)) *testAPI {
 func newTestHandler(tb testing.TB, options ...func(*routerConfig)) http.Handler {
 	tb.Helper()
 	log := slog.New(slog.DiscardHandler)
-	a := newApp(config{cachePages: 5, Common: daemon.Common{CacheTTL: time.Minute}},
+	a := newApp(config{cachePages: 5, maxReactionTypes: 3, Common: daemon.Common{CacheTTL: time.Minute}},
 		postgrestest.NewDB(tb), redistest.NewClient(tb), log)
 	ctx, stop := context.WithCancel(context.Background())
 	published := make(chan struct{})
@@ -430,5 +430,41 @@ func TestManyUnknownParametersGetASmallError(t *testing.T) {
 	r := api.get("/messages?" + q.String()[1:])
 	if r.status != http.StatusBadRequest || len(r.body) > 4096 {
 		t.Errorf("2000 unknown parameters = %d with a %d-byte body; want 400 and at most 4 KiB", r.status, len(r.body))
+	}
+}
+
+// TestReactionTypeCapAndUniqueReactions: the test API caps a message at 3
+// reaction types; enforce_unique leaves a user one reaction.
+func TestReactionTypeCapAndUniqueReactions(t *testing.T) {
+	t.Parallel()
+	api := newTestAPI(t)
+	id := api.post("/messages", `{"text":"hi","user_id":"u"}`).json(t)["id"].(string)
+	reactions := "/messages/" + id + "/reactions"
+	for _, typ := range []string{"a", "b", "c"} {
+		if r := api.post(reactions, `{"type":"`+typ+`","user_id":"u1"}`); r.status != http.StatusCreated {
+			t.Fatalf("type %s = %d %s", typ, r.status, r.body)
+		}
+	}
+	r := api.post(reactions, `{"type":"d","user_id":"u2"}`)
+	if r.status != http.StatusUnprocessableEntity || r.json(t)["code"] != "limit_exceeded" {
+		t.Fatalf("a fourth type = %d %s, want 422 limit_exceeded", r.status, r.body)
+	}
+	if fields, _ := r.json(t)["fields"].(map[string]any); fields["type"] == nil {
+		t.Errorf("the 422 does not name the type: %s", r.body)
+	}
+	if list := api.get(reactions + "?user_id=u2").json(t)["reactions"].([]any); len(list) != 0 {
+		t.Errorf("the refused post stored %d reactions", len(list))
+	}
+
+	// u1 holds a, b and c; a unique post of a leaves only a.
+	if r := api.post(reactions, `{"type":"a","user_id":"u1","score":3,"enforce_unique":true}`); r.status != http.StatusOK {
+		t.Fatalf("unique re-post = %d %s, want 200 (the reaction existed)", r.status, r.body)
+	}
+	list := api.get(reactions + "?user_id=u1").json(t)["reactions"].([]any)
+	if len(list) != 1 || list[0].(map[string]any)["type"] != "a" {
+		t.Errorf("u1's reactions after a unique post = %v, want only a", list)
+	}
+	if r := api.post(reactions, `{"type":"a","user_id":"u1","enforce_unique":"yes"}`); r.status != http.StatusBadRequest {
+		t.Errorf("enforce_unique as a string = %d, want 400", r.status)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"messageapi"
 	"messageapi/cmd/internal/daemon"
 	"messageapi/postgres"
 	"messageapi/redis"
@@ -23,14 +24,15 @@ Subcommands:
 // environment-variable fallback; flags win.
 type config struct {
 	daemon.Common
-	addr           string
-	accessLogLevel string
-	requestTimeout time.Duration
-	cachePages     int
-	streamMaxLen   int
-	rateLimit      int
-	rateWindow     time.Duration
-	trustedProxies []netip.Prefix
+	addr             string
+	accessLogLevel   string
+	requestTimeout   time.Duration
+	cachePages       int
+	streamMaxLen     int
+	maxReactionTypes int
+	rateLimit        int
+	rateWindow       time.Duration
+	trustedProxies   []netip.Prefix
 }
 
 // parseConfig reads the subcommand ("serve" when absent), the flags and the
@@ -51,6 +53,7 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	f.Duration(&c.requestTimeout, "request-timeout", 5*time.Second, "deadline of each API request", "REQUEST_TIMEOUT")
 	f.Int(&c.cachePages, "cache-pages", redis.DefaultCachePages, "how many of the latest pages of 10 messages Redis caches", "CACHE_PAGES")
 	f.Int(&c.streamMaxLen, "stream-max-len", redis.DefaultStreamMaxLen, "approximate length the reaction stream is trimmed to (entries trimmed unread are folded by the sweeper)", "STREAM_MAX_LEN")
+	f.Int(&c.maxReactionTypes, "max-reaction-types", messageapi.DefaultMaxReactionTypes, "distinct reaction types one message may have; a post of one more gets 422; 0 turns the cap off", "MAX_REACTION_TYPES")
 	f.Int(&c.rateLimit, "rate-limit", 0, "requests each client may make per -rate-limit-window; 0 turns rate limiting off", "RATE_LIMIT")
 	f.Duration(&c.rateWindow, "rate-limit-window", time.Second, "window of -rate-limit", "RATE_LIMIT_WINDOW")
 	f.String(&proxies, "trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For names the client; empty: the client is the TCP peer", "TRUSTED_PROXIES")
@@ -78,6 +81,7 @@ func (c *config) validate() error {
 		daemon.Require(c.requestTimeout > 0, "request-timeout", "must be positive"),
 		daemon.Require(c.cachePages >= 1 && c.cachePages <= 1000, "cache-pages", "must be from 1 to 1000"),
 		daemon.Require(c.streamMaxLen >= 1000, "stream-max-len", "must be at least 1000"),
+		daemon.Require(c.maxReactionTypes >= 0, "max-reaction-types", "must not be negative"),
 		daemon.Require(c.rateLimit >= 0, "rate-limit", "must not be negative"),
 		daemon.Require(c.rateWindow >= time.Millisecond, "rate-limit-window", "must be at least 1ms"),
 	)

@@ -25,6 +25,7 @@ var statusOf = map[string]int{
 	messageapi.ENOTFOUND:    http.StatusNotFound,
 	messageapi.EMETHOD:      http.StatusMethodNotAllowed,
 	messageapi.ECONFLICT:    http.StatusConflict,
+	messageapi.ELIMIT:       http.StatusUnprocessableEntity,
 	messageapi.ETOOLARGE:    http.StatusRequestEntityTooLarge,
 	messageapi.EMEDIATYPE:   http.StatusUnsupportedMediaType,
 	messageapi.ERATELIMITED: http.StatusTooManyRequests,

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"io"
 	"log/slog"
@@ -105,7 +106,7 @@ func newApp(cfg config, db *postgres.DB, rc *redis.Client, log *slog.Logger) *ap
 	return &app{
 		server: &server{
 			createMessage:  command.NewCreateMessageHandler(messages, cache, log),
-			addReaction:    command.NewAddReactionHandler(reactions, publisher, log),
+			addReaction:    command.NewAddReactionHandler(reactions, publisher, log, command.AddReactionConfig{MaxTypes: cmp.Or(cfg.maxReactionTypes, -1)}),
 			removeReaction: command.NewRemoveReactionHandler(reactions, publisher, log),
 			listMessages:   query.NewListMessagesHandler(messages, cache),
 			getMessage:     query.NewGetMessageHandler(messages),
