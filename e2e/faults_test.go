@@ -365,3 +365,47 @@ func databaseURLOf(env []string) string {
 	}
 	return u
 }
+
+// TestCachedPagesRepairAfterARedisStall: Redis freezes while a reaction is
+// written; the worker folds it (the sweeper finds it, since its stream
+// entry could not be appended) but cannot refresh the cached page. Within
+// two seconds of Redis answering again, the page shows the reaction.
+func TestCachedPagesRepairAfterARedisStall(t *testing.T) {
+	t.Parallel()
+	rs := startRedisServer(t)
+	s := startStack(t, "REDIS_URL="+rs.url(), "SWEEP_MIN_AGE=300ms", "SWEEP_INTERVAL=100ms", "REDIS_TIMEOUT=200ms")
+	m := s.createMessage(t, "stalled")
+	s.waitFor(t, "/messages", map[string]any{"messages.0.id": m, "messages.0.reaction_count": 0}) // cached
+
+	rs.pause()
+	expect(t, s.post(t, "/messages/"+m+"/reactions", `{"type": "like", "user_id": "bob", "score": 4}`), 201)
+	s.waitFor(t, "/messages/"+m, map[string]any{"reaction_count": 1}) // folded, from PostgreSQL
+	// The fold's cache refresh failed meanwhile: wait until the worker says so.
+	worker := "http://" + s.worker.addr("admin") + "/metrics"
+	eventually(t, 15*time.Second, func() (bool, string) {
+		r, err := try(http.MethodGet, worker, "", "")
+		return err == nil && metricValue(r.raw, "messageapi_projection_cache_errors_total") >= 1, "no failed refresh yet"
+	})
+	rs.resume()
+	resumed := time.Now()
+	s.waitFor(t, "/messages", map[string]any{"messages.0.id": m, "messages.0.reaction_count": 1, "messages.0.reaction_scores.like": 4})
+	if took := time.Since(resumed); took > 2*time.Second {
+		t.Errorf("the cached page showed the reaction %v after Redis returned, want within 2s", took)
+	} else {
+		t.Logf("the cached page was right %v after Redis returned", took.Round(time.Millisecond))
+	}
+}
+
+// metricValue returns the value of an unlabelled metric in a Prometheus
+// text exposition, or -1 when it is absent.
+func metricValue(exposition, name string) float64 {
+	for _, line := range strings.Split(exposition, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			var f float64
+			if _, err := fmt.Sscan(v, &f); err == nil {
+				return f
+			}
+		}
+	}
+	return -1
+}

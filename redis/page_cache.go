@@ -67,9 +67,9 @@ type PageCache struct {
 	c        *Client
 	capacity int
 	ttl      time.Duration
-	// failures counts write-throughs that failed, after which the index may
-	// lack a message; healed is the count the last heal dropped the index
-	// for. A generation rather than a flag: a failure during a heal is not
+	// failures counts writes that failed, after which the index may lack a
+	// message (a write-through) or hold a stale view (a refresh); healed is
+	// the count the last heal dropped the index for. A generation rather than a flag: a failure during a heal is not
 	// forgotten by it.
 	failures atomic.Uint64
 	healed   atomic.Uint64
@@ -466,7 +466,8 @@ return n
 
 // RefreshViews writes the given views to the cache where it keeps them
 // (see refreshScript), each only over an older version, and reports how
-// many it wrote.
+// many it wrote. After a failure the index is dropped once Redis answers
+// again (see Run), so a process that refreshes views must run Run.
 func (pc *PageCache) RefreshViews(ctx context.Context, views []messageapi.MessageView) (int, error) {
 	if len(views) == 0 {
 		return 0, nil
@@ -489,6 +490,10 @@ func (pc *PageCache) RefreshViews(ctx context.Context, views []messageapi.Messag
 		return err
 	})
 	if err != nil {
+		// The cached entries of these views may now be stale, and a later
+		// change may find nothing left to fold and never refresh them: drop
+		// the index as soon as Redis answers again, so pages are rebuilt.
+		pc.failures.Add(1)
 		return 0, translate(err, "refresh views")
 	}
 	return n, nil

@@ -41,6 +41,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return daemon.Serve(gctx, deps.AdminServer(log), adminLn, cfg.ShutdownGrace) })
+	g.Go(func() error { cache.Run(gctx); return nil }) // repairs the pages after a failed refresh
 	g.Go(func() error {
 		if err := deps.Schema.MigrateOrStop(gctx, log); err != nil || gctx.Err() != nil {
 			return err
