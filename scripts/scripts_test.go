@@ -1,0 +1,437 @@
+// Package scripts_test runs the set-up scripts (scripts/*.sh and
+// loadtest/bench.sh) and checks what they do. Where a script would start a
+// real server or needs a tool that CI lacks, a stand-in earlier in PATH (or
+// in RUN_BIN_DIR) records how it was called and, where the script waits
+// for a port, listens on it: the test binary itself serves as that
+// listener (see TestMain). Tests that need PostgreSQL and Redis use the
+// test settings, TEST_DATABASE_URL and TEST_REDIS_URL, like every other
+// test, and only read there, or write under a schema and key prefix of
+// their own.
+package scripts_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The environment variables that turn the test binary into a stand-in
+// server: it listens on SCRIPTS_TEST_LISTEN, writes its pid to
+// SCRIPTS_TEST_PIDFILE and runs until SIGTERM or SIGINT (two minutes at
+// most, so that nothing outlives a test that failed to stop it).
+const (
+	listenEnv  = "SCRIPTS_TEST_LISTEN"
+	pidfileEnv = "SCRIPTS_TEST_PIDFILE"
+)
+
+func TestMain(m *testing.M) {
+	if addr := os.Getenv(listenEnv); addr != "" {
+		os.Exit(standIn(addr, os.Getenv(pidfileEnv)))
+	}
+	os.Exit(m.Run())
+}
+
+func standIn(addr, pidfile string) int {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "stand-in:", err)
+		return 1
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.Close()
+		}
+	}()
+	if pidfile != "" {
+		tmp := pidfile + ".tmp"
+		if err := os.WriteFile(tmp, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "stand-in:", err)
+			return 1
+		}
+		if err := os.Rename(tmp, pidfile); err != nil {
+			fmt.Fprintln(os.Stderr, "stand-in:", err)
+			return 1
+		}
+	}
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+	select {
+	case <-stop:
+	case <-time.After(2 * time.Minute):
+	}
+	_ = ln.Close()
+	return 0
+}
+
+// repoRoot is the project's root: go test runs in scripts/.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// scriptVars are the variables the scripts read; every test sets the ones
+// it needs and no other, whatever the environment of go test holds.
+var scriptVars = []string{
+	"DATABASE_URL", "REDIS_URL", "TEST_DATABASE_URL", "TEST_REDIS_URL",
+	"ADMIN_DATABASE_URL", "CI", "SERVICES_STATE_DIR", "RUN_BIN_DIR",
+	"ADDR", "ADMIN_ADDR", "WORKER_ADMIN_ADDR", "REDIS_PREFIX", "TMPDIR",
+	"POSTGRES_BIND", "POSTGRES_PORT", "REDIS_BIND", "REDIS_PORT",
+	listenEnv, pidfileEnv,
+}
+
+// env is the environment of go test without scriptVars, plus vars
+// ("KEY=value"); a PATH among them replaces the inherited one.
+func env(vars ...string) []string {
+	drop := map[string]bool{}
+	for _, k := range scriptVars {
+		drop[k] = true
+	}
+	for _, kv := range vars {
+		drop[strings.SplitN(kv, "=", 2)[0]] = true
+	}
+	var out []string
+	for _, kv := range os.Environ() {
+		if !drop[strings.SplitN(kv, "=", 2)[0]] {
+			out = append(out, kv)
+		}
+	}
+	return append(out, vars...)
+}
+
+// pathWith is a PATH with dirs first, then the inherited one.
+func pathWith(dirs ...string) string {
+	return "PATH=" + strings.Join(append(dirs, os.Getenv("PATH")), string(os.PathListSeparator))
+}
+
+// The test settings, as the other tests of the project read them.
+func testDatabaseURL() string {
+	if u := os.Getenv("TEST_DATABASE_URL"); u != "" {
+		return u
+	}
+	return "postgres://message-api:message-api@localhost:5432/message-api-test?sslmode=disable"
+}
+
+func testRedisURL() string {
+	if u := os.Getenv("TEST_REDIS_URL"); u != "" {
+		return u
+	}
+	return "redis://localhost:6379/15"
+}
+
+type result struct {
+	out  string // standard output and error
+	code int
+}
+
+// command returns a command for a script in its own process group, so
+// that a test can end everything it started.
+func command(t *testing.T, env []string, name string, args ...string) (*exec.Cmd, *syncBuffer) {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = env
+	cmd.Dir = repoRoot(t)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.WaitDelay = 5 * time.Second
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	return cmd, &out
+}
+
+// run runs a script to its end, within timeout.
+func run(t *testing.T, timeout time.Duration, env []string, name string, args ...string) result {
+	t.Helper()
+	cmd, out := command(t, env, name, args...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pgid := cmd.Process.Pid
+	t.Cleanup(func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) })
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return result{out: out.String(), code: exitCode(t, err)}
+	case <-time.After(timeout):
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		<-done
+		t.Fatalf("%s %s did not finish within %s; output:\n%s", name, strings.Join(args, " "), timeout, out.String())
+		return result{}
+	}
+}
+
+func exitCode(t *testing.T, err error) int {
+	t.Helper()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &exit):
+		return exit.ExitCode()
+	default:
+		t.Fatal(err)
+		return -1
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// writeExec writes an executable file.
+func writeExec(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// freePort is a port on 127.0.0.1 that nothing listens on.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	_ = ln.Close()
+	return port
+}
+
+// listening is a port on 127.0.0.1 on which the test accepts connections
+// until it ends: a server that is already running.
+func listening(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.Close()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func reachable(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	_ = c.Close()
+	return true
+}
+
+// alive reports whether a process runs (a zombie does not).
+func alive(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return syscall.Kill(pid, 0) == nil
+	}
+	s := string(stat)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2] != 'Z'
+	}
+	return true
+}
+
+// waitDead waits up to five seconds for a process to end.
+func waitDead(t *testing.T, what string, pid int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if !alive(pid) {
+			return
+		}
+	}
+	t.Errorf("%s (pid %d) still runs", what, pid)
+}
+
+// killPidfiles ends, when the test ends, the processes whose pids the
+// files hold (the stand-ins a test started through a script).
+func killPidfiles(t *testing.T, files ...string) {
+	t.Cleanup(func() {
+		for _, f := range files {
+			if pid, err := readPid(f); err == nil {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+}
+
+func readPid(file string) (int, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
+}
+
+// standInBinary is the test binary, to run as a stand-in server.
+func standInBinary(t *testing.T) string {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exe
+}
+
+// ---------------------------------------------------------------------------
+// scripts/run.sh
+
+// fakeProgram is a shell script standing in for the api or the worker.
+// With fail 0 it records its pid once it is up, runs until SIGTERM or
+// SIGINT and then exits 0, as the real programs do, recording that it was
+// stopped. Otherwise it waits until the other program is up (other) and
+// then fails with status fail, as a program that cannot bind its port.
+func fakeProgram(dir, name, other string, fail int) string {
+	if fail != 0 {
+		return fmt.Sprintf(`#!/bin/sh
+echo $$ >%[1]s/%[2]s.pid
+while [ ! -s %[1]s/%[3]s.pid ]; do sleep 0.01; done
+echo "%[2]s: listen on 127.0.0.1:8080 for %[2]s: bind: address already in use" >&2
+exit %[4]d
+`, dir, name, other, fail)
+	}
+	return fmt.Sprintf(`#!/bin/sh
+trap 'echo stopped >%[1]s/%[2]s.stopped; kill $sleeper 2>/dev/null; exit 0' TERM INT
+sleep 60 >/dev/null 2>&1 &
+sleeper=$!
+echo $$ >%[1]s/%[2]s.pid
+wait $sleeper
+`, dir, name)
+}
+
+func TestRunFailsWhenEitherProgramFails(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name            string
+		apiFail, worker int
+		failed, other   string
+	}{
+		{name: "api cannot start", apiFail: 1, failed: "api", other: "worker"},
+		{name: "worker fails", worker: 3, failed: "worker", other: "api"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			bin := t.TempDir()
+			writeExec(t, filepath.Join(bin, "api"), fakeProgram(bin, "api", "worker", tc.apiFail))
+			writeExec(t, filepath.Join(bin, "worker"), fakeProgram(bin, "worker", "api", tc.worker))
+
+			r := run(t, 30*time.Second, env("RUN_BIN_DIR="+bin), "scripts/run.sh")
+
+			want := max(tc.apiFail, tc.worker)
+			if r.code != want {
+				t.Errorf("run.sh exited %d, want %d (the failed program's status); output:\n%s", r.code, want, r.out)
+			}
+			if msg := fmt.Sprintf("the %s exited with status %d", tc.failed, want); !strings.Contains(r.out, msg) {
+				t.Errorf("output does not say %q:\n%s", msg, r.out)
+			}
+			if _, err := os.Stat(filepath.Join(bin, tc.other+".stopped")); err != nil {
+				t.Errorf("the %s was not stopped with a signal: %v", tc.other, err)
+			}
+			for _, name := range []string{"api", "worker"} {
+				pid, err := readPid(filepath.Join(bin, name+".pid"))
+				if err != nil {
+					t.Fatalf("the %s did not start: %v", name, err)
+				}
+				waitDead(t, name, pid)
+			}
+		})
+	}
+}
+
+func TestRunStopsCleanlyOnSignal(t *testing.T) {
+	t.Parallel()
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			t.Parallel()
+			bin := t.TempDir()
+			writeExec(t, filepath.Join(bin, "api"), fakeProgram(bin, "api", "worker", 0))
+			writeExec(t, filepath.Join(bin, "worker"), fakeProgram(bin, "worker", "api", 0))
+			cmd, out := command(t, env("RUN_BIN_DIR="+bin), "scripts/run.sh")
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			pgid := cmd.Process.Pid
+			t.Cleanup(func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) })
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+
+			pids := map[string]int{}
+			for deadline := time.Now().Add(10 * time.Second); len(pids) < 2; time.Sleep(20 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("the programs did not start; output:\n%s", out.String())
+				}
+				for _, name := range []string{"api", "worker"} {
+					if pid, err := readPid(filepath.Join(bin, name+".pid")); err == nil {
+						pids[name] = pid
+					}
+				}
+			}
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-done:
+				if code := exitCode(t, err); code != 0 {
+					t.Errorf("run.sh exited %d after %v, want 0; output:\n%s", code, sig, out.String())
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("run.sh did not stop after %v; output:\n%s", sig, out.String())
+			}
+			for name, pid := range pids {
+				if _, err := os.Stat(filepath.Join(bin, name+".stopped")); err != nil {
+					t.Errorf("the %s was not stopped with a signal: %v", name, err)
+				}
+				waitDead(t, name, pid)
+			}
+		})
+	}
+}
