@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -433,5 +434,222 @@ func TestRunStopsCleanlyOnSignal(t *testing.T) {
 				waitDead(t, name, pid)
 			}
 		})
+	}
+}
+
+// ---------------------------------------------------------------------------
+// scripts/services.sh against the servers of the test settings
+
+// psqlRecorder is a directory with a psql that records its arguments in
+// log and then runs the real one.
+func psqlRecorder(t *testing.T) (dir, log string) {
+	t.Helper()
+	real, err := exec.LookPath("psql")
+	if err != nil {
+		t.Fatal("psql is needed to check the role and database (apt-get install -y postgresql-client)")
+	}
+	dir = t.TempDir()
+	log = filepath.Join(dir, "psql.log")
+	writeExec(t, filepath.Join(dir, "psql"), fmt.Sprintf("#!/bin/sh\necho \"$*\" >>%s\nexec %s \"$@\"\n", log, real))
+	return dir, log
+}
+
+func TestServicesUpChecksOnlyTheSettingsItIsFor(t *testing.T) {
+	t.Parallel()
+	dead := freePort(t)
+	deadDB := fmt.Sprintf("postgres://message-api:message-api@127.0.0.1:%d/message-api-test?sslmode=disable", dead)
+	deadRedis := fmt.Sprintf("redis://127.0.0.1:%d/15", dead)
+	for _, tc := range []struct {
+		target string
+		vars   []string
+		live   string
+	}{
+		// make run needs only DATABASE_URL and REDIS_URL; the test
+		// database stands in for the service's, since it is there wherever
+		// the tests run.
+		{"run", []string{"DATABASE_URL=" + testDatabaseURL(), "REDIS_URL=" + testRedisURL(),
+			"TEST_DATABASE_URL=" + deadDB, "TEST_REDIS_URL=" + deadRedis}, "DATABASE_URL"},
+		{"test", []string{"TEST_DATABASE_URL=" + testDatabaseURL(), "TEST_REDIS_URL=" + testRedisURL(),
+			"DATABASE_URL=" + deadDB, "REDIS_URL=" + deadRedis}, "TEST_DATABASE_URL"},
+	} {
+		t.Run(tc.target, func(t *testing.T) {
+			t.Parallel()
+			psqlDir, psqlLog := psqlRecorder(t)
+			state := filepath.Join(t.TempDir(), "state")
+			// CI=true: a server missing here is a failure, never started.
+			vars := append([]string{"CI=true", "SERVICES_STATE_DIR=" + state, pathWith(psqlDir)}, tc.vars...)
+
+			r := run(t, 60*time.Second, env(vars...), "scripts/services.sh", "up", tc.target)
+
+			if r.code != 0 {
+				t.Fatalf("services.sh up %s exited %d; output:\n%s", tc.target, r.code, r.out)
+			}
+			deadAddr := fmt.Sprintf("127.0.0.1:%d", dead)
+			if strings.Contains(r.out, deadAddr) {
+				t.Errorf("up %s looked at the other settings (%s):\n%s", tc.target, deadAddr, r.out)
+			}
+			calls := readFile(t, psqlLog)
+			if strings.Contains(calls, deadAddr) {
+				t.Errorf("up %s ran psql on the other settings' database:\n%s", tc.target, calls)
+			}
+			if !strings.Contains(calls, testDatabaseURL()) {
+				t.Errorf("up %s did not check the database of %s:\n%s", tc.target, tc.live, calls)
+			}
+			if _, err := os.Stat(state); !os.IsNotExist(err) {
+				t.Errorf("up %s made its state directory, as if it started something: %v", tc.target, err)
+			}
+		})
+	}
+}
+
+func TestServicesInCIFailsOnAnUnreachableServer(t *testing.T) {
+	t.Parallel()
+	dead := freePort(t)
+	for _, tc := range []struct {
+		name, target, variable string
+		vars                   []string
+	}{
+		{"run postgres", "run", "DATABASE_URL", []string{
+			fmt.Sprintf("DATABASE_URL=postgres://message-api:message-api@127.0.0.1:%d/message-api?sslmode=disable", dead),
+			"REDIS_URL=" + testRedisURL()}},
+		{"run redis", "run", "REDIS_URL", []string{
+			"DATABASE_URL=" + testDatabaseURL(),
+			fmt.Sprintf("REDIS_URL=redis://127.0.0.1:%d/0", dead)}},
+		{"test postgres", "test", "TEST_DATABASE_URL", []string{
+			fmt.Sprintf("TEST_DATABASE_URL=postgres://message-api:message-api@127.0.0.1:%d/message-api-test?sslmode=disable", dead),
+			"TEST_REDIS_URL=" + testRedisURL()}},
+		{"test redis", "test", "TEST_REDIS_URL", []string{
+			"TEST_DATABASE_URL=" + testDatabaseURL(),
+			fmt.Sprintf("TEST_REDIS_URL=redis://127.0.0.1:%d/15", dead)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			state := filepath.Join(t.TempDir(), "state")
+			vars := append([]string{"CI=true", "SERVICES_STATE_DIR=" + state}, tc.vars...)
+
+			r := run(t, 60*time.Second, env(vars...), "scripts/services.sh", "up", tc.target)
+
+			if r.code == 0 {
+				t.Fatalf("services.sh up %s succeeded with %s unreachable; output:\n%s", tc.target, tc.variable, r.out)
+			}
+			want := fmt.Sprintf("of %s is not reachable on 127.0.0.1:%d", tc.variable, dead)
+			if !strings.Contains(r.out, want) {
+				t.Errorf("output does not say %q:\n%s", want, r.out)
+			}
+			if _, err := os.Stat(state); !os.IsNotExist(err) {
+				t.Errorf("with CI=true up %s made its state directory, as if it started something: %v", tc.target, err)
+			}
+		})
+	}
+}
+
+// ---------------------------------------------------------------------------
+// scripts/services.sh starting servers from the machine's own binaries
+
+// fakeServers writes stand-ins into bin for what services.sh runs to start
+// servers from the machine's binaries: a docker with no engine, a psql that
+// succeeds or fails with psqlStatus, and initdb, pg_ctl and redis-server
+// whose servers are stand-in listeners (the program helper). Each records
+// its calls, with the uid it ran as, in log.
+func fakeServers(t *testing.T, bin, log, helper string, psqlStatus int) {
+	t.Helper()
+	writeExec(t, filepath.Join(bin, "docker"), "#!/bin/sh\nexit 1\n")
+	writeExec(t, filepath.Join(bin, "psql"), fmt.Sprintf("#!/bin/sh\necho \"psql $*\" >>%s\nexit %d\n", log, psqlStatus))
+	writeExec(t, filepath.Join(bin, "initdb"), fmt.Sprintf(`#!/bin/sh
+while [ $# -gt 0 ]; do case $1 in -D) data=$2; shift ;; esac; shift; done
+echo "initdb uid=$(id -u) data=$data" >>%s
+echo 15 >"$data/PG_VERSION"
+`, log))
+	writeExec(t, filepath.Join(bin, "pg_ctl"), fmt.Sprintf(`#!/bin/sh
+while [ $# -gt 0 ]; do
+	case $1 in
+	-D) data=$2; shift ;;
+	-o) opts=$2; shift ;;
+	-l|-m) shift ;;
+	-*) ;;
+	*) action=$1 ;;
+	esac
+	shift
+done
+echo "pg_ctl $action uid=$(id -u) data=$data" >>%[1]s
+case $action in
+start)
+	port=$(echo "$opts" | sed -n 's/.*-p \([0-9]*\).*/\1/p')
+	host=$(echo "$opts" | sed -n 's/.*listen_addresses=\([^ ]*\).*/\1/p')
+	%[2]s=$host:$port %[3]s=$data/postmaster.pid %[4]s >/dev/null 2>&1 </dev/null &
+	for i in $(seq 100); do [ -s "$data/postmaster.pid" ] && exit 0; sleep 0.05; done
+	exit 1 ;;
+stop)
+	kill "$(head -n 1 "$data/postmaster.pid")"
+	rm -f "$data/postmaster.pid" ;;
+esac
+`, log, listenEnv, pidfileEnv, helper))
+	writeExec(t, filepath.Join(bin, "redis-server"), fmt.Sprintf(`#!/bin/sh
+while [ $# -gt 0 ]; do
+	case $1 in
+	--port) port=$2; shift ;;
+	--bind) bind=$2; shift ;;
+	--pidfile) pidfile=$2; shift ;;
+	--*) shift ;;
+	esac
+	shift
+done
+echo "redis-server uid=$(id -u) port=$port" >>%[1]s
+%[2]s=${bind%%%% *}:$port %[3]s=$pidfile %[4]s >/dev/null 2>&1 </dev/null &
+`, log, listenEnv, pidfileEnv, helper))
+}
+
+func TestServicesSaysWhatItStartedWhenSetUpFails(t *testing.T) {
+	t.Parallel()
+	bin := t.TempDir()
+	fakeServers(t, bin, filepath.Join(bin, "calls.log"), standInBinary(t), 2) // psql fails
+	state := filepath.Join(t.TempDir(), "state")
+	redisPort := freePort(t)
+	pidfile := filepath.Join(state, fmt.Sprintf("redis-%d", redisPort), "redis.pid")
+	killPidfiles(t, pidfile)
+	vars := env("CI=", "SERVICES_STATE_DIR="+state, pathWith(bin),
+		fmt.Sprintf("DATABASE_URL=postgres://message-api:message-api@127.0.0.1:%d/message-api?sslmode=disable", listening(t)),
+		fmt.Sprintf("REDIS_URL=redis://127.0.0.1:%d/0", redisPort))
+
+	r := run(t, 60*time.Second, vars, "scripts/services.sh", "up", "run")
+	if r.code == 0 {
+		t.Fatalf("services.sh up run succeeded though psql fails; output:\n%s", r.out)
+	}
+	for _, want := range []string{
+		"cannot connect to database message-api of DATABASE_URL",
+		"set-up failed after starting:",
+		fmt.Sprintf("Redis on 127.0.0.1:%d", redisPort),
+		"stop them with: SERVICES_STATE_DIR=" + state + " scripts/services.sh down",
+	} {
+		if !strings.Contains(r.out, want) {
+			t.Errorf("output does not say %q:\n%s", want, r.out)
+		}
+	}
+	pid, err := readPid(pidfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := run(t, 60*time.Second, vars, "scripts/services.sh", "down"); r.code != 0 {
+		t.Fatalf("services.sh down exited %d; output:\n%s", r.code, r.out)
+	}
+	waitDead(t, "Redis", pid)
+}
+
+func copyFile(t *testing.T, from, to string, mode os.FileMode) {
+	t.Helper()
+	src, err := os.Open(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
