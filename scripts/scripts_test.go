@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -633,6 +634,139 @@ func TestServicesSaysWhatItStartedWhenSetUpFails(t *testing.T) {
 		t.Fatalf("services.sh down exited %d; output:\n%s", r.code, r.out)
 	}
 	waitDead(t, "Redis", pid)
+}
+
+// TestServicesLocalPostgresDataIsReachableAsRoot runs services.sh from a
+// copy of the project inside a directory only root may enter, as with a
+// clone under /root: the PostgreSQL server runs as the postgres user, so
+// its data must be somewhere that user can reach. initdb, pg_ctl and
+// redis-server are stand-ins, run as the real services.sh runs them
+// (initdb and pg_ctl through runuser, as postgres).
+func TestServicesLocalPostgresDataIsReachableAsRoot(t *testing.T) {
+	t.Parallel()
+	if os.Getuid() != 0 {
+		t.Skip("this case needs root, where the server runs as the postgres user")
+	}
+	pg, err := user.Lookup("postgres")
+	if err != nil {
+		t.Skip("no postgres user on this machine")
+	}
+	if _, err := exec.LookPath("runuser"); err != nil {
+		t.Skip("no runuser on this machine")
+	}
+
+	// Directories that the postgres user can reach (t.TempDir's are
+	// private), for the stand-ins, their records and TMPDIR.
+	public, err := os.MkdirTemp("", "scripts-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(public) })
+	bin, calls, tmp := filepath.Join(public, "bin"), filepath.Join(public, "calls"), filepath.Join(public, "tmp")
+	for _, d := range []string{bin, calls, tmp} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []string{public, calls} {
+		if err := os.Chmod(d, map[string]os.FileMode{public: 0o755, calls: 0o777}[d]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	helper := filepath.Join(bin, "stand-in")
+	copyFile(t, standInBinary(t), helper, 0o755)
+	log := filepath.Join(calls, "log")
+	fakeServers(t, bin, log, helper, 0)
+
+	// The project, copied into a directory private to root.
+	private := t.TempDir()
+	if err := os.Chmod(private, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	checkout := filepath.Join(private, "checkout")
+	if err := os.MkdirAll(filepath.Join(checkout, "scripts"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"services.sh", "lib.sh"} {
+		copyFile(t, filepath.Join(repoRoot(t), "scripts", f), filepath.Join(checkout, "scripts", f), 0o755)
+	}
+	services := filepath.Join(checkout, "scripts", "services.sh")
+	pgPort, redisPort := freePort(t), freePort(t)
+	state := filepath.Join(checkout, ".local")
+	killPidfiles(t, filepath.Join(state, fmt.Sprintf("redis-%d", redisPort), "redis.pid"))
+	urls := []string{
+		fmt.Sprintf("DATABASE_URL=postgres://message-api:message-api@127.0.0.1:%d/message-api?sslmode=disable", pgPort),
+		fmt.Sprintf("REDIS_URL=redis://127.0.0.1:%d/0", redisPort),
+	}
+
+	t.Run("TMPDIR out of reach", func(t *testing.T) {
+		hidden := filepath.Join(private, "tmp")
+		if err := os.Mkdir(hidden, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		r := run(t, 60*time.Second, env(append([]string{"CI=", "TMPDIR=" + hidden, pathWith(bin)}, urls...)...), services, "up", "run")
+		if r.code == 0 {
+			t.Fatalf("up run succeeded with TMPDIR where the postgres user cannot go; output:\n%s", r.out)
+		}
+		if want := "the postgres user cannot reach " + hidden; !strings.Contains(r.out, want) || !strings.Contains(r.out, "TMPDIR") {
+			t.Errorf("output does not say %q and how to fix it:\n%s", want, r.out)
+		}
+		if left, _ := os.ReadDir(hidden); len(left) > 0 {
+			t.Errorf("left %v in %s", left, hidden)
+		}
+	})
+
+	vars := env(append([]string{"CI=", "TMPDIR=" + tmp, pathWith(bin)}, urls...)...)
+	r := run(t, 60*time.Second, vars, services, "up", "run")
+	record := filepath.Join(state, fmt.Sprintf("postgres-%d.data", pgPort))
+	if b, err := os.ReadFile(record); err == nil {
+		data := strings.TrimSpace(string(b))
+		killPidfiles(t, filepath.Join(data, "postmaster.pid"))
+	}
+	if r.code != 0 {
+		t.Fatalf("services.sh up run exited %d; output:\n%s", r.code, r.out)
+	}
+	data := strings.TrimSpace(readFile(t, record))
+	if !strings.HasPrefix(data, tmp+"/") {
+		t.Errorf("the data directory %s is not under TMPDIR %s", data, tmp)
+	}
+	info, err := os.Stat(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := info.Sys().(*syscall.Stat_t); strconv.Itoa(int(st.Uid)) != pg.Uid || info.Mode().Perm() != 0o700 {
+		t.Errorf("the data directory is owned by uid %d with mode %v, want the postgres user's (%s) and 0700", st.Uid, info.Mode().Perm(), pg.Uid)
+	}
+	if out, err := exec.Command("runuser", "-u", "postgres", "--", "test", "-w", data, "-a", "-x", data).CombinedOutput(); err != nil {
+		t.Errorf("the postgres user cannot use %s: %v %s", data, err, out)
+	}
+	got := readFile(t, log)
+	if want := fmt.Sprintf("initdb uid=%s data=%s\n", pg.Uid, data); !strings.Contains(got, want) {
+		t.Errorf("no %q among the calls:\n%s", want, got)
+	}
+	for _, port := range []int{pgPort, redisPort} {
+		if !reachable(fmt.Sprintf("127.0.0.1:%d", port)) {
+			t.Errorf("nothing listens on port %d after up", port)
+		}
+	}
+	pgPid, err := readPid(filepath.Join(data, "postmaster.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	redisPid, err := readPid(filepath.Join(state, fmt.Sprintf("redis-%d", redisPort), "redis.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	r = run(t, 60*time.Second, vars, services, "down")
+	if r.code != 0 {
+		t.Fatalf("services.sh down exited %d; output:\n%s", r.code, r.out)
+	}
+	waitDead(t, "PostgreSQL", pgPid)
+	waitDead(t, "Redis", redisPid)
+	if got := readFile(t, log); !strings.Contains(got, fmt.Sprintf("pg_ctl stop uid=%s data=%s\n", pg.Uid, data)) {
+		t.Errorf("down did not stop PostgreSQL in %s with pg_ctl as postgres:\n%s", data, got)
+	}
 }
 
 func copyFile(t *testing.T, from, to string, mode os.FileMode) {

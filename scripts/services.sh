@@ -13,6 +13,12 @@
 # that address, with its state in SERVICES_STATE_DIR (default .local/ in the
 # project), where down finds what to stop. With CI=true it never starts
 # anything: a missing service is an error.
+#
+# Local PostgreSQL data lives in SERVICES_STATE_DIR, except as root: the
+# server then runs as the postgres user, who often cannot reach the project
+# (a clone under /root), so the data goes to a private directory of that
+# user under ${TMPDIR:-/tmp}, whose path is recorded in SERVICES_STATE_DIR.
+# The data outlives down; delete the directory to start afresh.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -62,14 +68,37 @@ pg_bin() {
 }
 
 # as_pg_owner runs a PostgreSQL server command; the server refuses to run as
-# root, so as root it runs as the postgres user that the OS package creates.
+# root, so as root it runs as the postgres user that the OS package creates,
+# from / since that user may not be allowed into the current directory.
 as_pg_owner() {
 	if [[ $(id -u) == 0 ]]; then
 		id postgres >/dev/null 2>&1 || die "running as root and there is no postgres user to run the server as"
-		runuser -u postgres -- "$@"
+		(cd / && runuser -u postgres -- "$@")
 	else
 		"$@"
 	fi
+}
+
+# new_pg_data prints a new, empty directory for a PostgreSQL cluster on PORT
+# that the user who runs the server can use.
+new_pg_data() {
+	local port=$1 data
+	if [[ $(id -u) != 0 ]]; then
+		data="$state/postgres-$port"
+		mkdir -p "$data"
+		chmod 700 "$data"
+		printf '%s' "$data"
+		return
+	fi
+	local parent=${TMPDIR:-/tmp}
+	data=$(mktemp -d "$parent/message-api-postgres-$port.XXXXXX") ||
+		die "cannot create a directory for PostgreSQL data in $parent"
+	chown postgres: "$data"
+	if ! (cd / && runuser -u postgres -- test -w "$data" -a -x "$data"); then
+		rmdir "$data"
+		die "as root, the PostgreSQL server runs as the postgres user, and the postgres user cannot reach $parent (it or a directory above it is private); point TMPDIR at a directory that user can reach, e.g. TMPDIR=/tmp"
+	fi
+	printf '%s' "$data"
 }
 
 start_postgres() {
@@ -83,13 +112,18 @@ start_postgres() {
 	if ! initdb=$(pg_bin initdb) || ! pg_ctl=$(pg_bin pg_ctl); then
 		die "PostgreSQL is not reachable on $host:$port and neither Docker nor the postgres binaries are here; install them with: sudo apt-get install -y postgresql"
 	fi
-	local data="$state/postgres-$port"
 	mkdir_state
-	if [[ ! -s $data/PG_VERSION ]]; then
+	local record="$state/postgres-$port.data" data="" out
+	[[ -s $record ]] && data=$(<"$record")
+	if [[ -z $data || ! -s $data/PG_VERSION ]]; then
+		data=$(new_pg_data "$port")
 		log "creating a PostgreSQL cluster in $data"
-		mkdir -p "$data"
-		[[ $(id -u) == 0 ]] && chown postgres "$state" "$data"
-		as_pg_owner "$initdb" -D "$data" -U postgres --auth=trust >/dev/null
+		if ! out=$(as_pg_owner "$initdb" -D "$data" -U postgres --auth=trust 2>&1); then
+			printf '%s\n' "$out" >&2
+			rm -rf "$data"
+			die "initdb failed in $data"
+		fi
+		printf '%s\n' "$data" >"$record"
 	fi
 	log "starting PostgreSQL from $data on $host:$port"
 	started+=("PostgreSQL on $host:$port, data in $data")
@@ -178,8 +212,9 @@ up() {
 }
 
 down() {
-	local data dir pid
-	for data in "$state"/postgres-* "$state/postgres"; do
+	local f data dir pid
+	for f in "$state"/postgres-*.data "$state/postgres"; do
+		if [[ $f == "$state/postgres" ]]; then data=$f; else [[ -s $f ]] || continue; data=$(<"$f"); fi
 		[[ -s $data/postmaster.pid ]] || continue
 		as_pg_owner "$(pg_bin pg_ctl)" -D "$data" -m fast stop >/dev/null
 		log "stopped the local PostgreSQL (data in $data)"
