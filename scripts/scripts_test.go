@@ -787,3 +787,133 @@ func copyFile(t *testing.T, from, to string, mode os.FileMode) {
 		t.Fatal(err)
 	}
 }
+
+// ---------------------------------------------------------------------------
+// scripts/services.sh with Docker Compose
+
+// fakeCompose is a directory with a docker that reports a running engine
+// and records every compose command with the variables the compose file
+// reads; "compose up -d --wait SERVICE" starts a stand-in listening where
+// the service would be published, and "compose stop" stops the stand-ins.
+// It also holds a psql that records its arguments and succeeds, or fails
+// with psqlStatus.
+func fakeCompose(t *testing.T, psqlStatus int) (bin, log string) {
+	t.Helper()
+	bin = t.TempDir()
+	log = filepath.Join(bin, "calls.log")
+	writeExec(t, filepath.Join(bin, "docker"), fmt.Sprintf(`#!/usr/bin/env bash
+bin=%[1]s
+case $1 in
+info) exit 0 ;;
+compose) shift ;;
+*) echo "fake docker: $*" >&2; exit 1 ;;
+esac
+echo "compose $* POSTGRES_BIND=${POSTGRES_BIND-} POSTGRES_PORT=${POSTGRES_PORT-} REDIS_BIND=${REDIS_BIND-} REDIS_PORT=${REDIS_PORT-}" >>%[2]s
+case $1 in
+up)
+	svc=${!#}
+	case $svc in
+	postgres) addr=$POSTGRES_BIND:$POSTGRES_PORT ;;
+	redis) addr=$REDIS_BIND:$REDIS_PORT ;;
+	esac
+	%[3]s=$addr %[4]s=$bin/$svc.pid %[5]s >/dev/null 2>&1 </dev/null &
+	;;
+stop)
+	shift
+	for svc; do kill "$(cat "$bin/$svc.pid")"; done
+	;;
+esac
+`, bin, log, listenEnv, pidfileEnv, standInBinary(t)))
+	writeExec(t, filepath.Join(bin, "psql"), fmt.Sprintf("#!/bin/sh\necho \"psql $*\" >>%s\nexit %d\n", log, psqlStatus))
+	killPidfiles(t, filepath.Join(bin, "postgres.pid"), filepath.Join(bin, "redis.pid"))
+	return bin, log
+}
+
+func TestServicesComposePublishesTheConfiguredPortsAndDownStopsThem(t *testing.T) {
+	t.Parallel()
+	compose := readFile(t, filepath.Join(repoRoot(t), "docker-compose.yml"))
+	for _, tc := range []struct {
+		name        string
+		redisUp     bool // Redis already runs: only PostgreSQL is started
+		wantStarted []string
+	}{
+		{"both", false, []string{"postgres", "redis"}},
+		{"postgres only", true, []string{"postgres"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			bin, log := fakeCompose(t, 0)
+			state := filepath.Join(t.TempDir(), "state")
+			pgPort, redisPort := freePort(t), freePort(t)
+			if tc.redisUp {
+				redisPort = listening(t)
+			}
+			vars := env("CI=", "SERVICES_STATE_DIR="+state, pathWith(bin),
+				fmt.Sprintf("DATABASE_URL=postgres://message-api:message-api@localhost:%d/message-api?sslmode=disable", pgPort),
+				fmt.Sprintf("REDIS_URL=redis://127.0.0.1:%d/0", redisPort),
+				// The test settings are not for make run: never looked at.
+				"TEST_DATABASE_URL=postgres://nobody@192.0.2.1:1/none", "TEST_REDIS_URL=redis://192.0.2.1:1/0")
+
+			r := run(t, 60*time.Second, vars, "scripts/services.sh", "up", "run")
+			if r.code != 0 {
+				t.Fatalf("services.sh up run exited %d; output:\n%s", r.code, r.out)
+			}
+			calls := readFile(t, log)
+			wantUp := map[string]string{
+				"postgres": fmt.Sprintf("compose up -d --wait postgres POSTGRES_BIND=127.0.0.1 POSTGRES_PORT=%d ", pgPort),
+				"redis":    fmt.Sprintf("compose up -d --wait redis POSTGRES_BIND=127.0.0.1 POSTGRES_PORT=%d REDIS_BIND=127.0.0.1 REDIS_PORT=%d", pgPort, redisPort),
+			}
+			var marker []string
+			for _, svc := range tc.wantStarted {
+				if !strings.Contains(calls, wantUp[svc]) {
+					t.Errorf("no %q among the docker calls:\n%s", wantUp[svc], calls)
+				}
+				port := map[string]int{"postgres": pgPort, "redis": redisPort}[svc]
+				marker = append(marker, fmt.Sprintf("%s 127.0.0.1 %d", svc, port))
+				if !reachable(fmt.Sprintf("127.0.0.1:%d", port)) {
+					t.Errorf("%s is not published on its port %d", svc, port)
+				}
+			}
+			if tc.redisUp && strings.Contains(calls, "--wait redis") {
+				t.Errorf("started Redis, which was running:\n%s", calls)
+			}
+			if got := strings.TrimSpace(readFile(t, filepath.Join(state, "compose"))); got != strings.Join(marker, "\n") {
+				t.Errorf("the record of what compose started is %q, want %q", got, strings.Join(marker, "\n"))
+			}
+			// The compose file publishes the ports through the variables
+			// that the script sets.
+			for _, svc := range tc.wantStarted {
+				v := strings.ToUpper(svc)
+				if !strings.Contains(compose, fmt.Sprintf(`"${%s_BIND:-127.0.0.1}:${%s_PORT:-`, v, v)) {
+					t.Errorf("docker-compose.yml does not publish %s on ${%s_BIND}:${%s_PORT}", svc, v, v)
+				}
+			}
+
+			pids := map[string]int{}
+			for _, svc := range tc.wantStarted {
+				pid, err := readPid(filepath.Join(bin, svc+".pid"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				pids[svc] = pid
+			}
+			r = run(t, 60*time.Second, vars, "scripts/services.sh", "down")
+			if r.code != 0 {
+				t.Fatalf("services.sh down exited %d; output:\n%s", r.code, r.out)
+			}
+			calls = readFile(t, log)
+			if want := "compose stop " + strings.Join(tc.wantStarted, " ") + " "; !strings.Contains(calls, want) {
+				t.Errorf("down did not run %q:\n%s", want, calls)
+			}
+			if _, err := os.Stat(filepath.Join(state, "compose")); !os.IsNotExist(err) {
+				t.Errorf("down left the record of compose services: %v", err)
+			}
+			for svc, pid := range pids {
+				waitDead(t, svc, pid)
+			}
+			if tc.redisUp && !reachable(fmt.Sprintf("127.0.0.1:%d", redisPort)) {
+				t.Error("down stopped the Redis it had not started")
+			}
+		})
+	}
+}

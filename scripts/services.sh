@@ -8,11 +8,12 @@
 #   scripts/services.sh down      stop what up started
 #
 # Where a server of those URLs is not reachable and its address is on this
-# machine, up starts one: with Docker Compose where a Docker engine runs,
-# otherwise from the machine's own postgres and redis-server binaries on
-# that address, with its state in SERVICES_STATE_DIR (default .local/ in the
-# project), where down finds what to stop. With CI=true it never starts
-# anything: a missing service is an error.
+# machine, up starts one on that address: with Docker Compose where a Docker
+# engine runs (publishing the URL's port, see docker-compose.yml), otherwise
+# from the machine's own postgres and redis-server binaries. It records what
+# it started in SERVICES_STATE_DIR (default .local/ in the project), and down
+# stops exactly that. With CI=true it never starts anything: a missing
+# service is an error.
 #
 # Local PostgreSQL data lives in SERVICES_STATE_DIR, except as root: the
 # server then runs as the postgres user, who often cannot reach the project
@@ -79,6 +80,39 @@ as_pg_owner() {
 	fi
 }
 
+# bind_address HOST: the address that docker publishes a port on for HOST.
+bind_address() {
+	case $1 in
+	localhost) printf '127.0.0.1' ;;
+	::1) printf '[::1]' ;;
+	*) printf '%s' "$1" ;;
+	esac
+}
+
+# compose_up SERVICE HOST PORT starts one service of docker-compose.yml,
+# published on HOST:PORT (the variables POSTGRES_BIND and POSTGRES_PORT, or
+# REDIS_BIND and REDIS_PORT), and records it so that down stops it.
+compose_up() {
+	local svc=$1 host=$2 port=$3 bind var marker="$state/compose"
+	bind=$(bind_address "$host")
+	var=$(tr '[:lower:]' '[:upper:]' <<<"$svc")
+	mkdir_state
+	if [[ -s $marker ]]; then
+		local other
+		other=$(awk -v s="$svc" '$1 == s { print $2 " " $3 }' "$marker")
+		if [[ -n $other && $other != "$bind $port" ]] && reachable "${other% *}" "${other#* }"; then
+			die "docker compose already publishes $svc on ${other/ /:} for another URL, and it can publish only one; point both URLs at ${other/ /:}, or start a server on $host:$port yourself"
+		fi
+		awk -v s="$svc" '$1 != s' "$marker" >"$marker.new"
+		mv "$marker.new" "$marker"
+	fi
+	printf '%s %s %s\n' "$svc" "$bind" "$port" >>"$marker"
+	export "${var}_BIND=$bind" "${var}_PORT=$port"
+	log "starting $svc with docker compose on $bind:$port"
+	started+=("$svc in docker compose on $bind:$port")
+	docker compose up -d --wait "$svc"
+}
+
 # new_pg_data prints a new, empty directory for a PostgreSQL cluster on PORT
 # that the user who runs the server can use.
 new_pg_data() {
@@ -104,8 +138,7 @@ new_pg_data() {
 start_postgres() {
 	local host=$1 port=$2
 	if docker_engine; then
-		log "starting PostgreSQL with docker compose"
-		docker compose up -d --wait postgres
+		compose_up postgres "$host" "$port"
 		return
 	fi
 	local initdb pg_ctl
@@ -135,8 +168,7 @@ start_postgres() {
 start_redis() {
 	local host=$1 port=$2
 	if docker_engine; then
-		log "starting Redis with docker compose"
-		docker compose up -d --wait redis
+		compose_up redis "$host" "$port"
 		return
 	fi
 	command -v redis-server >/dev/null ||
@@ -228,6 +260,14 @@ down() {
 		fi
 		rm -f "$dir/redis.pid"
 	done
+	if [[ -s $state/compose ]]; then
+		local services
+		mapfile -t services < <(awk '{ print $1 }' "$state/compose")
+		docker compose stop "${services[@]}" ||
+			die "docker compose stop ${services[*]} failed; $state/compose still lists them"
+		rm -f "$state/compose"
+		log "stopped ${services[*]} in docker compose"
+	fi
 }
 
 case ${1:-up} in
