@@ -917,3 +917,54 @@ func TestServicesComposePublishesTheConfiguredPortsAndDownStopsThem(t *testing.T
 		})
 	}
 }
+
+// ---------------------------------------------------------------------------
+// docker-compose.yml
+
+// TestComposePortsAreConfigurable checks that every published port of
+// docker-compose.yml is set through a variable with the programs' default,
+// and that the worker's admin port has no fixed default, so that
+// `docker compose up --scale worker=3` does not give three workers one
+// host port.
+func TestComposePortsAreConfigurable(t *testing.T) {
+	t.Parallel()
+	compose := readFile(t, filepath.Join(repoRoot(t), "docker-compose.yml"))
+	want := map[string]string{
+		"postgres": `"${POSTGRES_BIND:-127.0.0.1}:${POSTGRES_PORT:-5432}:5432"`,
+		"redis":    `"${REDIS_BIND:-127.0.0.1}:${REDIS_PORT:-6379}:6379"`,
+		"api": `"${API_BIND:-127.0.0.1}:${API_PORT:-8080}:8080"` + "\n" +
+			`"${API_BIND:-127.0.0.1}:${API_ADMIN_PORT:-6060}:6060"`,
+		"worker": `"${API_BIND:-127.0.0.1}:${WORKER_ADMIN_PORT:-}:6061"`,
+	}
+	got := composePorts(compose)
+	for svc, w := range want {
+		if strings.Join(got[svc], "\n") != w {
+			t.Errorf("service %s publishes %q, want %q", svc, got[svc], w)
+		}
+	}
+	for svc := range got {
+		if _, ok := want[svc]; !ok {
+			t.Errorf("service %s publishes %q, which this test does not know", svc, got[svc])
+		}
+	}
+}
+
+// composePorts maps each service of a compose file to its port entries.
+func composePorts(compose string) map[string][]string {
+	ports := map[string][]string{}
+	service, inPorts := "", false
+	for _, line := range strings.Split(compose, "\n") {
+		trimmed := strings.TrimSpace(line)
+		indent := len(line) - len(strings.TrimLeft(line, " "))
+		switch {
+		case trimmed == "" || strings.HasPrefix(trimmed, "#"):
+		case indent == 2 && strings.HasSuffix(trimmed, ":"):
+			service, inPorts = strings.TrimSuffix(trimmed, ":"), false
+		case indent == 4:
+			inPorts = trimmed == "ports:"
+		case inPorts && strings.HasPrefix(trimmed, "- "):
+			ports[service] = append(ports[service], strings.TrimPrefix(trimmed, "- "))
+		}
+	}
+	return ports
+}
