@@ -40,9 +40,10 @@ migrate: services-run
 vet:
 	$(GO) vet ./...
 
-# Runs e2e.hurl against a running service (make run) on an empty database.
+# Runs e2e.hurl (Hurl 5.0.0 or newer) against freshly built programs on an
+# empty schema of the test database; see scripts/e2e-hurl.sh.
 e2e-hurl:
-	hurl --test --jobs 1 --variable base=http://localhost:8080 --variable admin=http://localhost:6060 e2e.hurl
+	./scripts/e2e-hurl.sh
 
 # A short run of every fuzz target (not part of make test; their seeds are).
 FUZZTIME ?= 20s

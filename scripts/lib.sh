@@ -34,6 +34,20 @@ url_part() {
 	return 0
 }
 
+# url_with_param URL KEY VALUE: the URL with the query parameter KEY set to
+# VALUE (replacing any it had).
+url_with_param() {
+	local url=$1 key=$2 value=$3 base query="" kept=() p
+	base=${url%%\?*}
+	[[ $url == *\?* ]] && query=${url#*\?}
+	local IFS='&'
+	for p in $query; do
+		[[ -n $p && ${p%%=*} != "$key" ]] && kept+=("$p")
+	done
+	kept+=("$key=$value")
+	printf '%s?%s' "$base" "${kept[*]}"
+}
+
 # admin_database_url URL: the URL to create roles and databases on the
 # server of URL with: ADMIN_DATABASE_URL, or the postgres superuser there.
 admin_database_url() {

@@ -11,15 +11,18 @@ package scripts_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -967,4 +970,172 @@ func composePorts(compose string) map[string][]string {
 		}
 	}
 	return ports
+}
+
+// ---------------------------------------------------------------------------
+// e2e.hurl and scripts/e2e-hurl.sh
+
+// TestHurlFileUsesOnlyItsAddressVariables checks that every request of
+// e2e.hurl goes to {{base}} or {{admin}}, the addresses make e2e-hurl
+// passes, and that no address is written into it.
+func TestHurlFileUsesOnlyItsAddressVariables(t *testing.T) {
+	t.Parallel()
+	hurl := readFile(t, filepath.Join(repoRoot(t), "e2e.hurl"))
+	request := regexp.MustCompile(`^(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS) (\S+)`)
+	address := regexp.MustCompile(`localhost|127\.0\.0\.1|\[::1\]|:8080|:6060|:6061|https?://`)
+	requests := 0
+	for i, line := range strings.Split(hurl, "\n") {
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		if m := request.FindStringSubmatch(line); m != nil {
+			requests++
+			if !strings.HasPrefix(m[2], "{{base}}/") && !strings.HasPrefix(m[2], "{{admin}}/") {
+				t.Errorf("e2e.hurl:%d: %s goes to neither {{base}} nor {{admin}}", i+1, m[2])
+			}
+		}
+		if address.MatchString(line) {
+			t.Errorf("e2e.hurl:%d: an address written into the file: %s", i+1, line)
+		}
+	}
+	if requests < 50 {
+		t.Errorf("found %d requests in e2e.hurl; is the request pattern out of date?", requests)
+	}
+}
+
+// pathOnly is a PATH of one directory that holds only the named programs
+// (links to those of the inherited PATH).
+func pathOnly(t *testing.T, names ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, name := range names {
+		p, err := exec.LookPath(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(p, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return "PATH=" + dir
+}
+
+func TestE2EHurlNamesWhatToInstall(t *testing.T) {
+	t.Parallel()
+	t.Run("no hurl", func(t *testing.T) {
+		t.Parallel()
+		// Up to its check for hurl, the script needs only these.
+		r := run(t, 30*time.Second, env("CI=true", pathOnly(t, "bash", "dirname")), "scripts/e2e-hurl.sh")
+		if r.code == 0 || !strings.Contains(r.out, "hurl is not installed") || !strings.Contains(r.out, "Hurl 5.0.0 or newer") {
+			t.Errorf("exit %d; want a failure that says hurl is missing and which version to install; output:\n%s", r.code, r.out)
+		}
+	})
+	t.Run("old hurl", func(t *testing.T) {
+		t.Parallel()
+		bin := t.TempDir()
+		writeExec(t, filepath.Join(bin, "hurl"), "#!/bin/sh\necho 'hurl 4.3.0 (x86_64-pc-linux-gnu) libcurl/7.88.1'\n")
+		r := run(t, 30*time.Second, env("CI=true", pathWith(bin)), "scripts/e2e-hurl.sh")
+		if r.code == 0 || !strings.Contains(r.out, "hurl 4.3.0 is too old") || !strings.Contains(r.out, "5.0.0 or newer") {
+			t.Errorf("exit %d; want a failure that says hurl 4.3.0 is too old; output:\n%s", r.code, r.out)
+		}
+	})
+}
+
+// TestE2EHurlRunsHurlOnAFreshStack runs make e2e-hurl's script with a
+// stand-in for hurl that records its arguments and makes the first calls
+// of e2e.hurl against the addresses it was given, so that the real
+// programs (built by the script) write to PostgreSQL and Redis. The script
+// must give hurl an empty database, exit with hurl's status, and leave no
+// program, schema or Redis key behind.
+func TestE2EHurlRunsHurlOnAFreshStack(t *testing.T) {
+	for _, name := range []string{"curl", "psql", "redis-cli", "go"} {
+		if _, err := exec.LookPath(name); err != nil {
+			t.Fatalf("%s is needed by scripts/e2e-hurl.sh: %v", name, err)
+		}
+	}
+	for _, status := range []int{0, 4} {
+		t.Run(fmt.Sprintf("hurl exits %d", status), func(t *testing.T) {
+			dir := t.TempDir()
+			writeExec(t, filepath.Join(dir, "hurl"), fmt.Sprintf(`#!/usr/bin/env bash
+set -u
+if [[ $1 == --version ]]; then echo "hurl 6.1.1 (stand-in)"; exit 0; fi
+dir=%[1]s
+printf '%%s\n' "$@" >"$dir/args"
+for a; do case $a in base=*) base=${a#base=} ;; admin=*) admin=${a#admin=} ;; esac; done
+curl -s "$admin/readyz" >"$dir/readyz"
+curl -s "$base/messages" >"$dir/before"
+curl -s -X POST -H 'Content-Type: application/json' -d '{"text": "Hello, world", "user_id": "alice"}' "$base/messages" >"$dir/created"
+curl -s "$base/messages" >"$dir/after"
+redis-cli -u '%[2]s' --scan --pattern 'hurl:*' >"$dir/keys"
+psql '%[3]s' -Atc "select nspname from pg_namespace where nspname like 'hurl\_%%'" >"$dir/schemas"
+exit %[4]d
+`, dir, testRedisURL(), testDatabaseURL(), status))
+			vars := env("CI=true", pathWith(dir), "SERVICES_STATE_DIR="+filepath.Join(dir, "state"),
+				"TEST_DATABASE_URL="+testDatabaseURL(), "TEST_REDIS_URL="+testRedisURL())
+
+			r := run(t, 5*time.Minute, vars, "scripts/e2e-hurl.sh")
+
+			if r.code != status {
+				t.Fatalf("e2e-hurl.sh exited %d, want hurl's %d; output:\n%s", r.code, status, r.out)
+			}
+			m := regexp.MustCompile(`schema (hurl_[0-9a-f]+) in database \S+, Redis key prefix (hurl:[0-9a-f]+:)`).FindStringSubmatch(r.out)
+			if m == nil {
+				t.Fatalf("the output does not name the schema and prefix:\n%s", r.out)
+			}
+			schema, prefix := m[1], m[2]
+
+			args := strings.Split(strings.TrimSpace(readFile(t, filepath.Join(dir, "args"))), "\n")
+			var base, admin string
+			for _, a := range args {
+				if v, ok := strings.CutPrefix(a, "base="); ok {
+					base = v
+				}
+				if v, ok := strings.CutPrefix(a, "admin="); ok {
+					admin = v
+				}
+			}
+			if strings.Join(args, " ") != fmt.Sprintf("--test --jobs 1 --variable base=%s --variable admin=%s e2e.hurl", base, admin) {
+				t.Errorf("hurl ran with %q", args)
+			}
+			for _, u := range []string{base, admin} {
+				parsed, err := url.Parse(u)
+				if err != nil || parsed.Hostname() != "127.0.0.1" || parsed.Port() == "" || parsed.Port() == "8080" || parsed.Port() == "6060" {
+					t.Errorf("hurl got address %q, want a free port of 127.0.0.1", u)
+				}
+			}
+			if got := readFile(t, filepath.Join(dir, "readyz")); !strings.Contains(got, `"status":"ok"`) {
+				t.Errorf("the API was not ready when hurl ran: %s", got)
+			}
+			if got := strings.TrimSpace(readFile(t, filepath.Join(dir, "before"))); got != `{"messages":[]}` {
+				t.Errorf("the database was not empty when hurl ran: %s", got)
+			}
+			if got := readFile(t, filepath.Join(dir, "created")); !strings.Contains(got, `"text":"Hello, world"`) {
+				t.Errorf("POST /messages gave %s", got)
+			}
+			if got := readFile(t, filepath.Join(dir, "keys")); !strings.Contains(got, prefix) {
+				t.Errorf("no Redis key under %s while hurl ran: %q", prefix, got)
+			}
+			if got := readFile(t, filepath.Join(dir, "schemas")); !strings.Contains(got, schema) {
+				t.Errorf("schema %s did not exist while hurl ran: %q", schema, got)
+			}
+
+			// Afterwards: the programs stopped, the schema and keys gone.
+			for _, u := range []string{base, admin} {
+				if parsed, err := url.Parse(u); err == nil && reachable(parsed.Host) {
+					t.Errorf("something still listens on %s", parsed.Host)
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			out, err := exec.CommandContext(ctx, "psql", testDatabaseURL(), "-Atc",
+				fmt.Sprintf("select count(*) from pg_namespace where nspname = '%s'", schema)).CombinedOutput()
+			if err != nil || strings.TrimSpace(string(out)) != "0" {
+				t.Errorf("schema %s is still there (%v): %s", schema, err, out)
+			}
+			out, err = exec.CommandContext(ctx, "redis-cli", "-u", testRedisURL(), "--scan", "--pattern", prefix+"*").CombinedOutput()
+			if err != nil || strings.TrimSpace(string(out)) != "" {
+				t.Errorf("Redis keys under %s are still there (%v): %s", prefix, err, out)
+			}
+		})
+	}
 }
