@@ -34,6 +34,19 @@ url_part() {
 	return 0
 }
 
+# url_with_db URL DB: the same URL (scheme, credentials, host, port and
+# query) with another database: a PostgreSQL database name or a Redis
+# database number.
+url_with_db() {
+	local url=$1 db=$2 scheme rest query=""
+	scheme=${url%%://*}
+	rest=${url#*://}
+	if [[ $rest == *\?* ]]; then query="?${rest#*\?}"; fi
+	rest=${rest%%\?*}
+	rest=${rest%%/*}
+	printf '%s://%s/%s%s' "$scheme" "$rest" "$db" "$query"
+}
+
 # url_with_param URL KEY VALUE: the URL with the query parameter KEY set to
 # VALUE (replacing any it had).
 url_with_param() {

@@ -1139,3 +1139,61 @@ exit %[4]d
 		})
 	}
 }
+
+// ---------------------------------------------------------------------------
+// loadtest/bench.sh
+
+// TestBenchUsesTheConfiguredServers runs loadtest/bench.sh with stand-ins
+// for its tools, up to its first Redis command, and checks that it makes
+// its database and flushes its Redis database on the servers of
+// DATABASE_URL and REDIS_URL, as scripts/services.sh checks them.
+func TestBenchUsesTheConfiguredServers(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		admin     string // ADMIN_DATABASE_URL, or none
+		wantAdmin string // %d: the PostgreSQL port
+	}{
+		{"default admin", "", "postgres://postgres@127.0.0.1:%d/postgres"},
+		{"ADMIN_DATABASE_URL", "postgres://root:secret@127.0.0.1:%d/template1", "postgres://root:secret@127.0.0.1:%d/template1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			bin := t.TempDir()
+			log := filepath.Join(bin, "calls.log")
+			for _, tool := range []string{"wrk", "hey", "pgbench", "psql"} {
+				writeExec(t, filepath.Join(bin, tool), fmt.Sprintf("#!/bin/sh\necho \"%s $*\" >>%s\n", tool, log))
+			}
+			// The first Redis command fails: the last one this test lets run.
+			writeExec(t, filepath.Join(bin, "redis-cli"), fmt.Sprintf("#!/bin/sh\necho \"redis-cli $*\" >>%s\nexit 7\n", log))
+			pgPort, redisPort := listening(t), listening(t)
+			vars := []string{"CI=true", "SERVICES_STATE_DIR=" + filepath.Join(bin, "state"), pathWith(bin),
+				fmt.Sprintf("DATABASE_URL=postgres://bencher:pw@127.0.0.1:%d/message-api?sslmode=disable", pgPort),
+				fmt.Sprintf("REDIS_URL=redis://127.0.0.1:%d/0", redisPort)}
+			if tc.admin != "" {
+				vars = append(vars, "ADMIN_DATABASE_URL="+fmt.Sprintf(tc.admin, pgPort))
+			}
+
+			r := run(t, 60*time.Second, env(vars...), "loadtest/bench.sh")
+
+			if r.code == 0 {
+				t.Fatalf("bench.sh went on after the stand-in redis-cli failed; output:\n%s", r.out)
+			}
+			calls := readFile(t, log)
+			for _, want := range []string{
+				fmt.Sprintf(`psql %s -qc drop database if exists "message-api-bench" -c create database "message-api-bench" owner "bencher"`, fmt.Sprintf(tc.wantAdmin, pgPort)),
+				fmt.Sprintf("redis-cli -u redis://127.0.0.1:%d/14 flushdb", redisPort),
+			} {
+				if !strings.Contains(calls, want) {
+					t.Errorf("no %q among the calls:\n%s", want, calls)
+				}
+			}
+			if want := fmt.Sprintf("database message-api-bench on 127.0.0.1:%d owned by bencher, Redis database 14 on 127.0.0.1:%d", pgPort, redisPort); !strings.Contains(r.out, want) {
+				t.Errorf("output does not say %q:\n%s", want, r.out)
+			}
+			if regexp.MustCompile(`:(5432|6379)\b`).MatchString(calls) {
+				t.Errorf("bench.sh used a default port instead of the configured ones:\n%s", calls)
+			}
+		})
+	}
+}
