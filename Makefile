@@ -1,21 +1,30 @@
 # The two commands of the README:
 #   make run    the API and a worker, against PostgreSQL and Redis
 #   make test   the whole test suite
-# Both first make sure PostgreSQL and Redis are reachable (scripts/services.sh
-# starts local ones where they are not).
+# Each first makes sure the PostgreSQL and Redis of its own settings are
+# reachable (scripts/services.sh starts local ones where they are not):
+# make run those of DATABASE_URL and REDIS_URL, make test those of
+# TEST_DATABASE_URL and TEST_REDIS_URL.
 
 GO ?= go
 
-.PHONY: run test services services-down build migrate vet e2e-hurl fuzz
+.PHONY: run test services services-run services-test services-down build migrate vet e2e-hurl fuzz
 
-run: services
+run: services-run
 	./scripts/run.sh
 
-test: services vet
+test: services-test vet
 	$(GO) test -race -count=1 -timeout 20m ./...
 
+# Both sets of settings.
 services:
 	./scripts/services.sh up
+
+services-run:
+	./scripts/services.sh up run
+
+services-test:
+	./scripts/services.sh up test
 
 services-down:
 	./scripts/services.sh down
@@ -25,19 +34,20 @@ build:
 	$(GO) build -o bin/api ./cmd/api
 	$(GO) build -o bin/worker ./cmd/worker
 
-migrate: services
+migrate: services-run
 	$(GO) run ./cmd/api migrate
 
 vet:
 	$(GO) vet ./...
 
-# Runs e2e.hurl against a running service (make run) on an empty database.
+# Runs e2e.hurl (Hurl 5.0.0 or newer) against freshly built programs on an
+# empty schema of the test database; see scripts/e2e-hurl.sh.
 e2e-hurl:
-	hurl --test --jobs 1 --variable base=http://localhost:8080 --variable admin=http://localhost:6060 e2e.hurl
+	./scripts/e2e-hurl.sh
 
 # A short run of every fuzz target (not part of make test; their seeds are).
 FUZZTIME ?= 20s
-fuzz: services
+fuzz: services-test
 	$(GO) test -run '^$$' -fuzz '^FuzzCreateMessage$$' -fuzztime $(FUZZTIME) ./cmd/api
 	$(GO) test -run '^$$' -fuzz '^FuzzAddReaction$$' -fuzztime $(FUZZTIME) ./cmd/api
 	$(GO) test -run '^$$' -fuzz '^FuzzListMessages$$' -fuzztime $(FUZZTIME) ./cmd/api

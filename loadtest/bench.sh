@@ -2,21 +2,27 @@
 # Measures the service against baselines on the same machine, in one run,
 # and prints ratios (absolute numbers depend on the machine; ratios much
 # less). Needs wrk, hey, pgbench and psql (apt-get install -y wrk hey
-# postgresql-client), and the PostgreSQL and Redis of make services.
+# postgresql-client), and the PostgreSQL and Redis of make run.
 #
 #   loadtest/bench.sh            # all of it, about five minutes
 #
 # It uses its own database (message-api-bench, recreated each run) and
-# Redis database 14, and its own ports (18080 API, 16060/16061 admin,
-# 18090 baseline), so it leaves the service's data alone.
+# Redis database 14, on the servers of DATABASE_URL and REDIS_URL, and its
+# own ports (18080 API, 16060/16061 admin, 18090 baseline), so it leaves
+# the service's data alone. Like scripts/services.sh, it creates the
+# database through ADMIN_DATABASE_URL (default: the postgres superuser on
+# the server of DATABASE_URL), owned by the user of DATABASE_URL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-64}
-ADMIN_URL=${ADMIN_DATABASE_URL:-postgres://postgres@localhost:5432/postgres}
-DB_URL="postgres://message-api:message-api@localhost:5432/message-api-bench?sslmode=disable"
-REDIS=redis://localhost:6379/14
+ADMIN_URL=$(admin_database_url "$DATABASE_URL")
+DB_URL=$(url_with_db "$DATABASE_URL" message-api-bench)
+DB_OWNER=$(url_part "$DATABASE_URL" user)
+REDIS=$(url_with_db "$REDIS_URL" 14)
 API=http://127.0.0.1:18080
 work=$(mktemp -d)
 pids=()
@@ -34,9 +40,10 @@ trap cleanup EXIT
 for tool in wrk hey pgbench psql redis-cli; do
 	command -v $tool >/dev/null || { echo "bench: $tool is missing" >&2; exit 1; }
 done
-./scripts/services.sh up
-psql "$ADMIN_URL" -qc 'drop database if exists "message-api-bench"' -c 'create database "message-api-bench" owner "message-api"'
-redis-cli -n 14 flushdb >/dev/null
+echo "bench: database message-api-bench on $(url_part "$DB_URL" host):$(url_part "$DB_URL" port 5432) owned by $DB_OWNER, Redis database 14 on $(url_part "$REDIS" host):$(url_part "$REDIS" port 6379)" >&2
+./scripts/services.sh up run
+psql "$ADMIN_URL" -qc 'drop database if exists "message-api-bench"' -c "create database \"message-api-bench\" owner \"$DB_OWNER\""
+redis-cli -u "$REDIS" flushdb >/dev/null
 
 go build -o "$work/api" ./cmd/api
 go build -o "$work/worker" ./cmd/worker
