@@ -468,3 +468,38 @@ func TestReactionTypeCapAndUniqueReactions(t *testing.T) {
 		t.Errorf("enforce_unique as a string = %d, want 400", r.status)
 	}
 }
+
+// TestMetricsLabelEveryMatchedPath: OPTIONS (204) and a wrong method (405)
+// on a route are counted under its pattern; only unknown paths are
+// unmatched.
+func TestMetricsLabelEveryMatchedPath(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	api := newTestAPI(t, func(c *routerConfig) { c.metrics = newHTTPMetrics(reg) })
+	api.do(http.MethodOptions, "/messages", "", nil)
+	api.do(http.MethodPut, "/messages", "", nil)
+	api.do(http.MethodDelete, "/messages/0192f0a4-8a4b-7cc1-9e8a-5a3b1c2d3e4f", "", nil)
+	api.get("/nowhere")
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, mf := range families {
+		if mf.GetName() != "messageapi_http_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			got[labels["method"]+" "+labels["route"]+" "+labels["code"]] = true
+		}
+	}
+	for _, want := range []string{"OPTIONS /messages 204", "PUT /messages 405", "DELETE /messages/{id} 405", "GET unmatched 404"} {
+		if !got[want] {
+			t.Errorf("no request counted as %q; counted %v", want, got)
+		}
+	}
+}
