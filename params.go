@@ -58,11 +58,14 @@ type SweepParams struct {
 	Limit  int
 }
 
-// FoldResult is what a fold did: how many changed rows it folded, and the
-// views it rewrote.
+// FoldResult is what a fold did: how many changed rows it folded, the
+// views it rewrote, and the reactions it left for later because another
+// transaction held their rows or their message's view (a fold never
+// waits for a lock, so one stuck process cannot stop the others).
 type FoldResult struct {
-	Folded int
-	Views  []MessageView
+	Folded  int
+	Views   []MessageView
+	Skipped []string
 }
 
 // ReconcileParams asks to check the views of up to Limit messages after

@@ -6,8 +6,10 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -408,4 +410,186 @@ func metricValue(exposition, name string) float64 {
 		}
 	}
 	return -1
+}
+
+// TestWritesBlockedOnALockDoNotDelayReads: with the reactions table locked,
+// 64 reaction writes wait (and time out); reads of a message meanwhile come
+// from a pool of their own and stay fast.
+func TestWritesBlockedOnALockDoNotDelayReads(t *testing.T) {
+	t.Parallel()
+	s := startStack(t)
+	m := s.createMessage(t, "bulkhead")
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, databaseURLOf(s.env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `lock table reactions in exclusive mode`); err != nil { // reads still pass
+		t.Fatal(err)
+	}
+
+	var wg sync.WaitGroup
+	statuses := make(chan int, 64)
+	for i := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := try(http.MethodPost, s.base+"/messages/"+m+"/reactions", "application/json", fmt.Sprintf(`{"type":"like","user_id":"w%d"}`, i))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			statuses <- r.status
+		}()
+	}
+	// Let the writers take their connections, then read. The watch runs on
+	// a connection of its own: inside the locking transaction the activity
+	// view would stay the snapshot it first showed.
+	watch, err := pgx.Connect(ctx, databaseURLOf(s.env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Close(ctx)
+	eventually(t, 10*time.Second, func() (bool, string) {
+		var waiting int
+		err := watch.QueryRow(ctx, `select count(*) from pg_stat_activity
+			where wait_event_type = 'Lock' and datname = current_database() and application_name = 'messageapi-api'`).Scan(&waiting)
+		return err == nil && waiting >= 8, fmt.Sprintf("%d sessions wait on a lock (%v)", waiting, err)
+	})
+	var slowest time.Duration
+	for range 20 {
+		d := timed(func() { expect(t, s.get(t, "/messages/"+m), 200) })
+		slowest = max(slowest, d)
+	}
+	if slowest > 500*time.Millisecond {
+		t.Errorf("the slowest of 20 reads took %v while writes waited on a lock; want well under the 2s the writes wait", slowest)
+	}
+	t.Logf("the slowest of 20 reads took %v while 64 writes waited on a lock", slowest.Round(time.Millisecond))
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(statuses)
+	for status := range statuses {
+		if status != 201 && status != 503 {
+			t.Errorf("a blocked write got %d, want 201 (after the lock) or 503", status)
+		}
+	}
+}
+
+// TestFrozenWorkerStopsNoOne freezes (SIGSTOP) one of two workers while it
+// is inside a fold transaction, under load. PostgreSQL ends its idle
+// transaction within a second, the other worker skips what it still holds
+// meanwhile and folds everything else, and no write fails: the lag of a
+// probe reaction on a hot message stays under a few seconds.
+func TestFrozenWorkerStopsNoOne(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, "CONSUMER=w1", "BATCH_SIZE=50")
+	w2 := startProc(t, "worker", append(slices.Clone(s.env), "CONSUMER=w2"))
+	w2.waitReady()
+	messages := make([]string, 4)
+	for i := range messages {
+		messages[i] = s.createMessage(t, fmt.Sprintf("hot%d", i))
+	}
+	ctx, stopLoad := context.WithCancel(context.Background())
+	defer stopLoad()
+	var writes, failed atomic.Int64
+	var wg sync.WaitGroup
+	for c := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ctx.Err() == nil; i++ {
+				r, err := try(http.MethodPost, s.base+"/messages/"+messages[i%len(messages)]+"/reactions", "application/json",
+					fmt.Sprintf(`{"type":"like","user_id":"c%d-u%d","score":%d}`, c, i%200, i%9+1))
+				writes.Add(1)
+				if err != nil || r.status >= 300 {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+
+	// Freeze w1 at a moment it is inside a transaction: find its session in
+	// one, stop it, and check the session is still there, holding it.
+	db, err := pgx.Connect(context.Background(), databaseURLOf(s.env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(context.Background())
+	inTx := func() bool {
+		var n int
+		_ = db.QueryRow(context.Background(), `select count(*) from pg_stat_activity
+			where application_name = 'messageapi-worker:w1' and xact_start is not null`).Scan(&n)
+		return n > 0
+	}
+	frozen := false
+	for attempt := 0; attempt < 2000 && !frozen; attempt++ {
+		if inTx() {
+			s.worker.freeze()
+			if frozen = inTx(); !frozen {
+				s.worker.thaw()
+			}
+		}
+	}
+	if !frozen {
+		var names string
+		_ = db.QueryRow(context.Background(), `select string_agg(distinct application_name, ', ') from pg_stat_activity where datname = current_database()`).Scan(&names)
+		t.Fatalf("never caught worker w1 inside a transaction; sessions: %s", names)
+	}
+	frozenAt := time.Now()
+
+	// Probe: a reaction on a hot message, and how long until it is counted.
+	var slowest time.Duration
+	for i := 0; i < 10 || time.Since(frozenAt) < 4*time.Second; i++ {
+		expect(t, s.post(t, "/messages/"+messages[0]+"/reactions", fmt.Sprintf(`{"type":"probe","user_id":"probe%d"}`, i)), 201)
+		posted := time.Now()
+		eventually(t, 30*time.Second, func() (bool, string) {
+			v := s.get(t, "/messages/"+messages[0])
+			return fmt.Sprint(field(v.body, "reaction_counts.probe")) == fmt.Sprint(i+1), v.raw
+		})
+		slowest = max(slowest, time.Since(posted))
+	}
+	frozenFor := time.Since(frozenAt)
+	var ended int
+	_ = db.QueryRow(context.Background(), `select count(*) from pg_stat_activity
+		where application_name = 'messageapi-worker:w1' and xact_start is not null`).Scan(&ended)
+	s.worker.thaw()
+	stopLoad()
+	wg.Wait()
+	t.Logf("w1 frozen for %v: probe lag at most %v; %d of %d writes failed; w1 still in a transaction: %v",
+		frozenFor.Round(time.Millisecond), slowest.Round(time.Millisecond), failed.Load(), writes.Load(), ended > 0)
+	if slowest > 3*time.Second {
+		t.Errorf("a probe reaction took %v to be counted while a worker was frozen; want under 3s", slowest)
+	}
+	if failed.Load() > 0 {
+		t.Errorf("%d of %d writes failed while a worker was frozen", failed.Load(), writes.Load())
+	}
+	if ended > 0 {
+		t.Error("the frozen worker's transaction outlived the idle-in-transaction timeout")
+	}
+	// And nothing is lost or counted twice.
+	rows, err := db.Query(context.Background(), `select message_id::text, count(*), sum(score) from reactions
+		where deleted_at is null and type = 'like' group by message_id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	truth := map[string][2]int64{}
+	for rows.Next() {
+		var id string
+		var n, sum int64
+		if err := rows.Scan(&id, &n, &sum); err != nil {
+			t.Fatal(err)
+		}
+		truth[id] = [2]int64{n, sum}
+	}
+	for _, m := range messages {
+		s.waitFor(t, "/messages/"+m, map[string]any{"reaction_counts.like": truth[m][0], "reaction_scores.like": truth[m][1]})
+	}
 }

@@ -170,6 +170,11 @@ func (p *proc) stop() error {
 	}
 }
 
+// freeze stops the process (SIGSTOP): its connections stay open and
+// nothing it holds is released by it. thaw resumes it.
+func (p *proc) freeze() { _ = p.cmd.Process.Signal(syscall.SIGSTOP) }
+func (p *proc) thaw()   { _ = p.cmd.Process.Signal(syscall.SIGCONT) }
+
 // kill ends the process at once, like a crash.
 func (p *proc) kill() {
 	select {
@@ -177,6 +182,7 @@ func (p *proc) kill() {
 		return
 	default:
 	}
+	_ = p.cmd.Process.Signal(syscall.SIGCONT) // a frozen process must be able to die
 	_ = p.cmd.Process.Kill()
 	<-p.done
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -45,6 +46,50 @@ type Config struct {
 	// ConnectTimeout bounds establishing one connection. 0 means
 	// DefaultTimeout.
 	ConnectTimeout time.Duration
+	// LockTimeout and IdleInTxTimeout bound, on the server, how long a
+	// session waits for a lock and how long it may sit idle inside a
+	// transaction (0: no bound). The server ends a transaction whose client
+	// stopped (frozen, or gone behind a half-open connection) after
+	// IdleInTxTimeout, so its locks are not held for hours.
+	LockTimeout     time.Duration
+	IdleInTxTimeout time.Duration
+	// Name is the sessions' application_name, shown in pg_stat_activity.
+	Name string
+}
+
+// Dead peers are found within seconds by TCP keepalives, on the server
+// (runtime parameters) and on the client (the dialer): about idle + count
+// * interval, and tcp_user_timeout for data that is never acknowledged.
+const (
+	keepAliveIdle     = 5 * time.Second
+	keepAliveInterval = 2 * time.Second
+	keepAliveCount    = 3
+	userTimeout       = 10 * time.Second
+)
+
+// sessionParams are the runtime parameters of every session: the bounds
+// the server enforces whatever the client does.
+func sessionParams(cfg Config, queryTimeout time.Duration) map[string]string {
+	ms := func(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
+	p := map[string]string{
+		// The client gives up at queryTimeout; the server stops the
+		// statement soon after, should the client be gone.
+		"statement_timeout":       ms(queryTimeout + time.Second),
+		"tcp_keepalives_idle":     strconv.Itoa(int(keepAliveIdle.Seconds())),
+		"tcp_keepalives_interval": strconv.Itoa(int(keepAliveInterval.Seconds())),
+		"tcp_keepalives_count":    strconv.Itoa(keepAliveCount),
+		"tcp_user_timeout":        ms(userTimeout),
+	}
+	if cfg.LockTimeout > 0 {
+		p["lock_timeout"] = ms(cfg.LockTimeout)
+	}
+	if cfg.IdleInTxTimeout > 0 {
+		p["idle_in_transaction_session_timeout"] = ms(cfg.IdleInTxTimeout)
+	}
+	if cfg.Name != "" {
+		p["application_name"] = cfg.Name
+	}
+	return p
 }
 
 // DB is a pool of connections to PostgreSQL. Creating it does not connect:
@@ -65,12 +110,23 @@ func Open(cfg Config) (*DB, error) {
 	if cfg.MaxConns > 0 {
 		pc.MaxConns = cfg.MaxConns
 	}
-	pc.ConnConfig.ConnectTimeout = cmp.Or(cfg.ConnectTimeout, DefaultTimeout)
+	timeout := cmp.Or(cfg.QueryTimeout, DefaultTimeout)
+	cc := pc.ConnConfig
+	cc.ConnectTimeout = cmp.Or(cfg.ConnectTimeout, DefaultTimeout)
+	for k, v := range sessionParams(cfg, timeout) {
+		if _, set := cc.RuntimeParams[k]; !set { // the URL's own settings win
+			cc.RuntimeParams[k] = v
+		}
+	}
+	dialer := &net.Dialer{KeepAliveConfig: net.KeepAliveConfig{
+		Enable: true, Idle: keepAliveIdle, Interval: keepAliveInterval, Count: keepAliveCount,
+	}}
+	cc.DialFunc = dialer.DialContext
 	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
 	if err != nil {
 		return nil, fmt.Errorf("create pool: %w", err)
 	}
-	return &DB{pool: pool, timeout: cmp.Or(cfg.QueryTimeout, DefaultTimeout)}, nil
+	return &DB{pool: pool, timeout: timeout}, nil
 }
 
 // Pool returns the underlying pool, for metrics and tests.

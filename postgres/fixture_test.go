@@ -62,11 +62,14 @@ func putParams(messageID, user, typ string, score int) messageapi.PutReactionPar
 
 func (f *storeFixture) project(t *testing.T, ids ...string) []messageapi.MessageView {
 	t.Helper()
-	views, err := f.projector.Project(context.Background(), ids)
+	res, err := f.projector.Project(context.Background(), ids)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return views
+	if len(res.Skipped) > 0 {
+		t.Fatalf("fold skipped %v; nothing else holds them", res.Skipped)
+	}
+	return res.Views
 }
 
 func (f *storeFixture) view(t *testing.T, id string) messageapi.MessageView {

@@ -23,10 +23,14 @@ import (
 // finds nothing left to apply, a delivery that overtakes another applies
 // both changes at once, and a lost delivery is found by Sweep.
 //
-// Deadlock freedom: a fold locks its reaction rows in id order (or, in
-// Sweep, skips locked ones), then its message_views rows in message id
-// order, and never takes a reaction lock after a view lock. API writes
-// lock reaction rows of one message only and never a view.
+// No fold waits for a lock: it skips reaction rows and views that another
+// transaction holds and reports those reactions as skipped, to be folded
+// again shortly. A worker frozen inside a fold (its transaction ended by
+// the server after the idle-in-transaction timeout) therefore stops no
+// other worker, and no fold can deadlock. Rebuilds (reconcile) do wait,
+// and lock reaction rows in id order, then views in message order, like
+// folds, never a reaction after a view. API writes lock reaction rows of
+// one message only and never a view.
 type Projector struct {
 	db *DB
 }
@@ -60,22 +64,21 @@ func lockStates(ctx context.Context, tx pgx.Tx, sql string, args ...any) ([]mess
 }
 
 // Project folds the unprojected changes of the given reactions into their
-// messages' views, in one transaction, and returns the views it changed.
-// Ids of reactions that are gone or already projected are skipped.
-func (p *Projector) Project(ctx context.Context, reactionIDs []string) ([]messageapi.MessageView, error) {
+// messages' views, in one transaction. Reactions that are gone or already
+// projected need nothing; those held by another transaction are skipped.
+func (p *Projector) Project(ctx context.Context, reactionIDs []string) (messageapi.FoldResult, error) {
 	if len(reactionIDs) == 0 {
-		return nil, nil
+		return messageapi.FoldResult{}, nil
 	}
 	ids := slices.Clone(reactionIDs)
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
-	res, err := p.fold(ctx, "project", `
+	return p.fold(ctx, "project", ids, `
 		select `+stateColumns+`
 		from reactions
 		where id = any($1::uuid[]) and version <> projected_version
 		order by id
-		for update`, ids)
-	return res.Views, err
+		for update skip locked`, ids)
 }
 
 // Sweep folds up to p.Limit reactions whose change is at least p.MinAge
@@ -83,7 +86,7 @@ func (p *Projector) Project(ctx context.Context, reactionIDs []string) ([]messag
 // restart, trimming, a failed append) or dead-lettered. It skips rows
 // another transaction holds.
 func (p *Projector) Sweep(ctx context.Context, params messageapi.SweepParams) (messageapi.FoldResult, error) {
-	return p.fold(ctx, "sweep", `
+	return p.fold(ctx, "sweep", nil, `
 		select `+stateColumns+`
 		from reactions
 		where version <> projected_version and updated_at <= now() - $1::interval
@@ -92,18 +95,46 @@ func (p *Projector) Sweep(ctx context.Context, params messageapi.SweepParams) (m
 		for update skip locked`, params.MinAge, params.Limit)
 }
 
-// fold folds the rows that selectSQL locks, in one transaction.
-func (p *Projector) fold(ctx context.Context, op, selectSQL string, args ...any) (messageapi.FoldResult, error) {
+// fold folds the rows that selectSQL locks (skipping locked ones), in one
+// transaction. asked, when set, are the reactions the caller wants folded:
+// those still unprojected that the select skipped are reported skipped.
+func (p *Projector) fold(ctx context.Context, op string, asked []string, selectSQL string, args ...any) (messageapi.FoldResult, error) {
 	ctx, cancel := p.db.withTimeout(ctx)
 	defer cancel()
 	var res messageapi.FoldResult
 	err := pgx.BeginFunc(ctx, p.db.pool, func(tx pgx.Tx) error {
+		res = messageapi.FoldResult{}
 		states, err := lockStates(ctx, tx, selectSQL, args...)
-		if err != nil || len(states) == 0 {
+		if err != nil {
 			return err
 		}
-		res.Folded = len(states)
-		res.Views, err = writeFold(ctx, tx, messageapi.FoldReactions(states), false)
+		if len(states) < len(asked) {
+			if res.Skipped, err = heldElsewhere(ctx, tx, asked, states); err != nil {
+				return err
+			}
+		}
+		if len(states) == 0 {
+			return nil
+		}
+		views, err := lockViews(ctx, tx, messageapi.FoldReactions(states).Messages, true)
+		if err != nil {
+			return err
+		}
+		// Rows whose view another transaction holds wait for a later fold.
+		locked := make(map[string]bool, len(views))
+		for _, v := range views {
+			locked[v.ID] = true
+		}
+		kept := states[:0]
+		for _, r := range states {
+			if locked[r.MessageID] {
+				kept = append(kept, r)
+			} else {
+				res.Skipped = append(res.Skipped, r.ID)
+			}
+		}
+		res.Folded = len(kept)
+		res.Views, err = writeFold(ctx, tx, messageapi.FoldReactions(kept), views, false)
 		return err
 	})
 	if err != nil {
@@ -112,14 +143,37 @@ func (p *Projector) fold(ctx context.Context, op, selectSQL string, args ...any)
 	return res, nil
 }
 
-// writeFold applies f inside tx: it locks the views of f.Messages,
-// applies the deltas (to emptied views when rebuild is set), re-reads
-// their latest reactions, and writes the views, the projected rows and the
-// purges in one round trip. It returns the views as written.
-func writeFold(ctx context.Context, tx pgx.Tx, f messageapi.Fold, rebuild bool) ([]messageapi.MessageView, error) {
-	views, err := lockViews(ctx, tx, f.Messages)
+// heldElsewhere returns the reactions among asked that need folding but
+// were not among the locked states: another transaction holds them.
+func heldElsewhere(ctx context.Context, tx pgx.Tx, asked []string, locked []messageapi.ReactionState) ([]string, error) {
+	lockedIDs := make([]string, len(locked))
+	for i, r := range locked {
+		lockedIDs[i] = r.ID
+	}
+	rows, err := tx.Query(ctx, `
+		select id::text from reactions
+		where id = any($1::uuid[]) and version <> projected_version and not (id = any($2::uuid[]))`, asked, lockedIDs)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("find held reactions: %w", err)
+	}
+	held, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("find held reactions: %w", err)
+	}
+	return held, nil
+}
+
+// writeFold applies f inside tx to views, the locked views of the messages
+// it touches (more are ignored): it applies the deltas (to emptied views
+// when rebuild is set), re-reads their latest reactions, and writes the
+// views, the projected rows and the purges in one round trip. It returns
+// the views it wrote.
+func writeFold(ctx context.Context, tx pgx.Tx, f messageapi.Fold, locked []messageapi.MessageView, rebuild bool) ([]messageapi.MessageView, error) {
+	views := make([]messageapi.MessageView, 0, len(f.Messages))
+	for _, v := range locked {
+		if _, touched := slices.BinarySearch(f.Messages, v.ID); touched {
+			views = append(views, v)
+		}
 	}
 	for i := range views {
 		if rebuild {
@@ -154,14 +208,19 @@ func writeFold(ctx context.Context, tx pgx.Tx, f messageapi.Fold, rebuild bool) 
 	return views, nil
 }
 
-// lockViews locks and reads the views of messageIDs, which must be sorted.
-func lockViews(ctx context.Context, tx pgx.Tx, messageIDs []string) ([]messageapi.MessageView, error) {
+// lockViews locks and reads the views of messageIDs, which must be sorted;
+// with skipLocked it leaves out the views another transaction holds.
+func lockViews(ctx context.Context, tx pgx.Tx, messageIDs []string, skipLocked bool) ([]messageapi.MessageView, error) {
+	lock := "for update of v"
+	if skipLocked {
+		lock += " skip locked"
+	}
 	rows, err := tx.Query(ctx, `
 		select `+viewColumns+`
 		from message_views v join messages m on m.id = v.message_id
 		where v.message_id = any($1::uuid[])
 		order by v.message_id
-		for update of v`, messageIDs)
+		`+lock, messageIDs)
 	if err != nil {
 		return nil, fmt.Errorf("lock views: %w", err)
 	}

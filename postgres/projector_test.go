@@ -3,10 +3,13 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
 	"messageapi"
+	"messageapi/postgres"
+	"messageapi/postgres/postgrestest"
 )
 
 func TestProjectIsIdempotentAndOrderFree(t *testing.T) {
@@ -102,5 +105,89 @@ func TestSweepFoldsWhatNoEntryBrought(t *testing.T) {
 	wantCounts(t, f.view(t, m), map[string]int64{"like": 25}, map[string]int64{"like": 325})
 	if lag, err := f.projector.Lag(ctx); err != nil || lag != 0 {
 		t.Errorf("lag = %v, %v after the sweep; want 0", lag, err)
+	}
+}
+
+// TestProjectSkipsWhatAnotherTransactionHolds: a fold never waits for a
+// lock. Rows another transaction holds, and rows whose view it holds, are
+// reported skipped and folded once they are free.
+func TestProjectSkipsWhatAnotherTransactionHolds(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newStoreFixture(t)
+	m1, m2 := f.message(t), f.message(t)
+	held := f.put(t, m1, "a", "like", 1)
+	free := f.put(t, m1, "b", "like", 2)
+	viewHeld := f.put(t, m2, "c", "love", 3)
+
+	tx, err := f.db.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `select 1 from reactions where id = $1 for update`, held); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `select 1 from message_views where message_id = $1 for update`, m2); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	res, err := f.projector.Project(ctx, []string{held, free, viewHeld})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("the fold took %v; it must not wait for locks", took)
+	}
+	slices.Sort(res.Skipped)
+	want := []string{held, viewHeld}
+	slices.Sort(want)
+	if res.Folded != 1 || !slices.Equal(res.Skipped, want) {
+		t.Fatalf("folded %d, skipped %v; want 1 folded and %v skipped", res.Folded, res.Skipped, want)
+	}
+	wantCounts(t, f.view(t, m1), map[string]int64{"like": 1}, map[string]int64{"like": 2})
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.project(t, held, viewHeld)
+	wantCounts(t, f.view(t, m1), map[string]int64{"like": 2}, map[string]int64{"like": 3})
+	wantCounts(t, f.view(t, m2), map[string]int64{"love": 1}, map[string]int64{"love": 3})
+}
+
+// TestSessionsAreBoundedOnTheServer: a transaction left idle by a stuck
+// client is ended by PostgreSQL, releasing its locks.
+func TestSessionsAreBoundedOnTheServer(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := postgrestest.Open(t, postgrestest.NewSchema(t), postgres.Config{IdleInTxTimeout: 200 * time.Millisecond, LockTimeout: time.Second, Name: "bounded-test"})
+	var lockTimeout, idle, name string
+	if err := db.Pool().QueryRow(ctx, `select current_setting('lock_timeout'), current_setting('idle_in_transaction_session_timeout'), current_setting('application_name')`).Scan(&lockTimeout, &idle, &name); err != nil {
+		t.Fatal(err)
+	}
+	if lockTimeout != "1s" || idle != "200ms" || name != "bounded-test" {
+		t.Errorf("session settings: lock_timeout %s, idle_in_transaction_session_timeout %s, application_name %s", lockTimeout, idle, name)
+	}
+	conn, err := db.Pool().Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `select 1`); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := tx.Exec(ctx, `select 1`)
+		if err != nil {
+			break // the server ended the idle transaction
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("an idle transaction outlived idle_in_transaction_session_timeout")
+		}
+		time.Sleep(300 * time.Millisecond) // idle longer than the bound
 	}
 }

@@ -97,7 +97,7 @@ func (pr *Projector) rebuild(ctx context.Context, messageID string) (view messag
 		if err != nil {
 			return err
 		}
-		before, err := lockViews(ctx, tx, []string{messageID})
+		before, err := lockViews(ctx, tx, []string{messageID}, false)
 		if err != nil {
 			return err
 		}
@@ -132,7 +132,7 @@ func (pr *Projector) rebuild(ctx context.Context, messageID string) (view messag
 		if !slices.Contains(f.Messages, messageID) { // no reactions at all: still empty the view
 			f.Messages = append(f.Messages, messageID)
 		}
-		views, err := writeFold(ctx, tx, f, true)
+		views, err := writeFold(ctx, tx, f, before, true)
 		if err != nil {
 			return err
 		}

@@ -13,6 +13,7 @@ type Metrics struct {
 	deadLettered prometheus.Counter
 	swept        prometheus.Counter
 	foldErrors   prometheus.Counter
+	heldBack     prometheus.Counter
 	cacheErrors  prometheus.Counter
 	lag          prometheus.Gauge
 	pending      prometheus.Gauge
@@ -61,6 +62,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "messageapi_projection_errors_total",
 			Help: "Failed fold attempts (each is retried).",
 		}),
+		heldBack: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "messageapi_projection_held_back_total",
+			Help: "Entries left for the next batch because another transaction held their reaction row or view.",
+		}),
 		cacheErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "messageapi_projection_cache_errors_total",
 			Help: "Failed refreshes of cached views.",
@@ -79,6 +84,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 	}
 	reg.MustRegister(m.events, m.batchSize, m.foldDuration, m.eventLatency, m.viewsWritten, m.redelivered,
-		m.deadLettered, m.swept, m.foldErrors, m.cacheErrors, m.lag, m.pending, m.unread)
+		m.deadLettered, m.swept, m.foldErrors, m.heldBack, m.cacheErrors, m.lag, m.pending, m.unread)
 	return m
 }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -16,9 +18,9 @@ import (
 
 // Store folds reaction changes into the read model.
 type Store interface {
-	// Project folds the unprojected changes of these reactions and returns
-	// the views it changed.
-	Project(ctx context.Context, reactionIDs []string) ([]messageapi.MessageView, error)
+	// Project folds the unprojected changes of these reactions, skipping
+	// those another transaction holds.
+	Project(ctx context.Context, reactionIDs []string) (messageapi.FoldResult, error)
 	// Sweep folds changes old enough that are still unprojected.
 	Sweep(ctx context.Context, p messageapi.SweepParams) (messageapi.FoldResult, error)
 	// Lag is the age of the oldest unprojected change.
@@ -167,7 +169,16 @@ type Worker struct {
 	log     *slog.Logger
 	metrics *Metrics
 	cfg     Config
+
+	// retryMu guards retryLater: entries whose rows another transaction
+	// held when their batch was folded. They stay pending, unacknowledged,
+	// and join the next batch.
+	retryMu    sync.Mutex
+	retryLater []messageapi.StreamEntry
 }
+
+// retryWait is how soon a batch retries entries whose rows were held.
+const retryWait = 100 * time.Millisecond
 
 // NewWorker returns a Worker. metrics may be shared by the workers of one
 // process; see NewMetrics.
@@ -214,11 +225,21 @@ func (w *Worker) consume(ctx context.Context) error {
 		w.handle(ctx, entries)
 	}
 	for ctx.Err() == nil {
+		w.retryMu.Lock()
+		again := w.retryLater
+		w.retryLater = nil
+		w.retryMu.Unlock()
+		block := w.cfg.Block
+		if len(again) > 0 {
+			block = min(block, retryWait)
+		}
 		entries, err := retry(ctx, w, "read stream", func(ctx context.Context) ([]messageapi.StreamEntry, error) {
-			return w.stream.Read(ctx, w.cfg.BatchSize, w.cfg.Block)
+			return w.stream.Read(ctx, max(w.cfg.BatchSize-len(again), 1), block)
 		})
-		if err == nil && len(entries) > 0 {
-			w.handle(ctx, entries)
+		if err == nil || len(again) > 0 {
+			if batch := append(again, entries...); len(batch) > 0 {
+				w.handle(ctx, batch)
+			}
 		}
 	}
 	return nil
@@ -227,7 +248,8 @@ func (w *Worker) consume(ctx context.Context) error {
 // handle folds a batch and acknowledges it after the fold commits. It
 // retries the fold until it succeeds or FoldTimeout passes: the entries
 // are pending either way, and a worker that gives up only leaves them to
-// a claim later.
+// a claim later. Entries whose rows another transaction held are not
+// acknowledged; they join the next batch.
 func (w *Worker) handle(ctx context.Context, entries []messageapi.StreamEntry) {
 	start := time.Now()
 	var valid, invalid []messageapi.StreamEntry
@@ -252,18 +274,39 @@ func (w *Worker) handle(ctx context.Context, entries []messageapi.StreamEntry) {
 	// restarts quiet.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.FoldTimeout)
 	defer cancel()
-	views, err := retry(fctx, w, "fold batch", func(ctx context.Context) ([]messageapi.MessageView, error) {
-		views, err := w.store.Project(ctx, ids)
+	res, err := retry(fctx, w, "fold batch", func(ctx context.Context) (messageapi.FoldResult, error) {
+		res, err := w.store.Project(ctx, ids)
 		if err != nil {
 			w.metrics.foldErrors.Inc()
 		}
-		return views, err
+		return res, err
 	})
 	if err != nil {
 		w.log.Warn("fold abandoned; entries stay pending for a retry", "entries", len(valid), "err", err)
 		return
 	}
+	views := res.Views
 	w.refresh(fctx, views)
+	if len(res.Skipped) > 0 {
+		held := make(map[string]bool, len(res.Skipped))
+		for _, id := range res.Skipped {
+			held[id] = true
+		}
+		acks = acks[:0]
+		var later []messageapi.StreamEntry
+		for _, e := range valid {
+			if held[e.Event.ReactionID] {
+				later = append(later, e)
+			} else {
+				acks = append(acks, e.ID)
+			}
+		}
+		w.metrics.heldBack.Add(float64(len(later)))
+		w.retryMu.Lock()
+		w.retryLater = append(w.retryLater, later...)
+		w.retryMu.Unlock()
+		valid = slices.DeleteFunc(valid, func(e messageapi.StreamEntry) bool { return held[e.Event.ReactionID] })
+	}
 	if err := w.stream.Ack(fctx, acks); err != nil {
 		// The fold committed; a redelivery will find nothing to do.
 		w.log.Warn("ack failed; entries will be redelivered", "entries", len(acks), "err", err)

@@ -69,7 +69,9 @@ func newFixture(t *testing.T) *fixture {
 func testConfig(consumer string, sweepMinAge time.Duration) projection.Config {
 	return projection.Config{
 		Consumer: consumer, BatchSize: 100, Block: 50 * time.Millisecond,
-		ClaimInterval: 100 * time.Millisecond, ClaimMinIdle: 600 * time.Millisecond, FoldTimeout: 500 * time.Millisecond, MaxDeliveries: 5,
+		// A fold may take seconds on a loaded machine; a peer must not claim
+		// its entries meanwhile. Tests of claiming shorten both (quickClaims).
+		ClaimInterval: 100 * time.Millisecond, ClaimMinIdle: 6 * time.Second, FoldTimeout: 5 * time.Second, MaxDeliveries: 5,
 		SweepInterval: 100 * time.Millisecond, SweepMinAge: sweepMinAge, StatsInterval: 100 * time.Millisecond,
 		RetryMax: 200 * time.Millisecond,
 	}
@@ -78,6 +80,13 @@ func testConfig(consumer string, sweepMinAge time.Duration) projection.Config {
 // consumer returns the fixture's stream as the consumer cfg names.
 func (f *fixture) consumer(cfg projection.Config) *redis.Consumer {
 	return f.stream.Consumer(cmp.Or(cfg.Group, projection.DefaultConfig().Group), cfg.Consumer)
+}
+
+// quickClaims makes a peer claim entries left pending after 600ms, for
+// tests about claiming, whose folds are small.
+func quickClaims(cfg projection.Config) projection.Config {
+	cfg.ClaimMinIdle, cfg.FoldTimeout = 600*time.Millisecond, 500*time.Millisecond
+	return cfg
 }
 
 // startWorker runs a worker until the returned stop is called (or the test
@@ -385,13 +394,13 @@ func TestCrashAfterCommitBeforeAck(t *testing.T) {
 
 	crashAndCheck := func(consumer string) {
 		t.Helper()
-		w, err := projection.NewWorker(f.projector, nil, f.cache, slog.New(slog.DiscardHandler), f.metrics, testConfig(consumer, noSweep))
+		w, err := projection.NewWorker(f.projector, nil, f.cache, slog.New(slog.DiscardHandler), f.metrics, quickClaims(testConfig(consumer, noSweep)))
 		if err == nil || w != nil {
 			t.Fatal("NewWorker accepted a nil stream")
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		cs := &crashingStream{Consumer: f.stream.Consumer("projection", consumer), crash: cancel, crashed: make(chan struct{})}
-		w, err = projection.NewWorker(f.projector, cs, f.cache, slog.New(slog.DiscardHandler), f.metrics, testConfig(consumer, noSweep))
+		w, err = projection.NewWorker(f.projector, cs, f.cache, slog.New(slog.DiscardHandler), f.metrics, quickClaims(testConfig(consumer, noSweep)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -432,7 +441,7 @@ func TestCrashAfterCommitBeforeAck(t *testing.T) {
 	}
 	crashAndCheck("w2")
 	version = f.view(m).Version
-	f.startWorker(testConfig("w1", noSweep), nil)
+	f.startWorker(quickClaims(testConfig("w1", noSweep)), nil)
 	eventually(t, 10*time.Second, func() (bool, string) {
 		return f.pending() == 0, "w1 did not claim w2's entries"
 	})
@@ -567,7 +576,7 @@ func TestDeadLetters(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	f.startWorker(testConfig("w1", 200*time.Millisecond), nil)
+	f.startWorker(quickClaims(testConfig("w1", 200*time.Millisecond)), nil)
 	eventually(t, 10*time.Second, func() (bool, string) {
 		dead := f.metric("messageapi_projection_dead_lettered_total")
 		return dead == 2 && f.pending() == 0, fmt.Sprintf("%v dead-lettered, %d pending", dead, f.pending())
@@ -588,7 +597,7 @@ func TestFoldRefreshesCachedPages(t *testing.T) {
 	f := newFixture(t)
 	m := f.message()
 	// The first read of page 1 fills the cache from PostgreSQL.
-	if _, err := query.NewListMessagesHandler(f.messages, f.cache).Handle(ctx, query.ListMessages{}); err != nil {
+	if _, err := query.NewListMessagesHandler(f.messages, f.cache, query.ListMessagesConfig{}).Handle(ctx, query.ListMessages{}); err != nil {
 		t.Fatal(err)
 	}
 	notCached := func(context.Context, messageapi.MessageRange) ([]messageapi.EncodedView, error) {

@@ -1,7 +1,11 @@
 package query
 
 import (
+	"cmp"
 	"context"
+	"fmt"
+
+	"golang.org/x/sync/semaphore"
 
 	"messageapi"
 )
@@ -62,18 +66,32 @@ func (p MessagePage) JSON() []byte {
 	return append(b, "}\n"...)
 }
 
+// ListMessagesConfig sets the limits of ListMessagesHandler.
+type ListMessagesConfig struct {
+	// HeavyReads is how many pages it reads from the store at once; more
+	// wait their turn, so that deep pages (a join of up to 101 views each)
+	// cannot take every connection and every core from other reads.
+	// 0 means DefaultHeavyReads.
+	HeavyReads int
+}
+
+// DefaultHeavyReads is ListMessagesConfig.HeavyReads when none is given.
+const DefaultHeavyReads = 4
+
 // ListMessagesHandler handles ListMessages.
 type ListMessagesHandler struct {
 	store MessageReader
 	cache PageCache
+	heavy *semaphore.Weighted
 }
 
 // NewListMessagesHandler returns a ListMessagesHandler.
-func NewListMessagesHandler(store MessageReader, cache PageCache) *ListMessagesHandler {
+func NewListMessagesHandler(store MessageReader, cache PageCache, cfg ListMessagesConfig) *ListMessagesHandler {
 	if store == nil || cache == nil {
 		panic("query: NewListMessagesHandler needs a store and a cache")
 	}
-	return &ListMessagesHandler{store: store, cache: cache}
+	n := cmp.Or(max(cfg.HeavyReads, 0), DefaultHeavyReads)
+	return &ListMessagesHandler{store: store, cache: cache, heavy: semaphore.NewWeighted(int64(n))}
 }
 
 // validate checks the request and returns the range it asks for.
@@ -122,8 +140,14 @@ func (h *ListMessagesHandler) Handle(ctx context.Context, q ListMessages) (Messa
 	return p, nil
 }
 
-// load reads views from PostgreSQL and encodes them.
+// load reads views from PostgreSQL, at most HeavyReads at once, and
+// encodes them. A read that cannot start before its deadline is
+// unavailable.
 func (h *ListMessagesHandler) load(ctx context.Context, r messageapi.MessageRange) ([]messageapi.EncodedView, error) {
+	if err := h.heavy.Acquire(ctx, 1); err != nil {
+		return nil, messageapi.Unavailable("database", fmt.Errorf("wait for a page read: %w", err))
+	}
+	defer h.heavy.Release(1)
 	views, err := h.store.ListMessages(ctx, r)
 	if err != nil {
 		return nil, err

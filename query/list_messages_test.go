@@ -45,7 +45,7 @@ func newFixture(t *testing.T, rc *redis.Client) *fixture {
 		cache:  cache,
 		reg:    reg,
 		create: command.NewCreateMessageHandler(store, cache, slog.New(slog.DiscardHandler)),
-		list:   query.NewListMessagesHandler(store, cache),
+		list:   query.NewListMessagesHandler(store, cache, query.ListMessagesConfig{}),
 	}
 }
 
@@ -269,7 +269,7 @@ func TestJoinedRebuildShowsMessagesCommittedMeanwhile(t *testing.T) {
 	f := newFixture(t, nil)
 	f.post(t, "old")
 	gate := &gatedReader{MessageStore: postgres.NewMessageStore(f.db), entered: make(chan struct{}), release: make(chan struct{})}
-	list := query.NewListMessagesHandler(gate, f.cache)
+	list := query.NewListMessagesHandler(gate, f.cache, query.ListMessagesConfig{})
 	gate.armed.Store(true)
 
 	first := make(chan query.MessagePage)
@@ -327,5 +327,60 @@ func TestRetriedCreateWritesThrough(t *testing.T) {
 	}
 	if got := texts(f.page(t, query.ListMessages{})); got != "[lost reply before]" {
 		t.Errorf("cached page after the retry = %s, want [lost reply before]", got)
+	}
+}
+
+// blockingReader is the real store, except that each read waits for the
+// test to let it go; it counts the reads in flight.
+type blockingReader struct {
+	*postgres.MessageStore
+	inFlight atomic.Int32
+	release  chan struct{}
+}
+
+func (b *blockingReader) ListMessages(ctx context.Context, r messageapi.MessageRange) ([]messageapi.MessageView, error) {
+	b.inFlight.Add(1)
+	defer b.inFlight.Add(-1)
+	<-b.release
+	return b.MessageStore.ListMessages(ctx, r)
+}
+
+// TestHeavyReadsWaitTheirTurn: with HeavyReads 2, two page reads from
+// PostgreSQL run at once; a third waits, and gives up as unavailable when
+// its deadline comes first, without reaching the store.
+func TestHeavyReadsWaitTheirTurn(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	for i := range 3 {
+		f.post(t, fmt.Sprintf("m%d", i))
+	}
+	store := &blockingReader{MessageStore: postgres.NewMessageStore(f.db), release: make(chan struct{})}
+	list := query.NewListMessagesHandler(store, f.cache, query.ListMessagesConfig{HeavyReads: 2})
+	deep := query.ListMessages{Page: ptr(9)} // outside the cached pages: from PostgreSQL
+	done := make(chan error, 2)
+	for range 2 {
+		go func() {
+			_, err := list.Handle(context.Background(), deep)
+			done <- err
+		}()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for store.inFlight.Load() != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d reads in flight, want 2", store.inFlight.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := list.Handle(ctx, deep)
+	if messageapi.ErrorCode(err) != messageapi.EUNAVAILABLE || store.inFlight.Load() != 2 {
+		t.Errorf("third read = %v with %d in flight; want unavailable, never reaching the store", err, store.inFlight.Load())
+	}
+	close(store.release)
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
 	}
 }

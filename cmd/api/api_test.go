@@ -39,8 +39,9 @@ func newTestAPI(t *testing.T, options ...func(*routerConfig)) *testAPI {
 func newTestHandler(tb testing.TB, options ...func(*routerConfig)) http.Handler {
 	tb.Helper()
 	log := slog.New(slog.DiscardHandler)
+	db := postgrestest.NewDB(tb)
 	a := newApp(config{cachePages: 5, maxReactionTypes: 3, Common: daemon.Common{CacheTTL: time.Minute}},
-		postgrestest.NewDB(tb), redistest.NewClient(tb), log)
+		db, db, redistest.NewClient(tb), log)
 	ctx, stop := context.WithCancel(context.Background())
 	published := make(chan struct{})
 	go func() { defer close(published); a.publisher.Run(ctx, time.Second) }()

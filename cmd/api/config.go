@@ -26,6 +26,8 @@ type config struct {
 	daemon.Common
 	addr             string
 	accessLogLevel   string
+	dbReadConns      int
+	heavyReads       int
 	requestTimeout   time.Duration
 	cachePages       int
 	streamMaxLen     int
@@ -47,7 +49,11 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	f := daemon.NewFlags("api", usage, getenv, output)
 	daemon.DefineCommon(f, &c.Common, daemon.Common{
 		AdminAddr: "localhost:6060", DBMaxConns: 16, DBTimeout: postgres.DefaultTimeout, RedisTimeout: redis.DefaultTimeout,
+		DBLockTimeout: postgres.DefaultTimeout, DBIdleTx: 5 * time.Second,
 	})
+	c.SessionName = "messageapi-api"
+	f.Int(&c.dbReadConns, "db-read-conns", 16, "PostgreSQL connections for reads, a pool apart from -db-max-conns (writes), so that one kind of traffic cannot starve the other", "DB_READ_CONNS")
+	f.Int(&c.heavyReads, "heavy-reads", 4, "page reads served from PostgreSQL at once (pages outside the cache); more wait their turn, so deep pages cannot crowd out other reads", "HEAVY_READS")
 	f.String(&c.addr, "addr", "localhost:8080", "API listen address", "ADDR")
 	f.String(&c.accessLogLevel, "access-log-level", "info", "level of the one access-log line per request; set it below -log-level to silence access logs", "ACCESS_LOG_LEVEL")
 	f.Duration(&c.requestTimeout, "request-timeout", 5*time.Second, "deadline of each API request", "REQUEST_TIMEOUT")
@@ -78,6 +84,8 @@ func (c *config) validate() error {
 	return daemon.FirstError(
 		c.Common.Validate(),
 		daemon.Require(accessErr == nil, "access-log-level", "use debug, info, warn or error"),
+		daemon.Require(c.dbReadConns >= 1 && c.dbReadConns <= 1000, "db-read-conns", "must be from 1 to 1000"),
+		daemon.Require(c.heavyReads >= 1 && c.heavyReads <= c.dbReadConns, "heavy-reads", "must be from 1 to -db-read-conns"),
 		daemon.Require(c.requestTimeout > 0, "request-timeout", "must be positive"),
 		daemon.Require(c.cachePages >= 1 && c.cachePages <= 1000, "cache-pages", "must be from 1 to 1000"),
 		daemon.Require(c.streamMaxLen >= 1000, "stream-max-len", "must be at least 1000"),

@@ -36,7 +36,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return nil
 	}
 
-	app := newApp(cfg, deps.DB, deps.Redis, log)
+	readDB, err := deps.OpenReadDB(cfg.dbReadConns)
+	if err != nil {
+		return err
+	}
+	app := newApp(cfg, deps.DB, readDB, deps.Redis, log)
 	accessLevel, _ := daemon.ParseLevel(cfg.accessLogLevel) // validated with the config
 	api := &http.Server{
 		Handler: app.server.routes(routerConfig{
@@ -98,9 +102,11 @@ type app struct {
 	publisher *redis.Publisher
 }
 
-func newApp(cfg config, db *postgres.DB, rc *redis.Client, log *slog.Logger) *app {
-	messages := postgres.NewMessageStore(db)
-	reactions := postgres.NewReactionStore(db)
+// newApp wires the use cases: the commands on the write pool db, the
+// queries on the read pool readDB.
+func newApp(cfg config, db, readDB *postgres.DB, rc *redis.Client, log *slog.Logger) *app {
+	messages, readMessages := postgres.NewMessageStore(db), postgres.NewMessageStore(readDB)
+	reactions, readReactions := postgres.NewReactionStore(db), postgres.NewReactionStore(readDB)
 	cache := redis.NewPageCache(rc, redis.PageCacheConfig{Pages: cfg.cachePages, TTL: cfg.CacheTTL})
 	publisher := redis.NewPublisher(redis.NewStream(rc, redis.StreamConfig{MaxLen: int64(cfg.streamMaxLen)}), redis.PublisherConfig{})
 	return &app{
@@ -108,9 +114,9 @@ func newApp(cfg config, db *postgres.DB, rc *redis.Client, log *slog.Logger) *ap
 			createMessage:  command.NewCreateMessageHandler(messages, cache, log),
 			addReaction:    command.NewAddReactionHandler(reactions, publisher, log, command.AddReactionConfig{MaxTypes: cmp.Or(cfg.maxReactionTypes, -1)}),
 			removeReaction: command.NewRemoveReactionHandler(reactions, publisher, log),
-			listMessages:   query.NewListMessagesHandler(messages, cache),
-			getMessage:     query.NewGetMessageHandler(messages),
-			listReactions:  query.NewListReactionsHandler(reactions),
+			listMessages:   query.NewListMessagesHandler(readMessages, cache, query.ListMessagesConfig{HeavyReads: cfg.heavyReads}),
+			getMessage:     query.NewGetMessageHandler(readMessages),
+			listReactions:  query.NewListReactionsHandler(readReactions),
 		},
 		cache:     cache,
 		publisher: publisher,

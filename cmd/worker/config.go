@@ -49,6 +49,9 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	f := daemon.NewFlags("worker", usage, getenv, output)
 	daemon.DefineCommon(f, &c.Common, daemon.Common{
 		AdminAddr: "localhost:6061", DBMaxConns: 4, DBTimeout: 10 * time.Second, RedisTimeout: time.Second,
+		// A fold is a few statements in quick succession: an idle second in
+		// one means its worker is frozen or cut off, and its locks go.
+		DBLockTimeout: 2 * time.Second, DBIdleTx: time.Second,
 	})
 	d, p := projection.DefaultConfig(), &c.projection
 	var maxDeliveries int
@@ -67,6 +70,7 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 		return config{}, "", err
 	}
 	p.MaxDeliveries = int64(maxDeliveries)
+	c.SessionName = "messageapi-worker:" + p.Consumer
 	return c, sub, c.validate()
 }
 

@@ -27,9 +27,14 @@ type Common struct {
 	LogLevel      string
 	DBMaxConns    int
 	DBTimeout     time.Duration
+	DBLockTimeout time.Duration
+	DBIdleTx      time.Duration
 	RedisTimeout  time.Duration
 	ShutdownGrace time.Duration
 	CacheTTL      time.Duration
+	// SessionName is the application_name of the program's PostgreSQL
+	// sessions; it is set by the program, not by a flag.
+	SessionName string
 }
 
 // DefineCommon defines the shared settings on f, stored in c, with the
@@ -42,6 +47,8 @@ func DefineCommon(f *Flags, c *Common, def Common) {
 	f.String(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error", "LOG_LEVEL")
 	f.Int(&c.DBMaxConns, "db-max-conns", def.DBMaxConns, "maximum PostgreSQL connections", "DB_MAX_CONNS")
 	f.Duration(&c.DBTimeout, "db-timeout", def.DBTimeout, "timeout of each PostgreSQL call, including the wait for a connection", "DB_TIMEOUT")
+	f.Duration(&c.DBLockTimeout, "db-lock-timeout", def.DBLockTimeout, "how long a PostgreSQL session waits for a row lock before the statement fails (server side)", "DB_LOCK_TIMEOUT")
+	f.Duration(&c.DBIdleTx, "db-idle-tx-timeout", def.DBIdleTx, "how long a session may sit idle inside a transaction before PostgreSQL ends it, releasing its locks: a frozen or cut-off process cannot hold them longer", "DB_IDLE_TX_TIMEOUT")
 	f.Duration(&c.RedisTimeout, "redis-timeout", def.RedisTimeout, "timeout of each Redis call", "REDIS_TIMEOUT")
 	f.Duration(&c.ShutdownGrace, "shutdown-grace", DefaultGrace, "how long a stop waits for work in flight (requests, or the batch being folded) before it exits anyway", "SHUTDOWN_GRACE")
 	f.Duration(&c.CacheTTL, "cache-ttl", redis.DefaultCacheTTL, "lifetime of the cached page index; bounds staleness after an outage; keep the API's and the worker's equal", "CACHE_TTL")
@@ -58,6 +65,8 @@ func (c *Common) Validate() error {
 		Require(logErr == nil, "log-level", "use debug, info, warn or error"),
 		Require(c.DBMaxConns >= 1 && c.DBMaxConns <= 1000, "db-max-conns", "must be from 1 to 1000"),
 		Require(c.DBTimeout > 0, "db-timeout", "must be positive"),
+		Require(c.DBLockTimeout >= 0, "db-lock-timeout", "must not be negative"),
+		Require(c.DBIdleTx >= 0, "db-idle-tx-timeout", "must not be negative"),
 		Require(c.RedisTimeout > 0, "redis-timeout", "must be positive"),
 		Require(c.ShutdownGrace > 0, "shutdown-grace", "must be positive"),
 		Require(c.CacheTTL >= time.Second, "cache-ttl", "must be at least 1s"),

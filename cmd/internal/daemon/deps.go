@@ -29,15 +29,17 @@ type Deps struct {
 	Redis    *redis.Client
 	Registry *prometheus.Registry
 	Schema   *Schema
+	cfg      Common
+	extra    []*postgres.DB
 }
 
 // OpenDeps opens the connection pools and a registry holding the runtime,
 // process and pool metrics. It fails only on invalid configuration.
 func OpenDeps(cfg Common, log *slog.Logger) (*Deps, error) {
 	redis.LogTo(log)
-	db, err := postgres.Open(postgres.Config{URL: cfg.DatabaseURL, MaxConns: int32(cfg.DBMaxConns), QueryTimeout: cfg.DBTimeout})
+	db, err := openDB(cfg, cfg.DBMaxConns, cfg.SessionName)
 	if err != nil {
-		return nil, fmt.Errorf("-database-url: %w", err)
+		return nil, err
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
@@ -52,12 +54,42 @@ func OpenDeps(cfg Common, log *slog.Logger) (*Deps, error) {
 		db.Close()
 		return nil, fmt.Errorf("-redis-url: %w", err)
 	}
-	return &Deps{DB: db, Redis: rc, Registry: reg, Schema: &Schema{db: db}}, nil
+	return &Deps{DB: db, Redis: rc, Registry: reg, Schema: &Schema{db: db}, cfg: cfg}, nil
+}
+
+func openDB(cfg Common, maxConns int, name string) (*postgres.DB, error) {
+	db, err := postgres.Open(postgres.Config{
+		URL: cfg.DatabaseURL, MaxConns: int32(maxConns), QueryTimeout: cfg.DBTimeout,
+		LockTimeout: cfg.DBLockTimeout, IdleInTxTimeout: cfg.DBIdleTx, Name: name,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("-database-url: %w", err)
+	}
+	return db, nil
+}
+
+// OpenReadDB opens a second pool of maxConns connections, for reads only:
+// a bulkhead, so that writes waiting on locks cannot take every connection
+// from reads, nor reads from writes. It is closed with the others.
+func (d *Deps) OpenReadDB(maxConns int) (*postgres.DB, error) {
+	db, err := openDB(d.cfg, maxConns, d.cfg.SessionName+"-read")
+	if err != nil {
+		return nil, err
+	}
+	if err := d.Registry.Register(pgxpoolprometheus.NewCollector(db.Pool(), map[string]string{"db": "postgres-read"})); err != nil {
+		db.Close()
+		return nil, err
+	}
+	d.extra = append(d.extra, db)
+	return db, nil
 }
 
 // Close closes the pools.
 func (d *Deps) Close() {
 	_ = d.Redis.Close()
+	for _, db := range d.extra {
+		db.Close()
+	}
 	d.DB.Close()
 }
 
