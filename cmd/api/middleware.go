@@ -189,14 +189,19 @@ func clientIP(trusted []netip.Prefix) func(http.Handler) http.Handler {
 }
 
 // rateLimit allows each client limit requests per window and answers the
-// rest 429 with Retry-After. A limit of 0 turns it off, as load tests need.
+// rest 429 with Retry-After. A client is the user of a verified token,
+// wherever it connects from, and otherwise the client address. A limit of
+// 0 turns it off, as load tests need.
 func rateLimit(limit int, window time.Duration) func(http.Handler) http.Handler {
 	if limit == 0 {
-		return func(next http.Handler) http.Handler { return next }
+		return passThrough
 	}
 	return httprate.LimitBy(limit, window,
 		func(r *http.Request) (string, error) {
-			return httprate.CanonicalizeIP(middleware.GetClientIP(r.Context())), nil
+			if id, ok := identityFrom(r.Context()); ok {
+				return "sub:" + id.subject, nil
+			}
+			return "ip:" + httprate.CanonicalizeIP(middleware.GetClientIP(r.Context())), nil
 		},
 		httprate.WithLimitHandler(func(w http.ResponseWriter, r *http.Request) {
 			writeError(w, r, messageapi.Errorf(messageapi.ERATELIMITED, "too many requests; retry after the time in Retry-After"))
