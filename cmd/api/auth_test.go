@@ -483,6 +483,67 @@ func TestRateLimitPerUser(t *testing.T) {
 	wantStatus(t, api.as(carol, "GET", "/messages", ""), 200, "")
 }
 
+// TestCORS: a preflight from an allowed origin is answered with the CORS
+// headers before any token is asked for; one from another origin gets
+// none; with no origins configured there are no CORS headers at all.
+func TestCORS(t *testing.T) {
+	t.Parallel()
+	const origin = "https://chat.example.com"
+	withCORS := newAuthedAPI(t, func(c *routerConfig) { c.corsOrigins = []string{origin} })
+	without := newAuthedAPI(t)
+	preflight := func(api authedAPI, from string) response {
+		return api.send(http.MethodOptions, "/messages", http.Header{
+			"Origin": {from}, "Access-Control-Request-Method": {"POST"},
+			"Access-Control-Request-Headers": {"authorization, content-type, x-request-id"},
+		}, nil)
+	}
+
+	r := preflight(withCORS, origin)
+	if r.status != http.StatusOK && r.status != http.StatusNoContent {
+		t.Errorf("preflight = %d %s, want 200 or 204", r.status, r.body)
+	}
+	if got := r.header.Get("Access-Control-Allow-Origin"); got != origin {
+		t.Errorf("Access-Control-Allow-Origin = %q, want %q", got, origin)
+	}
+	if got := r.header.Get("Access-Control-Allow-Methods"); got != "POST" {
+		t.Errorf("Access-Control-Allow-Methods = %q, want POST", got)
+	}
+	if got := r.header.Get("Access-Control-Allow-Headers"); !strings.Contains(got, "Authorization") || !strings.Contains(got, "Content-Type") || !strings.Contains(got, "X-Request-Id") {
+		t.Errorf("Access-Control-Allow-Headers = %q, want Authorization, Content-Type and X-Request-ID", got)
+	}
+	if r.header.Get("Allow") != "" || r.header.Get("Access-Control-Allow-Credentials") != "" {
+		t.Errorf("preflight reached the router or allows credentials: %v", r.header)
+	}
+
+	r = preflight(withCORS, "https://evil.example.com")
+	if got := r.header.Get("Access-Control-Allow-Origin"); got != "" {
+		t.Errorf("preflight from another origin: Access-Control-Allow-Origin = %q, want none", got)
+	}
+
+	// An actual request from the origin may read the headers the API sends.
+	r = withCORS.send(http.MethodPost, "/messages", http.Header{
+		"Origin": {origin}, "Content-Type": {"application/json"}, "Authorization": {"Bearer " + userToken(t, "alice")},
+	}, strings.NewReader(`{"text":"from a browser"}`))
+	wantStatus(t, r, 201, "")
+	expose := r.header.Get("Access-Control-Expose-Headers")
+	for _, h := range []string{"Location", "Retry-After", "X-Request-Id"} {
+		if !strings.Contains(expose, h) {
+			t.Errorf("Access-Control-Expose-Headers = %q, want %s", expose, h)
+		}
+	}
+
+	// No origins configured: an OPTIONS is the router's, and no CORS.
+	r = preflight(without, origin)
+	if r.status != http.StatusNoContent || r.header.Get("Allow") == "" {
+		t.Errorf("preflight without CORS = %d, Allow %q; want the router's 204 with Allow", r.status, r.header.Get("Allow"))
+	}
+	for name := range r.header {
+		if strings.HasPrefix(name, "Access-Control-") {
+			t.Errorf("no origins configured, yet %s: %s", name, r.header.Get(name))
+		}
+	}
+}
+
 func TestLoadJWKSRefusesKeysItCannotUse(t *testing.T) {
 	t.Parallel()
 	rsaKey, edKey := testKeyPairs()

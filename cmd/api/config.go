@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -37,6 +38,7 @@ type config struct {
 	rateWindow     time.Duration
 	trustedProxies []netip.Prefix
 	auth           authConfig
+	corsOrigins    []string
 	token          tokenRequest // the token subcommand only
 }
 
@@ -55,7 +57,7 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 		sub, args = args[0], args[1:]
 	}
 	var c config
-	var proxies, secret, secretFile, jwks string
+	var proxies, secret, secretFile, jwks, origins string
 	f := daemon.NewFlags("api", usage, getenv, output)
 	daemon.DefineCommon(f, &c.Common, daemon.Common{
 		AdminAddr: "localhost:6060", DBMaxConns: 16, DBTimeout: postgres.DefaultTimeout, RedisTimeout: redis.DefaultTimeout,
@@ -75,6 +77,7 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	f.String(&c.auth.issuer, "auth-issuer", "", "issuer (iss) every token must name; empty: iss is not checked", "AUTH_ISSUER")
 	f.Duration(&c.auth.leeway, "auth-leeway", 30*time.Second, "clock skew allowed when checking a token's exp and nbf", "AUTH_LEEWAY")
 	f.Bool(&c.auth.reads, "auth-reads", false, "reads need a token too; by default only writes do", "AUTH_READS")
+	f.String(&origins, "cors-origins", "", "comma-separated origins (https://chat.example.com, https://*.example.com or *) whose browser clients may call the API; empty: no CORS headers", "CORS_ORIGINS")
 	if sub == "token" {
 		f.String(&c.token.subject, "sub", "", "the token's subject: the user it acts as")
 		f.String(&c.token.role, "role", "", "server for a server token, which may act for any user; empty for a user token")
@@ -92,6 +95,15 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 			return config{}, "", fmt.Errorf("invalid -trusted-proxies: %q is not a CIDR such as 10.0.0.0/8", cidr)
 		}
 		c.trustedProxies = append(c.trustedProxies, prefix)
+	}
+	for _, origin := range strings.Split(origins, ",") {
+		if origin = strings.TrimSpace(origin); origin == "" {
+			continue
+		}
+		if !validOrigin(origin) {
+			return config{}, "", fmt.Errorf("invalid -cors-origins: %q is not an origin such as https://chat.example.com, https://*.example.com or *", origin)
+		}
+		c.corsOrigins = append(c.corsOrigins, origin)
 	}
 	if err := c.auth.load(secret, secretFile, jwks); err != nil {
 		return config{}, "", err
@@ -134,6 +146,20 @@ func (a *authConfig) load(secret, secretFile, jwks string) error {
 		a.keys = keys
 	}
 	return nil
+}
+
+// validOrigin reports whether s is a browser origin, scheme://host[:port],
+// where the host may hold one * wildcard, or * alone.
+func validOrigin(s string) bool {
+	if s == "*" {
+		return true
+	}
+	scheme, host, ok := strings.Cut(s, "://")
+	if !ok || (scheme != "http" && scheme != "https") || host == "" || strings.ContainsAny(host, "/?#@") || strings.Count(host, "*") > 1 {
+		return false
+	}
+	u, err := url.Parse(scheme + "://" + strings.Replace(host, "*", "wildcard", 1))
+	return err == nil && u.Hostname() != ""
 }
 
 func (t tokenRequest) validate() error {

@@ -129,6 +129,9 @@ func TestAuthConfigRejectsBadSettingsByName(t *testing.T) {
 		{map[string]string{"AUTH_ISSUER": "https://id.example.com"}, nil, "auth-issuer"},
 		{map[string]string{"AUTH_SECRET": testSecret}, []string{"-auth-leeway", "-1s"}, "auth-leeway"},
 		{map[string]string{"AUTH_READS": "maybe"}, nil, "AUTH_READS"},
+		{map[string]string{"CORS_ORIGINS": "https://chat.example.com, chat.example.com"}, nil, "cors-origins"},
+		{map[string]string{"CORS_ORIGINS": "https://chat.example.com/"}, nil, "cors-origins"},
+		{map[string]string{"CORS_ORIGINS": "https://*.*.example.com"}, nil, "cors-origins"},
 		{map[string]string{"AUTH_SECRET": testSecret}, []string{"token"}, "sub"},
 		{map[string]string{"AUTH_SECRET": testSecret}, []string{"token", "-sub", "alice smith"}, "sub"},
 		{map[string]string{"AUTH_SECRET": testSecret}, []string{"token", "-sub", "alice", "-role", "admin"}, "role"},
@@ -152,8 +155,8 @@ func TestAuthConfig(t *testing.T) {
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
 	c, _, err := parseConfig(nil, env(nil), io.Discard)
-	if err != nil || c.auth.enabled() || c.auth.leeway != 30*time.Second {
-		t.Errorf("defaults: auth %+v, %v; want auth off, leeway 30s", c.auth, err)
+	if err != nil || c.auth.enabled() || c.auth.leeway != 30*time.Second || c.corsOrigins != nil {
+		t.Errorf("defaults: auth %+v, cors %v, %v; want auth off, leeway 30s, no origins", c.auth, c.corsOrigins, err)
 	}
 	c, _, err = parseConfig(nil, env(map[string]string{"AUTH_SECRET_FILE": secretFile, "AUTH_READS": "true"}), io.Discard)
 	if err != nil || string(c.auth.secret) != testSecret || !c.auth.reads {
@@ -162,6 +165,10 @@ func TestAuthConfig(t *testing.T) {
 	c, _, err = parseConfig([]string{"-auth-jwks", testJWKS(t), "-auth-audience", "message-api"}, env(nil), io.Discard)
 	if err != nil || len(c.auth.keys) != 2 || c.auth.audience != "message-api" {
 		t.Errorf("-auth-jwks: %d keys, audience %q, %v; want 2 keys", len(c.auth.keys), c.auth.audience, err)
+	}
+	c, _, err = parseConfig(nil, env(map[string]string{"CORS_ORIGINS": " https://chat.example.com ,https://*.example.org:8443,http://localhost:5173"}), io.Discard)
+	if err != nil || strings.Join(c.corsOrigins, " ") != "https://chat.example.com https://*.example.org:8443 http://localhost:5173" {
+		t.Errorf("CORS_ORIGINS: %q, %v", c.corsOrigins, err)
 	}
 }
 

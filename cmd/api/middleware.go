@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+	"github.com/go-chi/cors"
 	"github.com/go-chi/httprate"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -206,4 +207,23 @@ func rateLimit(limit int, window time.Duration) func(http.Handler) http.Handler 
 		httprate.WithLimitHandler(func(w http.ResponseWriter, r *http.Request) {
 			writeError(w, r, messageapi.Errorf(messageapi.ERATELIMITED, "too many requests; retry after the time in Retry-After"))
 		}))
+}
+
+// allowOrigins lets browser clients on origins call the API (CORS): it
+// answers their preflight requests itself, before any token is asked
+// for, and names the headers a script may send and read. It runs before
+// the rate limiter and the token check, so a script can read their 429
+// and 401 answers too. Tokens travel in Authorization, not in cookies,
+// so no credentials are allowed. No origins: no CORS headers.
+func allowOrigins(origins []string) func(http.Handler) http.Handler {
+	if len(origins) == 0 {
+		return passThrough
+	}
+	return cors.Handler(cors.Options{
+		AllowedOrigins: origins,
+		AllowedMethods: []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodDelete},
+		AllowedHeaders: []string{"Authorization", "Content-Type", "X-Request-ID"},
+		ExposedHeaders: []string{"Location", "Retry-After", "X-Request-ID", "WWW-Authenticate"},
+		MaxAge:         600,
+	})
 }

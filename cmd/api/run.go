@@ -57,7 +57,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			log: log, metrics: newHTTPMetrics(deps.Registry), accessLevel: accessLevel,
 			ready: deps.Schema.Ready, requestTimeout: cfg.requestTimeout,
 			rateLimit: cfg.rateLimit, rateWindow: cfg.rateWindow, trustedProxies: cfg.trustedProxies,
-			auth: newVerifier(cfg.auth), authReads: cfg.auth.reads,
+			auth: newVerifier(cfg.auth), authReads: cfg.auth.reads, corsOrigins: cfg.corsOrigins,
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
