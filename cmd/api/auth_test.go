@@ -18,6 +18,8 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // testSecret is an HS256 secret of the required length.
@@ -580,5 +582,31 @@ func TestLoadJWKSRefusesKeysItCannotUse(t *testing.T) {
 	}
 	if _, err := loadJWKS(path); err == nil || !strings.Contains(err.Error(), "only RSA") {
 		t.Errorf("an EC key: %v, want refused", err)
+	}
+}
+
+// TestRefusedRequestsAreCountedByRoute: a request that middleware answers
+// before routing (here 401) is counted under the route it was for, and
+// only a path no route has is "unmatched".
+func TestRefusedRequestsAreCountedByRoute(t *testing.T) {
+	t.Parallel()
+	metrics := newHTTPMetrics(prometheus.NewRegistry())
+	api := newAuthedAPI(t, func(c *routerConfig) { c.metrics = metrics })
+	checkUnauthenticated(t, api.as("", "POST", "/messages", `{"text":"hi"}`), "")
+	checkUnauthenticated(t, api.as("", "DELETE", "/messages/0192f0a4-8a4b-7cc1-9e8a-5a3b1c2d3e4f/reactions/like", ""), "")
+	if r := api.as("bad", "HEAD", "/messages", ""); r.status != http.StatusUnauthorized {
+		t.Fatalf("HEAD with a bad token = %d, want 401", r.status)
+	}
+	wantStatus(t, api.as("", "GET", "/nowhere", ""), 404, "not_found")
+	for _, c := range []struct{ method, route, code string }{
+		{"POST", "/messages", "401"},
+		{"DELETE", "/messages/{id}/reactions/{type}", "401"},
+		{"HEAD", "/messages", "401"},
+		{"GET", "unmatched", "404"},
+	} {
+		var m dto.Metric
+		if err := metrics.requests.WithLabelValues(c.method, c.route, c.code).Write(&m); err != nil || m.GetCounter().GetValue() != 1 {
+			t.Errorf("requests{%s %s %s} = %v (%v), want 1", c.method, c.route, c.code, m.GetCounter().GetValue(), err)
+		}
 	}
 }

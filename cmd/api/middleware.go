@@ -102,10 +102,7 @@ func observe(m *httpMetrics, accessLevel slog.Level) func(http.Handler) http.Han
 			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 			next.ServeHTTP(ww, r)
 			elapsed := time.Since(start)
-			route := "unmatched"
-			if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
-				route = rc.RoutePattern()
-			}
+			route := routeOf(r)
 			status := ww.Status()
 			if status == 0 {
 				status = http.StatusOK
@@ -120,6 +117,28 @@ func observe(m *httpMetrics, accessLevel slog.Level) func(http.Handler) http.Han
 				"client", middleware.GetClientIP(r.Context()))
 		})
 	}
+}
+
+// routeOf is the pattern of the route a request was for, also when
+// middleware answered it before routing (401, 429, 503); "unmatched" for
+// a path no route has.
+func routeOf(r *http.Request) string {
+	rc := chi.RouteContext(r.Context())
+	if rc == nil {
+		return "unmatched"
+	}
+	pattern := rc.RoutePattern()
+	if pattern == "" && rc.Routes != nil {
+		method := r.Method
+		if method == http.MethodHead {
+			method = http.MethodGet
+		}
+		pattern = rc.Routes.Find(chi.NewRouteContext(), method, r.URL.Path)
+	}
+	if pattern == "" {
+		return "unmatched"
+	}
+	return pattern
 }
 
 // metricMethod names standard methods and folds any other into "other",
