@@ -70,7 +70,9 @@ func actingUser(r *http.Request, given string) (string, error) {
 	case given == "" || given == id.subject:
 		return id.subject, nil
 	}
-	return "", messageapi.Errorf(messageapi.EPERMISSION, "this token acts only as user %q; user_id must be that user or be left out", id.subject)
+	// The message does not repeat the subject: nothing of a token is
+	// echoed to the client.
+	return "", messageapi.Errorf(messageapi.EPERMISSION, "a user token acts only as its own user (its sub): leave user_id out or name that user")
 }
 
 // authError is why a request is unauthenticated, in the terms of RFC 6750
