@@ -11,16 +11,18 @@ import (
 // Error codes. They are part of the HTTP contract: clients branch on them,
 // so they never change meaning. The HTTP layer maps each to one status.
 const (
-	EINVALID     = "invalid_argument"
-	ENOTFOUND    = "not_found"
-	EMETHOD      = "method_not_allowed"
-	ECONFLICT    = "conflict"
-	ELIMIT       = "limit_exceeded"
-	ETOOLARGE    = "payload_too_large"
-	EMEDIATYPE   = "unsupported_media_type"
-	ERATELIMITED = "rate_limited"
-	EUNAVAILABLE = "unavailable"
-	EINTERNAL    = "internal"
+	EINVALID         = "invalid_argument"
+	EUNAUTHENTICATED = "unauthenticated"   // no valid credentials
+	EPERMISSION      = "permission_denied" // valid credentials, acting outside their rights
+	ENOTFOUND        = "not_found"
+	EMETHOD          = "method_not_allowed"
+	ECONFLICT        = "conflict"
+	ELIMIT           = "limit_exceeded"
+	ETOOLARGE        = "payload_too_large"
+	EMEDIATYPE       = "unsupported_media_type"
+	ERATELIMITED     = "rate_limited"
+	EUNAVAILABLE     = "unavailable"
+	EINTERNAL        = "internal"
 )
 
 // Error is an error meant for the client. Message is written for a person;

@@ -26,6 +26,9 @@ type stack struct {
 	base        string // the API's base URL
 	admin       string // the API's admin base URL
 	env         []string
+	// tokens, when set, gives the bearer token of each request to the
+	// API made through the stack's methods ("" for none).
+	tokens func(method, path, body string) string
 }
 
 func startStack(t *testing.T, extraEnv ...string) *stack {
@@ -78,13 +81,20 @@ func call(t *testing.T, method, url, contentType, body string) reply {
 // try makes a request and returns its reply, or an error when there is no
 // answer or the answer claims JSON and is not.
 func try(method, url, contentType, body string) (reply, error) {
+	header := http.Header{}
+	if contentType != "" {
+		header.Set("Content-Type", contentType)
+	}
+	return send(method, url, header, body)
+}
+
+// send is try with any request headers.
+func send(method, url string, header http.Header, body string) (reply, error) {
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		return reply{}, err
 	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
+	req.Header = header
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return reply{}, fmt.Errorf("%s %s: %w", method, url, err)
@@ -92,7 +102,7 @@ func try(method, url, contentType, body string) (reply, error) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	r := reply{status: resp.StatusCode, header: resp.Header, raw: string(b)}
-	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") && method != http.MethodHead {
 		if err := json.Unmarshal(b, &r.body); err != nil {
 			return r, fmt.Errorf("%s %s: body is not a JSON object: %s", method, url, b)
 		}
@@ -100,14 +110,34 @@ func try(method, url, contentType, body string) (reply, error) {
 	return r, nil
 }
 
+// call makes a request to the API with the token s.tokens gives it.
+func (s *stack) call(t *testing.T, method, path, contentType, body string) reply {
+	t.Helper()
+	if s.tokens == nil {
+		return call(t, method, s.base+path, contentType, body)
+	}
+	header := http.Header{}
+	if contentType != "" {
+		header.Set("Content-Type", contentType)
+	}
+	if token := s.tokens(method, path, body); token != "" {
+		header.Set("Authorization", "Bearer "+token)
+	}
+	r, err := send(method, s.base+path, header, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 func (s *stack) get(t *testing.T, path string) reply {
 	t.Helper()
-	return call(t, http.MethodGet, s.base+path, "", "")
+	return s.call(t, http.MethodGet, path, "", "")
 }
 
 func (s *stack) post(t *testing.T, path, body string) reply {
 	t.Helper()
-	return call(t, http.MethodPost, s.base+path, "application/json", body)
+	return s.call(t, http.MethodPost, path, "application/json", body)
 }
 
 func expect(t *testing.T, r reply, status int) reply {
@@ -149,7 +179,7 @@ func runOnce(t *testing.T, name string, env []string, args ...string) string {
 
 func (s *stack) del(t *testing.T, path string) reply {
 	t.Helper()
-	return call(t, http.MethodDelete, s.base+path, "", "")
+	return s.call(t, http.MethodDelete, path, "", "")
 }
 
 // field returns the value at a dotted path of a JSON body, where a number
@@ -216,7 +246,22 @@ var timeFormat = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}
 // the real binaries on an empty database.
 func TestEndToEnd(t *testing.T) {
 	t.Parallel()
-	s := startStack(t)
+	endToEnd(t, startStack(t))
+}
+
+// TestEndToEndWithAuth runs the same scenarios with authentication on:
+// every request carries the token of the user it names, or a server
+// token where it names none (or one that is not a user id), so each
+// scenario gets the answer it gets in the open API.
+func TestEndToEndWithAuth(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, "AUTH_SECRET="+testSecret)
+	s.tokens = tokenOfNamedUser(t)
+	endToEnd(t, s)
+}
+
+// endToEnd is the scenario of e2e.hurl on a fresh stack.
+func endToEnd(t *testing.T, s *stack) {
 	const unknown = "0192f0a4-8a4b-7cc1-9e8a-5a3b1c2d3e4f"
 
 	// Health, on the admin address.
@@ -263,7 +308,7 @@ func TestEndToEnd(t *testing.T) {
 	expectError(t, s.post(t, "/messages", `{"text": "hi", "user_id": "alice"`+"\n"), 400, "invalid_argument")
 	expectError(t, s.post(t, "/messages", `{"text": "hi", "user_id": "alice"}{"text": "again"}`+"\n"), 400, "invalid_argument")
 	expectError(t, s.post(t, "/messages", `{"id": "not-a-uuid", "text": "hi", "user_id": "alice"}`), 400, "invalid_argument", "id")
-	expectError(t, call(t, "POST", s.base+"/messages", "text/plain", `{"text": "hi", "user_id": "alice"}`+"\n"), 415, "unsupported_media_type")
+	expectError(t, s.call(t, "POST", "/messages", "text/plain", `{"text": "hi", "user_id": "alice"}`+"\n"), 415, "unsupported_media_type")
 	large, err := os.ReadFile("testdata/too-large.json")
 	if err != nil {
 		t.Fatal(err)
@@ -275,7 +320,7 @@ func TestEndToEnd(t *testing.T) {
 	expectError(t, s.get(t, "/messages/"+unknown), 404, "not_found")
 	expectError(t, s.get(t, "/messages/not-a-uuid"), 400, "invalid_argument", "id")
 	expectError(t, s.get(t, "/nothing-here"), 404, "not_found")
-	r = expect(t, call(t, "PATCH", s.base+"/messages", "", ""), 405)
+	r = expect(t, s.call(t, "PATCH", "/messages", "", ""), 405)
 	if r.header.Get("Allow") != "GET, HEAD, POST, OPTIONS" {
 		t.Errorf("Allow = %q", r.header.Get("Allow"))
 	}

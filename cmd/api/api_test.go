@@ -73,13 +73,21 @@ func (r response) json(t *testing.T) map[string]any {
 
 func (a *testAPI) do(method, path, contentType string, body io.Reader) response {
 	a.t.Helper()
+	header := http.Header{}
+	if contentType != "" {
+		header.Set("Content-Type", contentType)
+	}
+	return a.send(method, path, header, body)
+}
+
+// send makes a request with the given headers.
+func (a *testAPI) send(method, path string, header http.Header, body io.Reader) response {
+	a.t.Helper()
 	req, err := http.NewRequest(method, a.URL+path, body)
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
+	req.Header = header
 	resp, err := a.Client().Do(req)
 	if err != nil {
 		a.t.Fatal(err)

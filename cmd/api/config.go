@@ -1,9 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
+	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -18,7 +21,9 @@ const usage = `Usage: api [subcommand] [flags]
 Subcommands:
   (none)        serve the API (migrating the schema first)
   migrate       migrate the schema and exit
-  healthcheck   exit 0 when the admin /readyz of a running API answers 200 (for container health checks)`
+  healthcheck   exit 0 when the admin /readyz of a running API answers 200 (for container health checks)
+  token         print a development token signed with the -auth-secret:
+                api token -sub alice [-role server] [-ttl 1h]`
 
 // config is the API's configuration. Each field is a flag with an
 // environment-variable fallback; flags win.
@@ -35,17 +40,27 @@ type config struct {
 	rateLimit        int
 	rateWindow       time.Duration
 	trustedProxies   []netip.Prefix
+	auth             authConfig
+	corsOrigins      []string
+	token            tokenRequest // the token subcommand only
+}
+
+// tokenRequest is what the token subcommand mints.
+type tokenRequest struct {
+	subject string
+	role    string
+	ttl     time.Duration
 }
 
 // parseConfig reads the subcommand ("serve" when absent), the flags and the
 // environment. Its error is one line that names the bad setting.
 func parseConfig(args []string, getenv func(string) string, output io.Writer) (config, string, error) {
 	sub := "serve"
-	if len(args) > 0 && (args[0] == "migrate" || args[0] == "healthcheck") {
+	if len(args) > 0 && (args[0] == "migrate" || args[0] == "healthcheck" || args[0] == "token") {
 		sub, args = args[0], args[1:]
 	}
 	var c config
-	var proxies string
+	var proxies, secret, secretFile, jwks, origins string
 	f := daemon.NewFlags("api", usage, getenv, output)
 	daemon.DefineCommon(f, &c.Common, daemon.Common{
 		AdminAddr: "localhost:6060", DBMaxConns: 16, DBTimeout: postgres.DefaultTimeout, RedisTimeout: redis.DefaultTimeout,
@@ -63,6 +78,19 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	f.Int(&c.rateLimit, "rate-limit", 0, "requests each client may make per -rate-limit-window; 0 turns rate limiting off", "RATE_LIMIT")
 	f.Duration(&c.rateWindow, "rate-limit-window", time.Second, "window of -rate-limit", "RATE_LIMIT_WINDOW")
 	f.String(&proxies, "trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For names the client; empty: the client is the TCP peer", "TRUSTED_PROXIES")
+	f.String(&secret, "auth-secret", "", "HS256 secret (at least 32 bytes) that bearer tokens are signed with; turns authentication on", "AUTH_SECRET")
+	f.String(&secretFile, "auth-secret-file", "", "file holding the HS256 secret, instead of -auth-secret", "AUTH_SECRET_FILE")
+	f.String(&jwks, "auth-jwks", "", "JWKS file of the public keys (RSA for RS256, Ed25519 for EdDSA) that bearer tokens are signed with; turns authentication on", "AUTH_JWKS")
+	f.String(&c.auth.audience, "auth-audience", "", "audience (aud) every token must name; empty: aud is not checked", "AUTH_AUDIENCE")
+	f.String(&c.auth.issuer, "auth-issuer", "", "issuer (iss) every token must name; empty: iss is not checked", "AUTH_ISSUER")
+	f.Duration(&c.auth.leeway, "auth-leeway", 30*time.Second, "clock skew allowed when checking a token's exp and nbf", "AUTH_LEEWAY")
+	f.Bool(&c.auth.reads, "auth-reads", false, "reads need a token too; by default only writes do", "AUTH_READS")
+	f.String(&origins, "cors-origins", "", "comma-separated origins (https://chat.example.com, https://*.example.com or *) whose browser clients may call the API; empty: no CORS headers", "CORS_ORIGINS")
+	if sub == "token" {
+		f.String(&c.token.subject, "sub", "", "the token's subject: the user it acts as")
+		f.String(&c.token.role, "role", "", "server for a server token, which may act for any user; empty for a user token")
+		f.Duration(&c.token.ttl, "ttl", time.Hour, "how long the token is valid")
+	}
 	if err := f.Parse(args); err != nil {
 		return config{}, "", err
 	}
@@ -76,7 +104,79 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 		}
 		c.trustedProxies = append(c.trustedProxies, prefix)
 	}
-	return c, sub, c.validate()
+	for _, origin := range strings.Split(origins, ",") {
+		if origin = strings.TrimSpace(origin); origin == "" {
+			continue
+		}
+		if !validOrigin(origin) {
+			return config{}, "", fmt.Errorf("invalid -cors-origins: %q is not an origin such as https://chat.example.com, https://*.example.com or *", origin)
+		}
+		c.corsOrigins = append(c.corsOrigins, origin)
+	}
+	if err := c.auth.load(secret, secretFile, jwks); err != nil {
+		return config{}, "", err
+	}
+	if err := c.validate(); err != nil {
+		return config{}, "", err
+	}
+	if sub == "token" {
+		return c, sub, c.token.validate()
+	}
+	return c, sub, nil
+}
+
+// load reads the key material of the auth settings.
+func (a *authConfig) load(secret, secretFile, jwks string) error {
+	if secretFile != "" {
+		if secret != "" {
+			return errors.New("invalid -auth-secret-file: set -auth-secret or -auth-secret-file, not both")
+		}
+		b, err := os.ReadFile(secretFile)
+		if err != nil {
+			return fmt.Errorf("invalid -auth-secret-file: %v", err)
+		}
+		secret = strings.TrimRight(string(b), "\r\n")
+	}
+	if secret != "" {
+		if len(secret) < minSecretBytes {
+			return fmt.Errorf("invalid -auth-secret: must be at least %d bytes, not %d", minSecretBytes, len(secret))
+		}
+		a.secret = []byte(secret)
+	}
+	if jwks != "" {
+		if secret != "" {
+			return errors.New("invalid -auth-jwks: set either an HS256 secret (-auth-secret, -auth-secret-file) or -auth-jwks, not both")
+		}
+		keys, err := loadJWKS(jwks)
+		if err != nil {
+			return fmt.Errorf("invalid -auth-jwks: %v", err)
+		}
+		a.keys = keys
+	}
+	return nil
+}
+
+// validOrigin reports whether s is a browser origin, scheme://host[:port],
+// where the host may hold one * wildcard, or * alone.
+func validOrigin(s string) bool {
+	if s == "*" {
+		return true
+	}
+	scheme, host, ok := strings.Cut(s, "://")
+	if !ok || (scheme != "http" && scheme != "https") || host == "" || strings.ContainsAny(host, "/?#@") || strings.Count(host, "*") > 1 {
+		return false
+	}
+	u, err := url.Parse(scheme + "://" + strings.Replace(host, "*", "wildcard", 1))
+	return err == nil && u.Hostname() != ""
+}
+
+func (t tokenRequest) validate() error {
+	return daemon.FirstError(
+		daemon.Require(t.subject != "", "sub", "the token needs a subject: the user id it acts as"),
+		daemon.Require(t.subject == "" || messageapi.ValidUserID(t.subject), "sub", "%s", messageapi.UserIDRule),
+		daemon.Require(t.role == "" || t.role == roleServer, "role", "use server, or leave it out for a user token"),
+		daemon.Require(t.ttl > 0, "ttl", "must be positive"),
+	)
 }
 
 func (c *config) validate() error {
@@ -92,5 +192,11 @@ func (c *config) validate() error {
 		daemon.Require(c.maxReactionTypes >= 0, "max-reaction-types", "must not be negative"),
 		daemon.Require(c.rateLimit >= 0, "rate-limit", "must not be negative"),
 		daemon.Require(c.rateWindow >= time.Millisecond, "rate-limit-window", "must be at least 1ms"),
+		daemon.Require(c.auth.leeway >= 0 && c.auth.leeway <= 5*time.Minute, "auth-leeway", "must be from 0 to 5m"),
+		// Settings that only mean something with a key would otherwise
+		// leave an operator believing reads or audiences are checked.
+		daemon.Require(c.auth.enabled() || !c.auth.reads, "auth-reads", "needs -auth-secret, -auth-secret-file or -auth-jwks"),
+		daemon.Require(c.auth.enabled() || c.auth.audience == "", "auth-audience", "needs -auth-secret, -auth-secret-file or -auth-jwks"),
+		daemon.Require(c.auth.enabled() || c.auth.issuer == "", "auth-issuer", "needs -auth-secret, -auth-secret-file or -auth-jwks"),
 	)
 }

@@ -1,12 +1,18 @@
 package main
 
 import (
+	"context"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"messageapi/cmd/internal/daemon"
+	"messageapi/postgres/postgrestest"
 	"messageapi/redis"
+	"messageapi/redis/redistest"
 )
 
 func TestConfigRejectsBadSettingsByName(t *testing.T) {
@@ -91,6 +97,135 @@ func TestHelpListsSubcommands(t *testing.T) {
 	for _, want := range []string{"migrate", "healthcheck", "-cache-pages", "CACHE_PAGES"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("api -h lacks %q", want)
+		}
+	}
+}
+
+func TestAuthConfigRejectsBadSettingsByName(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "secret")
+	if err := os.WriteFile(secretFile, []byte(testSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	notJWKS := filepath.Join(dir, "not.json")
+	if err := os.WriteFile(notJWKS, []byte("nope"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	jwks := testJWKS(t)
+	tests := []struct {
+		env     map[string]string
+		args    []string
+		setting string
+	}{
+		{map[string]string{"AUTH_SECRET": "short"}, nil, "auth-secret"},
+		{map[string]string{"AUTH_SECRET": testSecret, "AUTH_SECRET_FILE": secretFile}, nil, "auth-secret-file"},
+		{map[string]string{"AUTH_SECRET_FILE": filepath.Join(dir, "missing")}, nil, "auth-secret-file"},
+		{map[string]string{"AUTH_SECRET": testSecret, "AUTH_JWKS": jwks}, nil, "auth-jwks"},
+		{map[string]string{"AUTH_JWKS": notJWKS}, nil, "auth-jwks"},
+		{map[string]string{"AUTH_JWKS": filepath.Join(dir, "missing")}, nil, "auth-jwks"},
+		{nil, []string{"-auth-reads"}, "auth-reads"},
+		{map[string]string{"AUTH_AUDIENCE": "message-api"}, nil, "auth-audience"},
+		{map[string]string{"AUTH_ISSUER": "https://id.example.com"}, nil, "auth-issuer"},
+		{map[string]string{"AUTH_SECRET": testSecret}, []string{"-auth-leeway", "-1s"}, "auth-leeway"},
+		{map[string]string{"AUTH_READS": "maybe"}, nil, "AUTH_READS"},
+		{map[string]string{"CORS_ORIGINS": "https://chat.example.com, chat.example.com"}, nil, "cors-origins"},
+		{map[string]string{"CORS_ORIGINS": "https://chat.example.com/"}, nil, "cors-origins"},
+		{map[string]string{"CORS_ORIGINS": "https://*.*.example.com"}, nil, "cors-origins"},
+		{map[string]string{"AUTH_SECRET": testSecret}, []string{"token"}, "sub"},
+		{map[string]string{"AUTH_SECRET": testSecret}, []string{"token", "-sub", "alice smith"}, "sub"},
+		{map[string]string{"AUTH_SECRET": testSecret}, []string{"token", "-sub", "alice", "-role", "admin"}, "role"},
+		{map[string]string{"AUTH_SECRET": testSecret}, []string{"token", "-sub", "alice", "-ttl", "0s"}, "ttl"},
+		{map[string]string{"AUTH_SECRET": testSecret}, []string{"-sub", "alice"}, "sub"}, // only the token subcommand has -sub
+	}
+	for _, tt := range tests {
+		_, _, err := parseConfig(tt.args, func(k string) string { return tt.env[k] }, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tt.setting) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("env %v args %v: error %v, want one line naming %s", tt.env, tt.args, err, tt.setting)
+		}
+	}
+}
+
+func TestAuthConfig(t *testing.T) {
+	t.Parallel()
+	secretFile := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secretFile, []byte(testSecret+"\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+	c, _, err := parseConfig(nil, env(nil), io.Discard)
+	if err != nil || c.auth.enabled() || c.auth.leeway != 30*time.Second || c.corsOrigins != nil {
+		t.Errorf("defaults: auth %+v, cors %v, %v; want auth off, leeway 30s, no origins", c.auth, c.corsOrigins, err)
+	}
+	c, _, err = parseConfig(nil, env(map[string]string{"AUTH_SECRET_FILE": secretFile, "AUTH_READS": "true"}), io.Discard)
+	if err != nil || string(c.auth.secret) != testSecret || !c.auth.reads {
+		t.Errorf("AUTH_SECRET_FILE: secret %q, reads %v, %v; want the file's line and reads on", c.auth.secret, c.auth.reads, err)
+	}
+	c, _, err = parseConfig([]string{"-auth-jwks", testJWKS(t), "-auth-audience", "message-api"}, env(nil), io.Discard)
+	if err != nil || len(c.auth.keys) != 2 || c.auth.audience != "message-api" {
+		t.Errorf("-auth-jwks: %d keys, audience %q, %v; want 2 keys", len(c.auth.keys), c.auth.audience, err)
+	}
+	c, _, err = parseConfig(nil, env(map[string]string{"CORS_ORIGINS": " https://chat.example.com ,https://*.example.org:8443,http://localhost:5173"}), io.Discard)
+	if err != nil || strings.Join(c.corsOrigins, " ") != "https://chat.example.com https://*.example.org:8443 http://localhost:5173" {
+		t.Errorf("CORS_ORIGINS: %q, %v", c.corsOrigins, err)
+	}
+}
+
+// TestTokenSubcommand mints tokens with api token and checks that the API
+// accepts them as what they claim; without a secret it refuses in one
+// line.
+func TestTokenSubcommand(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"AUTH_SECRET": testSecret, "AUTH_AUDIENCE": "message-api", "AUTH_ISSUER": "dev"}
+	getenv := func(k string) string { return env[k] }
+	v := newVerifier(authConfig{secret: []byte(testSecret), audience: "message-api", issuer: "dev"})
+	for _, tt := range []struct {
+		args   []string
+		server bool
+	}{
+		{[]string{"token", "-sub", "alice"}, false},
+		{[]string{"token", "-sub", "backend", "-role", "server", "-ttl", "10m"}, true},
+	} {
+		var out strings.Builder
+		if err := run(context.Background(), tt.args, getenv, &out); err != nil {
+			t.Fatalf("api %v: %v", tt.args, err)
+		}
+		id, failure := v.verify([]string{"Bearer " + strings.TrimSuffix(out.String(), "\n")})
+		if failure != nil || id.subject != tt.args[2] || id.server != tt.server {
+			t.Errorf("api %v printed %q: %+v, %v; want a token for %s (server %v)", tt.args, out.String(), id, failure, tt.args[2], tt.server)
+		}
+	}
+	var out strings.Builder
+	err := run(context.Background(), []string{"token", "-sub", "alice"}, func(string) string { return "" }, &out)
+	if err == nil || !strings.Contains(err.Error(), "secret") || strings.Contains(err.Error(), "\n") || out.Len() != 0 {
+		t.Errorf("api token without a secret: %v, printed %q; want one line asking for a secret", err, out.String())
+	}
+}
+
+// TestStartUpSaysWhetherAuthIsOn: an open API warns at start-up; one with
+// a key says what it checks.
+func TestStartUpSaysWhetherAuthIsOn(t *testing.T) {
+	t.Parallel()
+	const warning = "authentication is off: any client can act as any user; configure -auth-secret or -auth-jwks in production"
+	for _, tt := range []struct {
+		env  map[string]string
+		want string
+		not  string
+	}{
+		{map[string]string{}, warning, "authentication is on"},
+		{map[string]string{"AUTH_SECRET": testSecret}, "authentication is on", warning},
+	} {
+		tt.env["ADDR"], tt.env["ADMIN_ADDR"] = "127.0.0.1:0", "127.0.0.1:0"
+		tt.env["DATABASE_URL"], tt.env["REDIS_URL"] = postgrestest.NewSchema(t), redistest.URL()
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel() // start, log, stop at once
+		var out strings.Builder
+		if err := run(ctx, nil, func(k string) string { return tt.env[k] }, &out); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out.String(), tt.want) || strings.Contains(out.String(), tt.not) {
+			t.Errorf("env %v: start-up log lacks %q or has %q:\n%s", tt.env, tt.want, tt.not, out.String())
 		}
 	}
 }

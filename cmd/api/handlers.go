@@ -14,7 +14,7 @@ import (
 
 func (s *server) handleCreateMessage(w http.ResponseWriter, r *http.Request) {
 	var cmd command.CreateMessage
-	if err := decodeBody(w, r, &cmd); err != nil {
+	if err := decodeWrite(w, r, &cmd, &cmd.UserID); err != nil {
 		writeError(w, r, err)
 		return
 	}
@@ -68,7 +68,7 @@ func (s *server) handleGetMessage(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) handleAddReaction(w http.ResponseWriter, r *http.Request) {
 	var cmd command.AddReaction
-	if err := decodeBody(w, r, &cmd); err != nil {
+	if err := decodeWrite(w, r, &cmd, &cmd.UserID); err != nil {
 		writeError(w, r, err)
 		return
 	}
@@ -95,7 +95,11 @@ func (s *server) handleRemoveReaction(w http.ResponseWriter, r *http.Request) {
 	if userID := params.str("user_id"); userID != nil {
 		cmd.UserID = *userID
 	}
-	if err := params.err(); err != nil {
+	err = params.err()
+	if err == nil {
+		cmd.UserID, err = actingUser(r, cmd.UserID)
+	}
+	if err != nil {
 		writeError(w, r, err)
 		return
 	}
@@ -205,6 +209,17 @@ func decodeBody(w http.ResponseWriter, r *http.Request, dst any) error {
 		return err
 	}
 	return decodeJSON(w, r, dst)
+}
+
+// decodeWrite reads the JSON body of a write into dst, then sets
+// *userID, dst's user id field, to the user the request acts for.
+func decodeWrite(w http.ResponseWriter, r *http.Request, dst any, userID *string) error {
+	if err := decodeBody(w, r, dst); err != nil {
+		return err
+	}
+	var err error
+	*userID, err = actingUser(r, *userID)
+	return err
 }
 
 // noParams rejects any query parameter, for routes that take none.

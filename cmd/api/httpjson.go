@@ -21,16 +21,18 @@ const maxBodyBytes = 64 << 10
 // statusOf maps each error code to its HTTP status. It is the only place
 // that knows both.
 var statusOf = map[string]int{
-	messageapi.EINVALID:     http.StatusBadRequest,
-	messageapi.ENOTFOUND:    http.StatusNotFound,
-	messageapi.EMETHOD:      http.StatusMethodNotAllowed,
-	messageapi.ECONFLICT:    http.StatusConflict,
-	messageapi.ELIMIT:       http.StatusUnprocessableEntity,
-	messageapi.ETOOLARGE:    http.StatusRequestEntityTooLarge,
-	messageapi.EMEDIATYPE:   http.StatusUnsupportedMediaType,
-	messageapi.ERATELIMITED: http.StatusTooManyRequests,
-	messageapi.EUNAVAILABLE: http.StatusServiceUnavailable,
-	messageapi.EINTERNAL:    http.StatusInternalServerError,
+	messageapi.EINVALID:         http.StatusBadRequest,
+	messageapi.EUNAUTHENTICATED: http.StatusUnauthorized,
+	messageapi.EPERMISSION:      http.StatusForbidden,
+	messageapi.ENOTFOUND:        http.StatusNotFound,
+	messageapi.EMETHOD:          http.StatusMethodNotAllowed,
+	messageapi.ECONFLICT:        http.StatusConflict,
+	messageapi.ELIMIT:           http.StatusUnprocessableEntity,
+	messageapi.ETOOLARGE:        http.StatusRequestEntityTooLarge,
+	messageapi.EMEDIATYPE:       http.StatusUnsupportedMediaType,
+	messageapi.ERATELIMITED:     http.StatusTooManyRequests,
+	messageapi.EUNAVAILABLE:     http.StatusServiceUnavailable,
+	messageapi.EINTERNAL:        http.StatusInternalServerError,
 }
 
 // errorBody is the body of every error response.
@@ -77,6 +79,10 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case messageapi.EUNAVAILABLE:
 		log.WarnContext(ctx, "dependency unavailable", "err", err)
 		w.Header().Set("Retry-After", "1")
+	case messageapi.EUNAUTHENTICATED:
+		if w.Header().Get("WWW-Authenticate") == "" { // every 401 names the scheme (RFC 9110 §15.5.2)
+			w.Header().Set("WWW-Authenticate", errNoToken.challenge())
+		}
 	}
 	body := errorBody{Error: messageapi.ErrorMessage(err), Code: code, Fields: messageapi.ErrorFields(err)}
 	w.Header().Set("Content-Type", "application/json")

@@ -19,6 +19,8 @@ func TestErrorStatuses(t *testing.T) {
 	}{
 		{messageapi.Errorf(messageapi.EINVALID, "bad"), 400, `{"error":"bad","code":"invalid_argument"}`},
 		{messageapi.InvalidFields(map[string]string{"text": "is required"}), 400, `{"error":"request is invalid","code":"invalid_argument","fields":{"text":"is required"}}`},
+		{messageapi.Errorf(messageapi.EUNAUTHENTICATED, "who?"), 401, `{"error":"who?","code":"unauthenticated"}`},
+		{messageapi.Errorf(messageapi.EPERMISSION, "not yours"), 403, `{"error":"not yours","code":"permission_denied"}`},
 		{messageapi.Errorf(messageapi.ENOTFOUND, "gone"), 404, `{"error":"gone","code":"not_found"}`},
 		{messageapi.Errorf(messageapi.ECONFLICT, "taken"), 409, `{"error":"taken","code":"conflict"}`},
 		{messageapi.Errorf(messageapi.ETOOLARGE, "big"), 413, `{"error":"big","code":"payload_too_large"}`},
@@ -35,6 +37,9 @@ func TestErrorStatuses(t *testing.T) {
 		}
 		if (tt.status == 503) != (rec.Header().Get("Retry-After") != "") {
 			t.Errorf("%v: Retry-After %q", tt.err, rec.Header().Get("Retry-After"))
+		}
+		if (tt.status == 401) != (rec.Header().Get("WWW-Authenticate") == `Bearer realm="message-api"`) {
+			t.Errorf("%v: WWW-Authenticate %q", tt.err, rec.Header().Get("WWW-Authenticate"))
 		}
 	}
 }

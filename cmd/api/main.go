@@ -7,6 +7,8 @@
 //	api [flags]               serve the API (migrating the schema first)
 //	api migrate [flags]       migrate the schema and exit
 //	api healthcheck [flags]   exit 0 when the admin /readyz of a running API answers 200
+//	api token -sub alice [-role server] [-ttl 1h]
+//	                          print a development token signed with the -auth-secret
 //
 // Run api -h for the flags; each has an environment-variable fallback.
 package main

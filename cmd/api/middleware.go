@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+	"github.com/go-chi/cors"
 	"github.com/go-chi/httprate"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -101,10 +102,7 @@ func observe(m *httpMetrics, accessLevel slog.Level) func(http.Handler) http.Han
 			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 			next.ServeHTTP(ww, r)
 			elapsed := time.Since(start)
-			route := "unmatched"
-			if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
-				route = rc.RoutePattern()
-			}
+			route := routeOf(r)
 			status := ww.Status()
 			if status == 0 {
 				status = http.StatusOK
@@ -119,6 +117,28 @@ func observe(m *httpMetrics, accessLevel slog.Level) func(http.Handler) http.Han
 				"client", middleware.GetClientIP(r.Context()))
 		})
 	}
+}
+
+// routeOf is the pattern of the route a request was for, also when
+// middleware answered it before routing (401, 429, 503); "unmatched" for
+// a path no route has.
+func routeOf(r *http.Request) string {
+	rc := chi.RouteContext(r.Context())
+	if rc == nil {
+		return "unmatched"
+	}
+	pattern := rc.RoutePattern()
+	if pattern == "" && rc.Routes != nil {
+		method := r.Method
+		if method == http.MethodHead {
+			method = http.MethodGet
+		}
+		pattern = rc.Routes.Find(chi.NewRouteContext(), method, r.URL.Path)
+	}
+	if pattern == "" {
+		return "unmatched"
+	}
+	return pattern
 }
 
 // metricMethod names standard methods and folds any other into "other",
@@ -189,16 +209,40 @@ func clientIP(trusted []netip.Prefix) func(http.Handler) http.Handler {
 }
 
 // rateLimit allows each client limit requests per window and answers the
-// rest 429 with Retry-After. A limit of 0 turns it off, as load tests need.
+// rest 429 with Retry-After. A client is the user of a verified token,
+// wherever it connects from, and otherwise the client address. A limit of
+// 0 turns it off, as load tests need.
 func rateLimit(limit int, window time.Duration) func(http.Handler) http.Handler {
 	if limit == 0 {
-		return func(next http.Handler) http.Handler { return next }
+		return passThrough
 	}
 	return httprate.LimitBy(limit, window,
 		func(r *http.Request) (string, error) {
-			return httprate.CanonicalizeIP(middleware.GetClientIP(r.Context())), nil
+			if id, ok := identityFrom(r.Context()); ok {
+				return "sub:" + id.subject, nil
+			}
+			return "ip:" + httprate.CanonicalizeIP(middleware.GetClientIP(r.Context())), nil
 		},
 		httprate.WithLimitHandler(func(w http.ResponseWriter, r *http.Request) {
 			writeError(w, r, messageapi.Errorf(messageapi.ERATELIMITED, "too many requests; retry after the time in Retry-After"))
 		}))
+}
+
+// allowOrigins lets browser clients on origins call the API (CORS): it
+// answers their preflight requests itself, before any token is asked
+// for, and names the headers a script may send and read. It runs before
+// the rate limiter and the token check, so a script can read their 429
+// and 401 answers too. Tokens travel in Authorization, not in cookies,
+// so no credentials are allowed. No origins: no CORS headers.
+func allowOrigins(origins []string) func(http.Handler) http.Handler {
+	if len(origins) == 0 {
+		return passThrough
+	}
+	return cors.Handler(cors.Options{
+		AllowedOrigins: origins,
+		AllowedMethods: []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodDelete},
+		AllowedHeaders: []string{"Authorization", "Content-Type", "X-Request-ID"},
+		ExposedHeaders: []string{"Location", "Retry-After", "X-Request-ID", "WWW-Authenticate"},
+		MaxAge:         600,
+	})
 }

@@ -36,6 +36,9 @@ type routerConfig struct {
 	rateLimit      int
 	rateWindow     time.Duration
 	trustedProxies []netip.Prefix
+	auth           *verifier // nil: the API is open
+	authReads      bool      // reads need a token too
+	corsOrigins    []string  // none: no CORS headers
 }
 
 // routes returns the API's handler: middleware, routes, and JSON answers for
@@ -43,9 +46,14 @@ type routerConfig struct {
 func (s *server) routes(cfg routerConfig) http.Handler {
 	r := chi.NewRouter()
 	// HEAD is answered wherever GET is (the body is dropped); OPTIONS on
-	// any route answers 204 with Allow.
+	// any route answers 204 with Allow, except a CORS preflight, which
+	// allowOrigins answers before any token is asked for. The token is
+	// verified before the rate limiter, which counts a request by its
+	// user, and refused after it, so a bad token counts against its
+	// address.
 	r.Use(middleware.GetHead, clientIP(cfg.trustedProxies), withRequestID(cfg.log), observe(cfg.metrics, cfg.accessLevel), recoverPanics,
-		rateLimit(cfg.rateLimit, cfg.rateWindow), requireReady(cfg.ready), withTimeout(cfg.requestTimeout))
+		allowOrigins(cfg.corsOrigins), authenticate(cfg.auth), rateLimit(cfg.rateLimit, cfg.rateWindow), requireToken(cfg.auth, cfg.authReads),
+		requireReady(cfg.ready), withTimeout(cfg.requestTimeout))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, messageapi.Errorf(messageapi.ENOTFOUND, "no route for %s %s", r.Method, r.URL.Path))
 	})

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -21,6 +22,14 @@ import (
 // runs it on port 0.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	cfg, sub, err := parseConfig(args, getenv, stdout)
+	if err == nil && sub == "token" {
+		token, err := mintToken(cfg.auth, cfg.token.subject, cfg.token.role == roleServer, cfg.token.ttl, time.Now())
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(stdout, token)
+		return err
+	}
 	log, deps, err := daemon.Begin(ctx, cfg.Common, sub, err, "api", stdout)
 	if deps == nil {
 		return err
@@ -36,6 +45,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return nil
 	}
 
+	if cfg.auth.enabled() {
+		log.Info("authentication is on", "hs256_secret", len(cfg.auth.secret) > 0, "jwks_keys", len(cfg.auth.keys),
+			"reads_need_token", cfg.auth.reads, "audience", cfg.auth.audience, "issuer", cfg.auth.issuer)
+	} else {
+		log.Warn("authentication is off: any client can act as any user; configure -auth-secret or -auth-jwks in production")
+	}
 	readDB, err := deps.OpenReadDB(cfg.dbReadConns)
 	if err != nil {
 		return err
@@ -47,6 +62,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			log: log, metrics: newHTTPMetrics(deps.Registry), accessLevel: accessLevel,
 			ready: deps.Schema.Ready, requestTimeout: cfg.requestTimeout,
 			rateLimit: cfg.rateLimit, rateWindow: cfg.rateWindow, trustedProxies: cfg.trustedProxies,
+			auth: newVerifier(cfg.auth), authReads: cfg.auth.reads, corsOrigins: cfg.corsOrigins,
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
