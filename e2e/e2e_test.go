@@ -43,7 +43,15 @@ func startStack(t *testing.T, extraEnv ...string) *stack {
 // extraEnv overrides the defaults (the last value of a key wins).
 func launchStack(t *testing.T, extraEnv ...string) *stack {
 	t.Helper()
-	env := append([]string{
+	env := stackEnv(t, extraEnv...)
+	return newStack(t, env, startProc(t, "api", env))
+}
+
+// stackEnv returns the environment of a stack on a fresh schema and key
+// prefix, with extraEnv last (the last value of a key wins).
+func stackEnv(t *testing.T, extraEnv ...string) []string {
+	t.Helper()
+	return append([]string{
 		"DATABASE_URL=" + postgrestest.NewSchema(t),
 		"REDIS_URL=" + redistest.URL(),
 		"REDIS_PREFIX=" + redistest.NewPrefix(t),
@@ -51,8 +59,12 @@ func launchStack(t *testing.T, extraEnv ...string) *stack {
 		"ADMIN_ADDR=127.0.0.1:0",
 		"LOG_LEVEL=debug",
 	}, extraEnv...)
-	s := &stack{env: env}
-	s.api = startProc(t, "api", env)
+}
+
+// newStack starts a worker beside api, a started API, on env.
+func newStack(t *testing.T, env []string, api *proc) *stack {
+	t.Helper()
+	s := &stack{env: env, api: api}
 	s.worker = startProc(t, "worker", env)
 	s.base = "http://" + s.api.addr("api")
 	s.admin = "http://" + s.api.addr("admin")

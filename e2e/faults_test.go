@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -592,4 +594,84 @@ func TestFrozenWorkerStopsNoOne(t *testing.T) {
 	for _, m := range messages {
 		s.waitFor(t, "/messages/"+m, map[string]any{"reaction_counts.like": truth[m][0], "reaction_scores.like": truth[m][1]})
 	}
+}
+
+// TestConnectionFloodFromOneAddress: one address opens far more
+// connections than the API's open-file limit allows. The API refuses the
+// excess at once, keeps descriptors for its own pools, and serves a client
+// from another address as if nothing happened.
+func TestConnectionFloodFromOneAddress(t *testing.T) {
+	t.Parallel()
+	env := stackEnv(t, "LOG_LEVEL=info")
+	const files = 512
+	s := newStack(t, env, startProcWithFiles(t, "api", files, env))
+	s.api.waitReady()
+	s.worker.waitReady()
+	apiAddr := strings.TrimPrefix(s.base, "http://")
+	rssBefore := rss(t, s.api)
+
+	// The flood: 1,500 connections from 127.0.0.1, held open.
+	flood := make([]net.Conn, 0, 1500)
+	defer func() {
+		for _, c := range flood {
+			c.Close()
+		}
+	}()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.1")}, Timeout: 2 * time.Second}
+	for range cap(flood) {
+		c, err := d.Dial("tcp", apiAddr)
+		if err != nil {
+			continue // the backlog is full: the flood is being refused
+		}
+		flood = append(flood, c)
+	}
+
+	// Another client, from 127.0.0.2.
+	other := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}).DialContext,
+	}}
+	for i := range 5 {
+		var status int
+		took := timed(func() {
+			resp, err := other.Post(s.base+"/messages", "application/json", strings.NewReader(fmt.Sprintf(`{"text":"during the flood %d","user_id":"other"}`, i)))
+			if err != nil {
+				t.Fatalf("a client from another address could not write during the flood: %v", err)
+			}
+			resp.Body.Close()
+			status = resp.StatusCode
+		})
+		if status != http.StatusCreated || took > 2*time.Second {
+			t.Errorf("a write from another address during the flood: %d in %v, want 201 within 2s", status, took)
+		}
+	}
+	resp, err := other.Get(s.base + "/messages?limit=5")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("a read from another address during the flood: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	rssAfter := rss(t, s.api)
+	metrics := call(t, "GET", s.admin+"/metrics", "", "").raw
+	t.Logf("%d flood connections opened; API RSS %d MiB before, %d MiB during; refused per client: %v",
+		len(flood), rssBefore>>20, rssAfter>>20, metricValue(metrics, `messageapi_http_connections_refused_total{reason="per_client"}`))
+	if rssAfter > 128<<20 {
+		t.Errorf("API RSS grew to %d MiB under the flood", rssAfter>>20)
+	}
+}
+
+// rss returns the resident memory of a running process in bytes.
+func rss(t *testing.T, p *proc) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kb int64
+			fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(v), " kB"), &kb)
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
 }

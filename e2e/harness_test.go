@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -73,7 +74,19 @@ type proc struct {
 // learn the ports from the log.
 func startProc(t *testing.T, name string, env []string, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(buildBinaries(t), name), args...)
+	return startCmd(t, name, exec.Command(filepath.Join(buildBinaries(t), name), args...), env)
+}
+
+// startProcWithFiles starts a built binary as startProc does, allowed at
+// most files open files (the soft and the hard limit).
+func startProcWithFiles(t *testing.T, name string, files int, env []string, args ...string) *proc {
+	t.Helper()
+	shell := fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, files)
+	return startCmd(t, name, exec.Command("bash", append([]string{"-c", shell, filepath.Join(buildBinaries(t), name)}, args...)...), env)
+}
+
+func startCmd(t *testing.T, name string, cmd *exec.Cmd, env []string) *proc {
+	t.Helper()
 	cmd.Env = append(os.Environ(), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

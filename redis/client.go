@@ -117,6 +117,9 @@ func (c *Client) do(fn func() error) error {
 // Redis returns the underlying go-redis client, for tests.
 func (c *Client) Redis() *goredis.Client { return c.rdb }
 
+// PoolSize returns the most connections the client opens.
+func (c *Client) PoolSize() int { return c.rdb.Options().PoolSize }
+
 // Prefix returns the key prefix.
 func (c *Client) Prefix() string { return c.prefix }
 

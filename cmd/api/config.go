@@ -29,20 +29,23 @@ Subcommands:
 // environment-variable fallback; flags win.
 type config struct {
 	daemon.Common
-	addr             string
-	accessLogLevel   string
-	dbReadConns      int
-	heavyReads       int
-	requestTimeout   time.Duration
-	cachePages       int
-	streamMaxLen     int
-	maxReactionTypes int
-	rateLimit        int
-	rateWindow       time.Duration
-	trustedProxies   []netip.Prefix
-	auth             authConfig
-	corsOrigins      []string
-	token            tokenRequest // the token subcommand only
+	addr              string
+	accessLogLevel    string
+	dbReadConns       int
+	heavyReads        int
+	requestTimeout    time.Duration
+	cachePages        int
+	streamMaxLen      int
+	maxReactionTypes  int
+	rateLimit         int
+	rateWindow        time.Duration
+	trustedProxies    []netip.Prefix
+	maxConns          int
+	maxConnsPerClient int
+	idleTimeout       time.Duration
+	auth              authConfig
+	corsOrigins       []string
+	token             tokenRequest // the token subcommand only
 }
 
 // tokenRequest is what the token subcommand mints.
@@ -75,6 +78,9 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	f.Int(&c.cachePages, "cache-pages", redis.DefaultCachePages, "how many of the latest pages of 10 messages Redis caches", "CACHE_PAGES")
 	f.Int(&c.streamMaxLen, "stream-max-len", redis.DefaultStreamMaxLen, "approximate length the reaction stream is trimmed to (entries trimmed unread are folded by the sweeper)", "STREAM_MAX_LEN")
 	f.Int(&c.maxReactionTypes, "max-reaction-types", messageapi.DefaultMaxReactionTypes, "distinct reaction types one message may have; a post of one more gets 422; 0 turns the cap off", "MAX_REACTION_TYPES")
+	f.Int(&c.maxConns, "max-conns", 0, "client connections held at once; at the limit the longest-idle keep-alive connection makes room, else 503; 0: as many as the open-file limit leaves beside the process's own pools", "MAX_CONNS")
+	f.Int(&c.maxConnsPerClient, "max-conns-per-client", 256, "connections one client address may hold (429 beyond; trusted proxies are exempt); 0: no limit", "MAX_CONNS_PER_CLIENT")
+	f.Duration(&c.idleTimeout, "idle-timeout", 30*time.Second, "how long an idle keep-alive connection is kept", "IDLE_TIMEOUT")
 	f.Int(&c.rateLimit, "rate-limit", 0, "requests each client may make per -rate-limit-window; 0 turns rate limiting off", "RATE_LIMIT")
 	f.Duration(&c.rateWindow, "rate-limit-window", time.Second, "window of -rate-limit", "RATE_LIMIT_WINDOW")
 	f.String(&proxies, "trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For names the client; empty: the client is the TCP peer", "TRUSTED_PROXIES")
@@ -190,6 +196,9 @@ func (c *config) validate() error {
 		daemon.Require(c.cachePages >= 1 && c.cachePages <= 1000, "cache-pages", "must be from 1 to 1000"),
 		daemon.Require(c.streamMaxLen >= 1000, "stream-max-len", "must be at least 1000"),
 		daemon.Require(c.maxReactionTypes >= 0, "max-reaction-types", "must not be negative"),
+		daemon.Require(c.maxConns >= 0, "max-conns", "must not be negative"),
+		daemon.Require(c.maxConnsPerClient >= 0, "max-conns-per-client", "must not be negative"),
+		daemon.Require(c.idleTimeout >= time.Second, "idle-timeout", "must be at least 1s"),
 		daemon.Require(c.rateLimit >= 0, "rate-limit", "must not be negative"),
 		daemon.Require(c.rateWindow >= time.Millisecond, "rate-limit-window", "must be at least 1ms"),
 		daemon.Require(c.auth.leeway >= 0 && c.auth.leeway <= 5*time.Minute, "auth-leeway", "must be from 0 to 5m"),

@@ -67,12 +67,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      cfg.requestTimeout + 5*time.Second,
-		IdleTimeout:       2 * time.Minute,
+		IdleTimeout:       cfg.idleTimeout,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	limits, err := connLimits(cfg, deps.Redis.PoolSize())
+	if err != nil {
+		return err
+	}
+	log.Info("connection limits", "max", limits.Max, "per_client", limits.PerClient)
 	apiLn, err := daemon.Listen(log, "api", cfg.addr)
 	if err != nil {
+		return err
+	}
+	if apiLn, err = daemon.LimitConns(apiLn, api, limits, deps.Registry); err != nil {
 		return err
 	}
 	adminLn, err := daemon.Listen(log, "admin", cfg.AdminAddr)
@@ -108,6 +116,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	<-published
 	log.Info("stopped")
 	return err
+}
+
+// connLimits returns the limits of client connections: -max-conns, or as
+// many as the open-file limit leaves once the process's own connections
+// (both PostgreSQL pools, the Redis pool, the admin server) and files
+// have theirs, so that a flood of clients cannot starve the pools.
+func connLimits(cfg config, redisConns int) (daemon.ConnLimits, error) {
+	limits := daemon.ConnLimits{Max: cfg.maxConns, PerClient: cfg.maxConnsPerClient, Exempt: cfg.trustedProxies}
+	if limits.Max > 0 {
+		return limits, nil
+	}
+	files, err := daemon.DescriptorLimit()
+	if err != nil {
+		return limits, err
+	}
+	reserved := cfg.DBMaxConns + cfg.dbReadConns + redisConns + 64
+	if limits.Max = files - reserved; limits.Max < 16 {
+		return limits, fmt.Errorf("the open-file limit (%d) leaves no room for clients beside the %d descriptors the process keeps for itself; raise it (ulimit -n) or set -max-conns", files, reserved)
+	}
+	return limits, nil
 }
 
 // app is the API's use cases wired on its dependencies, with the
