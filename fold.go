@@ -30,6 +30,12 @@ type ReactionDelta struct {
 	Score     int64
 }
 
+// ReactionKey names the reactions of one type on one message.
+type ReactionKey struct {
+	MessageID string
+	Type      string
+}
+
 // ProjectedRow is what a fold records about a live row: the version it
 // folded and the score the view now counts for it.
 type ProjectedRow struct {
@@ -50,6 +56,10 @@ type Fold struct {
 	// Deltas are the net changes per (message, type), sorted by message
 	// and type; changes that cancel out are left out.
 	Deltas []ReactionDelta
+	// Touched are the (message, type) pairs with a changed row, sorted,
+	// whether or not their changes cancel out: the groups whose first and
+	// latest reaction times may have moved.
+	Touched []ReactionKey
 	// Projected are the live rows to record as folded, sorted by id.
 	Projected []ProjectedRow
 	// Purged are deleted rows the views no longer count. Nothing refers to
@@ -69,6 +79,7 @@ func FoldReactions(rows []ReactionState) Fold {
 	var f Fold
 	sums := deltaSums{}
 	touched := map[string]bool{}
+	keys := map[ReactionKey]bool{}
 	for _, r := range latestStates(rows) {
 		if r.Version == r.ProjectedVersion { // folded already
 			if r.Deleted {
@@ -77,6 +88,7 @@ func FoldReactions(rows []ReactionState) Fold {
 			continue
 		}
 		touched[r.MessageID] = true
+		keys[ReactionKey{r.MessageID, r.Type}] = true
 		if r.ProjectedScore > 0 {
 			sums.add(r.MessageID, r.Type, -1, -int64(r.ProjectedScore))
 		}
@@ -89,6 +101,7 @@ func FoldReactions(rows []ReactionState) Fold {
 	}
 	f.Messages = sortedKeys(touched)
 	f.Deltas = sums.sorted()
+	f.Touched = sortedReactionKeys(keys)
 	slices.SortFunc(f.Projected, func(a, b ProjectedRow) int { return cmp.Compare(a.ID, b.ID) })
 	slices.Sort(f.Purged)
 	return f
@@ -112,14 +125,19 @@ func RebuildReactions(locked, kept []ReactionState) Fold {
 	}
 	sums := deltaSums{}
 	touched := map[string]bool{}
+	keys := map[ReactionKey]bool{}
 	for _, m := range f.Messages {
 		touched[m] = true
+	}
+	for _, k := range f.Touched {
+		keys[k] = true
 	}
 	for _, d := range append(f.Deltas, CountedTotals(kept)...) {
 		sums.add(d.MessageID, d.Type, d.Count, d.Score)
 		touched[d.MessageID] = true
+		keys[ReactionKey{d.MessageID, d.Type}] = true
 	}
-	f.Deltas, f.Messages = sums.sorted(), sortedKeys(touched)
+	f.Deltas, f.Messages, f.Touched = sums.sorted(), sortedKeys(touched), sortedReactionKeys(keys)
 	return f
 }
 
@@ -179,6 +197,17 @@ func latestStates(rows []ReactionState) []ReactionState {
 		}
 	}
 	return out
+}
+
+func sortedReactionKeys(set map[ReactionKey]bool) []ReactionKey {
+	var keys []ReactionKey
+	for k := range set {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b ReactionKey) int {
+		return cmp.Or(cmp.Compare(a.MessageID, b.MessageID), cmp.Compare(a.Type, b.Type))
+	})
+	return keys
 }
 
 func sortedKeys(set map[string]bool) []string {

@@ -2,8 +2,10 @@ package messageapi_test
 
 import (
 	"fmt"
+	"maps"
 	"reflect"
 	"testing"
+	"time"
 
 	"messageapi"
 )
@@ -37,6 +39,7 @@ func TestFoldReactions(t *testing.T) {
 			want: messageapi.Fold{
 				Messages:  []string{"m1"},
 				Deltas:    []messageapi.ReactionDelta{delta("m1", "like", 1, 3)},
+				Touched:   []messageapi.ReactionKey{{"m1", "like"}},
 				Projected: []messageapi.ProjectedRow{{ID: "r1", Version: 1, Score: 3}},
 			},
 		},
@@ -46,6 +49,7 @@ func TestFoldReactions(t *testing.T) {
 			want: messageapi.Fold{
 				Messages:  []string{"m1"},
 				Deltas:    []messageapi.ReactionDelta{delta("m1", "like", 0, 7)},
+				Touched:   []messageapi.ReactionKey{{"m1", "like"}},
 				Projected: []messageapi.ProjectedRow{{ID: "r1", Version: 2, Score: 10}},
 			},
 		},
@@ -54,6 +58,7 @@ func TestFoldReactions(t *testing.T) {
 			rows: []messageapi.ReactionState{row("r1", "m1", "like", 3, false, 2, 1, 3)},
 			want: messageapi.Fold{
 				Messages:  []string{"m1"},
+				Touched:   []messageapi.ReactionKey{{"m1", "like"}},
 				Projected: []messageapi.ProjectedRow{{ID: "r1", Version: 2, Score: 3}},
 			},
 		},
@@ -63,13 +68,14 @@ func TestFoldReactions(t *testing.T) {
 			want: messageapi.Fold{
 				Messages: []string{"m1"},
 				Deltas:   []messageapi.ReactionDelta{delta("m1", "like", -1, -3)},
+				Touched:  []messageapi.ReactionKey{{"m1", "like"}},
 				Purged:   []string{"r1"},
 			},
 		},
 		{
 			name: "insert then delete before any fold: nothing to count, the tombstone goes",
 			rows: []messageapi.ReactionState{row("r1", "m1", "like", 3, true, 2, 0, 0)},
-			want: messageapi.Fold{Messages: []string{"m1"}, Purged: []string{"r1"}},
+			want: messageapi.Fold{Messages: []string{"m1"}, Touched: []messageapi.ReactionKey{{"m1", "like"}}, Purged: []string{"r1"}},
 		},
 		{
 			name: "revive: deleted and posted again, counted afresh with its new score",
@@ -77,6 +83,7 @@ func TestFoldReactions(t *testing.T) {
 			want: messageapi.Fold{
 				Messages:  []string{"m1"},
 				Deltas:    []messageapi.ReactionDelta{delta("m1", "like", 0, 2)},
+				Touched:   []messageapi.ReactionKey{{"m1", "like"}},
 				Projected: []messageapi.ProjectedRow{{ID: "r1", Version: 3, Score: 4}},
 			},
 		},
@@ -100,6 +107,7 @@ func TestFoldReactions(t *testing.T) {
 			want: messageapi.Fold{
 				Messages:  []string{"m1"},
 				Deltas:    []messageapi.ReactionDelta{delta("m1", "like", 1, 9)},
+				Touched:   []messageapi.ReactionKey{{"m1", "like"}},
 				Projected: []messageapi.ProjectedRow{{ID: "r1", Version: 3, Score: 9}},
 			},
 		},
@@ -109,6 +117,7 @@ func TestFoldReactions(t *testing.T) {
 			want: messageapi.Fold{
 				Messages:  []string{"m1"},
 				Deltas:    []messageapi.ReactionDelta{delta("m1", "like", 0, 7)},
+				Touched:   []messageapi.ReactionKey{{"m1", "like"}},
 				Projected: []messageapi.ProjectedRow{{ID: "r1", Version: 5, Score: 8}},
 			},
 		},
@@ -127,6 +136,7 @@ func TestFoldReactions(t *testing.T) {
 					delta("m1", "like", 1, -1), // +1 +2 -4, one more reaction
 					delta("m1", "love", 1, 6),  // +5, and +1 from a re-score
 				},
+				Touched:   []messageapi.ReactionKey{{"m1", "like"}, {"m1", "love"}},
 				Projected: []messageapi.ProjectedRow{{"r1", 1, 1}, {"r2", 1, 5}, {"r3", 1, 2}, {"r5", 2, 6}},
 				Purged:    []string{"r4"},
 			},
@@ -139,6 +149,7 @@ func TestFoldReactions(t *testing.T) {
 			},
 			want: messageapi.Fold{
 				Messages:  []string{"m1"},
+				Touched:   []messageapi.ReactionKey{{"m1", "like"}},
 				Projected: []messageapi.ProjectedRow{{"r1", 1, 2}},
 				Purged:    []string{"r2"},
 			},
@@ -152,6 +163,7 @@ func TestFoldReactions(t *testing.T) {
 			want: messageapi.Fold{
 				Messages:  []string{"m1", "m2"},
 				Deltas:    []messageapi.ReactionDelta{delta("m1", "like", 1, 1), delta("m2", "like", 1, 1)},
+				Touched:   []messageapi.ReactionKey{{"m1", "like"}, {"m2", "like"}},
 				Projected: []messageapi.ProjectedRow{{"r1", 1, 1}, {"r2", 1, 1}},
 			},
 		},
@@ -253,6 +265,7 @@ func TestRebuildReactions(t *testing.T) {
 	want := messageapi.Fold{
 		Messages:  []string{"m1"},
 		Deltas:    []messageapi.ReactionDelta{delta("m1", "like", 1, 3), delta("m1", "love", 2, 10)},
+		Touched:   []messageapi.ReactionKey{{"m1", "like"}, {"m1", "love"}},
 		Projected: []messageapi.ProjectedRow{{"r1", 2, 3}, {"r3", 1, 4}},
 		Purged:    []string{"r2"},
 	}
@@ -293,7 +306,30 @@ func TestViewApply(t *testing.T) {
 		}
 	}
 	rebuilt := messageapi.NewMessageView(messageapi.Message{ID: "m1"})
-	if !v.CountsEqual(rebuilt) {
+	if !v.CountsEqual(rebuilt) || len(v.ReactionGroups) != 0 {
 		t.Error("an emptied view differs from a new one")
+	}
+}
+
+func TestViewGroups(t *testing.T) {
+	v := messageapi.NewMessageView(messageapi.Message{ID: "m1"})
+	first, last := time.UnixMilli(1_790_000_000_000), time.UnixMilli(1_790_000_060_000)
+	v.Apply([]messageapi.ReactionDelta{delta("m1", "like", 2, 5)})
+	v.SetGroupTimes("like", first, last)
+	v.SetGroupTimes("love", first, last) // no such group: nothing happens
+	want := map[string]messageapi.ReactionGroup{"like": {Count: 2, SumScores: 5,
+		FirstReactionAt: messageapi.NewTime(first), LastReactionAt: messageapi.NewTime(last)}}
+	if !maps.Equal(v.ReactionGroups, want) {
+		t.Fatalf("groups = %+v, want %+v", v.ReactionGroups, want)
+	}
+	// Deltas move the count and the sum, never the times.
+	v.Apply([]messageapi.ReactionDelta{delta("m1", "like", -1, -2)})
+	if g := v.ReactionGroups["like"]; g.Count != 1 || g.SumScores != 3 || !g.FirstReactionAt.Equal(first) {
+		t.Errorf("after a delete: %+v", g)
+	}
+	// A group disappears with its last reaction.
+	v.Apply([]messageapi.ReactionDelta{delta("m1", "like", -1, -3)})
+	if _, ok := v.ReactionGroups["like"]; ok || v.ReactionCounts["like"] != 0 {
+		t.Errorf("groups %+v counts %v after the last reaction went", v.ReactionGroups, v.ReactionCounts)
 	}
 }

@@ -64,11 +64,23 @@ type Reaction struct {
 // a cache can refuse to replace a newer view with an older one.
 type MessageView struct {
 	Message
-	ReactionCount  int64            `json:"reaction_count"`
-	ReactionCounts map[string]int64 `json:"reaction_counts"`
-	ReactionScores map[string]int64 `json:"reaction_scores"`
-	Reactions      []Reaction       `json:"reactions"`
-	Version        int64            `json:"-"`
+	ReactionCount  int64                    `json:"reaction_count"`
+	ReactionCounts map[string]int64         `json:"reaction_counts"`
+	ReactionScores map[string]int64         `json:"reaction_scores"`
+	ReactionGroups map[string]ReactionGroup `json:"reaction_groups"`
+	Reactions      []Reaction               `json:"reactions"`
+	Version        int64                    `json:"-"`
+}
+
+// ReactionGroup sums up the live reactions of one type on a message: how
+// many there are, the sum of their scores, and when the first and the
+// latest of them were posted (their created_at; a revived reaction counts
+// from its revival).
+type ReactionGroup struct {
+	Count           int64 `json:"count"`
+	SumScores       int64 `json:"sum_scores"`
+	FirstReactionAt Time  `json:"first_reaction_at"`
+	LastReactionAt  Time  `json:"last_reaction_at"`
 }
 
 // NewMessageView returns the view of a message that has no reactions yet.
@@ -77,6 +89,7 @@ func NewMessageView(m Message) MessageView {
 		Message:        m,
 		ReactionCounts: map[string]int64{},
 		ReactionScores: map[string]int64{},
+		ReactionGroups: map[string]ReactionGroup{},
 		Reactions:      []Reaction{},
 	}
 }
@@ -84,33 +97,62 @@ func NewMessageView(m Message) MessageView {
 // Apply folds the deltas of this view's message into its counts. A type
 // whose count drops to zero disappears from the maps, so a view always
 // equals the aggregate over the reactions it has counted.
+// The times of a group are not deltas: whoever applies the deltas re-reads
+// them (SetGroupTimes), since deleting the first reaction of a type moves
+// its first_reaction_at to a reaction no delta names.
 func (v *MessageView) Apply(deltas []ReactionDelta) {
-	if v.ReactionCounts == nil {
-		v.ReactionCounts = map[string]int64{}
-	}
-	if v.ReactionScores == nil {
-		v.ReactionScores = map[string]int64{}
+	if v.ReactionGroups == nil {
+		v.ReactionGroups = map[string]ReactionGroup{}
 	}
 	for _, d := range deltas {
 		if d.MessageID != v.ID {
 			continue
 		}
 		v.ReactionCount += d.Count
-		c := v.ReactionCounts[d.Type] + d.Count
-		s := v.ReactionScores[d.Type] + d.Score
-		if c == 0 {
-			delete(v.ReactionCounts, d.Type)
-			delete(v.ReactionScores, d.Type)
-			continue
+		g := v.ReactionGroups[d.Type]
+		g.Count += d.Count
+		g.SumScores += d.Score
+		if g.Count == 0 {
+			delete(v.ReactionGroups, d.Type)
+		} else {
+			v.ReactionGroups[d.Type] = g
 		}
-		v.ReactionCounts[d.Type] = c
-		v.ReactionScores[d.Type] = s
 	}
+	v.deriveCounts()
+}
+
+// SetGroupTimes sets when the first and the latest live reaction of a type
+// were posted, if the view has a group for the type.
+func (v *MessageView) SetGroupTimes(reactionType string, first, last time.Time) {
+	if g, ok := v.ReactionGroups[reactionType]; ok {
+		g.FirstReactionAt, g.LastReactionAt = NewTime(first), NewTime(last)
+		v.ReactionGroups[reactionType] = g
+	}
+}
+
+// deriveCounts sets the counts and scores per type from the groups, which
+// hold the same numbers: clients that predate the groups read these maps.
+func (v *MessageView) deriveCounts() {
+	v.ReactionCounts = make(map[string]int64, len(v.ReactionGroups))
+	v.ReactionScores = make(map[string]int64, len(v.ReactionGroups))
+	for t, g := range v.ReactionGroups {
+		v.ReactionCounts[t], v.ReactionScores[t] = g.Count, g.SumScores
+	}
+}
+
+// SetGroups replaces the view's groups, and the counts derived from them.
+func (v *MessageView) SetGroups(groups map[string]ReactionGroup) {
+	if groups == nil {
+		groups = map[string]ReactionGroup{}
+	}
+	v.ReactionGroups = groups
+	v.deriveCounts()
 }
 
 // ResetCounts empties the view's counts, for a rebuild from all its rows.
 func (v *MessageView) ResetCounts() {
-	v.ReactionCount, v.ReactionCounts, v.ReactionScores = 0, map[string]int64{}, map[string]int64{}
+	v.ReactionCount = 0
+	v.SetGroups(nil)
 }
 
 // CountsEqual reports whether two views hold the same counts and scores.

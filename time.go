@@ -28,8 +28,13 @@ func (t Time) MarshalJSON() ([]byte, error) {
 	return append(b, '"'), nil
 }
 
-// UnmarshalJSON reads any RFC 3339 time and normalises it like NewTime.
+// UnmarshalJSON reads any RFC 3339 time and normalises it like NewTime;
+// null is the zero time.
 func (t *Time) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*t = Time{}
+		return nil
+	}
 	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
 		return fmt.Errorf("time must be an RFC 3339 string")
 	}

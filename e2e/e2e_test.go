@@ -354,7 +354,12 @@ func endToEnd(t *testing.T, s *stack) {
 		"reaction_count": 3, "reaction_counts.like": 2, "reaction_counts.love": 1,
 		"reaction_scores.like": 8, "reaction_scores.love": 2, "#reactions": 3,
 		"reactions.0.user_id": "dave", "reactions.2.user_id": "bob", "reactions.2.score": 5,
+		"reaction_groups.like.count": 2, "reaction_groups.like.sum_scores": 8, "reaction_groups.love.count": 1,
 	})
+	if r := s.get(t, "/messages/"+id); field(r.body, "reaction_groups.like.first_reaction_at") != field(r.body, "reactions.2.created_at") ||
+		field(r.body, "reaction_groups.like.last_reaction_at") != field(r.body, "reactions.0.created_at") {
+		t.Errorf("the like group runs from bob's to dave's reaction: %s", r.raw)
+	}
 	s.waitFor(t, "/messages", map[string]any{
 		"messages.0.reaction_count": 3, "messages.0.reaction_scores.like": 8, "#messages.0.reactions": 3,
 	})
@@ -392,6 +397,7 @@ func endToEnd(t *testing.T, s *stack) {
 	expectError(t, s.del(t, reactions+"/love"), 400, "invalid_argument", "user_id")
 	s.waitFor(t, "/messages/"+id, map[string]any{
 		"reaction_count": 2, "reaction_counts.like": 2, "reaction_counts.love": nil, "reaction_scores.like": 8, "#reactions": 2,
+		"reaction_groups.love": nil, "reaction_groups.like.count": 2,
 	})
 
 	// Pagination in pages of 10: 20 more messages make 21.

@@ -146,6 +146,11 @@ func (db *DB) Ping(ctx context.Context) error {
 // (several API and worker processes starting together) are serialised by
 // tern's advisory lock, and each migration runs in its own transaction.
 func (db *DB) Migrate(ctx context.Context) error {
+	return db.migrateTo(ctx, -1)
+}
+
+// migrateTo migrates to version target, or to the latest when it is -1.
+func (db *DB) migrateTo(ctx context.Context, target int32) error {
 	conn, err := db.pool.Acquire(ctx)
 	if err != nil {
 		return translate(err, "migrate: acquire")
@@ -165,10 +170,12 @@ func (db *DB) Migrate(ctx context.Context) error {
 	if err := m.LoadMigrations(sub); err != nil {
 		return fmt.Errorf("migrate: load: %w", err)
 	}
-	if err := m.Migrate(ctx); err != nil {
-		return translate(err, "migrate")
+	if target < 0 {
+		err = m.Migrate(ctx)
+	} else {
+		err = m.MigrateTo(ctx, target)
 	}
-	return nil
+	return translate(err, "migrate")
 }
 
 // ensureSchema creates the first schema of the connection's search_path

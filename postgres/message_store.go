@@ -43,14 +43,15 @@ func (s *MessageStore) CreateMessage(ctx context.Context, m messageapi.Message) 
 // viewColumns selects what scanView reads, from messages m joined to
 // message_views v.
 const viewColumns = `m.id::text, m.text, m.user_id, m.created_at,
-	v.reaction_count, v.reaction_counts, v.reaction_scores, v.latest_reactions, v.version`
+	v.reaction_count, v.reaction_groups, v.latest_reactions, v.version`
 
 func scanView(row pgx.Row) (messageapi.MessageView, error) {
 	var v messageapi.MessageView
 	var created time.Time
-	err := row.Scan(&v.ID, &v.Text, &v.UserID, &created,
-		&v.ReactionCount, &v.ReactionCounts, &v.ReactionScores, &v.Reactions, &v.Version)
+	var groups map[string]messageapi.ReactionGroup
+	err := row.Scan(&v.ID, &v.Text, &v.UserID, &created, &v.ReactionCount, &groups, &v.Reactions, &v.Version)
 	v.CreatedAt = messageapi.NewTime(created)
+	v.SetGroups(groups)
 	return v, err
 }
 

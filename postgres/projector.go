@@ -182,7 +182,7 @@ func writeFold(ctx context.Context, tx pgx.Tx, f messageapi.Fold, locked []messa
 		views[i].Apply(f.Deltas)
 		views[i].Version++
 	}
-	if err := readLatest(ctx, tx, views); err != nil {
+	if err := reread(ctx, tx, views, f.Touched); err != nil {
 		return nil, err
 	}
 	b := &pgx.Batch{}
@@ -229,11 +229,15 @@ func lockViews(ctx context.Context, tx pgx.Tx, messageIDs []string, skipLocked b
 	})
 }
 
-// readLatest sets each view's latest reactions by re-reading them: ten
-// rows of an index scan per message, cheaper than patching the list and
-// always right after a delete. It runs after the views are locked, so a
-// later fold of the same message re-reads after this one commits.
-func readLatest(ctx context.Context, tx pgx.Tx, views []messageapi.MessageView) error {
+// reread sets what a view holds that is not a delta, in one round trip:
+// each view's latest reactions (ten rows of an index scan per message,
+// cheaper than patching the list and always right after a delete), and
+// the first and latest reaction times of the touched groups (two index
+// probes a group, since deleting the first reaction of a type moves its
+// first_reaction_at to a reaction no change names). It runs after the
+// views are locked, so a later fold of the same message re-reads after
+// this one commits.
+func reread(ctx context.Context, tx pgx.Tx, views []messageapi.MessageView, touched []messageapi.ReactionKey) error {
 	ids := make([]string, len(views))
 	byID := make(map[string]*messageapi.MessageView, len(views))
 	for i := range views {
@@ -241,7 +245,14 @@ func readLatest(ctx context.Context, tx pgx.Tx, views []messageapi.MessageView) 
 		views[i].Reactions = []messageapi.Reaction{}
 		byID[views[i].ID] = &views[i]
 	}
-	rows, err := tx.Query(ctx, `
+	var keyIDs, keyTypes []string
+	for _, k := range touched {
+		if byID[k.MessageID] != nil {
+			keyIDs, keyTypes = append(keyIDs, k.MessageID), append(keyTypes, k.Type)
+		}
+	}
+	b := &pgx.Batch{}
+	b.Queue(`
 		select `+reactionColumns+`
 		from unnest($1::uuid[]) as m(id)
 		cross join lateral (
@@ -250,43 +261,63 @@ func readLatest(ctx context.Context, tx pgx.Tx, views []messageapi.MessageView) 
 			order by created_at desc, id desc
 			limit $2
 		) r
-		order by r.message_id, r.created_at desc, r.id desc`, ids, messageapi.InlineReactions)
-	if err != nil {
-		return fmt.Errorf("read latest reactions: %w", err)
-	}
-	latest, err := pgx.CollectRows(rows, scanReaction)
-	if err != nil {
-		return fmt.Errorf("read latest reactions: %w", err)
-	}
-	for _, r := range latest {
-		v := byID[r.MessageID]
-		v.Reactions = append(v.Reactions, r)
-	}
-	return nil
+		order by r.message_id, r.created_at desc, r.id desc`, ids, messageapi.InlineReactions).Query(func(rows pgx.Rows) error {
+		latest, err := pgx.CollectRows(rows, scanReaction)
+		if err != nil {
+			return fmt.Errorf("read latest reactions: %w", err)
+		}
+		for _, r := range latest {
+			v := byID[r.MessageID]
+			v.Reactions = append(v.Reactions, r)
+		}
+		return nil
+	})
+	b.Queue(`
+		select k.message_id::text, k.type, t.first, t.last
+		from unnest($1::uuid[], $2::text[]) as k(message_id, type)
+		cross join lateral (
+			select min(r.created_at) as first, max(r.created_at) as last
+			from reactions r
+			where r.message_id = k.message_id and r.type = k.type and r.deleted_at is null
+		) t
+		where t.first is not null`, keyIDs, keyTypes).Query(func(rows pgx.Rows) error {
+		var id, typ string
+		var first, last time.Time
+		_, err := pgx.ForEachRow(rows, []any{&id, &typ, &first, &last}, func() error {
+			byID[id].SetGroupTimes(typ, first, last)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("read reaction group times: %w", err)
+		}
+		return nil
+	})
+	return tx.SendBatch(ctx, b).Close()
 }
 
 // queueViewUpdates queues one statement that writes every view.
 func queueViewUpdates(b *pgx.Batch, views []messageapi.MessageView) error {
 	n := len(views)
 	ids, counts, versions := make([]string, n), make([]int64, n), make([]int64, n)
-	perType, scores, latest := make([]string, n), make([]string, n), make([]string, n)
+	perType, scores, groups, latest := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	for i, v := range views {
 		ids[i], counts[i], versions[i] = v.ID, v.ReactionCount, v.Version
 		c, err1 := json.Marshal(v.ReactionCounts)
 		s, err2 := json.Marshal(v.ReactionScores)
-		l, err3 := json.Marshal(v.Reactions)
-		if err := errors.Join(err1, err2, err3); err != nil {
+		g, err3 := json.Marshal(v.ReactionGroups)
+		l, err4 := json.Marshal(v.Reactions)
+		if err := errors.Join(err1, err2, err3, err4); err != nil {
 			return fmt.Errorf("encode view %s: %w", v.ID, err)
 		}
-		perType[i], scores[i], latest[i] = string(c), string(s), string(l)
+		perType[i], scores[i], groups[i], latest[i] = string(c), string(s), string(g), string(l)
 	}
 	b.Queue(`
 		update message_views v set
 			reaction_count = u.count, reaction_counts = u.counts::jsonb, reaction_scores = u.scores::jsonb,
-			latest_reactions = u.latest::jsonb, version = u.version
-		from unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[])
-			as u(id, count, counts, scores, latest, version)
-		where v.message_id = u.id`, ids, counts, perType, scores, latest, versions)
+			reaction_groups = u.groups::jsonb, latest_reactions = u.latest::jsonb, version = u.version
+		from unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[])
+			as u(id, count, counts, scores, groups, latest, version)
+		where v.message_id = u.id`, ids, counts, perType, scores, groups, latest, versions)
 	return nil
 }
 

@@ -191,3 +191,65 @@ func TestSessionsAreBoundedOnTheServer(t *testing.T) {
 		time.Sleep(300 * time.Millisecond) // idle longer than the bound
 	}
 }
+
+// TestReactionGroups: a group's count and sum fold like the counts; its
+// first and latest times move when the first or the latest reaction of the
+// type goes or comes back, and the group goes with its last reaction.
+func TestReactionGroups(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newStoreFixture(t)
+	m := f.message(t)
+	at := func(minute int) time.Time { return time.Date(2026, 11, 27, 10, minute, 0, 123e6, time.UTC) }
+	put := func(user string, minute, score int) string {
+		p := putParams(m, user, "like", score)
+		p.At = at(minute)
+		res, err := f.reactions.PutReaction(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Reaction.ID
+	}
+	del := func(user string) string {
+		res, err := f.reactions.DeleteReaction(ctx, messageapi.DeleteReactionParams{MessageID: m, UserID: user, Type: "like", At: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.ReactionID
+	}
+	group := func() messageapi.ReactionGroup { return f.view(t, m).ReactionGroups["like"] }
+	wantGroup := func(step string, count, sum int64, first, last int) {
+		t.Helper()
+		g := group()
+		if g.Count != count || g.SumScores != sum || !g.FirstReactionAt.Equal(at(first)) || !g.LastReactionAt.Equal(at(last)) {
+			t.Errorf("%s: group %+v, want count %d sum %d first %v last %v", step, g, count, sum, at(first), at(last))
+		}
+	}
+	f.project(t, put("a", 1, 1), put("b", 2, 2), put("c", 3, 3))
+	wantGroup("three reactions", 3, 6, 1, 3)
+	f.project(t, del("a"))
+	wantGroup("the first deleted", 2, 5, 2, 3)
+	f.project(t, del("c"))
+	wantGroup("the latest deleted", 1, 2, 2, 2)
+	f.project(t, put("a", 4, 5))
+	wantGroup("the first revived, now the latest", 2, 7, 2, 4)
+	if res, err := f.projector.ReconcilePage(ctx, messageapi.ReconcileParams{Limit: 10}); err != nil || len(res.Rebuilt) != 0 {
+		t.Fatalf("reconcile rebuilt %d views (%v); the groups must equal the aggregate over the reactions", len(res.Rebuilt), err)
+	}
+	f.project(t, del("a"), del("b"))
+	if v := f.view(t, m); len(v.ReactionGroups) != 0 || v.ReactionCount != 0 {
+		t.Errorf("groups %+v after the last reaction went, want none", v.ReactionGroups)
+	}
+
+	// Wrong times are found and repaired by reconcile, as a rebuild, not
+	// as drift of the counts.
+	f.project(t, put("d", 5, 1))
+	if _, err := f.db.Pool().Exec(ctx, `update message_views set reaction_groups = jsonb_set(reaction_groups, '{like,first_reaction_at}', '"2000-01-01T00:00:00.000Z"') where message_id = $1`, m); err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.projector.ReconcilePage(ctx, messageapi.ReconcileParams{Limit: 10})
+	if err != nil || len(res.Rebuilt) != 1 || len(res.Drifted) != 0 {
+		t.Fatalf("reconcile = %+v, %v; want one view rebuilt, none drifted", res, err)
+	}
+	wantGroup("after reconcile", 1, 1, 5, 5)
+}

@@ -148,13 +148,16 @@ func (f *fixture) view(messageID string) messageapi.MessageView {
 type truth struct {
 	count          int64
 	counts, scores map[string]int64
+	// times, when set, are the first and latest created_at of each type's
+	// live reactions: what the view's groups must hold.
+	times map[string][2]messageapi.Time
 }
 
 func (f *fixture) truth(messageID string) truth {
 	f.t.Helper()
-	tr := truth{counts: map[string]int64{}, scores: map[string]int64{}}
+	tr := truth{counts: map[string]int64{}, scores: map[string]int64{}, times: map[string][2]messageapi.Time{}}
 	rows, err := f.db.Pool().Query(context.Background(), `
-		select type, count(*), sum(score) from reactions
+		select type, count(*), sum(score), min(created_at), max(created_at) from reactions
 		where message_id = $1 and deleted_at is null group by type`, messageID)
 	if err != nil {
 		f.t.Fatal(err)
@@ -163,11 +166,13 @@ func (f *fixture) truth(messageID string) truth {
 	for rows.Next() {
 		var typ string
 		var c, s int64
-		if err := rows.Scan(&typ, &c, &s); err != nil {
+		var first, last time.Time
+		if err := rows.Scan(&typ, &c, &s, &first, &last); err != nil {
 			f.t.Fatal(err)
 		}
 		tr.count += c
 		tr.counts[typ], tr.scores[typ] = c, s
+		tr.times[typ] = [2]messageapi.Time{messageapi.NewTime(first), messageapi.NewTime(last)}
 	}
 	if err := rows.Err(); err != nil {
 		f.t.Fatal(err)
@@ -176,12 +181,28 @@ func (f *fixture) truth(messageID string) truth {
 }
 
 func matches(v messageapi.MessageView, tr truth) bool {
-	return v.ReactionCount == tr.count && maps.Equal(v.ReactionCounts, tr.counts) && maps.Equal(v.ReactionScores, tr.scores)
+	if v.ReactionCount != tr.count || !maps.Equal(v.ReactionCounts, tr.counts) || !maps.Equal(v.ReactionScores, tr.scores) {
+		return false
+	}
+	if tr.times == nil {
+		return true
+	}
+	if len(v.ReactionGroups) != len(tr.times) {
+		return false
+	}
+	for typ, g := range v.ReactionGroups {
+		want, ok := tr.times[typ]
+		if !ok || g.Count != tr.counts[typ] || g.SumScores != tr.scores[typ] ||
+			!g.FirstReactionAt.Equal(want[0].Time) || !g.LastReactionAt.Equal(want[1].Time) {
+			return false
+		}
+	}
+	return true
 }
 
 func describe(v messageapi.MessageView, tr truth) string {
-	return fmt.Sprintf("view count %d %v scores %v; truth count %d %v scores %v",
-		v.ReactionCount, v.ReactionCounts, v.ReactionScores, tr.count, tr.counts, tr.scores)
+	return fmt.Sprintf("view count %d %v scores %v groups %v; truth count %d %v scores %v times %v",
+		v.ReactionCount, v.ReactionCounts, v.ReactionScores, v.ReactionGroups, tr.count, tr.counts, tr.scores, tr.times)
 }
 
 // waitConverged polls until every message's view equals the aggregate
@@ -272,7 +293,7 @@ func TestDuplicateDeliveryIsCountedOnce(t *testing.T) {
 		return f.metric("messageapi_projection_events_total") == 2 && f.pending() == 0, "duplicate not handled"
 	})
 	v := f.view(m)
-	if !matches(v, truth{1, map[string]int64{"like": 1}, map[string]int64{"like": 3}}) || v.Version != 1 {
+	if !matches(v, truth{count: 1, counts: map[string]int64{"like": 1}, scores: map[string]int64{"like": 3}}) || v.Version != 1 {
 		t.Fatalf("after a duplicate: version %d, %s", v.Version, describe(v, f.truth(m)))
 	}
 }
@@ -327,7 +348,7 @@ func TestReorderedDeliveryConverges(t *testing.T) {
 		})
 		if i == 1 { // after the update and the delete, before either insert
 			v := f.view(m)
-			if !matches(v, truth{1, map[string]int64{"like": 1}, map[string]int64{"like": 5}}) {
+			if !matches(v, truth{count: 1, counts: map[string]int64{"like": 1}, scores: map[string]int64{"like": 5}}) {
 				t.Fatalf("after the early update and delete: %s", describe(v, f.truth(m)))
 			}
 			version = v.Version
