@@ -69,7 +69,10 @@ type MessageView struct {
 	ReactionScores map[string]int64         `json:"reaction_scores"`
 	ReactionGroups map[string]ReactionGroup `json:"reaction_groups"`
 	Reactions      []Reaction               `json:"reactions"`
-	Version        int64                    `json:"-"`
+	// OwnReactions are the live reactions of the user a read was made for,
+	// when it names one; absent otherwise.
+	OwnReactions *[]Reaction `json:"own_reactions,omitempty"`
+	Version      int64       `json:"-"`
 }
 
 // ReactionGroup sums up the live reactions of one type on a message: how
@@ -263,12 +266,24 @@ const (
 	MaxClientIDLead = 5 * time.Second
 )
 
-// MessageRange selects messages, newest first: those older than BeforeID
-// when it is set (a cursor), otherwise from Offset (a page number).
+// MessageRange selects up to Limit messages, always listed newest first:
+//   - with BeforeID, the newest of those older than it (a cursor);
+//   - with AtOrBeforeID, that message and the newest of those older;
+//   - with AfterID, the oldest of those newer than it (a newer-direction
+//     cursor: the next messages toward the present);
+//   - otherwise the newest from Offset (a page number).
 type MessageRange struct {
-	BeforeID string
-	Offset   int
-	Limit    int
+	BeforeID     string
+	AtOrBeforeID string
+	AfterID      string
+	Offset       int
+	Limit        int
+}
+
+// Latest reports whether r is a range from the newest message down: the
+// only kind a cache of the latest messages can hold by rank.
+func (r MessageRange) Latest() bool {
+	return r.BeforeID == "" && r.AtOrBeforeID == "" && r.AfterID == ""
 }
 
 // LoadViews reads the views of a range of messages from the read model,
@@ -314,6 +329,34 @@ type EncodedView struct {
 	ID      string
 	Version int64
 	JSON    []byte
+}
+
+// WithOwnReactions returns v with the user's own reactions added to its
+// JSON, spliced in rather than encoded again: v.JSON is an object this
+// service encoded, so its last byte closes it.
+func (v EncodedView) WithOwnReactions(own []Reaction) (EncodedView, error) {
+	if own == nil {
+		own = []Reaction{}
+	}
+	b, err := json.Marshal(own)
+	if err != nil {
+		return EncodedView{}, fmt.Errorf("encode own reactions of %s: %w", v.ID, err)
+	}
+	const field = `,"own_reactions":`
+	n := len(v.JSON)
+	if n < 2 || v.JSON[n-1] != '}' {
+		return EncodedView{}, fmt.Errorf("view %s is not a JSON object", v.ID)
+	}
+	out := make([]byte, 0, n+len(field)+len(b))
+	out = append(out, v.JSON[:n-1]...)
+	if n > 2 { // not {}
+		out = append(out, field...)
+	} else {
+		out = append(out, field[1:]...)
+	}
+	out = append(out, b...)
+	v.JSON = append(out, '}')
+	return v, nil
 }
 
 // Encode returns v encoded as the API writes it.

@@ -1,6 +1,7 @@
 package messageapi_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -127,5 +128,35 @@ func TestInvalidFieldsIsBounded(t *testing.T) {
 		if len(name) > messageapi.MaxFieldName+len("…") {
 			t.Errorf("a long field name is listed whole (%d bytes)", len(name))
 		}
+	}
+}
+
+func TestWithOwnReactions(t *testing.T) {
+	v, err := messageapi.NewMessageView(messageapi.Message{ID: "m1", Text: "hi"}).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cached := string(v.JSON)
+	own := []messageapi.Reaction{{ID: "r1", MessageID: "m1", UserID: "u", Type: "like", Score: 2}}
+	with, err := v.WithOwnReactions(own)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got messageapi.MessageView
+	if err := json.Unmarshal(with.JSON, &got); err != nil {
+		t.Fatalf("spliced JSON %s: %v", with.JSON, err)
+	}
+	if got.Text != "hi" || got.OwnReactions == nil || len(*got.OwnReactions) != 1 || (*got.OwnReactions)[0].Type != "like" {
+		t.Errorf("spliced view = %s", with.JSON)
+	}
+	if string(v.JSON) != cached {
+		t.Error("splicing changed the cached bytes")
+	}
+	none, err := v.WithOwnReactions(nil)
+	if err != nil || !strings.HasSuffix(string(none.JSON), `,"own_reactions":[]}`) {
+		t.Errorf("no own reactions = %s, %v; want an empty list", none.JSON, err)
+	}
+	if _, err := (messageapi.EncodedView{ID: "x", JSON: []byte(`[1]`)}).WithOwnReactions(nil); err == nil {
+		t.Error("spliced into something that is not an object")
 	}
 }

@@ -138,6 +138,14 @@ func TestAuthEndToEnd(t *testing.T) {
 	expectError(t, s.as(t, alice, "DELETE", reactions+"/like?user_id=bob", ""), 403, "permission_denied")
 	expectError(t, s.as(t, alice, "DELETE", reactions+"/like", ""), 404, "not_found") // alice has no like
 
+	// Own reactions follow the token: alice's without a user_id, never
+	// bob's; a server token may read anyone's.
+	want(t, expect(t, s.as(t, alice, "GET", "/messages/"+id, ""), 200), map[string]any{"#own_reactions": 1, "own_reactions.0.type": "love"})
+	want(t, expect(t, s.as(t, alice, "GET", "/messages", ""), 200), map[string]any{"#messages.0.own_reactions": 0, "messages.1.own_reactions.0.user_id": "alice"})
+	expectError(t, s.as(t, alice, "GET", "/messages?user_id=bob", ""), 403, "permission_denied")
+	expectError(t, s.as(t, alice, "GET", "/messages/"+id+"?user_id=bob", ""), 403, "permission_denied")
+	want(t, expect(t, s.as(t, backend, "GET", "/messages/"+id+"?user_id=alice", ""), 200), map[string]any{"#own_reactions": 1})
+
 	// Every write route: no token, an expired one, a forged one, a
 	// token that is not a JWT, another user: refused, whatever the route.
 	forged, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "bob", "exp": time.Now().Add(time.Hour).Unix()}).

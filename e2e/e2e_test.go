@@ -401,8 +401,9 @@ func endToEnd(t *testing.T, s *stack) {
 	})
 
 	// Pagination in pages of 10: 20 more messages make 21.
+	fillers := map[int]string{}
 	for i := 1; i <= 20; i++ {
-		expect(t, s.post(t, "/messages", fmt.Sprintf(`{"text": "filler %d", "user_id": "carol"}`, i)), 201)
+		fillers[i] = expect(t, s.post(t, "/messages", fmt.Sprintf(`{"text": "filler %d", "user_id": "carol"}`, i)), 201).body["id"].(string)
 	}
 	r = expect(t, s.get(t, "/messages?page=1"), 200)
 	want(t, r, map[string]any{"#messages": 10, "messages.0.text": "filler 20", "messages.9.text": "filler 11"})
@@ -424,6 +425,32 @@ func endToEnd(t *testing.T, s *stack) {
 	expectError(t, s.get(t, "/messages?page=1&cursor="+page1Cursor), 400, "invalid_argument", "page")
 	expectError(t, s.get(t, "/messages?cursor=garbage"), 400, "invalid_argument", "cursor")
 	expectError(t, s.get(t, "/messages?color=red"), 400, "invalid_argument", "color")
+
+	// Jump to a message and page both ways from it.
+	r = expect(t, s.get(t, "/messages?around="+fillers[10]+"&limit=5"), 200)
+	want(t, r, map[string]any{"#messages": 5, "messages.0.text": "filler 12", "messages.2.text": "filler 10", "messages.4.text": "filler 8"})
+	newerCursor, _ := r.body["prev_cursor"].(string)
+	olderCursor, _ := r.body["next_cursor"].(string)
+	want(t, expect(t, s.get(t, "/messages?cursor="+newerCursor+"&limit=5"), 200), map[string]any{
+		"#messages": 5, "messages.0.text": "filler 17", "messages.4.text": "filler 13",
+	})
+	want(t, expect(t, s.get(t, "/messages?cursor="+olderCursor+"&limit=5"), 200), map[string]any{
+		"#messages": 5, "messages.0.text": "filler 7", "messages.4.text": "filler 3",
+	})
+	want(t, expect(t, s.get(t, "/messages?around="+fillers[20]), 200), map[string]any{"#messages": 10, "prev_cursor": nil})
+	expectError(t, s.get(t, "/messages?around="+unknown), 404, "not_found")
+	expectError(t, s.get(t, "/messages?around="+fillers[1]+"&page=2"), 400, "invalid_argument", "around")
+
+	// A reader's own reactions, on a page and on one message.
+	want(t, expect(t, s.get(t, "/messages?page=3&user_id=bob"), 200), map[string]any{
+		"messages.0.id": id, "#messages.0.own_reactions": 1, "messages.0.own_reactions.0.type": "like", "messages.0.own_reactions.0.score": 5,
+	})
+	want(t, expect(t, s.get(t, "/messages?user_id=bob"), 200), map[string]any{"#messages.0.own_reactions": 0})
+	want(t, expect(t, s.get(t, "/messages/"+id+"?user_id=dave"), 200), map[string]any{"#own_reactions": 1, "own_reactions.0.user_id": "dave"})
+	if r := expect(t, s.get(t, "/messages/"+id), 200); r.body["own_reactions"] != nil {
+		t.Errorf("own_reactions without a user: %s", r.raw)
+	}
+	expectError(t, s.get(t, "/messages?user_id=not%20valid"), 400, "invalid_argument", "user_id")
 
 	// Metrics count requests per route.
 	r = call(t, "GET", s.admin+"/metrics", "", "")

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"time"
 
@@ -77,14 +78,31 @@ func (s *MessageStore) ListMessages(ctx context.Context, p messageapi.MessageRan
 	defer cancel()
 	var rows pgx.Rows
 	var err error
-	if p.BeforeID != "" {
+	switch {
+	case p.BeforeID != "" || p.AtOrBeforeID != "":
+		op := "<"
+		if p.BeforeID == "" {
+			op = "<="
+		}
 		rows, err = s.db.pool.Query(ctx, `
 			select `+viewColumns+`
 			from messages m join message_views v on v.message_id = m.id
-			where m.id < $1
+			where m.id `+op+` $1
 			order by m.id desc
-			limit $2`, p.BeforeID, p.Limit)
-	} else {
+			limit $2`, cmp.Or(p.BeforeID, p.AtOrBeforeID), p.Limit)
+	case p.AfterID != "":
+		// The next messages toward the present: a forward range scan of the
+		// primary key, listed newest first like every page.
+		rows, err = s.db.pool.Query(ctx, `
+			select * from (
+				select `+viewColumns+`
+				from messages m join message_views v on v.message_id = m.id
+				where m.id > $1
+				order by m.id
+				limit $2
+			) p
+			order by p.id desc`, p.AfterID, p.Limit)
+	default:
 		// The offset is skipped in the primary key alone (an index-only
 		// scan) and only the rows of the page are joined: joining first made
 		// page 50 read 500 views to return 10, about 9 times slower.

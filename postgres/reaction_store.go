@@ -141,6 +141,34 @@ func (s *ReactionStore) ListReactions(ctx context.Context, r messageapi.Reaction
 	return list, nil
 }
 
+// OwnReactions returns the live reactions of one user on each of the
+// given messages, newest first per message: one lookup of the
+// (message_id, user_id, type) key per message.
+func (s *ReactionStore) OwnReactions(ctx context.Context, messageIDs []string, userID string) (map[string][]messageapi.Reaction, error) {
+	ctx, cancel := s.db.withTimeout(ctx)
+	defer cancel()
+	rows, err := s.db.pool.Query(ctx, `
+		select `+reactionColumns+`
+		from reactions r
+		where r.message_id = any($1::uuid[]) and r.user_id = $2 and r.deleted_at is null
+		order by r.message_id, r.created_at desc, r.id desc`, messageIDs, userID)
+	if err != nil {
+		return nil, translate(err, "own reactions")
+	}
+	list, err := pgx.CollectRows(rows, scanReaction)
+	if err != nil {
+		return nil, translate(err, "own reactions")
+	}
+	own := make(map[string][]messageapi.Reaction, len(messageIDs))
+	for _, id := range messageIDs {
+		own[id] = []messageapi.Reaction{}
+	}
+	for _, r := range list {
+		own[r.MessageID] = append(own[r.MessageID], r)
+	}
+	return own, nil
+}
+
 // reactionColumns selects what scanReaction reads, from reactions r.
 const reactionColumns = `r.id::text, r.message_id::text, r.user_id, r.type, r.score, r.created_at, r.updated_at`
 

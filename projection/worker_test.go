@@ -618,7 +618,7 @@ func TestFoldRefreshesCachedPages(t *testing.T) {
 	f := newFixture(t)
 	m := f.message()
 	// The first read of page 1 fills the cache from PostgreSQL.
-	if _, err := query.NewListMessagesHandler(f.messages, f.cache, query.ListMessagesConfig{}).Handle(ctx, query.ListMessages{}); err != nil {
+	if _, err := query.NewListMessagesHandler(f.messages, postgres.NewReactionStore(f.db), f.cache, query.ListMessagesConfig{}).Handle(ctx, query.ListMessages{}); err != nil {
 		t.Fatal(err)
 	}
 	notCached := func(context.Context, messageapi.MessageRange) ([]messageapi.EncodedView, error) {

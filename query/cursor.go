@@ -12,28 +12,39 @@ import (
 // of the last item served. The kind byte keeps a reactions cursor from
 // being accepted by the messages list and the reverse.
 const (
-	messageCursorKind  = 'm'
+	messageCursorKind  = 'm' // older than the message
+	newerCursorKind    = 'n' // newer than the message
 	reactionCursorKind = 'r'
 )
 
-func encodeMessageCursor(id string) string {
-	u := uuid.MustParse(id)
-	b := append([]byte{messageCursorKind}, u[:]...)
-	return base64.RawURLEncoding.EncodeToString(b)
+// messageCursor is a position in the list of messages: the messages older
+// than ID, or, when Newer is set, the messages newer than ID.
+type messageCursor struct {
+	ID    string
+	Newer bool
 }
 
-// decodeMessageCursor returns the id a messages cursor holds, and whether
-// s is one.
-func decodeMessageCursor(s string) (string, bool) {
+func encodeMessageCursor(c messageCursor) string {
+	u := uuid.MustParse(c.ID)
+	kind := byte(messageCursorKind)
+	if c.Newer {
+		kind = newerCursorKind
+	}
+	return base64.RawURLEncoding.EncodeToString(append([]byte{kind}, u[:]...))
+}
+
+// decodeMessageCursor returns the position a messages cursor holds, and
+// whether s is one.
+func decodeMessageCursor(s string) (messageCursor, bool) {
 	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || len(b) != 17 || b[0] != messageCursorKind {
-		return "", false
+	if err != nil || len(b) != 17 || (b[0] != messageCursorKind && b[0] != newerCursorKind) {
+		return messageCursor{}, false
 	}
 	u, err := uuid.FromBytes(b[1:])
 	if err != nil {
-		return "", false
+		return messageCursor{}, false
 	}
-	return u.String(), true
+	return messageCursor{ID: u.String(), Newer: b[0] == newerCursorKind}, true
 }
 
 // reactionCursor is the position after a reaction in newest-first order.

@@ -9,9 +9,11 @@ import (
 
 func TestCursorsRoundTrip(t *testing.T) {
 	id := uuid.Must(uuid.NewV7()).String()
-	got, ok := decodeMessageCursor(encodeMessageCursor(id))
-	if !ok || got != id {
-		t.Fatalf("message cursor round trip = %q, %v; want %q", got, ok, id)
+	for _, c := range []messageCursor{{ID: id}, {ID: id, Newer: true}} {
+		got, ok := decodeMessageCursor(encodeMessageCursor(c))
+		if !ok || got != c {
+			t.Fatalf("message cursor round trip = %+v, %v; want %+v", got, ok, c)
+		}
 	}
 	rc := reactionCursor{CreatedAt: time.UnixMilli(1_790_000_000_123).UTC(), ID: id}
 	back, ok := decodeReactionCursor(encodeReactionCursor(rc))
@@ -22,7 +24,7 @@ func TestCursorsRoundTrip(t *testing.T) {
 	if _, ok := decodeMessageCursor(encodeReactionCursor(rc)); ok {
 		t.Error("the messages list accepted a reactions cursor")
 	}
-	if _, ok := decodeReactionCursor(encodeMessageCursor(id)); ok {
+	if _, ok := decodeReactionCursor(encodeMessageCursor(messageCursor{ID: id})); ok {
 		t.Error("the reactions list accepted a messages cursor")
 	}
 }
@@ -37,9 +39,9 @@ func FuzzCursors(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		if id, ok := decodeMessageCursor(s); ok {
-			if again, ok := decodeMessageCursor(encodeMessageCursor(id)); !ok || again != id {
-				t.Fatalf("message cursor %q: %q does not round-trip (%q, %v)", s, id, again, ok)
+		if c, ok := decodeMessageCursor(s); ok {
+			if again, ok := decodeMessageCursor(encodeMessageCursor(c)); !ok || again != c {
+				t.Fatalf("message cursor %q: %+v does not round-trip (%+v, %v)", s, c, again, ok)
 			}
 		}
 		if c, ok := decodeReactionCursor(s); ok {

@@ -45,7 +45,7 @@ func newFixture(t *testing.T, rc *redis.Client) *fixture {
 		cache:  cache,
 		reg:    reg,
 		create: command.NewCreateMessageHandler(store, cache, slog.New(slog.DiscardHandler)),
-		list:   query.NewListMessagesHandler(store, cache, query.ListMessagesConfig{}),
+		list:   query.NewListMessagesHandler(store, postgres.NewReactionStore(db), cache, query.ListMessagesConfig{}),
 	}
 }
 
@@ -269,7 +269,7 @@ func TestJoinedRebuildShowsMessagesCommittedMeanwhile(t *testing.T) {
 	f := newFixture(t, nil)
 	f.post(t, "old")
 	gate := &gatedReader{MessageStore: postgres.NewMessageStore(f.db), entered: make(chan struct{}), release: make(chan struct{})}
-	list := query.NewListMessagesHandler(gate, f.cache, query.ListMessagesConfig{})
+	list := query.NewListMessagesHandler(gate, postgres.NewReactionStore(f.db), f.cache, query.ListMessagesConfig{})
 	gate.armed.Store(true)
 
 	first := make(chan query.MessagePage)
@@ -355,7 +355,7 @@ func TestHeavyReadsWaitTheirTurn(t *testing.T) {
 		f.post(t, fmt.Sprintf("m%d", i))
 	}
 	store := &blockingReader{MessageStore: postgres.NewMessageStore(f.db), release: make(chan struct{})}
-	list := query.NewListMessagesHandler(store, f.cache, query.ListMessagesConfig{HeavyReads: 2})
+	list := query.NewListMessagesHandler(store, postgres.NewReactionStore(f.db), f.cache, query.ListMessagesConfig{HeavyReads: 2})
 	deep := query.ListMessages{Page: ptr(9)} // outside the cached pages: from PostgreSQL
 	done := make(chan error, 2)
 	for range 2 {
@@ -382,5 +382,183 @@ func TestHeavyReadsWaitTheirTurn(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+func TestAround(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	ids := map[int]string{}
+	for i := 1; i <= 30; i++ {
+		ids[i] = f.post(t, fmt.Sprintf("m%d", i)).ID
+	}
+	tests := []struct {
+		around, limit  int
+		want           string
+		wantPrev, next bool
+	}{
+		{15, 10, seq(20, 11), true, true},  // 5 newer, the message, 4 older
+		{15, 1, seq(15, 15), true, true},   // the message alone
+		{15, 3, seq(16, 14), true, true},   // 1 newer, the message, 1 older
+		{30, 10, seq(30, 21), false, true}, // the newest: older ones fill the page
+		{2, 10, seq(10, 1), true, false},   // near the oldest: newer ones fill it
+		{15, 100, seq(30, 1), false, false},
+	}
+	for _, tt := range tests {
+		p := f.page(t, query.ListMessages{Around: ptr(ids[tt.around]), Limit: ptr(tt.limit)})
+		if texts(p) != tt.want || (p.PrevCursor != "") != tt.wantPrev || (p.NextCursor != "") != tt.next {
+			t.Errorf("around m%d limit %d = %s prev %v next %v; want %s prev %v next %v", tt.around, tt.limit,
+				texts(p), p.PrevCursor != "", p.NextCursor != "", tt.want, tt.wantPrev, tt.next)
+		}
+	}
+	p := f.page(t, query.ListMessages{Around: ptr(ids[15]), Limit: ptr(10)})
+	if got := texts(f.page(t, query.ListMessages{Cursor: &p.PrevCursor, Limit: ptr(5)})); got != seq(25, 21) {
+		t.Errorf("the page after the around page = %s, want %s", got, seq(25, 21))
+	}
+	if got := texts(f.page(t, query.ListMessages{Cursor: &p.NextCursor, Limit: ptr(5)})); got != seq(10, 6) {
+		t.Errorf("the page before the around page = %s, want %s", got, seq(10, 6))
+	}
+
+	ctx := context.Background()
+	_, err := f.list.Handle(ctx, query.ListMessages{Around: ptr(uuid.Must(uuid.NewV7()).String())})
+	if messageapi.ErrorCode(err) != messageapi.ENOTFOUND {
+		t.Errorf("around an unknown message = %v, want not found", err)
+	}
+	for _, q := range []query.ListMessages{
+		{Around: ptr(ids[1]), Page: ptr(2)},
+		{Around: ptr(ids[1]), Cursor: &p.NextCursor},
+		{Around: ptr("not-an-id")},
+	} {
+		if _, err := f.list.Handle(ctx, q); messageapi.ErrorCode(err) != messageapi.EINVALID || messageapi.ErrorFields(err)["around"] == "" {
+			t.Errorf("%+v = %v, want invalid_argument naming around", q, err)
+		}
+	}
+}
+
+// TestWalkBothWaysWhileWriting jumps into the history, then walks to the
+// present with prev_cursor and to the beginning with next_cursor while new
+// messages arrive: every message is seen exactly once, the new ones too.
+func TestWalkBothWaysWhileWriting(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	var all []string
+	for i := range 40 {
+		all = append(all, f.post(t, fmt.Sprintf("old%d", i)).ID)
+	}
+	seen := map[string]int{}
+	start := f.page(t, query.ListMessages{Around: ptr(all[12]), Limit: ptr(7)})
+	for _, m := range start.Messages {
+		seen[m.ID]++
+	}
+	newer := start.PrevCursor
+	for pages := 0; newer != ""; pages++ {
+		if pages > 50 {
+			t.Fatal("the walk toward the present does not end")
+		}
+		p := f.page(t, query.ListMessages{Cursor: &newer, Limit: ptr(4)})
+		for _, m := range p.Messages {
+			seen[m.ID]++
+		}
+		if pages < 4 { // new messages land at the present, ahead of the walk
+			all = append(all, f.post(t, fmt.Sprintf("new%d", pages)).ID)
+		}
+		newer = p.PrevCursor
+	}
+	older := start.NextCursor
+	for pages := 0; older != ""; pages++ {
+		if pages > 50 {
+			t.Fatal("the walk toward the beginning does not end")
+		}
+		p := f.page(t, query.ListMessages{Cursor: &older, Limit: ptr(3)})
+		for _, m := range p.Messages {
+			seen[m.ID]++
+		}
+		older = p.NextCursor
+	}
+	for _, id := range all {
+		if seen[id] != 1 {
+			t.Errorf("message %s seen %d times, want once", id, seen[id])
+		}
+	}
+	if len(seen) != len(all) {
+		t.Errorf("the walks saw %d messages, there are %d", len(seen), len(all))
+	}
+}
+
+// TestOwnReactions: with a user, every message of a page, cached or read
+// from PostgreSQL, and a single message carry that user's live reactions;
+// without one the field is absent; the cached bytes are left as they were.
+func TestOwnReactions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t, nil)
+	reactions := postgres.NewReactionStore(f.db)
+	var ids []string
+	for i := range 60 { // more than the 51 cached
+		ids = append(ids, f.post(t, fmt.Sprintf("m%d", i)).ID)
+	}
+	now := time.Now()
+	put := func(message, user, typ string) {
+		if _, err := reactions.PutReaction(ctx, messageapi.PutReactionParams{ID: uuid.Must(uuid.NewV7()).String(),
+			MessageID: message, UserID: user, Type: typ, Score: 2, At: now}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(ids[59], "alice", "like")
+	put(ids[59], "alice", "love")
+	put(ids[59], "bob", "like")
+	put(ids[5], "alice", "wow") // on a page outside the cache
+	if _, err := reactions.DeleteReaction(ctx, messageapi.DeleteReactionParams{MessageID: ids[59], UserID: "alice", Type: "love", At: now}); err != nil {
+		t.Fatal(err)
+	}
+	own := func(e messageapi.EncodedView) []string {
+		var v struct {
+			Own *[]messageapi.Reaction `json:"own_reactions"`
+		}
+		if err := json.Unmarshal(e.JSON, &v); err != nil {
+			t.Fatalf("%s: %v", e.JSON, err)
+		}
+		if v.Own == nil {
+			return nil
+		}
+		types := []string{}
+		for _, r := range *v.Own {
+			types = append(types, r.UserID+":"+r.Type)
+		}
+		return types
+	}
+	f.page(t, query.ListMessages{}) // fills the cache
+	for _, cached := range []bool{true, false} {
+		q := query.ListMessages{UserID: ptr("alice")}
+		newest, other := ids[59], ids[58]
+		if !cached {
+			q.Page = ptr(6) // m9..m0, from PostgreSQL
+			newest, other = ids[5], ids[4]
+		}
+		p := f.page(t, q)
+		for _, m := range p.Messages {
+			got := fmt.Sprint(own(m))
+			switch m.ID {
+			case newest:
+				if want := map[bool]string{true: "[alice:like]", false: "[alice:wow]"}[cached]; got != want {
+					t.Errorf("cached %v: own reactions %s, want %s", cached, got, want)
+				}
+			case other:
+				if got != "[]" {
+					t.Errorf("cached %v: own reactions %s on a message alice did not react to, want []", cached, got)
+				}
+			}
+		}
+	}
+	if p := f.page(t, query.ListMessages{}); own(p.Messages[0]) != nil {
+		t.Error("a page read without a user carries own_reactions")
+	}
+	get := query.NewGetMessageHandler(postgres.NewMessageStore(f.db), reactions)
+	v, err := get.Handle(ctx, query.GetMessage{ID: ids[59], UserID: ptr("bob")})
+	if err != nil || v.OwnReactions == nil || len(*v.OwnReactions) != 1 || (*v.OwnReactions)[0].UserID != "bob" {
+		t.Errorf("GetMessage for bob = %+v, %v", v.OwnReactions, err)
+	}
+	if _, err := f.list.Handle(ctx, query.ListMessages{UserID: ptr("not valid")}); messageapi.ErrorFields(err)["user_id"] == "" {
+		t.Errorf("a bad user_id = %v, want invalid_argument naming user_id", err)
 	}
 }

@@ -165,10 +165,13 @@ return out
 // while concurrent ones wait for that rebuild. Everything else, and
 // everything while Redis is unavailable, comes from load.
 func (pc *PageCache) Latest(ctx context.Context, r messageapi.MessageRange, load messageapi.LoadViews) ([]messageapi.EncodedView, error) {
-	if r.BeforeID != "" {
+	switch {
+	case r.BeforeID != "":
 		if views, hit, err := pc.pageBefore(ctx, r.BeforeID, r.Limit); err == nil && hit {
 			return views, nil
 		}
+		return load(ctx, r)
+	case !r.Latest():
 		return load(ctx, r)
 	}
 	if r.Offset+r.Limit > pc.capacity {

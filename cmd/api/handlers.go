@@ -32,15 +32,19 @@ func (s *server) handleCreateMessage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) handleListMessages(w http.ResponseWriter, r *http.Request) {
-	params, err := queryParams(r, "limit", "page", "cursor")
+	params, err := queryParams(r, "limit", "page", "cursor", "around", "user_id")
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	q := query.ListMessages{Cursor: params.str("cursor")}
+	q := query.ListMessages{Cursor: params.str("cursor"), Around: params.str("around")}
 	q.Limit = params.int("limit", messageapi.LimitRule)
-	q.Page = params.int("page", "must be an integer of at least 1")
+	q.Page = params.int("page", messageapi.PageRule)
 	if err := params.err(); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if q.UserID, err = readerUser(r, params); err != nil {
 		writeError(w, r, err)
 		return
 	}
@@ -54,11 +58,20 @@ func (s *server) handleListMessages(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) handleGetMessage(w http.ResponseWriter, r *http.Request) {
-	if err := noParams(r); err != nil {
+	params, err := queryParams(r, "user_id")
+	if err == nil {
+		err = params.err()
+	}
+	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	v, err := s.getMessage.Handle(r.Context(), query.GetMessage{ID: pathParam(r, "id")})
+	q := query.GetMessage{ID: pathParam(r, "id")}
+	if q.UserID, err = readerUser(r, params); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	v, err := s.getMessage.Handle(r.Context(), q)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -133,6 +146,25 @@ func (s *server) handleListReactions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, r, http.StatusOK, page)
+}
+
+// readerUser returns the user whose own reactions a read shows: the
+// user_id parameter, or the user of a user token, which may not name
+// another user (see actingUser); nil when there is none.
+func readerUser(r *http.Request, params *params) (*string, error) {
+	given := params.str("user_id")
+	if given != nil && *given == "" {
+		return given, nil // invalid: the query's validation says so
+	}
+	var name string
+	if given != nil {
+		name = *given
+	}
+	user, err := actingUser(r, name)
+	if err != nil || user == "" {
+		return nil, err
+	}
+	return &user, nil
 }
 
 // pathParam returns a path segment captured by the route, decoded: a
