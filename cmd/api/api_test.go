@@ -242,6 +242,8 @@ func TestRoutesAnswerInJSON(t *testing.T) {
 		{"GET", "/nope", 404, "not_found", ""},
 		{"GET", "/messages/", 404, "not_found", ""},
 		{"GET", "/messages/not-a-uuid", 400, "invalid_argument", ""},
+		{"GET", "/messages/x0192f0a4-8a4b-7cc1-9e8a-5a3b1c2d3e4fy", 400, "invalid_argument", ""},
+		{"GET", "/messages/x0192f0a4-8a4b-7cc1-9e8a-5a3b1c2d3e4fy/reactions", 400, "invalid_argument", ""},
 		{"GET", "/messages/0192f0a4-8a4b-7cc1-9e8a-5a3b1c2d3e4f", 404, "not_found", ""},
 		{"PUT", "/messages", 405, "method_not_allowed", "GET, HEAD, POST, OPTIONS"},
 		{"DELETE", "/messages/0192f0a4-8a4b-7cc1-9e8a-5a3b1c2d3e4f", 405, "method_not_allowed", "GET, HEAD, OPTIONS"},
