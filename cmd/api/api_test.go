@@ -9,11 +9,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"messageapi/cmd/api/apitest"
 	"messageapi/cmd/internal/daemon"
 	"messageapi/postgres/postgrestest"
 	"messageapi/redis/redistest"
@@ -37,8 +39,11 @@ func newTestAPI(t *testing.T, options ...func(*routerConfig)) *testAPI {
 func newTestHandler(tb testing.TB, options ...func(*routerConfig)) http.Handler {
 	tb.Helper()
 	log := slog.New(slog.DiscardHandler)
-	a := newApp(config{cachePages: 5, Common: daemon.Common{CacheTTL: time.Minute}},
+	a, err := newApp(config{cachePages: 5, Common: daemon.Common{CacheTTL: time.Minute}},
 		postgrestest.NewDB(tb), redistest.NewClient(tb), log)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	ctx, stop := context.WithCancel(context.Background())
 	published := make(chan struct{})
 	go func() { defer close(published); a.publisher.Run(ctx, time.Second) }()
@@ -70,13 +75,27 @@ func (r response) json(t *testing.T) map[string]any {
 
 func (a *testAPI) do(method, path, contentType string, body io.Reader) response {
 	a.t.Helper()
-	req, err := http.NewRequest(method, a.URL+path, body)
+	var reqBody []byte
+	if body != nil {
+		var err error
+		if reqBody, err = io.ReadAll(body); err != nil {
+			a.t.Fatal(err)
+		}
+	}
+	req, err := http.NewRequest(method, a.URL+path, bytes.NewReader(reqBody))
 	if err != nil {
 		a.t.Fatal(err)
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	return a.send(req, reqBody)
+}
+
+// send makes the request, whose body is reqBody, and checks the exchange
+// against the OpenAPI document.
+func (a *testAPI) send(req *http.Request, reqBody []byte) response {
+	a.t.Helper()
 	resp, err := a.Client().Do(req)
 	if err != nil {
 		a.t.Fatal(err)
@@ -86,14 +105,27 @@ func (a *testAPI) do(method, path, contentType string, body io.Reader) response 
 	if err != nil {
 		a.t.Fatal(err)
 	}
+	c, err := contract()
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if err := c.Check(req, reqBody, resp, b); err != nil {
+		a.t.Error(err)
+	}
 	return response{status: resp.StatusCode, header: resp.Header, body: b}
 }
 
+// contract is the checker of the OpenAPI document, loaded once per test
+// binary.
+var contract = sync.OnceValues(apitest.NewChecker)
+
 func (a *testAPI) post(path, body string) response {
+	a.t.Helper()
 	return a.do(http.MethodPost, path, "application/json", strings.NewReader(body))
 }
 
 func (a *testAPI) get(path string) response {
+	a.t.Helper()
 	return a.do(http.MethodGet, path, "", nil)
 }
 
@@ -270,21 +302,13 @@ func TestRequestIDIsHonouredOrMade(t *testing.T) {
 	api := newTestAPI(t)
 	req, _ := http.NewRequest(http.MethodGet, api.URL+"/messages", nil)
 	req.Header.Set("X-Request-ID", "trace-123")
-	resp, err := api.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if got := resp.Header.Get("X-Request-ID"); got != "trace-123" {
+	resp := api.send(req, nil)
+	if got := resp.header.Get("X-Request-ID"); got != "trace-123" {
 		t.Errorf("X-Request-ID = %q, want the client's", got)
 	}
 	req.Header.Set("X-Request-ID", "bad id\twith spaces")
-	resp, err = api.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if got := resp.Header.Get("X-Request-ID"); got == "" || strings.ContainsAny(got, " \t") {
+	resp = api.send(req, nil)
+	if got := resp.header.Get("X-Request-ID"); got == "" || strings.ContainsAny(got, " \t") {
 		t.Errorf("X-Request-ID = %q, want a generated plain id", got)
 	}
 }
@@ -361,16 +385,12 @@ func TestMoreRequestRules(t *testing.T) {
 	}
 
 	// Two Content-Type headers are one too many.
-	req, _ := http.NewRequest(http.MethodPost, api.URL+"/messages", strings.NewReader(`{"text":"hi","user_id":"u"}`))
+	body := []byte(`{"text":"hi","user_id":"u"}`)
+	req, _ := http.NewRequest(http.MethodPost, api.URL+"/messages", bytes.NewReader(body))
 	req.Header.Add("Content-Type", "application/json")
 	req.Header.Add("Content-Type", "text/plain")
-	resp, err := api.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnsupportedMediaType {
-		t.Errorf("two Content-Types = %d, want 415", resp.StatusCode)
+	if r := api.send(req, body); r.status != http.StatusUnsupportedMediaType {
+		t.Errorf("two Content-Types = %d, want 415", r.status)
 	}
 
 	// HEAD answers wherever GET does; OPTIONS says what is allowed.

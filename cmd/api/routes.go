@@ -24,6 +24,7 @@ type server struct {
 	listMessages   *query.ListMessagesHandler
 	getMessage     *query.GetMessageHandler
 	listReactions  *query.ListReactionsHandler
+	document       apiDocument
 }
 
 // routerConfig is what the router needs besides the use cases.
@@ -45,7 +46,7 @@ func (s *server) routes(cfg routerConfig) http.Handler {
 	// HEAD is answered wherever GET is (the body is dropped); OPTIONS on
 	// any route answers 204 with Allow.
 	r.Use(middleware.GetHead, clientIP(cfg.trustedProxies), withRequestID(cfg.log), observe(cfg.metrics, cfg.accessLevel), recoverPanics,
-		rateLimit(cfg.rateLimit, cfg.rateWindow), requireReady(cfg.ready), withTimeout(cfg.requestTimeout))
+		rateLimit(cfg.rateLimit, cfg.rateWindow))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, messageapi.Errorf(messageapi.ENOTFOUND, "no route for %s %s", r.Method, r.URL.Path))
 	})
@@ -62,12 +63,19 @@ func (s *server) routes(cfg routerConfig) http.Handler {
 		writeError(w, req, messageapi.Errorf(messageapi.EMETHOD, "method %s is not allowed on %s", req.Method, req.URL.Path))
 	})
 
-	r.Get("/messages", s.handleListMessages)
-	r.Post("/messages", s.handleCreateMessage)
-	r.Get("/messages/{id}", s.handleGetMessage)
-	r.Post("/messages/{id}/reactions", s.handleAddReaction)
-	r.Get("/messages/{id}/reactions", s.handleListReactions)
-	r.Delete("/messages/{id}/reactions/{type}", s.handleRemoveReaction)
+	// The document needs neither PostgreSQL nor Redis, so it is served
+	// while they are unavailable.
+	r.Get("/openapi.yaml", s.document.yaml.serve)
+	r.Get("/openapi.json", s.document.json.serve)
+	r.Group(func(r chi.Router) {
+		r.Use(requireReady(cfg.ready), withTimeout(cfg.requestTimeout))
+		r.Get("/messages", s.handleListMessages)
+		r.Post("/messages", s.handleCreateMessage)
+		r.Get("/messages/{id}", s.handleGetMessage)
+		r.Post("/messages/{id}/reactions", s.handleAddReaction)
+		r.Get("/messages/{id}/reactions", s.handleListReactions)
+		r.Delete("/messages/{id}/reactions/{type}", s.handleRemoveReaction)
+	})
 	return r
 }
 

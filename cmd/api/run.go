@@ -35,7 +35,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return nil
 	}
 
-	app := newApp(cfg, deps.DB, deps.Redis, log)
+	app, err := newApp(cfg, deps.DB, deps.Redis, log)
+	if err != nil {
+		return err
+	}
 	accessLevel, _ := daemon.ParseLevel(cfg.accessLogLevel) // validated with the config
 	api := &http.Server{
 		Handler: app.server.routes(routerConfig{
@@ -97,7 +100,11 @@ type app struct {
 	publisher *redis.Publisher
 }
 
-func newApp(cfg config, db *postgres.DB, rc *redis.Client, log *slog.Logger) *app {
+func newApp(cfg config, db *postgres.DB, rc *redis.Client, log *slog.Logger) (*app, error) {
+	document, err := newAPIDocument()
+	if err != nil {
+		return nil, err
+	}
 	messages := postgres.NewMessageStore(db)
 	reactions := postgres.NewReactionStore(db)
 	cache := redis.NewPageCache(rc, redis.PageCacheConfig{Pages: cfg.cachePages, TTL: cfg.CacheTTL})
@@ -110,8 +117,9 @@ func newApp(cfg config, db *postgres.DB, rc *redis.Client, log *slog.Logger) *ap
 			listMessages:   query.NewListMessagesHandler(messages, cache),
 			getMessage:     query.NewGetMessageHandler(messages),
 			listReactions:  query.NewListReactionsHandler(reactions),
+			document:       document,
 		},
 		cache:     cache,
 		publisher: publisher,
-	}
+	}, nil
 }
