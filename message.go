@@ -256,6 +256,15 @@ func ValidReactionType(s string) bool {
 	return true
 }
 
+// ValidUUIDBraces reports whether s, when it has the 38 characters of a
+// braced UUID, has the braces. A UUID may be written in any of its
+// spellings, one of them "{" + UUID + "}"; but uuid.Parse drops the first
+// and last of 38 characters without looking at them, so "x" + UUID + "y"
+// would pass for it. Every parse of a client's id checks this too.
+func ValidUUIDBraces(s string) bool {
+	return len(s) != 38 || s[0] == '{' && s[37] == '}'
+}
+
 // How far the time inside a client-supplied message id may be from the
 // server clock. The id orders the message in every page. An id from the
 // past files it among older messages, which a client retrying for minutes

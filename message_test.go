@@ -61,6 +61,22 @@ func TestValidUserID(t *testing.T) {
 	}
 }
 
+func TestValidUUIDBraces(t *testing.T) {
+	const id = "01a21b77-d171-76be-88ab-728585d7e80f"
+	for s, ok := range map[string]bool{
+		id:               true,
+		"{" + id + "}":   true,
+		"urn:uuid:" + id: true,
+		"x" + id + "y":   false,
+		"(" + id + ")":   false,
+		"{" + id + "{":   false,
+	} {
+		if got := messageapi.ValidUUIDBraces(s); got != ok {
+			t.Errorf("ValidUUIDBraces(%q) = %v, want %v", s, got, ok)
+		}
+	}
+}
+
 func TestValidReactionType(t *testing.T) {
 	tests := []struct {
 		typ string

@@ -41,7 +41,7 @@ func (c CreateMessage) validate() (uuid.UUID, error) {
 	id := uuid.Must(uuid.NewV7())
 	if c.ID != "" {
 		u, err := uuid.Parse(c.ID)
-		if f.Check(err == nil && u.Version() == 7 && u.Variant() == uuid.RFC4122, "id", messageapi.UUIDv7Rule) {
+		if f.Check(err == nil && messageapi.ValidUUIDBraces(c.ID) && u.Version() == 7 && u.Variant() == uuid.RFC4122, "id", messageapi.UUIDv7Rule) {
 			id = u
 		}
 	}

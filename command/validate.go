@@ -24,7 +24,7 @@ func checkReactionType(f messageapi.FieldErrors, field, reactionType string) {
 // is not one and returns "".
 func parseMessageID(f messageapi.FieldErrors, field, id string) string {
 	u, err := uuid.Parse(id)
-	if !f.Check(err == nil, field, messageapi.UUIDRule) {
+	if !f.Check(err == nil && messageapi.ValidUUIDBraces(id), field, messageapi.UUIDRule) {
 		return ""
 	}
 	return u.String()

@@ -43,6 +43,8 @@ func TestCreateMessageValidate(t *testing.T) {
 		{"bad user", CreateMessage{Text: "hi", UserID: "a b"}, []string{"user_id"}},
 		{"id not a UUID", CreateMessage{ID: "x", Text: "hi", UserID: "u"}, []string{"id"}},
 		{"id a UUIDv4", CreateMessage{ID: "6ba7b810-9dad-41d1-80b4-00c04fd430c8", Text: "hi", UserID: "u"}, []string{"id"}},
+		{"id in braces", CreateMessage{ID: "{01a21b77-d171-76be-88ab-728585d7e80f}", Text: "hi", UserID: "u"}, nil},
+		{"id between other characters", CreateMessage{ID: "x01a21b77-d171-76be-88ab-728585d7e80fy", Text: "hi", UserID: "u"}, []string{"id"}},
 		{"everything wrong", CreateMessage{ID: "x", Text: "", UserID: "!"}, []string{"id", "text", "user_id"}},
 	}
 	for _, tt := range tests {
@@ -64,6 +66,7 @@ func TestAddReactionValidate(t *testing.T) {
 		{"valid with a score", AddReaction{MessageID: id, Type: "+1", UserID: "u", Score: score(7)}, nil, 7},
 		{"id in another spelling", AddReaction{MessageID: "{" + id + "}", Type: "like", UserID: "u"}, nil, 1},
 		{"bad id", AddReaction{MessageID: "nope", Type: "like", UserID: "u"}, []string{"id"}, 0},
+		{"id between other characters", AddReaction{MessageID: "x" + id + "y", Type: "like", UserID: "u"}, []string{"id"}, 0},
 		{"no type", AddReaction{MessageID: id, UserID: "u"}, []string{"type"}, 0},
 		{"bad type", AddReaction{MessageID: id, Type: "Like", UserID: "u"}, []string{"type"}, 0},
 		{"no user", AddReaction{MessageID: id, Type: "like"}, []string{"user_id"}, 0},

@@ -10,11 +10,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
+	"messageapi/cmd/api/apitest"
 	"messageapi/postgres/postgrestest"
 	"messageapi/redis/redistest"
 )
@@ -77,10 +79,14 @@ type reply struct {
 	header http.Header
 	raw    string
 	body   map[string]any
+	// took is how long the answer took, from sending the request to
+	// reading the last byte; checking it is not counted.
+	took time.Duration
 }
 
-// call makes a request and fails the test when there is no JSON answer.
-// It must run on the test's goroutine; other goroutines use try.
+// call makes a request to the API and fails the test when there is no
+// JSON answer or the exchange departs from openapi.yaml. It must run on
+// the test's goroutine; other goroutines use try.
 func call(t *testing.T, method, url, contentType, body string) reply {
 	t.Helper()
 	r, err := try(method, url, contentType, body)
@@ -90,33 +96,65 @@ func call(t *testing.T, method, url, contentType, body string) reply {
 	return r
 }
 
-// try makes a request and returns its reply, or an error when there is no
-// answer or the answer claims JSON and is not.
+// callAdmin gets a path of an admin address, which is not part of the
+// API's contract and so is not checked against openapi.yaml.
+func callAdmin(t *testing.T, url string) reply {
+	t.Helper()
+	r, err := exchange(http.MethodGet, url, http.Header{}, "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// try makes a request to the API and returns its reply, or an error when
+// there is no answer, the answer claims JSON and is not, or the request
+// and its answer depart from openapi.yaml (see apitest.Checker).
 func try(method, url, contentType, body string) (reply, error) {
 	header := http.Header{}
 	if contentType != "" {
 		header.Set("Content-Type", contentType)
 	}
-	return send(method, url, header, body)
+	return exchange(method, url, header, body, true)
 }
 
 // send is try with any request headers.
 func send(method, url string, header http.Header, body string) (reply, error) {
+	return exchange(method, url, header, body, true)
+}
+
+// contract is the checker of openapi.yaml, loaded once per test binary.
+var contract = sync.OnceValues(apitest.NewChecker)
+
+func exchange(method, url string, header http.Header, body string, check bool) (reply, error) {
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		return reply{}, err
 	}
 	req.Header = header
+	start := time.Now()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return reply{}, fmt.Errorf("%s %s: %w", method, url, err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	r := reply{status: resp.StatusCode, header: resp.Header, raw: string(b)}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return reply{}, fmt.Errorf("%s %s: read the answer: %w", method, url, err)
+	}
+	r := reply{status: resp.StatusCode, header: resp.Header, raw: string(b), took: time.Since(start)}
 	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") && method != http.MethodHead {
 		if err := json.Unmarshal(b, &r.body); err != nil {
 			return r, fmt.Errorf("%s %s: body is not a JSON object: %s", method, url, b)
+		}
+	}
+	if check {
+		c, err := contract()
+		if err != nil {
+			return r, err
+		}
+		if err := c.Check(req, []byte(body), resp, b); err != nil {
+			return r, fmt.Errorf("%w; body %.500s", err, b)
 		}
 	}
 	return r, nil
@@ -277,8 +315,8 @@ func endToEnd(t *testing.T, s *stack) {
 	const unknown = "0192f0a4-8a4b-7cc1-9e8a-5a3b1c2d3e4f"
 
 	// Health, on the admin address.
-	expect(t, call(t, "GET", s.admin+"/healthz", "", ""), 200)
-	want(t, expect(t, call(t, "GET", s.admin+"/readyz", "", ""), 200), map[string]any{"status": "ok"})
+	expect(t, callAdmin(t, s.admin+"/healthz"), 200)
+	want(t, expect(t, callAdmin(t, s.admin+"/readyz"), 200), map[string]any{"status": "ok"})
 
 	// An empty database: an empty first page, without a next cursor.
 	want(t, expect(t, s.get(t, "/messages"), 200), map[string]any{"#messages": 0, "next_cursor": nil})
@@ -453,10 +491,20 @@ func endToEnd(t *testing.T, s *stack) {
 	expectError(t, s.get(t, "/messages?user_id=not%20valid"), 400, "invalid_argument", "user_id")
 
 	// Metrics count requests per route.
-	r = call(t, "GET", s.admin+"/metrics", "", "")
+	r = callAdmin(t, s.admin+"/metrics")
 	if !strings.Contains(r.raw, `messageapi_http_requests_total{code="201",method="POST",route="/messages"}`) {
 		t.Errorf("metrics lack the request counter:\n%.2000s", r.raw)
 	}
+
+	// The API's contract, openapi.yaml, as JSON.
+	r = expect(t, s.get(t, "/openapi.json"), 200)
+	if ct := r.header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type = %q", ct)
+	}
+	if v, _ := r.body["openapi"].(string); !strings.HasPrefix(v, "3.1") {
+		t.Errorf("openapi = %v, want 3.1", r.body["openapi"])
+	}
+	want(t, r, map[string]any{"info.title": "Message API"})
 
 	// Beyond e2e.hurl: reconcile finds every view right...
 	out := runOnce(t, "worker", s.env, "reconcile")

@@ -62,7 +62,7 @@ func (h *GetMessageHandler) Handle(ctx context.Context, q GetMessage) (messageap
 // field that it is not one and returns "".
 func parseID(f messageapi.FieldErrors, field, s string) string {
 	u, err := uuid.Parse(s)
-	if !f.Check(err == nil, field, messageapi.UUIDRule) {
+	if !f.Check(err == nil && messageapi.ValidUUIDBraces(s), field, messageapi.UUIDRule) {
 		return ""
 	}
 	return u.String()

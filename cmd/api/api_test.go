@@ -10,12 +10,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"messageapi/cmd/api/apitest"
 	"messageapi/cmd/internal/daemon"
 	"messageapi/postgres/postgrestest"
 	"messageapi/redis/redistest"
@@ -40,8 +42,11 @@ func newTestHandler(tb testing.TB, options ...func(*routerConfig)) http.Handler 
 	tb.Helper()
 	log := slog.New(slog.DiscardHandler)
 	db := postgrestest.NewDB(tb)
-	a := newApp(config{cachePages: 5, maxReactionTypes: 3, Common: daemon.Common{CacheTTL: time.Minute}},
+	a, err := newApp(config{cachePages: 5, maxReactionTypes: 3, Common: daemon.Common{CacheTTL: time.Minute}},
 		db, db, redistest.NewClient(tb), log)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	ctx, stop := context.WithCancel(context.Background())
 	published := make(chan struct{})
 	go func() { defer close(published); a.publisher.Run(ctx, time.Second) }()
@@ -83,11 +88,25 @@ func (a *testAPI) do(method, path, contentType string, body io.Reader) response 
 // send makes a request with the given headers.
 func (a *testAPI) send(method, path string, header http.Header, body io.Reader) response {
 	a.t.Helper()
-	req, err := http.NewRequest(method, a.URL+path, body)
+	var reqBody []byte
+	if body != nil {
+		var err error
+		if reqBody, err = io.ReadAll(body); err != nil {
+			a.t.Fatal(err)
+		}
+	}
+	req, err := http.NewRequest(method, a.URL+path, bytes.NewReader(reqBody))
 	if err != nil {
 		a.t.Fatal(err)
 	}
 	req.Header = header
+	return a.exchange(req, reqBody)
+}
+
+// exchange makes the request, whose body is reqBody, and checks the
+// exchange against the OpenAPI document.
+func (a *testAPI) exchange(req *http.Request, reqBody []byte) response {
+	a.t.Helper()
 	resp, err := a.Client().Do(req)
 	if err != nil {
 		a.t.Fatal(err)
@@ -97,14 +116,27 @@ func (a *testAPI) send(method, path string, header http.Header, body io.Reader) 
 	if err != nil {
 		a.t.Fatal(err)
 	}
+	c, err := contract()
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if err := c.Check(req, reqBody, resp, b); err != nil {
+		a.t.Error(err)
+	}
 	return response{status: resp.StatusCode, header: resp.Header, body: b}
 }
 
+// contract is the checker of the OpenAPI document, loaded once per test
+// binary.
+var contract = sync.OnceValues(apitest.NewChecker)
+
 func (a *testAPI) post(path, body string) response {
+	a.t.Helper()
 	return a.do(http.MethodPost, path, "application/json", strings.NewReader(body))
 }
 
 func (a *testAPI) get(path string) response {
+	a.t.Helper()
 	return a.do(http.MethodGet, path, "", nil)
 }
 
@@ -268,6 +300,8 @@ func TestRoutesAnswerInJSON(t *testing.T) {
 		{"GET", "/nope", 404, "not_found", ""},
 		{"GET", "/messages/", 404, "not_found", ""},
 		{"GET", "/messages/not-a-uuid", 400, "invalid_argument", ""},
+		{"GET", "/messages/x0192f0a4-8a4b-7cc1-9e8a-5a3b1c2d3e4fy", 400, "invalid_argument", ""},
+		{"GET", "/messages/x0192f0a4-8a4b-7cc1-9e8a-5a3b1c2d3e4fy/reactions", 400, "invalid_argument", ""},
 		{"GET", "/messages/0192f0a4-8a4b-7cc1-9e8a-5a3b1c2d3e4f", 404, "not_found", ""},
 		{"PUT", "/messages", 405, "method_not_allowed", "GET, HEAD, POST, OPTIONS"},
 		{"DELETE", "/messages/0192f0a4-8a4b-7cc1-9e8a-5a3b1c2d3e4f", 405, "method_not_allowed", "GET, HEAD, OPTIONS"},
@@ -294,21 +328,13 @@ func TestRequestIDIsHonouredOrMade(t *testing.T) {
 	api := newTestAPI(t)
 	req, _ := http.NewRequest(http.MethodGet, api.URL+"/messages", nil)
 	req.Header.Set("X-Request-ID", "trace-123")
-	resp, err := api.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if got := resp.Header.Get("X-Request-ID"); got != "trace-123" {
+	resp := api.exchange(req, nil)
+	if got := resp.header.Get("X-Request-ID"); got != "trace-123" {
 		t.Errorf("X-Request-ID = %q, want the client's", got)
 	}
 	req.Header.Set("X-Request-ID", "bad id\twith spaces")
-	resp, err = api.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if got := resp.Header.Get("X-Request-ID"); got == "" || strings.ContainsAny(got, " \t") {
+	resp = api.exchange(req, nil)
+	if got := resp.header.Get("X-Request-ID"); got == "" || strings.ContainsAny(got, " \t") {
 		t.Errorf("X-Request-ID = %q, want a generated plain id", got)
 	}
 }
@@ -385,16 +411,12 @@ func TestMoreRequestRules(t *testing.T) {
 	}
 
 	// Two Content-Type headers are one too many.
-	req, _ := http.NewRequest(http.MethodPost, api.URL+"/messages", strings.NewReader(`{"text":"hi","user_id":"u"}`))
+	body := []byte(`{"text":"hi","user_id":"u"}`)
+	req, _ := http.NewRequest(http.MethodPost, api.URL+"/messages", bytes.NewReader(body))
 	req.Header.Add("Content-Type", "application/json")
 	req.Header.Add("Content-Type", "text/plain")
-	resp, err := api.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnsupportedMediaType {
-		t.Errorf("two Content-Types = %d, want 415", resp.StatusCode)
+	if r := api.exchange(req, body); r.status != http.StatusUnsupportedMediaType {
+		t.Errorf("two Content-Types = %d, want 415", r.status)
 	}
 
 	// HEAD answers wherever GET does; OPTIONS says what is allowed.

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -15,13 +17,26 @@ import (
 // code and a message. Their seeds run as ordinary tests; make fuzz runs
 // them as fuzzers.
 
-// serve runs one request through h and checks the answer.
+// serve runs one request through h and checks the answer, also against
+// the OpenAPI document.
 func serve(t *testing.T, h http.Handler, req *http.Request) {
 	t.Helper()
+	reqBody, err := io.ReadAll(req.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Body = io.NopCloser(bytes.NewReader(reqBody))
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	if rec.Code >= 500 {
 		t.Fatalf("%s %s answered %d: %s", req.Method, req.URL, rec.Code, rec.Body)
+	}
+	c, err := contract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Check(req, reqBody, rec.Result(), rec.Body.Bytes()); err != nil {
+		t.Fatal(err)
 	}
 	if rec.Code == http.StatusNoContent {
 		return
@@ -66,6 +81,8 @@ func FuzzCreateMessage(f *testing.F) {
 	for _, seed := range []struct{ contentType, body string }{
 		{"application/json", `{"text":"hello","user_id":"alice"}`},
 		{"application/json", `{"id":"01a21b77-d171-76be-88ab-728585d7e80f","text":"hi","user_id":"u"}`},
+		{"application/json", `{"id":"","text":"hi","user_id":"u"}`},
+		{"application/json", `{"id":null,"text":"hi","user_id":"u"}`},
 		{"application/json", `{"text":"a\u0000b","user_id":"u"}`},
 		{"application/json", "{\"text\":\"\xff\xfe\",\"user_id\":\"u\"}"},
 		{"application/json", `{"text":"  ","user_id":"u"}`},

@@ -24,6 +24,7 @@ type server struct {
 	listMessages   *query.ListMessagesHandler
 	getMessage     *query.GetMessageHandler
 	listReactions  *query.ListReactionsHandler
+	document       apiDocument
 }
 
 // routerConfig is what the router needs besides the use cases.
@@ -50,10 +51,9 @@ func (s *server) routes(cfg routerConfig) http.Handler {
 	// allowOrigins answers before any token is asked for. The token is
 	// verified before the rate limiter, which counts a request by its
 	// user, and refused after it, so a bad token counts against its
-	// address.
+	// address. The document routes are public, like the contract.
 	r.Use(middleware.GetHead, clientIP(cfg.trustedProxies), withRequestID(cfg.log), observe(cfg.metrics, cfg.accessLevel), recoverPanics,
-		allowOrigins(cfg.corsOrigins), authenticate(cfg.auth), rateLimit(cfg.rateLimit, cfg.rateWindow), requireToken(cfg.auth, cfg.authReads),
-		requireReady(cfg.ready), withTimeout(cfg.requestTimeout))
+		allowOrigins(cfg.corsOrigins), authenticate(cfg.auth), rateLimit(cfg.rateLimit, cfg.rateWindow))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, messageapi.Errorf(messageapi.ENOTFOUND, "no route for %s %s", r.Method, r.URL.Path))
 	})
@@ -70,12 +70,19 @@ func (s *server) routes(cfg routerConfig) http.Handler {
 		writeError(w, req, messageapi.Errorf(messageapi.EMETHOD, "method %s is not allowed on %s", req.Method, req.URL.Path))
 	})
 
-	r.Get("/messages", s.handleListMessages)
-	r.Post("/messages", s.handleCreateMessage)
-	r.Get("/messages/{id}", s.handleGetMessage)
-	r.Post("/messages/{id}/reactions", s.handleAddReaction)
-	r.Get("/messages/{id}/reactions", s.handleListReactions)
-	r.Delete("/messages/{id}/reactions/{type}", s.handleRemoveReaction)
+	// The document needs neither PostgreSQL nor Redis, so it is served
+	// while they are unavailable.
+	r.Get("/openapi.yaml", s.document.yaml.serve)
+	r.Get("/openapi.json", s.document.json.serve)
+	r.Group(func(r chi.Router) {
+		r.Use(requireToken(cfg.auth, cfg.authReads), requireReady(cfg.ready), withTimeout(cfg.requestTimeout))
+		r.Get("/messages", s.handleListMessages)
+		r.Post("/messages", s.handleCreateMessage)
+		r.Get("/messages/{id}", s.handleGetMessage)
+		r.Post("/messages/{id}/reactions", s.handleAddReaction)
+		r.Get("/messages/{id}/reactions", s.handleListReactions)
+		r.Delete("/messages/{id}/reactions/{type}", s.handleRemoveReaction)
+	})
 	return r
 }
 

@@ -55,7 +55,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	app := newApp(cfg, deps.DB, readDB, deps.Redis, log)
+	app, err := newApp(cfg, deps.DB, readDB, deps.Redis, log)
+	if err != nil {
+		return err
+	}
 	accessLevel, _ := daemon.ParseLevel(cfg.accessLogLevel) // validated with the config
 	api := &http.Server{
 		Handler: app.server.routes(routerConfig{
@@ -148,7 +151,11 @@ type app struct {
 
 // newApp wires the use cases: the commands on the write pool db, the
 // queries on the read pool readDB.
-func newApp(cfg config, db, readDB *postgres.DB, rc *redis.Client, log *slog.Logger) *app {
+func newApp(cfg config, db, readDB *postgres.DB, rc *redis.Client, log *slog.Logger) (*app, error) {
+	document, err := newAPIDocument()
+	if err != nil {
+		return nil, err
+	}
 	messages, readMessages := postgres.NewMessageStore(db), postgres.NewMessageStore(readDB)
 	reactions, readReactions := postgres.NewReactionStore(db), postgres.NewReactionStore(readDB)
 	cache := redis.NewPageCache(rc, redis.PageCacheConfig{Pages: cfg.cachePages, TTL: cfg.CacheTTL})
@@ -161,8 +168,9 @@ func newApp(cfg config, db, readDB *postgres.DB, rc *redis.Client, log *slog.Log
 			listMessages:   query.NewListMessagesHandler(readMessages, readReactions, cache, query.ListMessagesConfig{HeavyReads: cfg.heavyReads}),
 			getMessage:     query.NewGetMessageHandler(readMessages, readReactions),
 			listReactions:  query.NewListReactionsHandler(readReactions),
+			document:       document,
 		},
 		cache:     cache,
 		publisher: publisher,
-	}
+	}, nil
 }
