@@ -490,6 +490,16 @@ func endToEnd(t *testing.T, s *stack) {
 	}
 	expectError(t, s.get(t, "/messages?user_id=not%20valid"), 400, "invalid_argument", "user_id")
 
+	// One reaction per user: enforce_unique removes the user's other types.
+	unique := expect(t, s.post(t, "/messages", `{"text": "one reaction each", "user_id": "alice"}`), 201).body["id"].(string)
+	expect(t, s.post(t, "/messages/"+unique+"/reactions", `{"type": "like", "user_id": "erin"}`), 201)
+	expect(t, s.post(t, "/messages/"+unique+"/reactions", `{"type": "love", "user_id": "erin"}`), 201)
+	expect(t, s.post(t, "/messages/"+unique+"/reactions", `{"type": "wow", "user_id": "erin", "enforce_unique": true}`), 201)
+	want(t, expect(t, s.get(t, "/messages/"+unique+"/reactions?user_id=erin"), 200), map[string]any{"#reactions": 1, "reactions.0.type": "wow"})
+	s.waitFor(t, "/messages/"+unique, map[string]any{
+		"reaction_count": 1, "reaction_groups.wow.count": 1, "reaction_groups.like": nil, "reaction_groups.love": nil,
+	})
+
 	// Metrics count requests per route.
 	r = callAdmin(t, s.admin+"/metrics")
 	if !strings.Contains(r.raw, `messageapi_http_requests_total{code="201",method="POST",route="/messages"}`) {
@@ -513,8 +523,8 @@ func endToEnd(t *testing.T, s *stack) {
 		Checked, Rebuilt int
 		Drifted          []string
 	}
-	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &report); err != nil || report.Checked != 21 || report.Rebuilt != 0 || len(report.Drifted) != 0 {
-		t.Errorf("worker reconcile = %s (%v); want 21 checked, nothing rebuilt or drifted", lines[len(lines)-1], err)
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &report); err != nil || report.Checked != 22 || report.Rebuilt != 0 || len(report.Drifted) != 0 {
+		t.Errorf("worker reconcile = %s (%v); want 22 checked, nothing rebuilt or drifted", lines[len(lines)-1], err)
 	}
 	// ...migrate is a no-op on a migrated schema...
 	runOnce(t, "api", s.env, "migrate")
