@@ -16,8 +16,9 @@ type Metrics struct {
 	heldBack     prometheus.Counter
 	cacheErrors  prometheus.Counter
 	lag          prometheus.Gauge
-	pending      prometheus.Gauge
-	unread       prometheus.Gauge
+	pending      *prometheus.GaugeVec
+	unread       *prometheus.GaugeVec
+	owned        prometheus.Gauge
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -74,16 +75,20 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "messageapi_projection_lag_seconds",
 			Help: "Age of the oldest reaction change not yet in message_views (0 when none).",
 		}),
-		pending: prometheus.NewGauge(prometheus.GaugeOpts{
+		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "messageapi_projection_pending_entries",
-			Help: "Stream entries delivered to the consumer group and not yet acknowledged.",
-		}),
-		unread: prometheus.NewGauge(prometheus.GaugeOpts{
+			Help: "Stream entries delivered to the consumer group and not yet acknowledged, by partition.",
+		}, []string{"partition"}),
+		unread: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "messageapi_projection_unread_entries",
-			Help: "Stream entries the consumer group has not read yet (-1 when Redis cannot tell).",
+			Help: "Stream entries the consumer group has not read yet, by partition (-1 when Redis cannot tell).",
+		}, []string{"partition"}),
+		owned: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "messageapi_projection_partitions_owned",
+			Help: "Partitions of the stream this worker holds the lease of (0 when it consumes all, without leases).",
 		}),
 	}
 	reg.MustRegister(m.events, m.batchSize, m.foldDuration, m.eventLatency, m.viewsWritten, m.redelivered,
-		m.deadLettered, m.swept, m.foldErrors, m.heldBack, m.cacheErrors, m.lag, m.pending, m.unread)
+		m.deadLettered, m.swept, m.foldErrors, m.heldBack, m.cacheErrors, m.lag, m.pending, m.unread, m.owned)
 	return m
 }

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -27,8 +27,8 @@ type Store interface {
 	Lag(ctx context.Context) (time.Duration, error)
 }
 
-// Stream delivers reaction changes to one named consumer of a consumer
-// group.
+// Stream delivers the reaction changes of one partition of the stream to
+// one named consumer of the partition's consumer group.
 type Stream interface {
 	EnsureGroup(ctx context.Context) error
 	Read(ctx context.Context, count int, block time.Duration) ([]messageapi.StreamEntry, error)
@@ -77,6 +77,10 @@ type Config struct {
 	SweepBatch    int
 	// StatsInterval is how often lag and backlog metrics are refreshed.
 	StatsInterval time.Duration
+	// LeaseTTL is how long a lease on a partition lasts unless renewed
+	// (every third of it), when the worker leases partitions: a worker
+	// that dies or freezes loses its partitions to its peers after it.
+	LeaseTTL time.Duration
 	// RetryMax caps the backoff between retries of a failed read or fold.
 	RetryMax time.Duration
 	// FoldTimeout bounds one batch's fold with its retries; a batch still
@@ -98,6 +102,7 @@ func DefaultConfig() Config {
 		SweepMinAge:   5 * time.Second,
 		SweepBatch:    1000,
 		StatsInterval: 2 * time.Second,
+		LeaseTTL:      5 * time.Second,
 		RetryMax:      5 * time.Second,
 		FoldTimeout:   10 * time.Second,
 	}
@@ -128,6 +133,7 @@ func (c *Config) setDefaults() {
 	set(&c.SweepInterval, d.SweepInterval)
 	set(&c.SweepMinAge, d.SweepMinAge)
 	set(&c.StatsInterval, d.StatsInterval)
+	set(&c.LeaseTTL, d.LeaseTTL)
 	set(&c.RetryMax, d.RetryMax)
 	set(&c.FoldTimeout, d.FoldTimeout)
 }
@@ -161,164 +167,68 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Worker is one consumer of the reaction stream.
+// Worker is one worker of the projection: it consumes the partitions of
+// the reaction stream (all of them, or, with owners, those it leases),
+// claims entries peers left pending, sweeps changes the stream lost, and
+// reports the backlog.
 type Worker struct {
-	store   Store
-	stream  Stream
-	cache   ViewCache
-	log     *slog.Logger
-	metrics *Metrics
-	cfg     Config
-
-	// retryMu guards retryLater: entries whose rows another transaction
-	// held when their batch was folded. They stay pending, unacknowledged,
-	// and join the next batch.
-	retryMu    sync.Mutex
-	retryLater []messageapi.StreamEntry
+	store      Store
+	partitions []Stream
+	owners     Owners
+	cache      ViewCache
+	log        *slog.Logger
+	metrics    *Metrics
+	cfg        Config
 }
 
-// retryWait is how soon a batch retries entries whose rows were held.
-const retryWait = 100 * time.Millisecond
+// Deps are what a Worker works on.
+type Deps struct {
+	Store Store
+	// Partitions are the consumers of the stream's partitions, one each,
+	// in partition order.
+	Partitions []Stream
+	// Owners, when set, gives each partition one owning worker at a time;
+	// without it the worker consumes every partition, in competition with
+	// its peers.
+	Owners  Owners
+	Cache   ViewCache
+	Log     *slog.Logger
+	Metrics *Metrics
+}
 
-// NewWorker returns a Worker. metrics may be shared by the workers of one
-// process; see NewMetrics.
-func NewWorker(store Store, stream Stream, cache ViewCache, log *slog.Logger, metrics *Metrics, cfg Config) (*Worker, error) {
-	if store == nil || stream == nil || cache == nil || log == nil || metrics == nil {
-		return nil, errors.New("projection: NewWorker needs a store, a stream, a cache, a logger and metrics")
+// NewWorker returns a Worker. The metrics may be shared by the workers of
+// one process; see NewMetrics.
+func NewWorker(d Deps, cfg Config) (*Worker, error) {
+	if d.Store == nil || len(d.Partitions) == 0 || slices.Contains(d.Partitions, nil) || d.Cache == nil || d.Log == nil || d.Metrics == nil {
+		return nil, errors.New("projection: NewWorker needs a store, a stream consumer per partition, a cache, a logger and metrics")
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg.setDefaults()
-	return &Worker{store: store, stream: stream, cache: cache, log: log.With("consumer", cfg.Consumer), metrics: metrics, cfg: cfg}, nil
+	return &Worker{store: d.Store, partitions: d.Partitions, owners: d.Owners, cache: d.Cache,
+		log: d.Log.With("consumer", cfg.Consumer), metrics: d.Metrics, cfg: cfg}, nil
 }
 
 // Run consumes, claims, sweeps and reports until ctx is done. A fold in
 // flight when ctx ends is finished and acknowledged first (bounded by
 // FoldTimeout), so a graceful stop leaves nothing half done.
 func (w *Worker) Run(ctx context.Context) error {
-	if _, err := retry(ctx, w, "create consumer group", func(ctx context.Context) (struct{}, error) {
-		return struct{}{}, w.stream.EnsureGroup(ctx)
-	}); err != nil {
-		return nil // stopped before the group existed
-	}
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return w.consume(ctx) })
-	g.Go(func() error { return w.every(ctx, w.cfg.ClaimInterval, w.claim) })
 	g.Go(func() error { return w.every(ctx, w.cfg.SweepInterval, w.sweep) })
 	g.Go(func() error { return w.every(ctx, w.cfg.StatsInterval, w.stats) })
+	if w.owners != nil {
+		g.Go(func() error { return w.coordinate(ctx) })
+	} else {
+		for i := range w.partitions {
+			g.Go(func() error { return w.partition(i).run(ctx) })
+		}
+	}
 	return g.Wait()
 }
 
-// consume first finishes entries this consumer name already held (a
-// restart), then reads new ones. Reads are retried until they succeed or
-// ctx ends.
-func (w *Worker) consume(ctx context.Context) error {
-	for {
-		entries, err := retry(ctx, w, "read own pending entries", func(ctx context.Context) ([]messageapi.StreamEntry, error) {
-			return w.stream.ReadPending(ctx, w.cfg.BatchSize)
-		})
-		if err != nil || len(entries) == 0 {
-			break
-		}
-		w.metrics.redelivered.Add(float64(len(entries)))
-		w.handle(ctx, entries)
-	}
-	for ctx.Err() == nil {
-		w.retryMu.Lock()
-		again := w.retryLater
-		w.retryLater = nil
-		w.retryMu.Unlock()
-		block := w.cfg.Block
-		if len(again) > 0 {
-			block = min(block, retryWait)
-		}
-		entries, err := retry(ctx, w, "read stream", func(ctx context.Context) ([]messageapi.StreamEntry, error) {
-			return w.stream.Read(ctx, max(w.cfg.BatchSize-len(again), 1), block)
-		})
-		if err == nil || len(again) > 0 {
-			if batch := append(again, entries...); len(batch) > 0 {
-				w.handle(ctx, batch)
-			}
-		}
-	}
-	return nil
-}
-
-// handle folds a batch and acknowledges it after the fold commits. It
-// retries the fold until it succeeds or FoldTimeout passes: the entries
-// are pending either way, and a worker that gives up only leaves them to
-// a claim later. Entries whose rows another transaction held are not
-// acknowledged; they join the next batch.
-func (w *Worker) handle(ctx context.Context, entries []messageapi.StreamEntry) {
-	start := time.Now()
-	var valid, invalid []messageapi.StreamEntry
-	for _, e := range entries {
-		if e.Invalid != "" {
-			invalid = append(invalid, e)
-		} else {
-			valid = append(valid, e)
-		}
-	}
-	w.deadLetter(ctx, invalid, "invalid entry")
-	if len(valid) == 0 {
-		return
-	}
-	ids := make([]string, len(valid))
-	acks := make([]string, len(valid))
-	for i, e := range valid {
-		ids[i], acks[i] = e.Event.ReactionID, e.ID
-	}
-	// Finish the batch even when shutdown starts meanwhile: a commit
-	// without an ack costs a redelivery, nothing more, but finishing keeps
-	// restarts quiet.
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.FoldTimeout)
-	defer cancel()
-	res, err := retry(fctx, w, "fold batch", func(ctx context.Context) (messageapi.FoldResult, error) {
-		res, err := w.store.Project(ctx, ids)
-		if err != nil {
-			w.metrics.foldErrors.Inc()
-		}
-		return res, err
-	})
-	if err != nil {
-		w.log.Warn("fold abandoned; entries stay pending for a retry", "entries", len(valid), "err", err)
-		return
-	}
-	views := res.Views
-	w.refresh(fctx, views)
-	if len(res.Skipped) > 0 {
-		held := make(map[string]bool, len(res.Skipped))
-		for _, id := range res.Skipped {
-			held[id] = true
-		}
-		acks = acks[:0]
-		var later []messageapi.StreamEntry
-		for _, e := range valid {
-			if held[e.Event.ReactionID] {
-				later = append(later, e)
-			} else {
-				acks = append(acks, e.ID)
-			}
-		}
-		w.metrics.heldBack.Add(float64(len(later)))
-		w.retryMu.Lock()
-		w.retryLater = append(w.retryLater, later...)
-		w.retryMu.Unlock()
-		valid = slices.DeleteFunc(valid, func(e messageapi.StreamEntry) bool { return held[e.Event.ReactionID] })
-	}
-	if err := w.stream.Ack(fctx, acks); err != nil {
-		// The fold committed; a redelivery will find nothing to do.
-		w.log.Warn("ack failed; entries will be redelivered", "entries", len(acks), "err", err)
-	}
-	now := time.Now()
-	for _, e := range valid {
-		w.metrics.eventLatency.Observe(now.Sub(e.Event.ChangedAt).Seconds())
-	}
-	w.metrics.events.Add(float64(len(valid)))
-	w.metrics.batchSize.Observe(float64(len(valid)))
-	w.metrics.foldDuration.Observe(time.Since(start).Seconds())
-	w.metrics.viewsWritten.Add(float64(len(views)))
+func (w *Worker) partition(i int) *partitionLoop {
+	return &partitionLoop{w: w, index: i, stream: w.partitions[i], log: w.log.With("partition", i)}
 }
 
 // refresh pushes committed views to the cache. A failure leaves older
@@ -332,49 +242,6 @@ func (w *Worker) refresh(ctx context.Context, views []messageapi.MessageView) {
 		w.metrics.cacheErrors.Inc()
 		w.log.Debug("cache refresh failed", "views", len(views), "err", err)
 	}
-}
-
-func (w *Worker) deadLetter(ctx context.Context, entries []messageapi.StreamEntry, reason string) {
-	if len(entries) == 0 {
-		return
-	}
-	if err := w.stream.DeadLetter(ctx, entries, reason); err != nil {
-		w.log.Warn("dead-letter failed; entries stay pending", "entries", len(entries), "err", err)
-		return
-	}
-	w.metrics.deadLettered.Add(float64(len(entries)))
-	for _, e := range entries {
-		w.log.Error("entry dead-lettered", "entry_id", e.ID, "reason", reason, "invalid", e.Invalid,
-			"reaction_id", e.Event.ReactionID, "deliveries", e.Deliveries)
-	}
-}
-
-// claim takes over entries that a dead or stuck consumer left pending.
-// Entries delivered too often go to the dead-letter stream instead; their
-// changes are still folded by the sweeper.
-func (w *Worker) claim(ctx context.Context) error {
-	entries, err := w.stream.Claim(ctx, w.cfg.ClaimMinIdle, w.cfg.BatchSize)
-	if err != nil {
-		return fmt.Errorf("claim: %w", err)
-	}
-	if len(entries) == 0 {
-		return nil
-	}
-	w.metrics.redelivered.Add(float64(len(entries)))
-	var keep, poison []messageapi.StreamEntry
-	for _, e := range entries {
-		if e.Deliveries > w.cfg.MaxDeliveries {
-			poison = append(poison, e)
-		} else {
-			keep = append(keep, e)
-		}
-	}
-	w.deadLetter(ctx, poison, fmt.Sprintf("delivered more than %d times", w.cfg.MaxDeliveries))
-	if len(keep) > 0 {
-		w.log.Info("claimed entries another consumer left pending", "entries", len(keep))
-		w.handle(ctx, keep)
-	}
-	return nil
 }
 
 // sweep folds changes that no stream entry brought, until none is left.
@@ -405,14 +272,17 @@ func (w *Worker) stats(ctx context.Context) error {
 		return fmt.Errorf("projection lag: %w", err)
 	}
 	w.metrics.lag.Set(lag.Seconds())
-	backlog, err := w.stream.Backlog(ctx)
-	if err != nil {
-		return fmt.Errorf("stream backlog: %w", err)
-	}
-	w.metrics.pending.Set(float64(backlog.Pending))
-	w.metrics.unread.Set(float64(backlog.Unread))
-	if _, err := w.stream.RemoveIdleConsumers(ctx, 24*time.Hour); err != nil {
-		return fmt.Errorf("remove idle consumers: %w", err)
+	for i, stream := range w.partitions {
+		backlog, err := stream.Backlog(ctx)
+		if err != nil {
+			return fmt.Errorf("stream backlog of partition %d: %w", i, err)
+		}
+		p := strconv.Itoa(i)
+		w.metrics.pending.WithLabelValues(p).Set(float64(backlog.Pending))
+		w.metrics.unread.WithLabelValues(p).Set(float64(backlog.Unread))
+		if _, err := stream.RemoveIdleConsumers(ctx, 24*time.Hour); err != nil {
+			return fmt.Errorf("remove idle consumers of partition %d: %w", i, err)
+		}
 	}
 	return nil
 }

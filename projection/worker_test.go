@@ -44,9 +44,15 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	return newFixtureOn(t, redistest.NewClient(t), 1)
+}
+
+// newFixtureOn is newFixture on the Redis of rc, with a stream of the
+// given partitions.
+func newFixtureOn(t *testing.T, rc *redis.Client, partitions int) *fixture {
+	t.Helper()
 	db := postgrestest.NewDB(t)
-	rc := redistest.NewClient(t)
-	stream := redis.NewStream(rc, redis.StreamConfig{})
+	stream := redis.NewStream(rc, redis.StreamConfig{Partitions: partitions})
 	cache := redis.NewPageCache(rc, redis.PageCacheConfig{TTL: time.Minute})
 	messages := postgres.NewMessageStore(db)
 	reactions := postgres.NewReactionStore(db)
@@ -77,9 +83,18 @@ func testConfig(consumer string, sweepMinAge time.Duration) projection.Config {
 	}
 }
 
+// deps returns the worker's dependencies on the fixture, with stream as
+// its one partition.
+func (f *fixture) deps(stream projection.Stream) projection.Deps {
+	return projection.Deps{
+		Store: f.projector, Partitions: []projection.Stream{stream}, Cache: f.cache,
+		Log: slog.New(slog.DiscardHandler), Metrics: f.metrics,
+	}
+}
+
 // consumer returns the fixture's stream as the consumer cfg names.
 func (f *fixture) consumer(cfg projection.Config) *redis.Consumer {
-	return f.stream.Consumer(cmp.Or(cfg.Group, projection.DefaultConfig().Group), cfg.Consumer)
+	return f.stream.Consumer(0, cmp.Or(cfg.Group, projection.DefaultConfig().Group), cfg.Consumer)
 }
 
 // quickClaims makes a peer claim entries left pending after 600ms, for
@@ -96,7 +111,7 @@ func (f *fixture) startWorker(cfg projection.Config, stream projection.Stream) (
 	if stream == nil {
 		stream = f.consumer(cfg)
 	}
-	w, err := projection.NewWorker(f.projector, stream, f.cache, slog.New(slog.DiscardHandler), f.metrics, cfg)
+	w, err := projection.NewWorker(f.deps(stream), cfg)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -248,7 +263,7 @@ func (f *fixture) metric(name string) float64 {
 // pending returns how many entries the default group holds unacknowledged.
 func (f *fixture) pending() int64 {
 	f.t.Helper()
-	b, err := f.stream.Consumer(projection.DefaultConfig().Group, "observer").Backlog(context.Background())
+	b, err := f.stream.Consumer(0, projection.DefaultConfig().Group, "observer").Backlog(context.Background())
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -377,7 +392,7 @@ func TestLostEntriesAreSwept(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The stream, and the consumer group with it, is lost after the commits.
-	if err := f.rc.Redis().Del(ctx, f.stream.Key()).Err(); err != nil {
+	if err := f.rc.Redis().Del(ctx, f.stream.Key(0)).Err(); err != nil {
 		t.Fatal(err)
 	}
 	f.startWorker(testConfig("w1", 200*time.Millisecond), nil)
@@ -415,13 +430,15 @@ func TestCrashAfterCommitBeforeAck(t *testing.T) {
 
 	crashAndCheck := func(consumer string) {
 		t.Helper()
-		w, err := projection.NewWorker(f.projector, nil, f.cache, slog.New(slog.DiscardHandler), f.metrics, quickClaims(testConfig(consumer, noSweep)))
+		d := f.deps(nil)
+		d.Partitions = nil
+		w, err := projection.NewWorker(d, quickClaims(testConfig(consumer, noSweep)))
 		if err == nil || w != nil {
 			t.Fatal("NewWorker accepted a nil stream")
 		}
 		ctx, cancel := context.WithCancel(context.Background())
-		cs := &crashingStream{Consumer: f.stream.Consumer("projection", consumer), crash: cancel, crashed: make(chan struct{})}
-		w, err = projection.NewWorker(f.projector, cs, f.cache, slog.New(slog.DiscardHandler), f.metrics, quickClaims(testConfig(consumer, noSweep)))
+		cs := &crashingStream{Consumer: f.stream.Consumer(0, "projection", consumer), crash: cancel, crashed: make(chan struct{})}
+		w, err = projection.NewWorker(f.deps(cs), quickClaims(testConfig(consumer, noSweep)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -578,22 +595,22 @@ func TestDeadLetters(t *testing.T) {
 	rdb := f.rc.Redis()
 	m := f.message()
 	f.react(m, "alice", "like", 4)
-	if err := f.stream.Consumer("projection", "ghost").EnsureGroup(ctx); err != nil {
+	if err := f.stream.Consumer(0, "projection", "ghost").EnsureGroup(ctx); err != nil {
 		t.Fatal(err)
 	}
 	// The reaction's entry went to a consumer that died, and has been
 	// delivered far more often than allowed.
 	got, err := rdb.XReadGroup(ctx, &goredis.XReadGroupArgs{
-		Group: "projection", Consumer: "ghost", Streams: []string{f.stream.Key(), ">"}, Count: 1, Block: -1,
+		Group: "projection", Consumer: "ghost", Streams: []string{f.stream.Key(0), ">"}, Count: 1, Block: -1,
 	}).Result()
 	if err != nil || len(got) != 1 || len(got[0].Messages) != 1 {
 		t.Fatalf("ghost read = %v, %v", got, err)
 	}
-	if err := rdb.Do(ctx, "XCLAIM", f.stream.Key(), "projection", "ghost", 0, got[0].Messages[0].ID, "RETRYCOUNT", 50).Err(); err != nil {
+	if err := rdb.Do(ctx, "XCLAIM", f.stream.Key(0), "projection", "ghost", 0, got[0].Messages[0].ID, "RETRYCOUNT", 50).Err(); err != nil {
 		t.Fatal(err)
 	}
 	// And a malformed entry arrives.
-	if err := rdb.XAdd(ctx, &goredis.XAddArgs{Stream: f.stream.Key(), Values: []any{"junk", "1"}}).Err(); err != nil {
+	if err := rdb.XAdd(ctx, &goredis.XAddArgs{Stream: f.stream.Key(0), Values: []any{"junk", "1"}}).Err(); err != nil {
 		t.Fatal(err)
 	}
 
@@ -602,7 +619,7 @@ func TestDeadLetters(t *testing.T) {
 		dead := f.metric("messageapi_projection_dead_lettered_total")
 		return dead == 2 && f.pending() == 0, fmt.Sprintf("%v dead-lettered, %d pending", dead, f.pending())
 	})
-	if n, err := rdb.XLen(ctx, f.stream.DeadLetterKey()).Result(); err != nil || n != 2 {
+	if n, err := rdb.XLen(ctx, f.stream.DeadLetterKey(0)).Result(); err != nil || n != 2 {
 		t.Errorf("dead-letter stream holds %d entries (%v), want 2", n, err)
 	}
 	// The poisoned entry's change is not lost: the sweeper folds it.

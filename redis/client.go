@@ -17,8 +17,12 @@ import (
 
 // Config configures a Client.
 type Config struct {
-	// URL is a redis:// URL.
+	// URL is a redis:// URL of a single server.
 	URL string
+	// ClusterAddrs, when set, are seed addresses (host:port) of a Redis
+	// Cluster, used instead of URL; a password in URL, if any, is used
+	// for the cluster too.
+	ClusterAddrs []string
 	// Prefix starts every key this package writes.
 	Prefix string
 	// Timeout bounds dialing and each read and write on a connection, so a
@@ -50,8 +54,14 @@ const DefaultTimeout = 250 * time.Millisecond
 // BreakAfter calls in a row, calls fail at once instead of each waiting for
 // a timeout, so an unreachable Redis costs microseconds per request and
 // callers fall back to PostgreSQL.
+//
+// Keys are grouped under hash tags (see tagged), so that every script and
+// every multi-key command touches one hash slot, and a Redis Cluster can
+// serve them: the cached pages share one tag, each stream partition has
+// its own.
 type Client struct {
-	rdb     *goredis.Client
+	rdb     goredis.UniversalClient
+	cluster bool
 	prefix  string
 	breaker *gobreaker.CircuitBreaker[struct{}]
 	metrics *metrics
@@ -59,27 +69,48 @@ type Client struct {
 
 // Open returns a Client for cfg. It fails only on invalid configuration.
 func Open(cfg Config) (*Client, error) {
-	opts, err := goredis.ParseURL(cfg.URL)
-	if err != nil {
-		return nil, errors.New("invalid redis url")
+	var single *goredis.Options
+	if cfg.URL != "" || len(cfg.ClusterAddrs) == 0 {
+		var err error
+		if single, err = goredis.ParseURL(cfg.URL); err != nil {
+			return nil, errors.New("invalid redis url")
+		}
 	}
 	timeout := cmp.Or(cfg.Timeout, DefaultTimeout)
-	opts.DialTimeout = timeout
-	opts.ReadTimeout = timeout
-	opts.WriteTimeout = timeout
-	opts.PoolTimeout = timeout
-	// One retry hides a pooled connection that died with a Redis restart;
-	// more, or retried dials, would multiply the cost of an outage.
-	opts.MaxRetries = 1
-	opts.DialerRetries = 1
-	if cfg.PoolSize > 0 {
-		opts.PoolSize = cfg.PoolSize
+	c := &Client{prefix: cfg.Prefix, metrics: newMetrics(), cluster: len(cfg.ClusterAddrs) > 0}
+	if c.cluster {
+		opts := &goredis.ClusterOptions{
+			Addrs:       cfg.ClusterAddrs,
+			DialTimeout: timeout, ReadTimeout: timeout, WriteTimeout: timeout, PoolTimeout: timeout,
+			MaxRetries: 1, DialerRetries: 1, PoolSize: cfg.PoolSize,
+			// A master that dies sends no MOVED: without a reload the
+			// client would keep dialling it for a minute after its replica
+			// took over.
+			ClusterStateReloadInterval: time.Second,
+		}
+		if single != nil {
+			opts.Username, opts.Password, opts.TLSConfig = single.Username, single.Password, single.TLSConfig
+		}
+		c.rdb = goredis.NewClusterClient(opts)
+	} else {
+		single.DialTimeout = timeout
+		single.ReadTimeout = timeout
+		single.WriteTimeout = timeout
+		single.PoolTimeout = timeout
+		// One retry hides a pooled connection that died with a Redis
+		// restart; more, or retried dials, would multiply the cost of an
+		// outage.
+		single.MaxRetries = 1
+		single.DialerRetries = 1
+		if cfg.PoolSize > 0 {
+			single.PoolSize = cfg.PoolSize
+		}
+		c.rdb = goredis.NewClient(single)
 	}
 	log := cfg.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Client{rdb: goredis.NewClient(opts), prefix: cfg.Prefix, metrics: newMetrics()}
 	breakAfter := cfg.BreakAfter
 	if breakAfter == 0 {
 		breakAfter = 5
@@ -115,10 +146,25 @@ func (c *Client) do(fn func() error) error {
 }
 
 // Redis returns the underlying go-redis client, for tests.
-func (c *Client) Redis() *goredis.Client { return c.rdb }
+func (c *Client) Redis() goredis.UniversalClient { return c.rdb }
 
-// PoolSize returns the most connections the client opens.
-func (c *Client) PoolSize() int { return c.rdb.Options().PoolSize }
+// Cluster reports whether the client talks to a Redis Cluster.
+func (c *Client) Cluster() bool { return c.cluster }
+
+// tagged returns a key of the group named group: {prefix+group}+suffix.
+// Keys of one group share a hash tag, and so a slot of a Redis Cluster.
+// Config validation keeps braces out of the prefix.
+func (c *Client) tagged(group, suffix string) string {
+	return "{" + c.prefix + group + "}" + suffix
+}
+
+// PoolSize returns the most connections the client opens to one server.
+func (c *Client) PoolSize() int {
+	if cc, ok := c.rdb.(*goredis.ClusterClient); ok {
+		return cc.Options().PoolSize
+	}
+	return c.rdb.(*goredis.Client).Options().PoolSize
+}
 
 // Prefix returns the key prefix.
 func (c *Client) Prefix() string { return c.prefix }

@@ -62,7 +62,7 @@ func TestPublisherAppendsInBatches(t *testing.T) {
 	runCtx, stop := context.WithCancel(ctx)
 	stop()
 	p.Run(runCtx, 5*time.Second)
-	if n, err := c.Redis().XLen(ctx, s.Key()).Result(); err != nil || n != 500 {
+	if n, err := c.Redis().XLen(ctx, s.Key(0)).Result(); err != nil || n != 500 {
 		t.Fatalf("stream holds %d entries (%v), want 500", n, err)
 	}
 	if got := counterSum(t, reg, "messageapi_stream_appends_total"); got != 500 {

@@ -35,7 +35,7 @@ func newMetrics() *metrics {
 	}
 }
 
-func (m *metrics) register(reg prometheus.Registerer, rdb *goredis.Client) error {
+func (m *metrics) register(reg prometheus.Registerer, rdb goredis.UniversalClient) error {
 	for _, c := range []prometheus.Collector{m.cache, m.fills, m.publish, m.breaker, poolCollector{rdb}} {
 		if err := reg.Register(c); err != nil {
 			return err
@@ -45,7 +45,7 @@ func (m *metrics) register(reg prometheus.Registerer, rdb *goredis.Client) error
 }
 
 // poolCollector exports go-redis pool statistics, read at scrape time.
-type poolCollector struct{ rdb *goredis.Client }
+type poolCollector struct{ rdb goredis.UniversalClient }
 
 var (
 	poolHits     = prometheus.NewDesc("messageapi_redis_pool_hits_total", "Times a free connection was found in the pool.", nil, nil)

@@ -96,10 +96,12 @@ func NewPageCache(c *Client, cfg PageCacheConfig) *PageCache {
 	return &PageCache{c: c, capacity: cfg.Pages*cfg.PageSize + 1, ttl: cfg.TTL}
 }
 
-func (pc *PageCache) indexKey() string          { return pc.c.prefix + "cache:latest" }
-func (pc *PageCache) stateKey() string          { return pc.c.prefix + "cache:latest:state" }
-func (pc *PageCache) pendingKey() string        { return pc.c.prefix + "cache:latest:pending" }
-func (pc *PageCache) entryPrefix() string       { return pc.c.prefix + "cache:msg:" }
+// Every key of the cache shares one hash tag, so the scripts, which touch
+// the index, its state and the entries together, run on one slot.
+func (pc *PageCache) indexKey() string          { return pc.c.tagged("cache", ":latest") }
+func (pc *PageCache) stateKey() string          { return pc.c.tagged("cache", ":latest:state") }
+func (pc *PageCache) pendingKey() string        { return pc.c.tagged("cache", ":latest:pending") }
+func (pc *PageCache) entryPrefix() string       { return pc.c.tagged("cache", ":msg:") }
 func (pc *PageCache) entryKey(id string) string { return pc.entryPrefix() + id }
 
 // Entries outlive the index that lists them, so a ready index never points

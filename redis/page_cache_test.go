@@ -162,7 +162,7 @@ func TestPageCacheLostIndexKeyIsAMiss(t *testing.T) {
 	pc := redis.NewPageCache(c, redis.PageCacheConfig{Pages: 2, PageSize: 2, TTL: time.Minute})
 	fill(t, pc, newestFirst(views(3)))
 	// As under an eviction policy: the index goes, its state stays.
-	if err := c.Redis().Del(ctx, c.Prefix()+"cache:latest").Err(); err != nil {
+	if err := c.Redis().Del(ctx, "{"+c.Prefix()+"cache}:latest").Err(); err != nil {
 		t.Fatal(err)
 	}
 	if got, hit := mustPage(t, pc, 0, 2); hit {
@@ -216,7 +216,7 @@ func TestPageCacheWriteThroughTrimsToCapacity(t *testing.T) {
 	}
 	// The entries of trimmed messages go with them.
 	for _, v := range old[:3] {
-		if n, _ := c.Redis().Exists(ctx, c.Prefix()+"cache:msg:"+v.ID).Result(); n != 0 {
+		if n, _ := c.Redis().Exists(ctx, "{"+c.Prefix()+"cache}:msg:"+v.ID).Result(); n != 0 {
 			t.Errorf("entry of trimmed message %s is still stored", v.Text)
 		}
 	}
@@ -234,7 +234,7 @@ func TestPageCacheWriteThroughWithoutIndexAddsNothing(t *testing.T) {
 	if got, hit := mustPage(t, pc, 0, 2); hit {
 		t.Fatalf("hit %s on an index that was never filled", texts(got))
 	}
-	if n, _ := c.Redis().Exists(context.Background(), c.Prefix()+"cache:msg:"+v.ID).Result(); n != 0 {
+	if n, _ := c.Redis().Exists(context.Background(), "{"+c.Prefix()+"cache}:msg:"+v.ID).Result(); n != 0 {
 		t.Error("a write-through without an index stored an entry nothing reads")
 	}
 }

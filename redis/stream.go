@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"hash/fnv"
 	"strconv"
 	"strings"
 	"time"
@@ -14,38 +15,73 @@ import (
 	"messageapi"
 )
 
-// DefaultStreamMaxLen is StreamConfig.MaxLen when none is given.
-const DefaultStreamMaxLen = 1_000_000
+// Defaults of StreamConfig.
+const (
+	DefaultStreamMaxLen = 1_000_000
+	DefaultPartitions   = 1
+	MaxPartitions       = 1024
+)
 
 // StreamConfig configures a Stream.
 type StreamConfig struct {
-	// MaxLen trims the stream to about this many entries on every append
-	// (MAXLEN ~). Trimming can drop an entry no worker has read; the
-	// projection's sweeper folds that change from PostgreSQL, so nothing is
-	// lost. Default DefaultStreamMaxLen.
+	// MaxLen trims each partition to about this many entries on every
+	// append (MAXLEN ~). Trimming can drop an entry no worker has read;
+	// the projection's sweeper folds that change from PostgreSQL, so
+	// nothing is lost. Default DefaultStreamMaxLen.
 	MaxLen int64
+	// Partitions splits the stream by message: a change goes to partition
+	// PartitionOf(message, Partitions). Each partition is a stream key of
+	// its own hash tag, so on a Redis Cluster the partitions spread over
+	// the masters. Every process of a deployment must agree on it.
+	// Default DefaultPartitions.
+	Partitions int
 }
 
-// Stream is the Redis Stream of reaction changes, with its consumer-group
-// operations and a dead-letter stream beside it.
+// Stream is the Redis Stream of reaction changes, split into partitions,
+// each with its consumer group and a dead-letter stream beside it.
 type Stream struct {
-	c      *Client
-	key    string
-	dead   string
-	maxLen int64
+	c          *Client
+	partitions []partition
+	maxLen     int64
+}
+
+// partition is one stream key and its dead letters, under one hash tag.
+type partition struct {
+	key, dead string
 }
 
 // NewStream returns the reaction stream on c.
 func NewStream(c *Client, cfg StreamConfig) *Stream {
 	cfg.MaxLen = cmp.Or(max(cfg.MaxLen, 0), DefaultStreamMaxLen)
-	return &Stream{c: c, key: c.prefix + "reactions", dead: c.prefix + "reactions:dead", maxLen: cfg.MaxLen}
+	n := min(cmp.Or(max(cfg.Partitions, 0), DefaultPartitions), MaxPartitions)
+	s := &Stream{c: c, maxLen: cfg.MaxLen, partitions: make([]partition, n)}
+	for i := range s.partitions {
+		group := "reactions:" + strconv.Itoa(i)
+		s.partitions[i] = partition{key: c.tagged(group, ""), dead: c.tagged(group, ":dead")}
+	}
+	return s
 }
 
-// Key returns the stream's key.
-func (s *Stream) Key() string { return s.key }
+// Partitions returns how many partitions the stream has.
+func (s *Stream) Partitions() int { return len(s.partitions) }
 
-// DeadLetterKey returns the dead-letter stream's key.
-func (s *Stream) DeadLetterKey() string { return s.dead }
+// Key returns the key of a partition.
+func (s *Stream) Key(partition int) string { return s.partitions[partition].key }
+
+// DeadLetterKey returns the key of a partition's dead-letter stream.
+func (s *Stream) DeadLetterKey(partition int) string { return s.partitions[partition].dead }
+
+// PartitionOf returns the partition of a message's changes among n: all
+// the changes of one message go to one partition, so that one worker folds
+// a hot message and its batches coalesce.
+func PartitionOf(messageID string, n int) int {
+	if n <= 1 {
+		return 0
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(messageID))
+	return int(h.Sum32() % uint32(n))
+}
 
 // Event fields in a stream entry.
 const (
@@ -82,7 +118,7 @@ func (s *Stream) countDropped(n int) {
 
 func (s *Stream) addArgs(e messageapi.ReactionChanged) *goredis.XAddArgs {
 	return &goredis.XAddArgs{
-		Stream: s.key,
+		Stream: s.partitions[PartitionOf(e.MessageID, len(s.partitions))].key,
 		MaxLen: s.maxLen,
 		Approx: true,
 		Values: []any{
@@ -102,16 +138,19 @@ func (s *Stream) countAppends(n int, err error) {
 	s.c.metrics.publish.WithLabelValues(result).Add(float64(n))
 }
 
-// Consumer is one named consumer of a consumer group of the stream.
+// Consumer is one named consumer of the consumer group of one partition.
 type Consumer struct {
 	s     *Stream
+	key   string // the partition's stream
+	dead  string // its dead letters
 	group string
 	name  string
 }
 
-// Consumer returns the consumer name of group.
-func (s *Stream) Consumer(group, name string) *Consumer {
-	return &Consumer{s: s, group: group, name: name}
+// Consumer returns the consumer name of group on a partition.
+func (s *Stream) Consumer(partition int, group, name string) *Consumer {
+	p := s.partitions[partition]
+	return &Consumer{s: s, key: p.key, dead: p.dead, group: group, name: name}
 }
 
 // EnsureGroup creates the consumer group, and the stream with it, unless
@@ -119,7 +158,7 @@ func (s *Stream) Consumer(group, name string) *Consumer {
 // idempotent, so reading old entries again costs work, never correctness.
 func (c *Consumer) EnsureGroup(ctx context.Context) error {
 	s := c.s
-	err := s.c.do(func() error { return s.c.rdb.XGroupCreateMkStream(ctx, s.key, c.group, "0").Err() })
+	err := s.c.do(func() error { return s.c.rdb.XGroupCreateMkStream(ctx, c.key, c.group, "0").Err() })
 	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
 		return translate(err, "create group")
 	}
@@ -143,7 +182,7 @@ func (c *Consumer) ReadPending(ctx context.Context, count int) ([]messageapi.Str
 func (c *Consumer) read(ctx context.Context, from string, count int, block time.Duration) ([]messageapi.StreamEntry, error) {
 	s := c.s
 	args := &goredis.XReadGroupArgs{
-		Group: c.group, Consumer: c.name, Streams: []string{s.key, from}, Count: int64(count), Block: block,
+		Group: c.group, Consumer: c.name, Streams: []string{c.key, from}, Count: int64(count), Block: block,
 	}
 	var res []goredis.XStream
 	readGroup := func() (err error) {
@@ -208,7 +247,7 @@ func (c *Consumer) Claim(ctx context.Context, minIdle time.Duration, count int) 
 	var msgs []goredis.XMessage
 	err := s.c.do(func() (err error) {
 		msgs, _, err = s.c.rdb.XAutoClaim(ctx, &goredis.XAutoClaimArgs{
-			Stream: s.key, Group: c.group, Consumer: c.name, MinIdle: minIdle, Start: "0", Count: int64(count),
+			Stream: c.key, Group: c.group, Consumer: c.name, MinIdle: minIdle, Start: "0", Count: int64(count),
 		}).Result()
 		return err
 	})
@@ -229,7 +268,7 @@ func (c *Consumer) Claim(ctx context.Context, minIdle time.Duration, count int) 
 			counts = counts[:0]
 			for _, m := range msgs {
 				counts = append(counts, p.XPendingExt(ctx, &goredis.XPendingExtArgs{
-					Stream: s.key, Group: c.group, Start: m.ID, End: m.ID, Count: 1,
+					Stream: c.key, Group: c.group, Start: m.ID, End: m.ID, Count: 1,
 				}))
 			}
 			return nil
@@ -259,7 +298,7 @@ func (c *Consumer) Ack(ctx context.Context, ids []string) error {
 		return nil
 	}
 	s := c.s
-	return translate(s.c.do(func() error { return s.c.rdb.XAck(ctx, s.key, c.group, ids...).Err() }), "ack")
+	return translate(s.c.do(func() error { return s.c.rdb.XAck(ctx, c.key, c.group, ids...).Err() }), "ack")
 }
 
 // DeadLetter copies entries to the dead-letter stream with the reason,
@@ -278,7 +317,7 @@ func (c *Consumer) DeadLetter(ctx context.Context, entries []messageapi.StreamEn
 			for i, e := range entries {
 				ids[i] = e.ID
 				p.XAdd(ctx, &goredis.XAddArgs{
-					Stream: s.dead, MaxLen: s.maxLen, Approx: true,
+					Stream: c.dead, MaxLen: s.maxLen, Approx: true,
 					Values: []any{
 						"entry_id", e.ID, "reason", reason, "invalid", e.Invalid,
 						fieldReaction, e.Event.ReactionID, fieldMessage, e.Event.MessageID,
@@ -299,7 +338,7 @@ func (c *Consumer) DeadLetter(ctx context.Context, entries []messageapi.StreamEn
 		return nil
 	})
 	if err == nil {
-		err = s.c.do(func() error { return s.c.rdb.XAck(ctx, s.key, c.group, ids...).Err() })
+		err = s.c.do(func() error { return s.c.rdb.XAck(ctx, c.key, c.group, ids...).Err() })
 	}
 	return translate(err, "dead-letter")
 }
@@ -309,7 +348,7 @@ func (c *Consumer) Backlog(ctx context.Context) (messageapi.StreamBacklog, error
 	s := c.s
 	var groups []goredis.XInfoGroup
 	err := s.c.do(func() (err error) {
-		groups, err = s.c.rdb.XInfoGroups(ctx, s.key).Result()
+		groups, err = s.c.rdb.XInfoGroups(ctx, c.key).Result()
 		return err
 	})
 	if err != nil {
@@ -333,7 +372,7 @@ func (c *Consumer) RemoveIdleConsumers(ctx context.Context, idle time.Duration) 
 	s := c.s
 	var consumers []goredis.XInfoConsumer
 	err := s.c.do(func() (err error) {
-		consumers, err = s.c.rdb.XInfoConsumers(ctx, s.key, c.group).Result()
+		consumers, err = s.c.rdb.XInfoConsumers(ctx, c.key, c.group).Result()
 		return err
 	})
 	if err != nil {
@@ -342,7 +381,7 @@ func (c *Consumer) RemoveIdleConsumers(ctx context.Context, idle time.Duration) 
 	removed := 0
 	for _, other := range consumers {
 		if other.Pending == 0 && other.Idle > idle {
-			err := s.c.do(func() error { return s.c.rdb.XGroupDelConsumer(ctx, s.key, c.group, other.Name).Err() })
+			err := s.c.do(func() error { return s.c.rdb.XGroupDelConsumer(ctx, c.key, c.group, other.Name).Err() })
 			if err != nil {
 				return removed, translate(err, "remove consumer")
 			}

@@ -19,7 +19,7 @@ func newConsumer(t *testing.T) (*redis.Client, *redis.Stream, *redis.Consumer) {
 	t.Helper()
 	c := redistest.NewClient(t)
 	s := redis.NewStream(c, redis.StreamConfig{})
-	consumer := s.Consumer("g", "c1")
+	consumer := s.Consumer(0, "g", "c1")
 	if err := consumer.EnsureGroup(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func TestStreamDecodesOnlyWellFormedEntries(t *testing.T) {
 		{"reaction_id", uuid.NewString(), "message_id", uuid.NewString(), "version", "x", "changed_at_ms", "1"},
 		{"junk", "1"},
 	} {
-		if err := c.Redis().XAdd(ctx, &goredis.XAddArgs{Stream: s.Key(), Values: values}).Err(); err != nil {
+		if err := c.Redis().XAdd(ctx, &goredis.XAddArgs{Stream: s.Key(0), Values: values}).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -63,14 +63,14 @@ func TestDeadLetterKeepsEntriesItCannotCopy(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	c, s, consumer := newConsumer(t)
-	if err := c.Redis().XAdd(ctx, &goredis.XAddArgs{Stream: s.Key(), Values: []any{"junk", "1"}}).Err(); err != nil {
+	if err := c.Redis().XAdd(ctx, &goredis.XAddArgs{Stream: s.Key(0), Values: []any{"junk", "1"}}).Err(); err != nil {
 		t.Fatal(err)
 	}
 	entries, err := consumer.Read(ctx, 10, time.Second)
 	if err != nil || len(entries) != 1 {
 		t.Fatalf("Read = %v, %v", entries, err)
 	}
-	if err := c.Redis().Set(ctx, s.DeadLetterKey(), "not a stream", 0).Err(); err != nil {
+	if err := c.Redis().Set(ctx, s.DeadLetterKey(0), "not a stream", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if err := consumer.DeadLetter(ctx, entries, "test"); err == nil {
@@ -79,7 +79,7 @@ func TestDeadLetterKeepsEntriesItCannotCopy(t *testing.T) {
 	if b, err := consumer.Backlog(ctx); err != nil || b.Pending != 1 {
 		t.Fatalf("pending = %d, %v; want the entry still pending", b.Pending, err)
 	}
-	if err := c.Redis().Del(ctx, s.DeadLetterKey()).Err(); err != nil {
+	if err := c.Redis().Del(ctx, s.DeadLetterKey(0)).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if err := consumer.DeadLetter(ctx, entries, "test"); err != nil {
@@ -88,7 +88,7 @@ func TestDeadLetterKeepsEntriesItCannotCopy(t *testing.T) {
 	if b, _ := consumer.Backlog(ctx); b.Pending != 0 {
 		t.Errorf("pending = %d after a successful dead-letter", b.Pending)
 	}
-	if n, _ := c.Redis().XLen(ctx, s.DeadLetterKey()).Result(); n != 1 {
+	if n, _ := c.Redis().XLen(ctx, s.DeadLetterKey(0)).Result(); n != 1 {
 		t.Errorf("dead-letter stream holds %d entries, want 1", n)
 	}
 }

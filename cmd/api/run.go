@@ -159,7 +159,7 @@ func newApp(cfg config, db, readDB *postgres.DB, rc *redis.Client, log *slog.Log
 	messages, readMessages := postgres.NewMessageStore(db), postgres.NewMessageStore(readDB)
 	reactions, readReactions := postgres.NewReactionStore(db), postgres.NewReactionStore(readDB)
 	cache := redis.NewPageCache(rc, redis.PageCacheConfig{Pages: cfg.cachePages, TTL: cfg.CacheTTL})
-	publisher := redis.NewPublisher(redis.NewStream(rc, redis.StreamConfig{MaxLen: int64(cfg.streamMaxLen)}), redis.PublisherConfig{})
+	publisher := redis.NewPublisher(redis.NewStream(rc, redis.StreamConfig{MaxLen: int64(cfg.streamMaxLen), Partitions: cfg.Partitions}), redis.PublisherConfig{})
 	return &app{
 		server: &server{
 			createMessage:  command.NewCreateMessageHandler(messages, cache, log),

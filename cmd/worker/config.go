@@ -23,6 +23,7 @@ Subcommands:
 type config struct {
 	daemon.Common
 	projection    projection.Config
+	leases        bool
 	reconcileSize int
 }
 
@@ -65,6 +66,8 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	f.Int(&maxDeliveries, "max-deliveries", int(d.MaxDeliveries), "deliveries after which an entry goes to the dead-letter stream (its change is still swept)", "MAX_DELIVERIES")
 	f.Duration(&p.SweepInterval, "sweep-interval", d.SweepInterval, "how often to look for changes the stream did not deliver", "SWEEP_INTERVAL")
 	f.Duration(&p.SweepMinAge, "sweep-min-age", d.SweepMinAge, "how old an unprojected change must be before the sweeper folds it", "SWEEP_MIN_AGE")
+	f.Bool(&c.leases, "partition-leases", false, "give each stream partition one worker at a time, so a hot message is folded by one worker (set -stream-partitions to at least the number of workers, or some stand by)", "PARTITION_LEASES")
+	f.Duration(&p.LeaseTTL, "lease-ttl", d.LeaseTTL, "with -partition-leases: how soon the partitions of a worker that died or froze go to its peers", "LEASE_TTL")
 	f.Int(&c.reconcileSize, "reconcile-page", 500, "messages per page of the reconcile subcommand", "RECONCILE_PAGE")
 	if err := f.Parse(args); err != nil {
 		return config{}, "", err
@@ -92,6 +95,7 @@ func (c *config) validate() error {
 		daemon.Require(p.MaxDeliveries >= 1, "max-deliveries", "must be at least 1"),
 		daemon.Require(p.SweepInterval > 0, "sweep-interval", "must be positive"),
 		daemon.Require(p.SweepMinAge >= 0, "sweep-min-age", "must not be negative"),
+		daemon.Require(p.LeaseTTL >= 300*time.Millisecond, "lease-ttl", "must be at least 300ms"),
 		daemon.Require(c.reconcileSize >= 1 && c.reconcileSize <= 10_000, "reconcile-page", "must be from 1 to 10000"),
 	)
 	if err != nil {

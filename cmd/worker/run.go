@@ -29,9 +29,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if sub == "reconcile" {
 		return reconcile(ctx, log, deps.DB, projector, cache, cfg.reconcileSize, stdout)
 	}
-	stream := redis.NewStream(deps.Redis, redis.StreamConfig{})
-	worker, err := projection.NewWorker(projector, stream.Consumer(cfg.projection.Group, cfg.projection.Consumer), cache, log,
-		projection.NewMetrics(deps.Registry), cfg.projection)
+	stream := redis.NewStream(deps.Redis, redis.StreamConfig{Partitions: cfg.Partitions})
+	d := projection.Deps{Store: projector, Cache: cache, Log: log, Metrics: projection.NewMetrics(deps.Registry)}
+	for i := range stream.Partitions() {
+		d.Partitions = append(d.Partitions, stream.Consumer(i, cfg.projection.Group, cfg.projection.Consumer))
+	}
+	if cfg.leases {
+		d.Owners = stream.Owners(cfg.projection.Consumer)
+	}
+	worker, err := projection.NewWorker(d, cfg.projection)
 	if err != nil {
 		return err
 	}

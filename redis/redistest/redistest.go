@@ -79,14 +79,17 @@ func deletePrefix(tb testing.TB, prefix string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	rdb := c.Redis()
-	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
 	var keys []string
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-	}
-	if err := iter.Err(); err != nil {
-		tb.Errorf("redistest: cleanup scan: %v", err)
-		return
+	// Keys start with the prefix, or with a hash tag that does ({prefix...}).
+	for _, match := range []string{prefix + "*", "{" + prefix + "*"} {
+		iter := rdb.Scan(ctx, 0, match, 1000).Iterator()
+		for iter.Next(ctx) {
+			keys = append(keys, iter.Val())
+		}
+		if err := iter.Err(); err != nil {
+			tb.Errorf("redistest: cleanup scan: %v", err)
+			return
+		}
 	}
 	if len(keys) > 0 {
 		if err := rdb.Del(ctx, keys...).Err(); err != nil {

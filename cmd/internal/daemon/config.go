@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -23,6 +24,7 @@ type Common struct {
 	AdminAddr     string
 	DatabaseURL   string
 	RedisURL      string
+	RedisCluster  []string
 	RedisPrefix   string
 	LogLevel      string
 	DBMaxConns    int
@@ -32,6 +34,9 @@ type Common struct {
 	RedisTimeout  time.Duration
 	ShutdownGrace time.Duration
 	CacheTTL      time.Duration
+	// Partitions is how many partitions the reaction stream has; every
+	// API and worker of a deployment must agree on it.
+	Partitions int
 	// SessionName is the application_name of the program's PostgreSQL
 	// sessions; it is set by the program, not by a flag.
 	SessionName string
@@ -42,7 +47,9 @@ type Common struct {
 func DefineCommon(f *Flags, c *Common, def Common) {
 	f.String(&c.AdminAddr, "admin-addr", def.AdminAddr, "admin listen address: /healthz, /readyz, /metrics, /debug/pprof; keep it internal", "ADMIN_ADDR")
 	f.String(&c.DatabaseURL, "database-url", DefaultDatabaseURL, "PostgreSQL URL; a search_path parameter selects the schema (created when missing)", "DATABASE_URL")
-	f.String(&c.RedisURL, "redis-url", DefaultRedisURL, "Redis URL", "REDIS_URL")
+	f.String(&c.RedisURL, "redis-url", DefaultRedisURL, "Redis URL of a single server (its password also serves -redis-cluster-addrs)", "REDIS_URL")
+	f.List(&c.RedisCluster, "redis-cluster-addrs", "comma-separated host:port seed addresses of a Redis Cluster, used instead of -redis-url", "REDIS_CLUSTER_ADDRS")
+	f.Int(&c.Partitions, "stream-partitions", redis.DefaultPartitions, "partitions of the reaction stream, each on a hash tag of its own (so a Redis Cluster spreads them); the same in every API and worker", "STREAM_PARTITIONS")
 	f.String(&c.RedisPrefix, "redis-prefix", "", "prefix of every Redis key; default "+DefaultRedisPrefix+" for the default database and schema, else derived from the database and schema, so two schemas never share keys", "REDIS_PREFIX")
 	f.String(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error", "LOG_LEVEL")
 	f.Int(&c.DBMaxConns, "db-max-conns", def.DBMaxConns, "maximum PostgreSQL connections", "DB_MAX_CONNS")
@@ -70,8 +77,19 @@ func (c *Common) Validate() error {
 		Require(c.RedisTimeout > 0, "redis-timeout", "must be positive"),
 		Require(c.ShutdownGrace > 0, "shutdown-grace", "must be positive"),
 		Require(c.CacheTTL >= time.Second, "cache-ttl", "must be at least 1s"),
+		Require(c.Partitions >= 1 && c.Partitions <= redis.MaxPartitions, "stream-partitions", "must be from 1 to %d", redis.MaxPartitions),
+		Require(validAddrs(c.RedisCluster), "redis-cluster-addrs", "must be host:port addresses separated by commas"),
 		Require(!strings.ContainsAny(c.RedisPrefix, "{}"), "redis-prefix", "must not contain { or }, which Redis Cluster reads as a hash tag"),
 	)
+}
+
+func validAddrs(addrs []string) bool {
+	for _, a := range addrs {
+		if host, port, err := net.SplitHostPort(a); err != nil || host == "" || port == "" {
+			return false
+		}
+	}
+	return true
 }
 
 // DerivePrefix returns the Redis key prefix for a database URL:

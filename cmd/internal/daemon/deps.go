@@ -48,7 +48,7 @@ func OpenDeps(cfg Common, log *slog.Logger) (*Deps, error) {
 		pgxpoolprometheus.NewCollector(db.Pool(), map[string]string{"db": "postgres"}),
 	)
 	rc, err := redis.Open(redis.Config{
-		URL: cfg.RedisURL, Prefix: cfg.RedisPrefix, Timeout: cfg.RedisTimeout, Registerer: reg, Log: log,
+		URL: cfg.RedisURL, ClusterAddrs: cfg.RedisCluster, Prefix: cfg.RedisPrefix, Timeout: cfg.RedisTimeout, Registerer: reg, Log: log,
 	})
 	if err != nil {
 		db.Close()

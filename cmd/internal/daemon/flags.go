@@ -96,6 +96,19 @@ func (f *Flags) Duration(p *time.Duration, name string, def time.Duration, usage
 	}, time.Duration.String)
 }
 
+// List defines a comma-separated list setting; empty items are dropped.
+func (f *Flags) List(p *[]string, name, usage string, env ...string) {
+	define(f, p, name, nil, usage, env, func(s string) ([]string, error) {
+		var out []string
+		for _, item := range strings.Split(s, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				out = append(out, item)
+			}
+		}
+		return out, nil
+	}, func(l []string) string { return strings.Join(l, ",") })
+}
+
 // Bool defines a boolean setting.
 func (f *Flags) Bool(p *bool, name string, def bool, usage string, env ...string) {
 	define(f, p, name, def, usage, env, func(s string) (bool, error) {
