@@ -2,6 +2,7 @@ package projection
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -45,22 +46,12 @@ func (w *Worker) coordinate(ctx context.Context) error {
 	// Start the scan at a place of this worker's own, so workers starting
 	// together do not all reach for partition 0 first.
 	first := int(hash(w.cfg.Consumer) % uint32(len(w.partitions)))
-	t := time.NewTicker(w.cfg.LeaseTTL / 3)
-	defer t.Stop()
-	failures := 0
-	for {
-		if err := w.balance(ctx, owned, stop, first); err != nil && ctx.Err() == nil {
-			failures++
-			w.logFailure("lease partitions", failures, err)
-		} else if err == nil {
-			failures = 0
+	return w.every(ctx, w.cfg.LeaseTTL/3, func(ctx context.Context) error {
+		if err := w.balance(ctx, owned, stop, first); err != nil {
+			return fmt.Errorf("lease partitions: %w", err)
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+		return nil
+	})
 }
 
 // balance is one round of coordinate.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -31,20 +30,7 @@ func (f *fixture) startOwner(name string) (stop func()) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				f.t.Errorf("worker %s: %v", name, err)
-			}
-		})
-	}
-	f.t.Cleanup(stop)
-	return stop
+	return f.run(w, name)
 }
 
 // owners returns the owner of each partition ("" for none).

@@ -115,6 +115,12 @@ func (f *fixture) startWorker(cfg projection.Config, stream projection.Stream) (
 	if err != nil {
 		f.t.Fatal(err)
 	}
+	return f.run(w, cfg.Consumer)
+}
+
+// run runs w until the returned stop is called, or the test ends.
+func (f *fixture) run(w *projection.Worker, name string) (stop func()) {
+	f.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
@@ -123,7 +129,7 @@ func (f *fixture) startWorker(cfg projection.Config, stream projection.Stream) (
 		once.Do(func() {
 			cancel()
 			if err := <-done; err != nil {
-				f.t.Errorf("worker %s: %v", cfg.Consumer, err)
+				f.t.Errorf("worker %s: %v", name, err)
 			}
 		})
 	}
