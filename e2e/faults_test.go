@@ -3,7 +3,6 @@ package e2e_test
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -227,149 +226,26 @@ func TestStartWithDependenciesDown(t *testing.T) {
 func TestWorkersKilledAndRestartedUnderTraffic(t *testing.T) {
 	t.Parallel()
 	s := startStack(t, "CLAIM_MIN_IDLE=1s", "FOLD_TIMEOUT=800ms", "CLAIM_INTERVAL=200ms", "SWEEP_MIN_AGE=2s", "SWEEP_INTERVAL=200ms", "BATCH_SIZE=50")
-	messages := make([]string, 8)
-	for i := range messages {
-		messages[i] = s.createMessage(t, fmt.Sprintf("m%d", i))
-	}
-
-	// Each client owns its users, so its view of their reactions is exact.
-	type key struct{ message, user, typ string }
-	var mu sync.Mutex
-	expected := map[key]int{}
-	ctx, stopTraffic := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	var writes, failures int
-	for c := range 6 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(c), 7))
-			for ctx.Err() == nil {
-				k := key{messages[rng.IntN(len(messages))], fmt.Sprintf("c%d-u%d", c, rng.IntN(20)), []string{"like", "love", "clap"}[rng.IntN(3)]}
-				if c == 0 {
-					k.message = messages[0] // one hot message
-				}
-				var r reply
-				var err error
-				if rng.IntN(10) == 0 {
-					r, err = try(http.MethodDelete, s.base+"/messages/"+k.message+"/reactions/"+k.typ+"?user_id="+k.user, "", "")
-					mu.Lock()
-					if err == nil && (r.status == 204 || r.status == 404) {
-						delete(expected, k)
-					}
-				} else {
-					score := rng.IntN(50) + 1
-					r, err = try(http.MethodPost, s.base+"/messages/"+k.message+"/reactions", "application/json",
-						fmt.Sprintf(`{"type": %q, "user_id": %q, "score": %d}`, k.typ, k.user, score))
-					mu.Lock()
-					if err == nil && (r.status == 201 || r.status == 200) {
-						expected[k] = score
-					}
-				}
-				writes++
-				if err != nil || (r.status >= 300 && r.status != 404) {
-					failures++
-				}
-				mu.Unlock()
-				if err != nil {
-					// Reported here, off the test goroutine; the client stops,
-					// since it no longer knows the state of its users.
-					t.Errorf("client %d: %v", c, err)
-					return
-				}
-			}
-		}()
-	}
+	tr := startTraffic(t, s, 8, 6)
 
 	// Meanwhile: SIGKILL the worker, start two, stop one gracefully,
 	// SIGKILL the other, start a last one.
-	pause := func(d time.Duration) {
-		select {
-		case <-time.After(d):
-		case <-ctx.Done():
-		}
-	}
-	pause(time.Second)
+	tr.pause(time.Second)
 	s.worker.kill()
 	w2 := startProc(t, "worker", s.env)
 	w3 := startProc(t, "worker", s.env)
-	pause(1500 * time.Millisecond)
+	tr.pause(1500 * time.Millisecond)
 	if err := w2.stop(); err != nil {
 		t.Errorf("graceful stop of a worker under traffic: %v", err)
 	}
-	pause(time.Second)
+	tr.pause(time.Second)
 	w3.kill()
 	startProc(t, "worker", s.env)
-	pause(1500 * time.Millisecond)
-	stopTraffic()
-	wg.Wait()
-	if failures > 0 {
+	tr.pause(1500 * time.Millisecond)
+	if writes, failures := tr.stop(); failures > 0 {
 		t.Fatalf("%d of %d writes failed", failures, writes)
 	}
-	t.Logf("%d writes, %d reactions stand", writes, len(expected))
-
-	// Every acknowledged write is in PostgreSQL...
-	conn, err := pgx.Connect(context.Background(), databaseURLOf(s.env))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	rows, err := conn.Query(context.Background(), `select message_id::text, user_id, type, score from reactions where deleted_at is null`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stored := map[key]int{}
-	for rows.Next() {
-		var k key
-		var score int
-		if err := rows.Scan(&k.message, &k.user, &k.typ, &score); err != nil {
-			t.Fatal(err)
-		}
-		stored[k] = score
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if fmt.Sprint(stored) != fmt.Sprint(expected) {
-		var missing, extra, differ int
-		for k, score := range expected {
-			switch got, ok := stored[k]; {
-			case !ok:
-				missing++
-			case got != score:
-				differ++
-			}
-		}
-		for k := range stored {
-			if _, ok := expected[k]; !ok {
-				extra++
-			}
-		}
-		t.Fatalf("PostgreSQL holds %d reactions, the clients were acknowledged %d: %d missing, %d not acknowledged, %d with another score",
-			len(stored), len(expected), missing, extra, differ)
-	}
-	t.Logf("PostgreSQL holds the %d acknowledged reactions exactly", len(stored))
-	// ...and every view converges to exactly their aggregate.
-	for _, m := range messages {
-		counts, scores := map[string]any{}, map[string]any{}
-		total := 0
-		for k, score := range expected {
-			if k.message != m {
-				continue
-			}
-			total++
-			n, _ := counts[k.typ].(int)
-			sc, _ := scores[k.typ].(int)
-			counts[k.typ], scores[k.typ] = n+1, sc+score
-		}
-		checks := map[string]any{"reaction_count": total}
-		for typ := range counts {
-			checks["reaction_counts."+typ] = counts[typ]
-			checks["reaction_scores."+typ] = scores[typ]
-		}
-		t.Logf("message %s: want %d reactions, counts %v, scores %v", m, total, counts, scores)
-		s.waitFor(t, "/messages/"+m, checks)
-	}
+	tr.verify(t)
 }
 
 // databaseURLOf returns the DATABASE_URL in env (the last one wins).

@@ -1,0 +1,91 @@
+package e2e_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"messageapi/redis"
+	"messageapi/redis/redistest"
+)
+
+// clusterStack starts the API and three workers on a Redis Cluster, the
+// reaction stream in 8 partitions leased to the workers.
+func clusterStack(t *testing.T, cluster *redistest.Cluster) (*stack, []*proc) {
+	t.Helper()
+	env := stackEnv(t, "REDIS_CLUSTER_ADDRS="+strings.Join(cluster.Addrs(), ","), "STREAM_PARTITIONS=8",
+		"PARTITION_LEASES=true", "LEASE_TTL=2s", "SWEEP_MIN_AGE=1s", "SWEEP_INTERVAL=200ms",
+		"CLAIM_MIN_IDLE=3s", "FOLD_TIMEOUT=2s", "LOG_LEVEL=info")
+	s := newStack(t, env, startProc(t, "api", env))
+	workers := []*proc{s.worker, startProc(t, "worker", env), startProc(t, "worker", env)}
+	s.api.waitReady()
+	for _, w := range workers {
+		w.waitReady()
+	}
+	return s, workers
+}
+
+// owned returns how many partitions each worker leases, from its metrics.
+func owned(t *testing.T, workers []*proc) []float64 {
+	t.Helper()
+	out := make([]float64, len(workers))
+	for i, w := range workers {
+		out[i] = metricValue(callAdmin(t, "http://"+w.addr("admin")+"/metrics").raw, "messageapi_projection_partitions_owned")
+	}
+	return out
+}
+
+// TestOnRedisCluster runs the service on a Redis Cluster of three masters
+// and three replicas, with three workers sharing 8 partitions: the whole
+// contract; then, under traffic, the master of the hot message's partition
+// dies (its replica takes over) and one worker dies (its partitions go to
+// the others), and every count still ends exact.
+func TestOnRedisCluster(t *testing.T) {
+	t.Parallel()
+	cluster := redistest.StartCluster(t)
+
+	t.Run("contract", func(t *testing.T) {
+		s, workers := clusterStack(t, cluster)
+		eventually(t, 30*time.Second, func() (bool, string) {
+			o := owned(t, workers)
+			return o[0]+o[1]+o[2] == 8 && o[0] <= 3 && o[1] <= 3 && o[2] <= 3, fmt.Sprintf("partitions owned: %v", o)
+		})
+		endToEnd(t, s)
+	})
+
+	t.Run("faults", func(t *testing.T) {
+		s, workers := clusterStack(t, cluster)
+		tr := startTraffic(t, s, 8, 4)
+		tr.pause(2 * time.Second)
+
+		// The master that holds the hot message's partition dies.
+		prefix := ""
+		for _, kv := range s.env {
+			if v, ok := strings.CutPrefix(kv, "REDIS_PREFIX="); ok {
+				prefix = v
+			}
+		}
+		hot := fmt.Sprintf("{%sreactions:%d}", prefix, redis.PartitionOf(tr.messages[0], 8))
+		master := cluster.MasterOf(hot)
+		cluster.Kill(master)
+		start := time.Now()
+		cluster.WaitFailover(t, master)
+		t.Logf("the master of %s failed over in %v", hot, time.Since(start).Round(time.Millisecond))
+		tr.pause(2 * time.Second)
+
+		// A worker dies; the others take its partitions.
+		workers[0].kill()
+		eventually(t, 30*time.Second, func() (bool, string) {
+			o := owned(t, workers[1:])
+			return o[0]+o[1] == 8, fmt.Sprintf("partitions owned by the live workers: %v", o)
+		})
+		tr.pause(2 * time.Second)
+		writes, failures := tr.stop()
+		t.Logf("%d of %d writes failed during the faults", failures, writes)
+		if failures > writes/20 {
+			t.Errorf("%d of %d writes failed; a Redis failover must not fail writes, which PostgreSQL holds", failures, writes)
+		}
+		tr.verify(t)
+	})
+}
