@@ -59,7 +59,10 @@ cleanup() {
 	if [[ -n $created ]]; then
 		psql "$TEST_DATABASE_URL" -qc "drop schema if exists $schema cascade" >/dev/null 2>&1 ||
 			log "could not drop schema $schema; drop it with: psql '$TEST_DATABASE_URL' -c 'drop schema $schema cascade'"
-		redis-cli -u "$TEST_REDIS_URL" --scan --pattern "$prefix*" | xargs -r redis-cli -u "$TEST_REDIS_URL" del >/dev/null ||
+		# Keys start with the prefix, or with a hash tag that does.
+		{ redis-cli -u "$TEST_REDIS_URL" --scan --pattern "$prefix*" &&
+			redis-cli -u "$TEST_REDIS_URL" --scan --pattern "{$prefix*"; } |
+			xargs -r redis-cli -u "$TEST_REDIS_URL" del >/dev/null ||
 			log "could not delete the Redis keys under $prefix"
 	fi
 	rm -rf "$work"

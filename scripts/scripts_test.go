@@ -948,6 +948,8 @@ func TestComposePortsAreConfigurable(t *testing.T) {
 		"api": `"${API_BIND:-127.0.0.1}:${API_PORT:-8080}:8080"` + "\n" +
 			`"${API_BIND:-127.0.0.1}:${API_ADMIN_PORT:-6060}:6060"`,
 		"worker": `"${API_BIND:-127.0.0.1}:${WORKER_ADMIN_PORT:-}:6061"`,
+		"api-cluster": `"${API_BIND:-127.0.0.1}:${API_CLUSTER_PORT:-8081}:8080"` + "\n" +
+			`"${API_BIND:-127.0.0.1}:${API_CLUSTER_ADMIN_PORT:-6062}:6060"`,
 	}
 	got := composePorts(compose)
 	for svc, w := range want {
@@ -1076,7 +1078,7 @@ curl -s "$admin/readyz" >"$dir/readyz"
 curl -s "$base/messages" >"$dir/before"
 curl -s -X POST -H 'Content-Type: application/json' -d '{"text": "Hello, world", "user_id": "alice"}' "$base/messages" >"$dir/created"
 curl -s "$base/messages" >"$dir/after"
-redis-cli -u '%[2]s' --scan --pattern 'hurl:*' >"$dir/keys"
+redis-cli -u '%[2]s' --scan --pattern '*hurl:*' >"$dir/keys"
 psql '%[3]s' -Atc "select nspname from pg_namespace where nspname like 'hurl\_%%'" >"$dir/schemas"
 exit %[4]d
 `, dir, testRedisURL(), testDatabaseURL(), status))
@@ -1142,7 +1144,7 @@ exit %[4]d
 			if err != nil || strings.TrimSpace(string(out)) != "0" {
 				t.Errorf("schema %s is still there (%v): %s", schema, err, out)
 			}
-			out, err = exec.CommandContext(ctx, "redis-cli", "-u", testRedisURL(), "--scan", "--pattern", prefix+"*").CombinedOutput()
+			out, err = exec.CommandContext(ctx, "redis-cli", "-u", testRedisURL(), "--scan", "--pattern", "*"+prefix+"*").CombinedOutput()
 			if err != nil || strings.TrimSpace(string(out)) != "" {
 				t.Errorf("Redis keys under %s are still there (%v): %s", prefix, err, out)
 			}
