@@ -3,6 +3,7 @@ package messageapi
 import (
 	"cmp"
 	"slices"
+	"time"
 )
 
 // ReactionState is one reaction row as the projection sees it: its current
@@ -10,9 +11,12 @@ import (
 type ReactionState struct {
 	ID        string
 	MessageID string
+	UserID    string
 	Type      string
 	Score     int
 	Deleted   bool
+	CreatedAt time.Time
+	UpdatedAt time.Time
 	Version   int64
 	// ProjectedVersion and ProjectedScore are what the last fold of this
 	// row recorded: the version it saw and the score it counted (0 when the
@@ -65,6 +69,25 @@ type Fold struct {
 	// Purged are deleted rows the views no longer count. Nothing refers to
 	// them any more, so they can be removed. Sorted.
 	Purged []string
+	// Changes are the changes a client of the live feed sees, one per row
+	// that changed, by message and then in the order they were made.
+	Changes []ReactionChange
+}
+
+// Kinds of ReactionChange, as the live feed names them.
+const (
+	ReactionNew     = "reaction.new"
+	ReactionUpdated = "reaction.updated"
+	ReactionDeleted = "reaction.deleted"
+)
+
+// ReactionChange is what a fold did to one reaction, as clients see it:
+// new (the views did not count it), updated (they counted an older state)
+// or deleted (they counted it and no longer do). A reaction posted and
+// deleted between two folds was never seen, and makes no change.
+type ReactionChange struct {
+	Kind     string
+	Reaction Reaction
 }
 
 // FoldReactions folds rows, the current states of changed reactions read
@@ -92,6 +115,9 @@ func FoldReactions(rows []ReactionState) Fold {
 		if r.ProjectedScore > 0 {
 			sums.add(r.MessageID, r.Type, -1, -int64(r.ProjectedScore))
 		}
+		if change, seen := r.change(); seen {
+			f.Changes = append(f.Changes, change)
+		}
 		if r.Deleted {
 			f.Purged = append(f.Purged, r.ID)
 			continue
@@ -99,12 +125,34 @@ func FoldReactions(rows []ReactionState) Fold {
 		sums.add(r.MessageID, r.Type, 1, int64(r.Score))
 		f.Projected = append(f.Projected, ProjectedRow{ID: r.ID, Version: r.Version, Score: r.Score})
 	}
+	slices.SortFunc(f.Changes, func(a, b ReactionChange) int {
+		return cmp.Or(cmp.Compare(a.Reaction.MessageID, b.Reaction.MessageID),
+			a.Reaction.UpdatedAt.Compare(b.Reaction.UpdatedAt.Time), cmp.Compare(a.Reaction.ID, b.Reaction.ID))
+	})
 	f.Messages = sortedKeys(touched)
 	f.Deltas = sums.sorted()
 	f.Touched = sortedReactionKeys(keys)
 	slices.SortFunc(f.Projected, func(a, b ProjectedRow) int { return cmp.Compare(a.ID, b.ID) })
 	slices.Sort(f.Purged)
 	return f
+}
+
+// change returns the change a row's fold makes, as clients see it, and
+// whether there is one.
+func (r ReactionState) change() (ReactionChange, bool) {
+	kind := ReactionNew
+	switch counted := r.ProjectedScore > 0; {
+	case r.Deleted && !counted:
+		return ReactionChange{}, false
+	case r.Deleted:
+		kind = ReactionDeleted
+	case counted:
+		kind = ReactionUpdated
+	}
+	return ReactionChange{Kind: kind, Reaction: Reaction{
+		ID: r.ID, MessageID: r.MessageID, UserID: r.UserID, Type: r.Type, Score: r.Score,
+		CreatedAt: NewTime(r.CreatedAt), UpdatedAt: NewTime(r.UpdatedAt),
+	}}, true
 }
 
 // RebuildReactions is the fold that recomputes the counts of messages from

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -171,10 +172,33 @@ func TestFoldReactions(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := messageapi.FoldReactions(tt.rows)
+			got.Changes = nil // TestFoldChanges
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("FoldReactions =\n%+v\nwant\n%+v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestFoldChanges: what a fold tells the live feed about each row, in the
+// order the changes were made, per message.
+func TestFoldChanges(t *testing.T) {
+	at := func(s int) time.Time { return time.Unix(1_790_000_000+int64(s), 0) }
+	rows := []messageapi.ReactionState{
+		{ID: "r1", MessageID: "m1", Type: "like", Score: 2, UpdatedAt: at(3), Version: 1},                                         // never counted, live: new
+		{ID: "r2", MessageID: "m1", Type: "like", Score: 5, UpdatedAt: at(1), Version: 3, ProjectedVersion: 2, ProjectedScore: 4}, // counted, live: updated
+		{ID: "r3", MessageID: "m1", Type: "like", Deleted: true, UpdatedAt: at(2), Version: 2, ProjectedVersion: 1, ProjectedScore: 1},
+		{ID: "r4", MessageID: "m1", Type: "like", Deleted: true, UpdatedAt: at(0), Version: 2}, // posted and deleted unseen
+		{ID: "r5", MessageID: "m0", Type: "wow", Score: 1, UpdatedAt: at(9), Version: 1},
+		{ID: "r6", MessageID: "m1", Type: "like", Score: 1, UpdatedAt: at(5), Version: 4, ProjectedVersion: 4, ProjectedScore: 1}, // folded already
+	}
+	var got []string
+	for _, c := range messageapi.FoldReactions(rows).Changes {
+		got = append(got, c.Reaction.MessageID+":"+c.Reaction.ID+":"+c.Kind)
+	}
+	want := []string{"m0:r5:reaction.new", "m1:r2:reaction.updated", "m1:r3:reaction.deleted", "m1:r1:reaction.new"}
+	if !slices.Equal(got, want) {
+		t.Errorf("changes %v, want %v", got, want)
 	}
 }
 
@@ -262,6 +286,7 @@ func TestRebuildReactions(t *testing.T) {
 		row("r4", "m1", "love", 9, false, 2, 1, 6), // folded by a concurrent fold at 6: counted at 6
 	}
 	got := messageapi.RebuildReactions(locked, kept)
+	got.Changes = nil
 	want := messageapi.Fold{
 		Messages:  []string{"m1"},
 		Deltas:    []messageapi.ReactionDelta{delta("m1", "like", 1, 3), delta("m1", "love", 2, 10)},

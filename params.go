@@ -66,6 +66,8 @@ type FoldResult struct {
 	Folded  int
 	Views   []MessageView
 	Skipped []string
+	// Changes are the folded changes as the live feed tells them.
+	Changes []ReactionChange
 }
 
 // ReconcileParams asks to check the views of up to Limit messages after

@@ -26,6 +26,12 @@ type MessageCache interface {
 	AddMessage(ctx context.Context, v messageapi.MessageView) error
 }
 
+// MessageFeed announces new messages to live clients. Publish must not
+// block on the network: it queues the event.
+type MessageFeed interface {
+	Publish(ctx context.Context, e messageapi.Event) error
+}
+
 // CreateMessage posts a message. ID is optional: a client that sets it can
 // retry safely, because the same id with the same content is recognised.
 type CreateMessage struct {
@@ -56,6 +62,7 @@ func (c CreateMessage) validate() (uuid.UUID, error) {
 type CreateMessageHandler struct {
 	store MessageStore
 	cache MessageCache
+	feed  MessageFeed
 	log   *slog.Logger
 	now   func() time.Time
 }
@@ -66,6 +73,12 @@ func NewCreateMessageHandler(store MessageStore, cache MessageCache, log *slog.L
 		panic("command: NewCreateMessageHandler needs a store, a cache and a logger")
 	}
 	return &CreateMessageHandler{store: store, cache: cache, log: log, now: time.Now}
+}
+
+// AnnounceTo makes h announce each new message on feed, after its commit.
+func (h *CreateMessageHandler) AnnounceTo(feed MessageFeed) *CreateMessageHandler {
+	h.feed = feed
+	return h
 }
 
 // Handle stores the message and returns it with created == true, or, for a
@@ -106,13 +119,20 @@ func (h *CreateMessageHandler) Handle(ctx context.Context, cmd CreateMessage) (m
 	return v, true, nil
 }
 
-// writeThrough puts a committed message into the cached pages. It runs
-// even when the client has gone, since other readers need it, and a
-// failure does not fail the write: PostgreSQL has the message and the
-// cache drops an index that may lack it (see PageCache.Heal).
+// writeThrough puts a committed message into the cached pages and
+// announces it. It runs even when the client has gone, since other
+// readers need it, and a failure does not fail the write: PostgreSQL has
+// the message, the cache drops an index that may lack it (see
+// PageCache.Heal), and live clients see the message when they next read.
 func (h *CreateMessageHandler) writeThrough(ctx context.Context, v messageapi.MessageView) {
-	if err := h.cache.AddMessage(context.WithoutCancel(ctx), v); err != nil {
+	ctx = context.WithoutCancel(ctx)
+	if err := h.cache.AddMessage(ctx, v); err != nil {
 		h.log.DebugContext(ctx, "cache write-through failed", "message_id", v.ID, "err", err)
+	}
+	if h.feed != nil {
+		if err := h.feed.Publish(ctx, messageapi.NewMessageEvent(v)); err != nil {
+			h.log.DebugContext(ctx, "live feed publish failed", "message_id", v.ID, "err", err)
+		}
 	}
 }
 

@@ -163,15 +163,20 @@ func exchange(method, url string, header http.Header, body string, check bool) (
 // call makes a request to the API with the token s.tokens gives it.
 func (s *stack) call(t *testing.T, method, path, contentType, body string) reply {
 	t.Helper()
-	if s.tokens == nil {
-		return call(t, method, s.base+path, contentType, body)
-	}
 	header := http.Header{}
 	if contentType != "" {
 		header.Set("Content-Type", contentType)
 	}
-	if token := s.tokens(method, path, body); token != "" {
-		header.Set("Authorization", "Bearer "+token)
+	return s.send(t, method, path, header, body)
+}
+
+// send is call with any request headers.
+func (s *stack) send(t *testing.T, method, path string, header http.Header, body string) reply {
+	t.Helper()
+	if s.tokens != nil {
+		if token := s.tokens(method, path, body); token != "" {
+			header.Set("Authorization", "Bearer "+token)
+		}
 	}
 	r, err := send(method, s.base+path, header, body)
 	if err != nil {
@@ -220,6 +225,7 @@ func runOnce(t *testing.T, name string, env []string, args ...string) string {
 	cmd.Env = append(os.Environ(), env...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
+	dieWithTest(cmd)
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("%s %v: %v\n%s%s", name, args, err, out, stderr.String())
@@ -499,6 +505,16 @@ func endToEnd(t *testing.T, s *stack) {
 	s.waitFor(t, "/messages/"+unique, map[string]any{
 		"reaction_count": 1, "reaction_groups.wow.count": 1, "reaction_groups.like": nil, "reaction_groups.love": nil,
 	})
+
+	// Live events: a stream that resumes from the start of the feed
+	// replays this message's events, then says it is live.
+	eventually(t, 10*time.Second, func() (bool, string) {
+		r := s.send(t, http.MethodGet, "/events?message_id="+unique+"&duration=1s", http.Header{"Last-Event-Id": {"0-0"}}, "")
+		ok := r.status == 200 && r.header.Get("Content-Type") == "text/event-stream" && strings.Contains(r.raw, "event: reaction.new") &&
+			strings.Contains(r.raw, `"type":"wow"`) && strings.Contains(r.raw, "event: ready")
+		return ok, fmt.Sprintf("%d %s", r.status, r.raw)
+	})
+	expectError(t, s.get(t, "/events?message_id=nope"), 400, "invalid_argument", "message_id")
 
 	// Metrics count requests per route.
 	r = callAdmin(t, s.admin+"/metrics")

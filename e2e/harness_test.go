@@ -95,6 +95,7 @@ func startCmd(t *testing.T, name string, cmd *exec.Cmd, env []string) *proc {
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	p := &proc{t: t, name: name, cmd: cmd, addrs: map[string]string{}, done: make(chan struct{})}
+	dieWithTest(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}

@@ -197,7 +197,15 @@ func ensureSchema(ctx context.Context, conn *pgx.Conn) error {
 	if first == "" {
 		return errors.New("migrate: the search_path names no schema to migrate into")
 	}
-	if _, err := conn.Exec(ctx, "create schema if not exists "+pgx.Identifier{first}.Sanitize()); err != nil {
+	_, err = conn.Exec(ctx, "create schema if not exists "+pgx.Identifier{first}.Sanitize())
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (pgErr.Code == "23505" || pgErr.Code == "42P06") {
+		// Another process (the API and the worker start together)
+		// created it between the check and the create; "if not exists"
+		// does not cover that race.
+		return nil
+	}
+	if err != nil {
 		if messageapi.ErrorCode(translate(err, "")) == messageapi.EUNAVAILABLE {
 			return translate(err, "migrate: create schema")
 		}

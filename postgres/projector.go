@@ -41,12 +41,13 @@ func NewProjector(db *DB) *Projector {
 }
 
 // stateColumns selects what scanState reads from reactions.
-const stateColumns = `id::text, message_id::text, type, score, deleted_at is not null,
-	version, projected_version, projected_score`
+const stateColumns = `id::text, message_id::text, user_id, type, score, deleted_at is not null,
+	created_at, updated_at, version, projected_version, projected_score`
 
 func scanState(row pgx.CollectableRow) (messageapi.ReactionState, error) {
 	var r messageapi.ReactionState
-	err := row.Scan(&r.ID, &r.MessageID, &r.Type, &r.Score, &r.Deleted, &r.Version, &r.ProjectedVersion, &r.ProjectedScore)
+	err := row.Scan(&r.ID, &r.MessageID, &r.UserID, &r.Type, &r.Score, &r.Deleted, &r.CreatedAt, &r.UpdatedAt,
+		&r.Version, &r.ProjectedVersion, &r.ProjectedScore)
 	return r, err
 }
 
@@ -133,8 +134,9 @@ func (p *Projector) fold(ctx context.Context, op string, asked []string, selectS
 				res.Skipped = append(res.Skipped, r.ID)
 			}
 		}
-		res.Folded = len(kept)
-		res.Views, err = writeFold(ctx, tx, messageapi.FoldReactions(kept), views, false)
+		f := messageapi.FoldReactions(kept)
+		res.Folded, res.Changes = len(kept), f.Changes
+		res.Views, err = writeFold(ctx, tx, f, views, false)
 		return err
 	})
 	if err != nil {

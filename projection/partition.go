@@ -119,8 +119,7 @@ func (p *partitionLoop) handle(ctx context.Context, entries []messageapi.StreamE
 		p.log.Warn("fold abandoned; entries stay pending for a retry", "entries", len(valid), "err", err)
 		return
 	}
-	views := res.Views
-	p.w.refresh(fctx, views)
+	p.w.refresh(fctx, res)
 	if len(res.Skipped) > 0 {
 		held := make(map[string]bool, len(res.Skipped))
 		for _, id := range res.Skipped {
@@ -152,7 +151,7 @@ func (p *partitionLoop) handle(ctx context.Context, entries []messageapi.StreamE
 	p.w.metrics.events.Add(float64(len(valid)))
 	p.w.metrics.batchSize.Observe(float64(len(valid)))
 	p.w.metrics.foldDuration.Observe(time.Since(start).Seconds())
-	p.w.metrics.viewsWritten.Add(float64(len(views)))
+	p.w.metrics.viewsWritten.Add(float64(len(res.Views)))
 }
 
 func (p *partitionLoop) deadLetter(ctx context.Context, entries []messageapi.StreamEntry, reason string) {

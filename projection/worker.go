@@ -46,6 +46,11 @@ type ViewCache interface {
 	RefreshViews(ctx context.Context, views []messageapi.MessageView) (int, error)
 }
 
+// Feed takes the events of folded changes for the live feed.
+type Feed interface {
+	Append(ctx context.Context, events []messageapi.Event) error
+}
+
 // MaxBatchSize bounds Config.BatchSize: one fold transaction locks that
 // many rows.
 const MaxBatchSize = 10_000
@@ -176,6 +181,7 @@ type Worker struct {
 	partitions []Stream
 	owners     Owners
 	cache      ViewCache
+	feed       Feed
 	log        *slog.Logger
 	metrics    *Metrics
 	cfg        Config
@@ -190,8 +196,10 @@ type Deps struct {
 	// Owners, when set, gives each partition one owning worker at a time;
 	// without it the worker consumes every partition, in competition with
 	// its peers.
-	Owners  Owners
-	Cache   ViewCache
+	Owners Owners
+	Cache  ViewCache
+	// Feed, when set, receives the events of every fold after it commits.
+	Feed    Feed
 	Log     *slog.Logger
 	Metrics *Metrics
 }
@@ -206,7 +214,7 @@ func NewWorker(d Deps, cfg Config) (*Worker, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	return &Worker{store: d.Store, partitions: d.Partitions, owners: d.Owners, cache: d.Cache,
+	return &Worker{store: d.Store, partitions: d.Partitions, owners: d.Owners, cache: d.Cache, feed: d.Feed,
 		log: d.Log.With("consumer", cfg.Consumer), metrics: d.Metrics, cfg: cfg}, nil
 }
 
@@ -231,16 +239,24 @@ func (w *Worker) partition(i int) *partitionLoop {
 	return &partitionLoop{w: w, index: i, stream: w.partitions[i], log: w.log.With("partition", i)}
 }
 
-// refresh pushes committed views to the cache. A failure leaves older
-// versions there until the next change or the cache TTL; it never blocks
-// the projection.
-func (w *Worker) refresh(ctx context.Context, views []messageapi.MessageView) {
-	if len(views) == 0 {
+// refresh pushes a committed fold's views to the cache and its events to
+// the live feed. A failed refresh leaves older versions cached until the
+// next change or the cache TTL; failed events are lost to live clients,
+// who still read the counts from the next event or a fetch. Neither
+// blocks the projection.
+func (w *Worker) refresh(ctx context.Context, res messageapi.FoldResult) {
+	if len(res.Views) == 0 {
 		return
 	}
-	if _, err := w.cache.RefreshViews(ctx, views); err != nil {
+	if _, err := w.cache.RefreshViews(ctx, res.Views); err != nil {
 		w.metrics.cacheErrors.Inc()
-		w.log.Debug("cache refresh failed", "views", len(views), "err", err)
+		w.log.Debug("cache refresh failed", "views", len(res.Views), "err", err)
+	}
+	if w.feed == nil || len(res.Changes) == 0 {
+		return
+	}
+	if err := w.feed.Append(ctx, messageapi.FoldEvents(res.Changes, res.Views)); err != nil {
+		w.log.Debug("live feed append failed", "events", len(res.Changes), "err", err)
 	}
 }
 
@@ -256,7 +272,7 @@ func (w *Worker) sweep(ctx context.Context) error {
 		}
 		w.metrics.swept.Add(float64(res.Folded))
 		w.log.Info("swept changes the stream did not deliver", "changes", res.Folded)
-		w.refresh(ctx, res.Views)
+		w.refresh(ctx, res)
 		if res.Folded < w.cfg.SweepBatch {
 			return nil
 		}

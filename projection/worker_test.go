@@ -33,6 +33,7 @@ type fixture struct {
 	stream    *redis.Stream
 	rc        *redis.Client
 	cache     *redis.PageCache
+	feed      *redis.Feed
 	projector *postgres.Projector
 	messages  *postgres.MessageStore
 	create    *command.CreateMessageHandler
@@ -59,7 +60,7 @@ func newFixtureOn(t *testing.T, rc *redis.Client, partitions int) *fixture {
 	log := slog.New(slog.DiscardHandler)
 	reg := prometheus.NewRegistry()
 	return &fixture{
-		t: t, db: db, stream: stream, rc: rc, cache: cache,
+		t: t, db: db, stream: stream, rc: rc, cache: cache, feed: redis.NewFeed(rc, redis.FeedConfig{}),
 		projector: postgres.NewProjector(db),
 		messages:  messages,
 		create:    command.NewCreateMessageHandler(messages, cache, log),
@@ -87,7 +88,7 @@ func testConfig(consumer string, sweepMinAge time.Duration) projection.Config {
 // its one partition.
 func (f *fixture) deps(stream projection.Stream) projection.Deps {
 	return projection.Deps{
-		Store: f.projector, Partitions: []projection.Stream{stream}, Cache: f.cache,
+		Store: f.projector, Partitions: []projection.Stream{stream}, Cache: f.cache, Feed: f.feed,
 		Log: slog.New(slog.DiscardHandler), Metrics: f.metrics,
 	}
 }
@@ -706,5 +707,76 @@ func TestEnforceUniqueKeepsCountsExact(t *testing.T) {
 	f.waitConverged(30*time.Second, m)
 	if v := f.view(m); v.ReactionCount != 20 {
 		t.Errorf("%d reactions counted, want 20: one per user", v.ReactionCount)
+	}
+}
+
+// TestFoldsTellTheLiveFeed: each fold appends an event per changed
+// reaction, after its commit, with the message's counts as folded; the
+// sweeper's folds too. A reaction posted and deleted between folds makes
+// none.
+func TestFoldsTellTheLiveFeed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	m := f.message()
+	events := func(want int) []messageapi.Event {
+		t.Helper()
+		var got []messageapi.Event
+		eventually(t, 10*time.Second, func() (bool, string) {
+			entries, err := f.feed.Read(ctx, "0-0", 100, 0)
+			if err != nil {
+				return false, err.Error()
+			}
+			got = got[:0]
+			for _, e := range entries {
+				var ev messageapi.Event
+				if err := json.Unmarshal(e.Data, &ev); err != nil {
+					t.Fatal(err)
+				}
+				if ev.Type != e.Type || ev.MessageID != e.MessageID || !e.At.Equal(ev.At.Time) {
+					t.Fatalf("entry %+v holds event %+v", e, ev)
+				}
+				got = append(got, ev)
+			}
+			return len(got) >= want, fmt.Sprintf("%d events", len(got))
+		})
+		return got
+	}
+	stop := f.startWorker(testConfig("w1", time.Hour), nil)
+	r := f.react(m, "bob", "like", 2)
+	got := events(1)
+	if e := got[0]; e.Type != messageapi.ReactionNew || e.Reaction.ID != r.ID || e.Reaction.UserID != "bob" || e.Reaction.Score != 2 ||
+		e.Counts == nil || e.Counts.ReactionCount != 1 || e.Counts.ReactionScores["like"] != 2 || e.Counts.ReactionGroups["like"].Count != 1 {
+		t.Fatalf("first event = %+v (counts %+v)", e, e.Counts)
+	}
+	f.react(m, "bob", "like", 5)
+	if e := events(2)[1]; e.Type != messageapi.ReactionUpdated || e.Reaction.Score != 5 || e.Counts.ReactionScores["like"] != 5 || e.Counts.Version <= got[0].Counts.Version {
+		t.Errorf("second event = %+v (counts %+v)", e, e.Counts)
+	}
+	if err := f.remove.Handle(ctx, command.RemoveReaction{MessageID: m, UserID: "bob", Type: "like"}); err != nil {
+		t.Fatal(err)
+	}
+	if e := events(3)[2]; e.Type != messageapi.ReactionDeleted || e.Reaction.ID != r.ID || e.Counts.ReactionCount != 0 || len(e.Counts.ReactionCounts) != 0 {
+		t.Errorf("third event = %+v (counts %+v)", e, e.Counts)
+	}
+	stop()
+
+	// With no worker consuming, one reaction is posted and deleted, and
+	// another posted; the stream is then lost, so the sweeper folds both
+	// rows at once.
+	f.react(m, "carol", "love", 1)
+	if err := f.remove.Handle(ctx, command.RemoveReaction{MessageID: m, UserID: "carol", Type: "love"}); err != nil {
+		t.Fatal(err)
+	}
+	dave := f.react(m, "dave", "clap", 3)
+	if err := f.rc.Redis().Del(ctx, f.stream.Key(0)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	f.startWorker(testConfig("w2", 100*time.Millisecond), nil)
+	f.waitConverged(10*time.Second, m)
+	time.Sleep(300 * time.Millisecond) // an event too many would show
+	got = events(4)
+	if len(got) != 4 || got[3].Type != messageapi.ReactionNew || got[3].Reaction.ID != dave.ID || got[3].Counts.ReactionCount != 1 {
+		t.Errorf("after the sweep: %d events, the last %+v; want one reaction.new of dave's", len(got), got[len(got)-1])
 	}
 }

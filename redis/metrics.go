@@ -11,6 +11,7 @@ type metrics struct {
 	cache   *prometheus.CounterVec
 	fills   *prometheus.CounterVec
 	publish *prometheus.CounterVec
+	feed    *prometheus.CounterVec
 	breaker prometheus.Gauge
 }
 
@@ -28,6 +29,10 @@ func newMetrics() *metrics {
 			Name: "messageapi_stream_appends_total",
 			Help: "Reaction changes appended to the stream, by result: ok, error or dropped (queue full); failed ones are swept.",
 		}, []string{"result"}),
+		feed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "messageapi_feed_appends_total",
+			Help: "Events appended to the live feed, by result: ok, error or dropped (queue full).",
+		}, []string{"result"}),
 		breaker: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "messageapi_redis_breaker_state",
 			Help: "State of the Redis circuit breaker: 0 closed, 1 half-open, 2 open.",
@@ -36,7 +41,7 @@ func newMetrics() *metrics {
 }
 
 func (m *metrics) register(reg prometheus.Registerer, rdb goredis.UniversalClient) error {
-	for _, c := range []prometheus.Collector{m.cache, m.fills, m.publish, m.breaker, poolCollector{rdb}} {
+	for _, c := range []prometheus.Collector{m.cache, m.fills, m.publish, m.feed, m.breaker, poolCollector{rdb}} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"time"
@@ -8,17 +9,17 @@ import (
 	"messageapi"
 )
 
-// PublisherConfig configures a Publisher.
+// PublisherConfig configures a Publisher, and the queue of a Feed.
 type PublisherConfig struct {
 	// Queue is how many events may wait for Redis; when it is full, new
-	// events are dropped (and swept). Default 10,000.
+	// events are dropped. Default 10,000.
 	Queue int
 	// Batch is the most events appended in one round trip. Default 256.
 	Batch int
 }
 
 // errQueueFull reports an event dropped because Redis fell behind.
-var errQueueFull = errors.New("stream append queue is full")
+var errQueueFull = errors.New("append queue is full")
 
 // Publisher appends reaction changes to the stream in the background, so a
 // write request never waits for Redis: it commits to PostgreSQL, hands the
@@ -27,50 +28,66 @@ var errQueueFull = errors.New("stream append queue is full")
 // killed) is not lost: its change is in PostgreSQL and the sweeper folds
 // it.
 type Publisher struct {
-	s     *Stream
-	queue chan messageapi.ReactionChanged
-	batch int
+	q *batchQueue[messageapi.ReactionChanged]
 }
 
 // NewPublisher returns a Publisher on s. Run must be running for events to
 // leave the queue.
 func NewPublisher(s *Stream, cfg PublisherConfig) *Publisher {
-	if cfg.Queue <= 0 {
-		cfg.Queue = 10_000
-	}
-	if cfg.Batch <= 0 {
-		cfg.Batch = 256
-	}
-	return &Publisher{s: s, queue: make(chan messageapi.ReactionChanged, cfg.Queue), batch: cfg.Batch}
+	return &Publisher{q: newBatchQueue(cfg, s.append, s.countDropped)}
 }
 
 // Publish queues e without blocking. It fails only when the queue is full.
 func (p *Publisher) Publish(_ context.Context, e messageapi.ReactionChanged) error {
-	select {
-	case p.queue <- e:
-		return nil
-	default:
-		p.s.countDropped(1)
-		return translate(errQueueFull, "publish")
-	}
+	return translate(p.q.put(e), "publish")
 }
 
 // Run appends queued events until ctx is done, then appends what is still
 // queued, for at most drain. Stop the producers (the HTTP server) before
-// ctx ends, so nothing is queued after the final drain. Appends run under
-// the client's timeouts, not under ctx: a cancelled ctx must not drop the
-// events it was about to append.
-func (p *Publisher) Run(ctx context.Context, drain time.Duration) {
+// ctx ends, so nothing is queued after the final drain.
+func (p *Publisher) Run(ctx context.Context, drain time.Duration) { p.q.run(ctx, drain) }
+
+// batchQueue holds items for Redis and appends them in the background, in
+// batches of what is waiting.
+type batchQueue[T any] struct {
+	queue   chan T
+	batch   int
+	appends func(context.Context, []T) error
+	dropped func(int)
+}
+
+func newBatchQueue[T any](cfg PublisherConfig, appends func(context.Context, []T) error, dropped func(int)) *batchQueue[T] {
+	return &batchQueue[T]{
+		queue: make(chan T, cmp.Or(max(cfg.Queue, 0), 10_000)), batch: cmp.Or(max(cfg.Batch, 0), 256),
+		appends: appends, dropped: dropped,
+	}
+}
+
+// put queues item without blocking, or fails when the queue is full.
+func (q *batchQueue[T]) put(item T) error {
+	select {
+	case q.queue <- item:
+		return nil
+	default:
+		q.dropped(1)
+		return errQueueFull
+	}
+}
+
+// run appends queued items until ctx is done, then what is still queued,
+// for at most drain. Appends run under the client's timeouts, not under
+// ctx: a cancelled ctx must not drop the items it was about to append.
+func (q *batchQueue[T]) run(ctx context.Context, drain time.Duration) {
 	appendCtx := context.WithoutCancel(ctx)
 	for {
 		select {
-		case e := <-p.queue:
-			p.flush(appendCtx, e)
+		case item := <-q.queue:
+			q.flush(appendCtx, item)
 		case <-ctx.Done():
 			for deadline := time.Now().Add(drain); time.Now().Before(deadline); {
 				select {
-				case e := <-p.queue:
-					p.flush(appendCtx, e)
+				case item := <-q.queue:
+					q.flush(appendCtx, item)
 				default:
 					return
 				}
@@ -81,17 +98,17 @@ func (p *Publisher) Run(ctx context.Context, drain time.Duration) {
 }
 
 // flush appends first and whatever else is queued, up to a batch, in one
-// pipelined round trip.
-func (p *Publisher) flush(ctx context.Context, first messageapi.ReactionChanged) {
-	events := []messageapi.ReactionChanged{first}
-	for len(events) < p.batch {
+// round trip. A failure is counted by appends.
+func (q *batchQueue[T]) flush(ctx context.Context, first T) {
+	items := []T{first}
+	for len(items) < q.batch {
 		select {
-		case e := <-p.queue:
-			events = append(events, e)
+		case item := <-q.queue:
+			items = append(items, item)
 			continue
 		default:
 		}
 		break
 	}
-	_ = p.s.append(ctx, events) // counted there; a failed append is swept
+	_ = q.appends(ctx, items)
 }

@@ -42,15 +42,21 @@ func newTestHandler(tb testing.TB, options ...func(*routerConfig)) http.Handler 
 	tb.Helper()
 	log := slog.New(slog.DiscardHandler)
 	db := postgrestest.NewDB(tb)
-	a, err := newApp(config{cachePages: 5, maxReactionTypes: 3, Common: daemon.Common{CacheTTL: time.Minute}},
-		db, db, redistest.NewClient(tb), log)
+	a, err := newApp(config{cachePages: 5, maxReactionTypes: 3, Common: daemon.Common{CacheTTL: time.Minute},
+		sse: hubConfig{maxClients: 4, buffer: 16, heartbeat: time.Second, block: 50 * time.Millisecond}},
+		db, db, redistest.NewClient(tb), log, newSSEMetrics(prometheus.NewRegistry()))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	published := make(chan struct{})
-	go func() { defer close(published); a.publisher.Run(ctx, time.Second) }()
-	tb.Cleanup(func() { stop(); <-published })
+	var background sync.WaitGroup
+	background.Go(func() { a.publisher.Run(ctx, time.Second) })
+	background.Go(func() { a.feed.Run(ctx, time.Second) })
+	background.Go(func() { a.server.hub.run(ctx) })
+	tb.Cleanup(func() { stop(); a.server.hub.close(); background.Wait() })
+	for a.server.hub.position() == "" { // the hub has found its place in the feed
+		time.Sleep(5 * time.Millisecond)
+	}
 	cfg := routerConfig{
 		log: log, metrics: newHTTPMetrics(prometheus.NewRegistry()), accessLevel: slog.LevelDebug,
 		ready: func() bool { return true }, requestTimeout: 5 * time.Second,

@@ -232,15 +232,21 @@ func authenticate(v *verifier) func(http.Handler) http.Handler {
 				next.ServeHTTP(w, r)
 				return
 			}
-			ctx := r.Context()
-			if id, failure := v.verify(values); failure != nil {
-				ctx = context.WithValue(ctx, authFailureKey{}, failure)
-			} else {
-				ctx = context.WithValue(ctx, identityKey{}, id)
-			}
-			next.ServeHTTP(w, r.WithContext(ctx))
+			next.ServeHTTP(w, verified(r, v, values))
 		})
 	}
+}
+
+// verified returns r carrying the outcome of verifying the Authorization
+// values: the identity, or why it was refused.
+func verified(r *http.Request, v *verifier, values []string) *http.Request {
+	ctx := r.Context()
+	if id, failure := v.verify(values); failure != nil {
+		ctx = context.WithValue(ctx, authFailureKey{}, failure)
+	} else {
+		ctx = context.WithValue(ctx, identityKey{}, id)
+	}
+	return r.WithContext(ctx)
 }
 
 // requireToken answers 401 for a request whose token was refused, and

@@ -45,6 +45,7 @@ type config struct {
 	idleTimeout       time.Duration
 	auth              authConfig
 	corsOrigins       []string
+	sse               hubConfig
 	token             tokenRequest // the token subcommand only
 }
 
@@ -81,6 +82,9 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	f.Int(&c.maxConns, "max-conns", 0, "client connections held at once; at the limit the longest-idle keep-alive connection makes room, else 503; 0: as many as the open-file limit leaves beside the process's own pools", "MAX_CONNS")
 	f.Int(&c.maxConnsPerClient, "max-conns-per-client", 256, "connections one client address may hold (429 beyond; trusted proxies are exempt); 0: no limit", "MAX_CONNS_PER_CLIENT")
 	f.Duration(&c.idleTimeout, "idle-timeout", 30*time.Second, "how long an idle keep-alive connection is kept", "IDLE_TIMEOUT")
+	f.Int(&c.sse.maxClients, "sse-max-clients", 10_000, "live-event streams (GET /events) one process holds; more get 503", "SSE_MAX_CLIENTS")
+	f.Int(&c.sse.buffer, "sse-buffer", 256, "events a stream may fall behind before the server ends it (the client resumes with Last-Event-ID)", "SSE_BUFFER")
+	f.Duration(&c.sse.heartbeat, "sse-heartbeat", 15*time.Second, "how often an idle event stream gets a comment, to keep proxies from closing it", "SSE_HEARTBEAT")
 	f.Int(&c.rateLimit, "rate-limit", 0, "requests each client may make per -rate-limit-window; 0 turns rate limiting off", "RATE_LIMIT")
 	f.Duration(&c.rateWindow, "rate-limit-window", time.Second, "window of -rate-limit", "RATE_LIMIT_WINDOW")
 	f.String(&proxies, "trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For names the client; empty: the client is the TCP peer", "TRUSTED_PROXIES")
@@ -199,6 +203,9 @@ func (c *config) validate() error {
 		daemon.Require(c.maxConns >= 0, "max-conns", "must not be negative"),
 		daemon.Require(c.maxConnsPerClient >= 0, "max-conns-per-client", "must not be negative"),
 		daemon.Require(c.idleTimeout >= time.Second, "idle-timeout", "must be at least 1s"),
+		daemon.Require(c.sse.maxClients >= 1, "sse-max-clients", "must be at least 1"),
+		daemon.Require(c.sse.buffer >= 16, "sse-buffer", "must be at least 16"),
+		daemon.Require(c.sse.heartbeat >= time.Second, "sse-heartbeat", "must be at least 1s"),
 		daemon.Require(c.rateLimit >= 0, "rate-limit", "must not be negative"),
 		daemon.Require(c.rateWindow >= time.Millisecond, "rate-limit-window", "must be at least 1ms"),
 		daemon.Require(c.auth.leeway >= 0 && c.auth.leeway <= 5*time.Minute, "auth-leeway", "must be from 0 to 5m"),

@@ -219,6 +219,14 @@ func (p *params) str(name string) *string {
 	return &vs[0]
 }
 
+// list returns every value of a repeatable parameter.
+func (p *params) list(name string) []string {
+	if p.fields[name] == "must be given once" {
+		delete(p.fields, name)
+	}
+	return p.values[name]
+}
+
 // int returns the parameter as an integer, or nil when it is absent. A
 // value that is not an integer is recorded with reason.
 func (p *params) int(name, reason string) *int {

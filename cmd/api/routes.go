@@ -24,6 +24,7 @@ type server struct {
 	listMessages   *query.ListMessagesHandler
 	getMessage     *query.GetMessageHandler
 	listReactions  *query.ListReactionsHandler
+	hub            *hub
 	document       apiDocument
 }
 
@@ -83,6 +84,9 @@ func (s *server) routes(cfg routerConfig) http.Handler {
 		r.Get("/messages/{id}/reactions", s.handleListReactions)
 		r.Delete("/messages/{id}/reactions/{type}", s.handleRemoveReaction)
 	})
+	// A stream outlives the request timeout, needs only Redis, and takes
+	// its token from the query too, for browsers' EventSource.
+	r.With(queryToken(cfg.auth), requireToken(cfg.auth, cfg.authReads)).Get("/events", s.handleEvents)
 	return r
 }
 

@@ -55,7 +55,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	app, err := newApp(cfg, deps.DB, readDB, deps.Redis, log)
+	app, err := newApp(cfg, deps.DB, readDB, deps.Redis, log, newSSEMetrics(deps.Registry))
 	if err != nil {
 		return err
 	}
@@ -74,6 +74,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	api.RegisterOnShutdown(app.server.hub.close) // event streams would hold the shutdown up
 	limits, err := connLimits(cfg, deps.Redis.PoolSize())
 	if err != nil {
 		return err
@@ -98,7 +99,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	published := make(chan struct{})
 	go func() {
 		defer close(published)
-		app.publisher.Run(pubCtx, cfg.ShutdownGrace)
+		g := errgroup.Group{}
+		g.Go(func() error { app.publisher.Run(pubCtx, cfg.ShutdownGrace); return nil })
+		g.Go(func() error { app.feed.Run(pubCtx, cfg.ShutdownGrace); return nil })
+		_ = g.Wait()
 	}()
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -114,6 +118,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	g.Go(func() error { return daemon.Serve(gctx, api, apiLn, cfg.ShutdownGrace) })
 	g.Go(func() error { return daemon.Serve(gctx, deps.AdminServer(log), adminLn, cfg.ShutdownGrace) })
 	g.Go(func() error { app.cache.Run(gctx); return nil })
+	g.Go(func() error { app.server.hub.run(gctx); return nil })
 	err = g.Wait()
 	stopPublisher()
 	<-published
@@ -147,11 +152,12 @@ type app struct {
 	server    *server
 	cache     *redis.PageCache
 	publisher *redis.Publisher
+	feed      *redis.Feed
 }
 
 // newApp wires the use cases: the commands on the write pool db, the
 // queries on the read pool readDB.
-func newApp(cfg config, db, readDB *postgres.DB, rc *redis.Client, log *slog.Logger) (*app, error) {
+func newApp(cfg config, db, readDB *postgres.DB, rc *redis.Client, log *slog.Logger, sse *sseMetrics) (*app, error) {
 	document, err := newAPIDocument()
 	if err != nil {
 		return nil, err
@@ -160,17 +166,22 @@ func newApp(cfg config, db, readDB *postgres.DB, rc *redis.Client, log *slog.Log
 	reactions, readReactions := postgres.NewReactionStore(db), postgres.NewReactionStore(readDB)
 	cache := redis.NewPageCache(rc, redis.PageCacheConfig{Pages: cfg.cachePages, TTL: cfg.CacheTTL})
 	publisher := redis.NewPublisher(redis.NewStream(rc, redis.StreamConfig{MaxLen: int64(cfg.streamMaxLen), Partitions: cfg.Partitions}), redis.PublisherConfig{})
+	feed := redis.NewFeed(rc, redis.FeedConfig{MaxLen: int64(cfg.FeedMaxLen)})
+	hubCfg := cfg.sse
+	hubCfg.writeTimeout = cfg.requestTimeout
 	return &app{
 		server: &server{
-			createMessage:  command.NewCreateMessageHandler(messages, cache, log),
+			createMessage:  command.NewCreateMessageHandler(messages, cache, log).AnnounceTo(feed),
 			addReaction:    command.NewAddReactionHandler(reactions, publisher, log, command.AddReactionConfig{MaxTypes: cmp.Or(cfg.maxReactionTypes, -1)}),
 			removeReaction: command.NewRemoveReactionHandler(reactions, publisher, log),
 			listMessages:   query.NewListMessagesHandler(readMessages, readReactions, cache, query.ListMessagesConfig{HeavyReads: cfg.heavyReads}),
 			getMessage:     query.NewGetMessageHandler(readMessages, readReactions),
 			listReactions:  query.NewListReactionsHandler(readReactions),
+			hub:            newHub(feed, log, sse, hubCfg),
 			document:       document,
 		},
 		cache:     cache,
 		publisher: publisher,
+		feed:      feed,
 	}, nil
 }

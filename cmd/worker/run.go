@@ -30,7 +30,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return reconcile(ctx, log, deps.DB, projector, cache, cfg.reconcileSize, stdout)
 	}
 	stream := redis.NewStream(deps.Redis, redis.StreamConfig{Partitions: cfg.Partitions})
-	d := projection.Deps{Store: projector, Cache: cache, Log: log, Metrics: projection.NewMetrics(deps.Registry)}
+	feed := redis.NewFeed(deps.Redis, redis.FeedConfig{MaxLen: int64(cfg.FeedMaxLen)})
+	d := projection.Deps{Store: projector, Cache: cache, Feed: feed, Log: log, Metrics: projection.NewMetrics(deps.Registry)}
 	for i := range stream.Partitions() {
 		d.Partitions = append(d.Partitions, stream.Consumer(i, cfg.projection.Group, cfg.projection.Consumer))
 	}

@@ -484,6 +484,7 @@ func (c *Cluster) startNode(n *clusterNode) error {
 		// Replicas sync at once instead of waiting for others to join.
 		"--repl-diskless-sync-delay", "0",
 	)
+	dieWithTest(cmd)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start redis-server: %w", err)
 	}

@@ -8,6 +8,7 @@ package apitest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -39,6 +40,8 @@ func NewChecker() (*Checker, error) {
 		return nil, err
 	}
 	closeObjects(doc)
+	// An event stream is text; checkEvents checks its events.
+	openapi3filter.RegisterBodyDecoder("text/event-stream", openapi3filter.PlainBodyDecoder)
 	router, err := gorillamux.NewRouter(doc)
 	if err != nil {
 		return nil, fmt.Errorf("route openapi.yaml: %w", err)
@@ -141,6 +144,54 @@ func (c *Checker) check(req *http.Request, reqBody []byte, resp *http.Response, 
 			return fmt.Errorf("%s: %w (the request breaks the document: %s)", what, err, describe(reqErr))
 		}
 		return fmt.Errorf("%s: %w", what, err)
+	}
+	if resp.Header.Get("Content-Type") == "text/event-stream" && !head {
+		if err := c.checkEvents(respBody); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+	}
+	return nil
+}
+
+// checkEvents checks a whole event stream: every event has an id and a
+// documented type, ready and reset carry {}, and every other event's data
+// is an Event of its type.
+func (c *Checker) checkEvents(body []byte) error {
+	schema := c.doc.Components.Schemas["Event"]
+	if schema == nil {
+		return errors.New("the document has no Event schema")
+	}
+	for _, block := range strings.Split(strings.TrimSpace(string(body)), "\n\n") {
+		fields := map[string]string{}
+		for _, line := range strings.Split(block, "\n") {
+			if strings.HasPrefix(line, ":") {
+				continue // a comment: a heartbeat
+			}
+			k, v, _ := strings.Cut(line, ":")
+			fields[k] = strings.TrimPrefix(v, " ")
+		}
+		typ, data := fields["event"], fields["data"]
+		switch {
+		case typ == "" && fields["retry"] != "":
+			continue
+		case typ == "" || fields["id"] == "":
+			return fmt.Errorf("event without a type or an id: %q", block)
+		case typ == "ready" || typ == "reset":
+			if data != "{}" {
+				return fmt.Errorf("%s event with data %s", typ, data)
+			}
+			continue
+		}
+		var v any
+		if err := json.Unmarshal([]byte(data), &v); err != nil {
+			return fmt.Errorf("%s event %s: data is not JSON: %w", typ, fields["id"], err)
+		}
+		if err := schema.Value.VisitJSON(v); err != nil {
+			return fmt.Errorf("%s event %s: data is not an Event: %s", typ, fields["id"], describe(err))
+		}
+		if m, _ := v.(map[string]any); m["type"] != typ {
+			return fmt.Errorf("%s event %s: data of type %v", typ, fields["id"], m["type"])
+		}
 	}
 	return nil
 }

@@ -37,6 +37,8 @@ type Common struct {
 	// Partitions is how many partitions the reaction stream has; every
 	// API and worker of a deployment must agree on it.
 	Partitions int
+	// FeedMaxLen caps the live feed, which both programs append to.
+	FeedMaxLen int
 	// SessionName is the application_name of the program's PostgreSQL
 	// sessions; it is set by the program, not by a flag.
 	SessionName string
@@ -50,6 +52,7 @@ func DefineCommon(f *Flags, c *Common, def Common) {
 	f.String(&c.RedisURL, "redis-url", DefaultRedisURL, "Redis URL of a single server (its password also serves -redis-cluster-addrs)", "REDIS_URL")
 	f.List(&c.RedisCluster, "redis-cluster-addrs", "comma-separated host:port seed addresses of a Redis Cluster, used instead of -redis-url", "REDIS_CLUSTER_ADDRS")
 	f.Int(&c.Partitions, "stream-partitions", redis.DefaultPartitions, "partitions of the reaction stream, each on a hash tag of its own (so a Redis Cluster spreads them); the same in every API and worker", "STREAM_PARTITIONS")
+	f.Int(&c.FeedMaxLen, "feed-max-len", redis.DefaultFeedMaxLen, "approximate length the live-event feed is trimmed to: how far back a reconnecting client can resume", "FEED_MAX_LEN")
 	f.String(&c.RedisPrefix, "redis-prefix", "", "prefix of every Redis key; default "+DefaultRedisPrefix+" for the default database and schema, else derived from the database and schema, so two schemas never share keys", "REDIS_PREFIX")
 	f.String(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error", "LOG_LEVEL")
 	f.Int(&c.DBMaxConns, "db-max-conns", def.DBMaxConns, "maximum PostgreSQL connections", "DB_MAX_CONNS")
@@ -78,6 +81,7 @@ func (c *Common) Validate() error {
 		Require(c.ShutdownGrace > 0, "shutdown-grace", "must be positive"),
 		Require(c.CacheTTL >= time.Second, "cache-ttl", "must be at least 1s"),
 		Require(c.Partitions >= 1 && c.Partitions <= redis.MaxPartitions, "stream-partitions", "must be from 1 to %d", redis.MaxPartitions),
+		Require(c.FeedMaxLen >= 1000, "feed-max-len", "must be at least 1000"),
 		Require(validAddrs(c.RedisCluster), "redis-cluster-addrs", "must be host:port addresses separated by commas"),
 		Require(!strings.ContainsAny(c.RedisPrefix, "{}"), "redis-prefix", "must not contain { or }, which Redis Cluster reads as a hash tag"),
 	)

@@ -1,0 +1,67 @@
+package messageapi
+
+import "time"
+
+// MessageNew is the live feed's event of a new message; the reaction
+// changes are ReactionNew, ReactionUpdated and ReactionDeleted.
+const MessageNew = "message.new"
+
+// Event is one event of the live feed: a new message, or a change of a
+// reaction with its message's reaction data as projected by the fold that
+// took the change in. Clients order a message's events by Counts.Version
+// (several changes folded together carry the same counts).
+type Event struct {
+	Type      string `json:"type"`
+	MessageID string `json:"message_id"`
+	// Message is the new message, for message.new.
+	Message *MessageView `json:"message,omitempty"`
+	// Reaction is the reaction after the change (its last state, for a
+	// delete).
+	Reaction *Reaction `json:"reaction,omitempty"`
+	// Counts are the message's reaction data after the fold.
+	Counts *EventCounts `json:"counts,omitempty"`
+	// At is when the change was committed.
+	At Time `json:"at"`
+}
+
+// EventCounts are a message's reaction data, as a reaction event carries
+// them: what the message's view holds, without the latest reactions.
+type EventCounts struct {
+	ReactionCount  int64                    `json:"reaction_count"`
+	ReactionCounts map[string]int64         `json:"reaction_counts"`
+	ReactionScores map[string]int64         `json:"reaction_scores"`
+	ReactionGroups map[string]ReactionGroup `json:"reaction_groups"`
+	Version        int64                    `json:"version"`
+}
+
+// NewMessageEvent returns the event of a new message.
+func NewMessageEvent(v MessageView) Event {
+	return Event{Type: MessageNew, MessageID: v.ID, Message: &v, At: v.CreatedAt}
+}
+
+// FoldEvents returns the events of a fold's changes, each with the counts
+// of its message's view as the fold wrote it, in the order of the changes.
+func FoldEvents(changes []ReactionChange, views []MessageView) []Event {
+	counts := make(map[string]*EventCounts, len(views))
+	for _, v := range views {
+		counts[v.ID] = &EventCounts{ReactionCount: v.ReactionCount, ReactionCounts: v.ReactionCounts,
+			ReactionScores: v.ReactionScores, ReactionGroups: v.ReactionGroups, Version: v.Version}
+	}
+	events := make([]Event, 0, len(changes))
+	for _, c := range changes {
+		c := c
+		events = append(events, Event{Type: c.Kind, MessageID: c.Reaction.MessageID, Reaction: &c.Reaction,
+			Counts: counts[c.Reaction.MessageID], At: c.Reaction.UpdatedAt})
+	}
+	return events
+}
+
+// FeedEntry is one event as the feed stores it: its position in the feed
+// (a stream id), its type, message and time, and its JSON.
+type FeedEntry struct {
+	ID        string
+	Type      string
+	MessageID string
+	At        time.Time
+	Data      []byte
+}

@@ -1,0 +1,248 @@
+package redis
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"messageapi"
+)
+
+// DefaultFeedMaxLen is FeedConfig.MaxLen when none is given.
+const DefaultFeedMaxLen = 100_000
+
+// FeedConfig configures a Feed.
+type FeedConfig struct {
+	// MaxLen caps the feed at about this many events (MAXLEN ~): how far
+	// back a client can resume. Default DefaultFeedMaxLen.
+	MaxLen int64
+	// Queue configures the queue of Publish.
+	Queue PublisherConfig
+}
+
+// Feed is the live feed of public events: a capped Redis Stream that the
+// worker (reaction changes, after their fold commits) and the API (new
+// messages, after their commit) append to, and that every API process
+// reads and fans out to its clients. A stream id is an event's position,
+// so a client that reconnects resumes after the last id it saw.
+type Feed struct {
+	c      *Client
+	key    string
+	maxLen int64
+	q      *batchQueue[messageapi.Event]
+}
+
+// NewFeed returns the feed on c.
+func NewFeed(c *Client, cfg FeedConfig) *Feed {
+	f := &Feed{c: c, key: c.tagged("events", ""), maxLen: cmp.Or(max(cfg.MaxLen, 0), DefaultFeedMaxLen)}
+	f.q = newBatchQueue(cfg.Queue, f.Append, func(n int) { c.metrics.feed.WithLabelValues("dropped").Add(float64(n)) })
+	return f
+}
+
+// Key returns the feed's key.
+func (f *Feed) Key() string { return f.key }
+
+// Entry fields.
+const (
+	feedType    = "t"
+	feedMessage = "m"
+	feedData    = "d"
+	feedAt      = "a" // Event.At in Unix microseconds
+)
+
+// Append appends events to the feed, in order, in one round trip.
+func (f *Feed) Append(ctx context.Context, events []messageapi.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	args := make([]*goredis.XAddArgs, len(events))
+	for i, e := range events {
+		data, err := json.Marshal(e)
+		if err != nil {
+			return fmt.Errorf("encode %s event: %w", e.Type, err)
+		}
+		args[i] = &goredis.XAddArgs{Stream: f.key, MaxLen: f.maxLen, Approx: true,
+			Values: []any{feedType, e.Type, feedMessage, e.MessageID, feedAt, e.At.UnixMicro(), feedData, data}}
+	}
+	err := f.c.do(func() error {
+		_, err := f.c.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			for _, a := range args {
+				p.XAdd(ctx, a)
+			}
+			return nil
+		})
+		return err
+	})
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	f.c.metrics.feed.WithLabelValues(result).Add(float64(len(events)))
+	return translate(err, "append events")
+}
+
+// Publish queues an event for Append without blocking; Run appends it.
+func (f *Feed) Publish(_ context.Context, e messageapi.Event) error {
+	return translate(f.q.put(e), "publish event")
+}
+
+// Run appends published events until ctx is done, then what is still
+// queued, for at most drain.
+func (f *Feed) Run(ctx context.Context, drain time.Duration) { f.q.run(ctx, drain) }
+
+// Read returns up to count events after the id after ("$" for only those
+// appended from now on), waiting up to block for the first. It returns
+// none and no error when none came.
+func (f *Feed) Read(ctx context.Context, after string, count int, block time.Duration) ([]messageapi.FeedEntry, error) {
+	var res []goredis.XStream
+	err := f.c.do(func() (err error) {
+		if block <= 0 {
+			block = -1 // go-redis: no BLOCK; zero would wait forever
+		}
+		res, err = f.c.rdb.XRead(ctx, &goredis.XReadArgs{Streams: []string{f.key, after}, Count: int64(count), Block: block}).Result()
+		return err
+	})
+	if errors.Is(err, goredis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, translate(err, "read events")
+	}
+	var out []messageapi.FeedEntry
+	for _, s := range res {
+		out = append(out, feedEntries(s.Messages)...)
+	}
+	return out, nil
+}
+
+// Last returns the id of the newest event, "0-0" when there is none.
+func (f *Feed) Last(ctx context.Context) (string, error) {
+	var msgs []goredis.XMessage
+	err := f.c.do(func() (err error) {
+		msgs, err = f.c.rdb.XRevRangeN(ctx, f.key, "+", "-", 1).Result()
+		return err
+	})
+	if err != nil {
+		return "", translate(err, "last event")
+	}
+	if len(msgs) == 0 {
+		return "0-0", nil
+	}
+	return msgs[0].ID, nil
+}
+
+// Has reports whether the feed still holds the event with the id id: not
+// when it was trimmed, or when Redis lost the feed. "0-0", the position
+// before the first event, is always held.
+func (f *Feed) Has(ctx context.Context, id string) (bool, error) {
+	a, ok := ParseStreamID(id)
+	if !ok {
+		return false, nil
+	}
+	if a == (StreamID{}) {
+		return true, nil
+	}
+	var n int
+	err := f.c.do(func() error {
+		msgs, err := f.c.rdb.XRangeN(ctx, f.key, a.String(), a.String(), 1).Result()
+		n = len(msgs)
+		return err
+	})
+	if err != nil {
+		return false, translate(err, "find event")
+	}
+	return n == 1, nil
+}
+
+// Since returns up to count events after the id after, oldest first, to
+// resume a client. kept is false when the feed can no longer tell what
+// came after after: the event after was trimmed, or Redis lost it, or it
+// is not an id of this feed; the client must then start afresh.
+func (f *Feed) Since(ctx context.Context, after string, count int) (entries []messageapi.FeedEntry, kept bool, err error) {
+	a, ok := ParseStreamID(after)
+	if !ok {
+		return nil, false, nil
+	}
+	if a == (StreamID{}) {
+		// A client that has seen nothing missed nothing, unless the feed
+		// has trimmed events since.
+		var info *goredis.XInfoStream
+		var msgs []goredis.XMessage
+		err = f.c.do(func() error {
+			cmds, err := f.c.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+				p.XInfoStream(ctx, f.key)
+				p.XRangeN(ctx, f.key, "-", "+", int64(count))
+				return nil
+			})
+			if err != nil && !strings.Contains(err.Error(), "no such key") {
+				return err
+			}
+			info, _ = cmds[0].(*goredis.XInfoStreamCmd).Result()
+			msgs, _ = cmds[1].(*goredis.XMessageSliceCmd).Result()
+			return nil
+		})
+		if err != nil {
+			return nil, false, translate(err, "events since")
+		}
+		if info != nil && info.EntriesAdded != info.Length { // some were trimmed
+			return nil, false, nil
+		}
+		return feedEntries(msgs), true, nil
+	}
+	// The range starts at after itself: its presence proves the feed kept
+	// everything since.
+	var msgs []goredis.XMessage
+	err = f.c.do(func() (err error) {
+		msgs, err = f.c.rdb.XRangeN(ctx, f.key, a.String(), "+", int64(count)+1).Result()
+		return err
+	})
+	if err != nil {
+		return nil, false, translate(err, "events since")
+	}
+	if len(msgs) == 0 || msgs[0].ID != a.String() {
+		return nil, false, nil
+	}
+	return feedEntries(msgs[1:]), true, nil
+}
+
+func feedEntries(msgs []goredis.XMessage) []messageapi.FeedEntry {
+	out := make([]messageapi.FeedEntry, 0, len(msgs))
+	for _, m := range msgs {
+		str := func(k string) string { v, _ := m.Values[k].(string); return v }
+		at, _ := strconv.ParseInt(str(feedAt), 10, 64)
+		out = append(out, messageapi.FeedEntry{ID: m.ID, Type: str(feedType), MessageID: str(feedMessage),
+			At: time.UnixMicro(at), Data: []byte(str(feedData))})
+	}
+	return out
+}
+
+// StreamID is a Redis stream id, milliseconds and a sequence.
+type StreamID struct{ Ms, Seq uint64 }
+
+// ParseStreamID parses "ms-seq" (or "ms").
+func ParseStreamID(s string) (StreamID, bool) {
+	ms, seq, found := strings.Cut(s, "-")
+	m, err1 := strconv.ParseUint(ms, 10, 64)
+	var q uint64
+	var err2 error
+	if found {
+		q, err2 = strconv.ParseUint(seq, 10, 64)
+	}
+	return StreamID{m, q}, err1 == nil && err2 == nil
+}
+
+func (id StreamID) String() string {
+	return strconv.FormatUint(id.Ms, 10) + "-" + strconv.FormatUint(id.Seq, 10)
+}
+
+// After reports whether id comes after o in the stream.
+func (id StreamID) After(o StreamID) bool {
+	return id.Ms > o.Ms || id.Ms == o.Ms && id.Seq > o.Seq
+}
