@@ -373,6 +373,9 @@ export function postReaction(messageId, type, userId, score, opts) {
   if (score !== undefined) {
     body.score = score;
   }
+  if (o.enforceUnique) {
+    body.enforce_unique = true;
+  }
   const res = http.post(`${BASE_URL}/messages/${messageId}/reactions`, JSON.stringify(body),
     params('POST /messages/{id}/reactions', o.tags, JSON_BODY));
   const reaction = bodyJson(res);

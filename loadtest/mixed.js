@@ -9,6 +9,10 @@
 //   later_pages      GET /messages?page=2..5               (also cached)
 //   cursor_walk      GET /messages, then ?cursor=... for WALK_PAGES pages
 //   get_message      GET /messages/{id}
+//   own_reactions    GET /messages?user_id=...: the first page with one user's
+//                    own_reactions on every message
+//   jump             GET /messages?around={id}: the page centred on a message
+//                    of the pool, then one page newer by prev_cursor
 //   post_message     POST /messages
 //   post_reaction    POST /messages/{id}/reactions: random type, user and score
 //                    1..50; REPOST_RATIO of them post again a reaction this VU
@@ -16,6 +20,9 @@
 //                    updates its score (200)
 //   delete_reaction  GET /messages/{id}/reactions to pick one, then DELETE it;
 //                    404 (already gone, or nothing to pick) is a valid outcome
+//   unique_reaction  POST /messages/{id}/reactions with enforce_unique, from
+//                    users of their own: the user's other types on the
+//                    message go, so a read of their reactions shows one
 //
 // setup() checks that the API answers, then creates POOL messages that the
 // reads and reactions target; their ids are passed to every VU.
@@ -54,9 +61,12 @@ const RATES = {
   first_page: envFloat('FIRST_PAGE_RATE', READ_RATE * 0.40),
   later_pages: envFloat('LATER_PAGES_RATE', READ_RATE * 0.15),
   cursor_walk: envFloat('CURSOR_WALK_RATE', READ_RATE * 0.05),
-  get_message: envFloat('GET_MESSAGE_RATE', READ_RATE * 0.40),
+  get_message: envFloat('GET_MESSAGE_RATE', READ_RATE * 0.35),
+  own_reactions: envFloat('OWN_REACTIONS_RATE', READ_RATE * 0.03),
+  jump: envFloat('JUMP_RATE', READ_RATE * 0.02),
   post_message: envFloat('POST_MESSAGE_RATE', WRITE_RATE * 0.25),
-  post_reaction: envFloat('POST_REACTION_RATE', WRITE_RATE * 0.65),
+  post_reaction: envFloat('POST_REACTION_RATE', WRITE_RATE * 0.60),
+  unique_reaction: envFloat('UNIQUE_REACTION_RATE', WRITE_RATE * 0.05),
   delete_reaction: envFloat('DELETE_REACTION_RATE', WRITE_RATE * 0.10),
 };
 
@@ -72,9 +82,12 @@ const SCENARIOS = {
   later_pages: ['laterPages', READS, {}],
   cursor_walk: ['cursorWalk', READS, { iterSeconds: 0.05 * WALK_PAGES, maxIterSeconds: 2 * WALK_PAGES }],
   get_message: ['readMessage', READS, {}],
+  own_reactions: ['ownReactions', READS, {}],
+  jump: ['jump', READS, { iterSeconds: 0.1, maxIterSeconds: 4 }],
   post_message: ['postMessage', WRITES, {}],
   post_reaction: ['react', WRITES, {}],
   delete_reaction: ['unreact', WRITES, { iterSeconds: 0.2, maxIterSeconds: 4 }],
+  unique_reaction: ['reactUniquely', WRITES, { iterSeconds: 0.2, maxIterSeconds: 4 }],
 };
 
 const scenarios = {};
@@ -176,6 +189,38 @@ export function readMessage(data) {
   getMessage(randItem(data.ids));
 }
 
+// ownReactions reads the first page as a user, with that user's own
+// reactions on every message: an array, empty when they have none.
+export function ownReactions() {
+  const user = poolUser(USERS);
+  const { page } = listMessages({ user_id: user }, { name: 'GET /messages?user_id' });
+  if (page !== undefined) {
+    check(page.messages, {
+      'own_reactions: on every message, all the user\'s': (ms) => ms.every((m) =>
+        Array.isArray(m.own_reactions) && m.own_reactions.every((r) => r.user_id === user && r.message_id === m.id)),
+    });
+  }
+}
+
+// jump opens the page around a message of the pool, as a client following
+// a link into history does, then scrolls one page towards the present.
+export function jump(data) {
+  const id = randItem(data.ids);
+  const { page } = listMessages({ around: id }, { name: 'GET /messages?around' });
+  if (page === undefined) {
+    return;
+  }
+  check(page.messages, { 'around: the page holds the message': (ms) => ms.some((m) => m.id === id) });
+  if (page.prev_cursor !== undefined) {
+    const newer = listMessages({ cursor: page.prev_cursor }, { name: 'GET /messages?cursor (newer)' }).page;
+    if (newer !== undefined && newer.messages.length > 0) {
+      check(newer.messages, {
+        'newer page: only messages newer than the jump': (ms) => ms.every((m) => m.id > page.messages[0].id),
+      });
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Writes
 
@@ -208,6 +253,25 @@ export function react(data) {
     }
   } else if (res.status === 200) {
     reactionsUpdated.add(1);
+  }
+}
+
+// reactUniquely posts a reaction with enforce_unique from a user of a pool
+// of its own (so no other scenario adds types behind its back), then reads
+// that user's reactions on the message: one, of the type just posted.
+export function reactUniquely(data) {
+  const id = randItem(data.ids);
+  const user = poolUser(Math.max(1, Math.floor(USERS / 10)), 'uq');
+  const type = randItem(REACTION_TYPES);
+  const { reaction } = postReaction(id, type, user, randInt(1, 50), { enforceUnique: true, tags: { op: 'unique' } });
+  if (reaction === undefined) {
+    return;
+  }
+  const { page } = listReactions(id, { user_id: user, limit: 10 });
+  if (page !== undefined) {
+    // Another iteration of the same user may have won the race since: one
+    // reaction still, of either type.
+    check(page.reactions, { 'enforce_unique: the user has one reaction on the message': (rs) => rs.length === 1 });
   }
 }
 
