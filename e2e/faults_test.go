@@ -162,7 +162,7 @@ func TestPostgresOutage(t *testing.T) {
 		s.post(t, "/messages/"+m+"/reactions", `{"type": "love", "user_id": "carol"}`),
 		s.del(t, "/messages/"+m+"/reactions/like?user_id=bob"),
 		s.get(t, "/messages/"+m),
-		s.get(t, "/messages?limit=100"), // beyond the cached range
+		s.get(t, "/messages?limit=100&page=6"), // beyond the cached range (501 messages)
 		s.get(t, "/messages/"+m+"/reactions"),
 	} {
 		expectError(t, r, 503, "unavailable")
@@ -351,7 +351,9 @@ func TestWritesBlockedOnALockDoNotDelayReads(t *testing.T) {
 		var waiting int
 		err := watch.QueryRow(ctx, `select count(*) from pg_stat_activity
 			where wait_event_type = 'Lock' and datname = current_database() and application_name = 'messageapi-api'`).Scan(&waiting)
-		return err == nil && waiting >= 8, fmt.Sprintf("%d sessions wait on a lock (%v)", waiting, err)
+		// The writes share transactions (group commit): each of the
+		// API's 4 committers waits with a batch of them.
+		return err == nil && waiting >= 4, fmt.Sprintf("%d sessions wait on a lock (%v)", waiting, err)
 	})
 	var slowest time.Duration
 	for range 20 {

@@ -30,6 +30,18 @@ func NewReactionStore(db *DB) *ReactionStore {
 func (s *ReactionStore) PutReaction(ctx context.Context, p messageapi.PutReactionParams) (messageapi.PutReactionResult, error) {
 	ctx, cancel := s.db.withTimeout(ctx)
 	defer cancel()
+	return scanPut(s.db.pool.QueryRow(ctx, putReactionSQL, p.ID, p.MessageID, p.UserID, p.Type, p.Score, p.At, p.MaxTypes, p.Unique), p)
+}
+
+// putReactionSQL calls put_reaction; its outputs are null unless the put
+// stored a row.
+const putReactionSQL = `
+	select status, coalesce(id::text, ''), coalesce(score, 0), coalesce(created_at, 'epoch'),
+		coalesce(updated_at, 'epoch'), coalesce(version, 0), removed_ids::text[], removed_versions
+	from put_reaction($1, $2, $3, $4, $5, $6, $7, $8)`
+
+// scanPut reads the row of putReactionSQL for p.
+func scanPut(row pgx.Row, p messageapi.PutReactionParams) (messageapi.PutReactionResult, error) {
 	var (
 		status           string
 		created, updated time.Time
@@ -38,12 +50,7 @@ func (s *ReactionStore) PutReaction(ctx context.Context, p messageapi.PutReactio
 		res              messageapi.PutReactionResult
 		r                = &res.Reaction
 	)
-	err := s.db.pool.QueryRow(ctx, `
-		select status, coalesce(id::text, ''), coalesce(score, 0), coalesce(created_at, 'epoch'),
-			coalesce(updated_at, 'epoch'), coalesce(version, 0), removed_ids::text[], removed_versions
-		from put_reaction($1, $2, $3, $4, $5, $6, $7, $8)`, // the outputs are null unless the put stored a row
-		p.ID, p.MessageID, p.UserID, p.Type, p.Score, p.At, p.MaxTypes, p.Unique,
-	).Scan(&status, &r.ID, &r.Score, &created, &updated, &res.Version, &removedIDs, &removedVersions)
+	err := row.Scan(&status, &r.ID, &r.Score, &created, &updated, &res.Version, &removedIDs, &removedVersions)
 	if err != nil {
 		return messageapi.PutReactionResult{}, translate(err, "put reaction")
 	}
@@ -72,20 +79,36 @@ func (s *ReactionStore) PutReaction(ctx context.Context, p messageapi.PutReactio
 func (s *ReactionStore) DeleteReaction(ctx context.Context, p messageapi.DeleteReactionParams) (messageapi.DeleteReactionResult, error) {
 	ctx, cancel := s.db.withTimeout(ctx)
 	defer cancel()
-	var res messageapi.DeleteReactionResult
-	err := s.db.pool.QueryRow(ctx, `
+	return scanDelete(s.db.pool.QueryRow(ctx, deleteReactionSQL, p.MessageID, p.UserID, p.Type, p.At))
+}
+
+// deleteReactionSQL deletes a live reaction and says, in the same
+// statement, whether there was one and whether its message exists, so an
+// unknown reaction is not an error that would fail a batch.
+const deleteReactionSQL = `
+	with d as (
 		update reactions set deleted_at = $4, updated_at = $4, version = version + 1
 		where message_id = $1 and user_id = $2 and type = $3 and deleted_at is null
-		returning id::text, version`,
-		p.MessageID, p.UserID, p.Type, p.At,
-	).Scan(&res.ReactionID, &res.Version)
-	if isNoRows(err) {
-		if err := s.requireMessage(ctx, p.MessageID); err != nil {
-			return res, err
-		}
-		return res, messageapi.Errorf(messageapi.ENOTFOUND, "reaction not found")
+		returning id::text, version
+	)
+	select (select id from d), (select version from d),
+		exists (select from d) or exists (select from messages where id = $1)`
+
+// scanDelete reads the row of deleteReactionSQL.
+func scanDelete(row pgx.Row) (messageapi.DeleteReactionResult, error) {
+	var id *string
+	var version *int64
+	var messageExists bool
+	if err := row.Scan(&id, &version, &messageExists); err != nil {
+		return messageapi.DeleteReactionResult{}, translate(err, "delete reaction")
 	}
-	return res, translate(err, "delete reaction")
+	switch {
+	case !messageExists:
+		return messageapi.DeleteReactionResult{}, messageapi.Errorf(messageapi.ENOTFOUND, "message not found")
+	case id == nil:
+		return messageapi.DeleteReactionResult{}, messageapi.Errorf(messageapi.ENOTFOUND, "reaction not found")
+	}
+	return messageapi.DeleteReactionResult{ReactionID: *id, Version: *version}, nil
 }
 
 // requireMessage returns a not-found error when the message does not exist.

@@ -24,3 +24,7 @@ func (pc *PageCache) PageBefore(ctx context.Context, beforeID string, count int)
 }
 
 func (pc *PageCache) Capacity() int { return pc.capacity }
+
+func (pc *PageCache) EntryKey(id string) string { return pc.entryKey(id) }
+
+func (pc *PageCache) Client() *Client { return pc.c }

@@ -13,6 +13,10 @@ type metrics struct {
 	publish *prometheus.CounterVec
 	feed    *prometheus.CounterVec
 	breaker prometheus.Gauge
+
+	near      *prometheus.CounterVec
+	nearDrops prometheus.Counter
+	nearLive  prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -37,11 +41,23 @@ func newMetrics() *metrics {
 			Name: "messageapi_redis_breaker_state",
 			Help: "State of the Redis circuit breaker: 0 closed, 1 half-open, 2 open.",
 		}),
+		near: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "messageapi_near_cache_requests_total",
+			Help: "Page reads asked of the in-process near cache, by result: hit, miss (read from Redis) or bypass (its subscription is down).",
+		}, []string{"result"}),
+		nearDrops: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "messageapi_near_cache_drops_total",
+			Help: "Announced changes of the cached pages that emptied the near cache.",
+		}),
+		nearLive: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "messageapi_near_cache_live",
+			Help: "1 while the near cache's subscription to changes is confirmed, else 0 (every read goes to Redis).",
+		}),
 	}
 }
 
 func (m *metrics) register(reg prometheus.Registerer, rdb goredis.UniversalClient) error {
-	for _, c := range []prometheus.Collector{m.cache, m.fills, m.publish, m.feed, m.breaker, poolCollector{rdb}} {
+	for _, c := range []prometheus.Collector{m.cache, m.fills, m.publish, m.feed, m.breaker, m.near, m.nearDrops, m.nearLive, poolCollector{rdb}} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

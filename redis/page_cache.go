@@ -18,7 +18,7 @@ import (
 
 // Defaults of PageCacheConfig.
 const (
-	DefaultCachePages = 5
+	DefaultCachePages = 50
 	DefaultCacheTTL   = time.Minute
 )
 
@@ -103,6 +103,10 @@ func (pc *PageCache) stateKey() string          { return pc.c.tagged("cache", ":
 func (pc *PageCache) pendingKey() string        { return pc.c.tagged("cache", ":latest:pending") }
 func (pc *PageCache) entryPrefix() string       { return pc.c.tagged("cache", ":msg:") }
 func (pc *PageCache) entryKey(id string) string { return pc.entryPrefix() + id }
+
+// changesChannel is the pub/sub channel every change of the cache is
+// announced on, for the near caches of API processes (see NearCache).
+func (pc *PageCache) changesChannel() string { return pc.c.tagged("cache", ":changes") }
 
 // Entries outlive the index that lists them, so a ready index never points
 // at an expired entry in normal operation.
@@ -335,6 +339,7 @@ else
   redis.call('PEXPIRE', KEYS[4], math.max(redis.call('PTTL', KEYS[2]), 1))
 end
 put(KEYS[3], ARGV[2], ARGV[3], ARGV[4])
+redis.call('PUBLISH', ARGV[6], 'm')
 return 1
 `)
 
@@ -350,7 +355,7 @@ func (pc *PageCache) AddMessage(ctx context.Context, v messageapi.MessageView) e
 	err = pc.c.do(func() error {
 		return addScript.Run(ctx, pc.c.rdb,
 			[]string{pc.indexKey(), pc.stateKey(), pc.entryKey(v.ID), pc.pendingKey()},
-			v.ID, v.Version, e.JSON, pc.entryTTL(), pc.entryPrefix()).Err()
+			v.ID, v.Version, e.JSON, pc.entryTTL(), pc.entryPrefix(), pc.changesChannel()).Err()
 	})
 	if err != nil {
 		pc.failures.Add(1)
@@ -376,7 +381,12 @@ func (pc *PageCache) heal(ctx context.Context) error {
 // Invalidate drops the index; the next read of a cached page rebuilds it.
 func (pc *PageCache) Invalidate(ctx context.Context) error {
 	return translate(pc.c.do(func() error {
-		return pc.c.rdb.Del(ctx, pc.stateKey(), pc.indexKey(), pc.pendingKey()).Err()
+		_, err := pc.c.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			p.Del(ctx, pc.stateKey(), pc.indexKey(), pc.pendingKey())
+			p.Publish(ctx, pc.changesChannel(), "i")
+			return nil
+		})
+		return err
 	}), "invalidate")
 }
 
@@ -407,7 +417,7 @@ func (pc *PageCache) beginFill(ctx context.Context) (string, error) {
 var fillScript = goredis.NewScript(luaHelpers + `
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
-for i = 6, #ARGV, 3 do
+for i = 7, #ARGV, 3 do
   redis.call('ZADD', KEYS[1], 0, ARGV[i])
   put(ARGV[4] .. ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[3])
 end
@@ -418,6 +428,7 @@ redis.call('DEL', KEYS[3])
 trim(KEYS[1], tonumber(ARGV[5]), ARGV[4])
 redis.call('SET', KEYS[2], 'ready:' .. ARGV[5], 'PX', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('PUBLISH', ARGV[6], 'f')
 return 1
 `)
 
@@ -427,8 +438,8 @@ return 1
 // invalidation came in between. Entries are written by compare-and-set, so
 // a view the projection refreshed meanwhile stays.
 func (pc *PageCache) completeFill(ctx context.Context, token string, views []messageapi.EncodedView) (installed bool, err error) {
-	args := make([]any, 0, 5+3*len(views))
-	args = append(args, token, pc.ttl.Milliseconds(), pc.entryTTL(), pc.entryPrefix(), pc.capacity)
+	args := make([]any, 0, 6+3*len(views))
+	args = append(args, token, pc.ttl.Milliseconds(), pc.entryTTL(), pc.entryPrefix(), pc.capacity, pc.changesChannel())
 	for _, v := range views {
 		args = append(args, v.ID, v.Version, v.JSON)
 	}
@@ -466,6 +477,7 @@ for i = 3, #KEYS do
     n = n + 1
   end
 end
+if n > 0 then redis.call('PUBLISH', ARGV[#ARGV], 'v') end
 return n
 `)
 
@@ -479,7 +491,7 @@ func (pc *PageCache) RefreshViews(ctx context.Context, views []messageapi.Messag
 	}
 	keys := make([]string, 0, 2+len(views))
 	keys = append(keys, pc.indexKey(), pc.stateKey())
-	args := make([]any, 0, 1+3*len(views))
+	args := make([]any, 0, 2+3*len(views))
 	args = append(args, pc.entryTTL())
 	for _, v := range views {
 		e, err := v.Encode()
@@ -489,6 +501,7 @@ func (pc *PageCache) RefreshViews(ctx context.Context, views []messageapi.Messag
 		keys = append(keys, pc.entryKey(v.ID))
 		args = append(args, v.ID, v.Version, e.JSON)
 	}
+	args = append(args, pc.changesChannel())
 	var n int
 	err := pc.c.do(func() (err error) {
 		n, err = refreshScript.Run(ctx, pc.c.rdb, keys, args...).Int()

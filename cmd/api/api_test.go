@@ -44,12 +44,13 @@ func newTestHandler(tb testing.TB, options ...func(*routerConfig)) http.Handler 
 	db := postgrestest.NewDB(tb)
 	a, err := newApp(config{cachePages: 5, maxReactionTypes: 3, Common: daemon.Common{CacheTTL: time.Minute},
 		sse: hubConfig{maxClients: 4, buffer: 16, heartbeat: time.Second, block: 50 * time.Millisecond}},
-		db, db, redistest.NewClient(tb), log, newSSEMetrics(prometheus.NewRegistry()))
+		db, db, redistest.NewClient(tb), log, prometheus.NewRegistry())
 	if err != nil {
 		tb.Fatal(err)
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	var background sync.WaitGroup
+	background.Go(func() { a.writes.Run(ctx) })
 	background.Go(func() { a.publisher.Run(ctx, time.Second) })
 	background.Go(func() { a.feed.Run(ctx, time.Second) })
 	background.Go(func() { a.server.hub.run(ctx) })

@@ -46,6 +46,9 @@ type config struct {
 	auth              authConfig
 	corsOrigins       []string
 	sse               hubConfig
+	writeBatch        int
+	nearCacheMaxAge   time.Duration
+	writeCommitters   int
 	token             tokenRequest // the token subcommand only
 }
 
@@ -82,6 +85,9 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	f.Int(&c.maxConns, "max-conns", 0, "client connections held at once; at the limit the longest-idle keep-alive connection makes room, else 503; 0: as many as the open-file limit leaves beside the process's own pools", "MAX_CONNS")
 	f.Int(&c.maxConnsPerClient, "max-conns-per-client", 256, "connections one client address may hold (429 beyond; trusted proxies are exempt); 0: no limit", "MAX_CONNS_PER_CLIENT")
 	f.Duration(&c.idleTimeout, "idle-timeout", 30*time.Second, "how long an idle keep-alive connection is kept", "IDLE_TIMEOUT")
+	f.Duration(&c.nearCacheMaxAge, "near-cache-max-age", redis.DefaultNearCacheMaxAge, "how long a cached page is served from the process's memory at most (pages are dropped at once when another process announces a change); 0 turns the near cache off", "NEAR_CACHE_MAX_AGE")
+	f.Int(&c.writeBatch, "write-batch", postgres.DefaultMaxBatch, "most reaction writes one transaction carries (group commit: writes that arrive while others commit share the next transaction)", "WRITE_BATCH")
+	f.Int(&c.writeCommitters, "write-committers", postgres.DefaultCommitters, "reaction-write transactions run at once; at most -db-max-conns", "WRITE_COMMITTERS")
 	f.Int(&c.sse.maxClients, "sse-max-clients", 10_000, "live-event streams (GET /events) one process holds; more get 503", "SSE_MAX_CLIENTS")
 	f.Int(&c.sse.buffer, "sse-buffer", 256, "events a stream may fall behind before the server ends it (the client resumes with Last-Event-ID)", "SSE_BUFFER")
 	f.Duration(&c.sse.heartbeat, "sse-heartbeat", 15*time.Second, "how often an idle event stream gets a comment, to keep proxies from closing it", "SSE_HEARTBEAT")
@@ -203,6 +209,9 @@ func (c *config) validate() error {
 		daemon.Require(c.maxConns >= 0, "max-conns", "must not be negative"),
 		daemon.Require(c.maxConnsPerClient >= 0, "max-conns-per-client", "must not be negative"),
 		daemon.Require(c.idleTimeout >= time.Second, "idle-timeout", "must be at least 1s"),
+		daemon.Require(c.nearCacheMaxAge >= 0 && c.nearCacheMaxAge <= time.Minute, "near-cache-max-age", "must be from 0 to 1m"),
+		daemon.Require(c.writeBatch >= 1 && c.writeBatch <= 10_000, "write-batch", "must be from 1 to 10000"),
+		daemon.Require(c.writeCommitters >= 1 && c.writeCommitters <= c.DBMaxConns, "write-committers", "must be from 1 to -db-max-conns"),
 		daemon.Require(c.sse.maxClients >= 1, "sse-max-clients", "must be at least 1"),
 		daemon.Require(c.sse.buffer >= 16, "sse-buffer", "must be at least 16"),
 		daemon.Require(c.sse.heartbeat >= time.Second, "sse-heartbeat", "must be at least 1s"),

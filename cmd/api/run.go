@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"messageapi/cmd/internal/daemon"
@@ -55,7 +56,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	app, err := newApp(cfg, deps.DB, readDB, deps.Redis, log, newSSEMetrics(deps.Registry))
+	app, err := newApp(cfg, deps.DB, readDB, deps.Redis, log, deps.Registry)
 	if err != nil {
 		return err
 	}
@@ -93,13 +94,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 
-	// The publisher outlives the servers: it stops after the last request
-	// has handed over its event, then drains the queue.
+	// The committers of reaction writes and the publishers outlive the
+	// servers: they stop after the last request has had its answer and
+	// handed over its events, then drain their queues.
 	pubCtx, stopPublisher := context.WithCancel(context.WithoutCancel(ctx))
 	published := make(chan struct{})
 	go func() {
 		defer close(published)
 		g := errgroup.Group{}
+		g.Go(func() error { app.writes.Run(pubCtx); return nil })
 		g.Go(func() error { app.publisher.Run(pubCtx, cfg.ShutdownGrace); return nil })
 		g.Go(func() error { app.feed.Run(pubCtx, cfg.ShutdownGrace); return nil })
 		_ = g.Wait()
@@ -118,6 +121,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	g.Go(func() error { return daemon.Serve(gctx, api, apiLn, cfg.ShutdownGrace) })
 	g.Go(func() error { return daemon.Serve(gctx, deps.AdminServer(log), adminLn, cfg.ShutdownGrace) })
 	g.Go(func() error { app.cache.Run(gctx); return nil })
+	if app.near != nil {
+		g.Go(func() error { app.near.Run(gctx); return nil })
+	}
 	g.Go(func() error { app.server.hub.run(gctx); return nil })
 	err = g.Wait()
 	stopPublisher()
@@ -151,37 +157,55 @@ func connLimits(cfg config, redisConns int) (daemon.ConnLimits, error) {
 type app struct {
 	server    *server
 	cache     *redis.PageCache
+	near      *redis.NearCache // nil when off
 	publisher *redis.Publisher
 	feed      *redis.Feed
+	writes    *postgres.GroupCommitStore
 }
 
 // newApp wires the use cases: the commands on the write pool db, the
 // queries on the read pool readDB.
-func newApp(cfg config, db, readDB *postgres.DB, rc *redis.Client, log *slog.Logger, sse *sseMetrics) (*app, error) {
+func newApp(cfg config, db, readDB *postgres.DB, rc *redis.Client, log *slog.Logger, reg prometheus.Registerer) (*app, error) {
 	document, err := newAPIDocument()
 	if err != nil {
 		return nil, err
 	}
 	messages, readMessages := postgres.NewMessageStore(db), postgres.NewMessageStore(readDB)
-	reactions, readReactions := postgres.NewReactionStore(db), postgres.NewReactionStore(readDB)
+	// Reaction writes share transactions (group commit); reads take the
+	// read pool.
+	reactions := postgres.NewGroupCommitStore(db, postgres.GroupCommitConfig{MaxBatch: cfg.writeBatch, Committers: cfg.writeCommitters},
+		postgres.NewGroupCommitMetrics(reg), log)
+	readReactions := postgres.NewReactionStore(readDB)
 	cache := redis.NewPageCache(rc, redis.PageCacheConfig{Pages: cfg.cachePages, TTL: cfg.CacheTTL})
+	// Pages are read through the process's near cache when it is on.
+	var pages interface {
+		query.PageCache
+		command.MessageCache
+	} = cache
+	var near *redis.NearCache
+	if cfg.nearCacheMaxAge > 0 {
+		near = redis.NewNearCache(cache, redis.NearCacheConfig{MaxAge: cfg.nearCacheMaxAge})
+		pages = near
+	}
 	publisher := redis.NewPublisher(redis.NewStream(rc, redis.StreamConfig{MaxLen: int64(cfg.streamMaxLen), Partitions: cfg.Partitions}), redis.PublisherConfig{})
 	feed := redis.NewFeed(rc, redis.FeedConfig{MaxLen: int64(cfg.FeedMaxLen)})
 	hubCfg := cfg.sse
 	hubCfg.writeTimeout = cfg.requestTimeout
 	return &app{
 		server: &server{
-			createMessage:  command.NewCreateMessageHandler(messages, cache, log).AnnounceTo(feed),
+			createMessage:  command.NewCreateMessageHandler(messages, pages, log).AnnounceTo(feed),
 			addReaction:    command.NewAddReactionHandler(reactions, publisher, log, command.AddReactionConfig{MaxTypes: cmp.Or(cfg.maxReactionTypes, -1)}),
 			removeReaction: command.NewRemoveReactionHandler(reactions, publisher, log),
-			listMessages:   query.NewListMessagesHandler(readMessages, readReactions, cache, query.ListMessagesConfig{HeavyReads: cfg.heavyReads}),
+			listMessages:   query.NewListMessagesHandler(readMessages, readReactions, pages, query.ListMessagesConfig{HeavyReads: cfg.heavyReads}),
 			getMessage:     query.NewGetMessageHandler(readMessages, readReactions),
 			listReactions:  query.NewListReactionsHandler(readReactions),
-			hub:            newHub(feed, log, sse, hubCfg),
+			hub:            newHub(feed, log, newSSEMetrics(reg), hubCfg),
 			document:       document,
 		},
 		cache:     cache,
+		near:      near,
 		publisher: publisher,
 		feed:      feed,
+		writes:    reactions,
 	}, nil
 }

@@ -1,0 +1,221 @@
+package redis
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"messageapi"
+)
+
+// Defaults of NearCacheConfig.
+const (
+	DefaultNearCacheMaxAge  = time.Second
+	DefaultNearCacheEntries = 1024
+)
+
+// NearCacheConfig configures a NearCache.
+type NearCacheConfig struct {
+	// MaxAge is how long a page is served from memory at most, whatever
+	// the announcements say: the backstop of the staleness bound.
+	MaxAge time.Duration
+	// Entries caps the pages held; past it the near cache starts afresh.
+	Entries int
+}
+
+// NearCache keeps, inside one API process, the pages of the latest
+// messages it read from the PageCache, and serves them again without a
+// round trip to Redis. It is exact in the way the PageCache is, within a
+// bound:
+//
+//   - every change of the PageCache (a message written through, a view
+//     refreshed by the projection, a rebuild, an invalidation) is
+//     announced on a pub/sub channel, from the same Lua script that makes
+//     it; every process drops its pages on receipt;
+//   - the process that writes a message drops its pages before it
+//     answers, so its client reads its own write at once;
+//   - while the subscription is down or not yet confirmed, the near cache
+//     holds nothing and every read goes to Redis, so an announcement lost
+//     with a connection cannot leave a page stale;
+//   - no page is served longer than MaxAge after it was read.
+//
+// A page another process changed is thus served from here for at most the
+// pub/sub delivery time, and never beyond MaxAge. Run keeps the
+// subscription.
+type NearCache struct {
+	pc      *PageCache
+	channel string
+	maxAge  time.Duration
+	max     int
+	metrics *metrics
+
+	mu      sync.RWMutex
+	live    bool   // the subscription is confirmed
+	gen     uint64 // rises with every drop; a read that began before one is not kept
+	entries map[nearKey]nearEntry
+}
+
+// nearKey names a cached range: an offset, or a cursor's id, and a count.
+type nearKey struct {
+	offset int
+	before string
+	limit  int
+}
+
+type nearEntry struct {
+	views []messageapi.EncodedView
+	read  time.Time // when the read that got them began
+}
+
+// NewNearCache returns a near cache in front of pc.
+func NewNearCache(pc *PageCache, cfg NearCacheConfig) *NearCache {
+	return &NearCache{
+		pc: pc, channel: pc.changesChannel(), metrics: pc.c.metrics,
+		maxAge:  cmp.Or(max(cfg.MaxAge, 0), DefaultNearCacheMaxAge),
+		max:     cmp.Or(max(cfg.Entries, 0), DefaultNearCacheEntries),
+		entries: map[nearKey]nearEntry{},
+	}
+}
+
+// Latest serves r from memory when this process read it from the
+// PageCache less than MaxAge ago and nothing changed since; else it asks
+// the PageCache, and keeps the answer when r is one of the cached pages.
+func (n *NearCache) Latest(ctx context.Context, r messageapi.MessageRange, load messageapi.LoadViews) ([]messageapi.EncodedView, error) {
+	key, ok := n.keyOf(r)
+	if !ok {
+		return n.pc.Latest(ctx, r, load)
+	}
+	start := time.Now()
+	n.mu.RLock()
+	e, found := n.entries[key]
+	live, gen := n.live, n.gen
+	n.mu.RUnlock()
+	if !live {
+		n.metrics.near.WithLabelValues("bypass").Inc()
+		return n.pc.Latest(ctx, r, load)
+	}
+	if found && start.Sub(e.read) < n.maxAge {
+		n.metrics.near.WithLabelValues("hit").Inc()
+		return slices.Clone(e.views), nil // callers may replace views (own reactions)
+	}
+	n.metrics.near.WithLabelValues("miss").Inc()
+	views, err := n.pc.Latest(ctx, r, load)
+	if err != nil {
+		return nil, err
+	}
+	n.mu.Lock()
+	if n.live && n.gen == gen {
+		if len(n.entries) >= n.max {
+			clear(n.entries)
+		}
+		n.entries[key] = nearEntry{views: slices.Clone(views), read: start}
+	}
+	n.mu.Unlock()
+	return views, nil
+}
+
+// keyOf returns the key of r when r is a page the PageCache may hold: a
+// range of the newest messages inside its capacity, or a cursor's page.
+func (n *NearCache) keyOf(r messageapi.MessageRange) (nearKey, bool) {
+	switch {
+	case r.BeforeID != "" && r.AfterID == "":
+		return nearKey{before: r.BeforeID, limit: r.Limit}, true
+	case r.Latest() && r.Offset+r.Limit <= n.pc.capacity:
+		return nearKey{offset: r.Offset, limit: r.Limit}, true
+	}
+	return nearKey{}, false
+}
+
+// AddMessage writes the message through to the PageCache and drops this
+// process's pages, so its author reads it at once from here.
+func (n *NearCache) AddMessage(ctx context.Context, v messageapi.MessageView) error {
+	err := n.pc.AddMessage(ctx, v)
+	n.dropPages()
+	return err
+}
+
+// dropPages forgets every page.
+func (n *NearCache) dropPages() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.gen++
+	clear(n.entries)
+}
+
+// setLive forgets every page, and says whether pages may be kept from
+// now on.
+func (n *NearCache) setLive(live bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.gen++
+	n.live = live
+	clear(n.entries)
+	n.metrics.nearLive.Set(map[bool]float64{true: 1}[live])
+}
+
+// Live reports whether the subscription is confirmed, so pages are kept.
+func (n *NearCache) Live() bool {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.live
+}
+
+// Run keeps the subscription to the PageCache's announcements until ctx
+// is done, dropping the pages on each, and holding none while it is not
+// confirmed.
+func (n *NearCache) Run(ctx context.Context) {
+	failures := 0
+	for ctx.Err() == nil {
+		if n.follow(ctx) {
+			failures = 0
+		}
+		n.setLive(false)
+		failures++
+		wait := time.NewTimer(min(time.Duration(failures)*100*time.Millisecond, 2*time.Second))
+		select {
+		case <-ctx.Done():
+		case <-wait.C:
+		}
+		wait.Stop()
+	}
+}
+
+// follow subscribes and handles announcements until the subscription
+// fails; it reports whether it was ever confirmed. A connection that
+// stops answering is found by a ping every second.
+func (n *NearCache) follow(ctx context.Context) (confirmed bool) {
+	ps := n.pc.c.rdb.Subscribe(ctx, n.channel)
+	defer ps.Close()
+	awaitingPong := false
+	for ctx.Err() == nil { // a receive does not end with ctx, only within a second
+		msg, err := ps.ReceiveTimeout(ctx, time.Second)
+		var netErr interface{ Timeout() bool }
+		switch {
+		case err != nil && errors.As(err, &netErr) && netErr.Timeout() && !awaitingPong && confirmed:
+			if err := ps.Ping(ctx); err != nil {
+				return confirmed
+			}
+			awaitingPong = true
+			continue
+		case err != nil:
+			return confirmed
+		}
+		awaitingPong = false
+		switch m := msg.(type) {
+		case *goredis.Subscription:
+			if m.Kind == "subscribe" && m.Channel == n.channel {
+				confirmed = true
+				n.setLive(true)
+			}
+		case *goredis.Message:
+			n.dropPages()
+			n.metrics.nearDrops.Inc()
+		}
+	}
+	return confirmed
+}
