@@ -53,8 +53,7 @@ func (s *server) handleListMessages(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(page.JSON())
+	writeBody(w, page.JSON())
 }
 
 func (s *server) handleGetMessage(w http.ResponseWriter, r *http.Request) {
