@@ -18,7 +18,7 @@ import (
 // Defaults of GroupCommitConfig.
 const (
 	DefaultMaxBatch   = 256
-	DefaultCommitters = 4
+	DefaultCommitters = 2
 )
 
 // GroupCommitConfig configures a GroupCommitStore.
