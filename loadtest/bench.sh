@@ -4,7 +4,12 @@
 # less). Needs wrk, hey, pgbench and psql (apt-get install -y wrk hey
 # postgresql-client), and the PostgreSQL and Redis of make run.
 #
-#   loadtest/bench.sh            # all of it, about five minutes
+#   loadtest/bench.sh            # all of it, about eight minutes
+#
+# The API runs as in production: access log on (to a file), metrics on,
+# near cache and group commit at their defaults. Reads use CONNS
+# connections for the hello world and the API alike; writes use
+# WRITE_CONNS for pgbench and the API alike.
 #
 # It uses its own database (message-api-bench, recreated each run) and
 # Redis database 14, on the servers of DATABASE_URL and REDIS_URL, and its
@@ -19,6 +24,7 @@ cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-64}
+WRITE_CONNS=${WRITE_CONNS:-32}
 ADMIN_URL=$(admin_database_url "$DATABASE_URL")
 DB_URL=$(url_with_db "$DATABASE_URL" message-api-bench)
 DB_OWNER=$(url_part "$DATABASE_URL" user)
@@ -48,14 +54,16 @@ redis-cli -u "$REDIS" flushdb >/dev/null
 go build -o "$work/api" ./cmd/api
 go build -o "$work/worker" ./cmd/worker
 go build -o "$work/hello" ./loadtest/hello
-common=(-database-url "$DB_URL" -redis-url "$REDIS" -log-level warn)
+go build -o "$work/fixedrate" ./loadtest/fixedrate
+go build -o "$work/sselag" ./loadtest/sselag
+common=(-database-url "$DB_URL" -redis-url "$REDIS")
 start_worker() {
 	"$work/worker" "${common[@]}" -admin-addr 127.0.0.1:16061 >>"$work/worker.log" 2>&1 &
 	worker_pid=$!
 	pids+=($worker_pid)
 }
 "$work/hello" -addr 127.0.0.1:18090 & pids+=($!)
-"$work/api" "${common[@]}" -addr 127.0.0.1:18080 -admin-addr 127.0.0.1:16060 -access-log-level debug >"$work/api.log" 2>&1 & pids+=($!)
+"$work/api" "${common[@]}" -addr 127.0.0.1:18080 -admin-addr 127.0.0.1:16060 >"$work/api.log" 2>&1 & api_pid=$!; pids+=($api_pid)
 start_worker
 for _ in $(seq 100); do curl -sf localhost:16060/readyz >/dev/null && curl -sf localhost:16061/readyz >/dev/null && break; sleep 0.1; done
 
@@ -65,7 +73,7 @@ bench_wrk() { # name url [arguments of the wrk script]
 	local name=$1 url=$2; shift 2
 	local out
 	if (($#)); then
-		out=$(wrk -t2 -c16 -d"$DURATION" --latency -s loadtest/wrk/post-reaction.lua "$url" -- "$@")
+		out=$(wrk -t2 -c"$WRITE_CONNS" -d"$DURATION" --latency -s loadtest/wrk/post-reaction.lua "$url" -- "$@")
 	else
 		out=$(wrk -t2 -c"$CONNS" -d"$DURATION" --latency "$url")
 	fi
@@ -74,6 +82,20 @@ bench_wrk() { # name url [arguments of the wrk script]
 	echo "$out" | rps
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
+half() { awk -v a="$1" 'BEGIN { printf "%d", a / 2 }'; }
+rss_mib() { awk '/^VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
+# peak_rss pid...: samples the RSS of the processes every 0.2s until
+# stopped, keeping the peak of each in $work/rss-<pid>.
+peak_rss() {
+	while :; do
+		for p in "$@"; do
+			r=$(rss_mib "$p" 2>/dev/null || echo 0)
+			prev=$(cat "$work/rss-$p" 2>/dev/null || echo 0)
+			((r > prev)) && echo "$r" >"$work/rss-$p"
+		done
+		sleep 0.2
+	done
+}
 
 echo "seeding 10,000 messages" >&2
 hey -n 10000 -c 25 -m POST -T application/json -d '{"text":"seed message","user_id":"seed"}' "$API/messages" >"$work/seed.txt"
@@ -82,16 +104,29 @@ curl -sf "$API/messages?limit=100" | python3 -c 'import json,sys; [print(m["id"]
 head -1 "$work/ids-spread.txt" >"$work/ids-hot.txt"
 
 echo "reads" >&2
+redis_get=$(redis-benchmark -u "$REDIS" --csv -t get -c "$CONNS" -n 300000 2>/dev/null | awk -F'"' '$2 == "GET" {print $4}')
 hello=$(bench_wrk hello http://127.0.0.1:18090/)
 page1=$(bench_wrk page1 "$API/messages")
+page1_own=$(bench_wrk page1-own "$API/messages?user_id=seed")
 page50=$(bench_wrk page50 "$API/messages?page=50")
+page200=$(bench_wrk page200 "$API/messages?page=200")
 message=$(bench_wrk message "$API/messages/$(head -1 "$work/ids-spread.txt")")
+echo "read latency at half the maximum rate" >&2
+half_page1=$("$work/fixedrate" -url "$API/messages" -rate "$(half "$page1")" -duration "$DURATION")
+half_page50=$("$work/fixedrate" -url "$API/messages?page=50" -rate "$(half "$page50")" -duration "$DURATION")
 
 echo "writes" >&2
 psql "$DB_URL" -qc 'create table if not exists bench_insert (id bigserial primary key, a int not null, b text not null, created_at timestamptz not null)'
-pgbench_tps=$(pgbench -n -f loadtest/pgbench-insert.sql -c 16 -j 2 -T "${DURATION%s}" "$DB_URL" 2>/dev/null | awk '/^tps/ {print $3}')
+pgbench_tps=$(pgbench -n -f loadtest/pgbench-insert.sql -c "$WRITE_CONNS" -j 2 -T "${DURATION%s}" "$DB_URL" 2>/dev/null | awk '/^tps/ {print $3}')
+peak_rss "$api_pid" "$worker_pid" &
+sampler=$!
 spread=$(bench_wrk spread "$API" "$work/ids-spread.txt" spread)
 hot=$(bench_wrk hot "$API" "$work/ids-hot.txt" hot)
+echo "write latency and projection lag at half the maximum rate" >&2
+half_spread=$("$work/fixedrate" -url "$API" -reactions "$work/ids-spread.txt" -run half -rate "$(half "$spread")" -duration "$DURATION")
+lag_half=$(go run ./loadtest/lagprobe -base "$API" -load "$(half "$spread")" -messages 100 -duration 20s | tail -1)
+kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
+api_rss=$(cat "$work/rss-$api_pid"); worker_rss=$(cat "$work/rss-$worker_pid")
 
 echo "projection throughput" >&2
 for _ in $(seq 600); do
@@ -102,6 +137,12 @@ done
 # page as it looks on a busy chat.
 page1_full=$(bench_wrk page1-full "$API/messages")
 page1_bytes=$(curl -s "$API/messages" | wc -c)
+# Redis memory of the cached range: the entries and the index, per
+# message, with ten inline reactions each (the newest 100 messages) and
+# without (the rest).
+redis-cli -u "$REDIS" --scan --pattern '*cache}:msg:*' >"$work/cache-keys.txt"
+cache_mem=$(while read -r k; do redis-cli -u "$REDIS" memory usage "$k"; done <"$work/cache-keys.txt" |
+	awk '{n++; s+=$1} END {printf "%d cached messages, %.0f bytes each on average", n, s/n}')
 kill -TERM "$worker_pid"; wait "$worker_pid" 2>/dev/null || true
 backlog_req=$(bench_wrk backlog "$API" "$work/ids-spread.txt" backlog)
 backlog=$(awk '/requests in/ {print $1}' "$work/wrk-backlog.txt")
@@ -116,23 +157,38 @@ for _ in $(seq 6000); do
 done
 elapsed=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { print e - s }')
 
+echo "live events" >&2
+sse=$("$work/sselag" -bases "$API" -clients 100 -rate 200 -messages 20 -duration 15s 2>&1 | tr '\n' ';')
+
 echo "visibility lag" >&2
 lag_idle=$(go run ./loadtest/lagprobe -base "$API" -duration 15s | tail -1)
 lag_load=$(go run ./loadtest/lagprobe -base "$API" -load 500 -duration 20s)
 
 cat <<REPORT
 
-machine: $(nproc) cores; every process shares them; wrk -t2 -c$CONNS -d$DURATION
+machine: $(nproc) cores; every process shares them; reads wrk -t2 -c$CONNS, writes wrk -t2 -c$WRITE_CONNS, -d$DURATION
 reads (requests/s, ratio to a bare net/http hello world)
+  redis-benchmark GET                                   $redis_get   $(ratio "$redis_get" "$hello")
   hello world                                           $hello
   GET /messages (cached page, no reactions)             $page1   $(ratio "$page1" "$hello")
+  GET /messages?user_id= (the same, own_reactions)      $page1_own   $(ratio "$page1_own" "$hello")   ($(ratio "$page1_own" "$page1") of page 1 without)
   GET /messages (cached page, 10 reactions per message) $page1_full   $(ratio "$page1_full" "$hello")   ($page1_bytes bytes a page)
-  GET /messages?page=50 (PostgreSQL)                     $page50   $(ratio "$page50" "$hello")
+  GET /messages?page=50 (cached)                        $page50   $(ratio "$page50" "$hello")
+  GET /messages?page=200 (PostgreSQL)                    $page200   $(ratio "$page200" "$hello")
   GET /messages/{id} (PostgreSQL, no reactions)         $message   $(ratio "$message" "$hello")
-writes (per second, 16 connections each, ratio to pgbench single-row INSERT)
+  at half the maximum rate, page 1:  $half_page1
+  at half the maximum rate, page 50: $half_page50
+writes (per second, $WRITE_CONNS connections each, ratio to pgbench single-row INSERT)
   pgbench INSERT               $pgbench_tps
   POST reaction, 100 messages  $spread   $(ratio "$spread" "$pgbench_tps")
-  POST reaction, one message   $hot   $(ratio "$hot" "$pgbench_tps")
+  POST reaction, one message   $hot   $(ratio "$hot" "$pgbench_tps")   (hot/spread $(ratio "$hot" "$spread"))
+  at half the maximum rate:    $half_spread
+  projection lag at half the maximum rate: $lag_half
+  peak RSS under the write load: API $api_rss MiB, worker $worker_rss MiB
+cache
+  Redis memory: $cache_mem
+live events (100 streams, 200 reactions/s)
+  $sse
 projection
   backlog of $backlog reactions (written at $backlog_req/s with no worker) folded in ${elapsed}s: $(ratio "$backlog" "$elapsed") events/s
 visibility lag (POST acknowledged -> GET /messages/{id} shows it)
