@@ -51,7 +51,7 @@ func launchStack(t *testing.T, extraEnv ...string) *stack {
 
 // stackEnv returns the environment of a stack on a fresh schema and key
 // prefix, with extraEnv last (the last value of a key wins).
-func stackEnv(t *testing.T, extraEnv ...string) []string {
+func stackEnv(t testing.TB, extraEnv ...string) []string {
 	t.Helper()
 	return append([]string{
 		"DATABASE_URL=" + postgrestest.NewSchema(t),
@@ -98,7 +98,7 @@ func call(t *testing.T, method, url, contentType, body string) reply {
 
 // callAdmin gets a path of an admin address, which is not part of the
 // API's contract and so is not checked against openapi.yaml.
-func callAdmin(t *testing.T, url string) reply {
+func callAdmin(t testing.TB, url string) reply {
 	t.Helper()
 	r, err := exchange(http.MethodGet, url, http.Header{}, "", false)
 	if err != nil {

@@ -25,9 +25,13 @@ var binaries = struct {
 	err  error
 }{}
 
+// raceBinaries builds the binaries with the race detector, as tests want;
+// a benchmark that runs alone turns it off before its first build.
+var raceBinaries = true
+
 // buildBinaries returns the directory that holds freshly built api and
 // worker binaries.
-func buildBinaries(t *testing.T) string {
+func buildBinaries(t testing.TB) string {
 	t.Helper()
 	binaries.once.Do(func() {
 		dir, err := os.MkdirTemp("", "messageapi-bin-")
@@ -37,7 +41,11 @@ func buildBinaries(t *testing.T) string {
 		}
 		binaries.dir = dir
 		for _, name := range []string{"api", "worker"} {
-			cmd := exec.Command("go", "build", "-race", "-o", filepath.Join(dir, name), "messageapi/cmd/"+name)
+			args := []string{"build", "-o", filepath.Join(dir, name), "messageapi/cmd/" + name}
+			if raceBinaries {
+				args = append(args[:1], append([]string{"-race"}, args[1:]...)...)
+			}
+			cmd := exec.Command("go", args...)
 			if out, err := cmd.CombinedOutput(); err != nil {
 				binaries.err = &buildError{name: name, out: string(out), err: err}
 				return
@@ -59,7 +67,7 @@ func (e *buildError) Error() string { return e.name + ": " + e.err.Error() + "\n
 
 // proc is a running api or worker binary.
 type proc struct {
-	t     *testing.T
+	t     testing.TB
 	name  string
 	cmd   *exec.Cmd
 	mu    sync.Mutex
@@ -72,20 +80,20 @@ type proc struct {
 // startProc starts a built binary with the given environment and flags.
 // Both pick free ports: tests pass -addr and -admin-addr 127.0.0.1:0 and
 // learn the ports from the log.
-func startProc(t *testing.T, name string, env []string, args ...string) *proc {
+func startProc(t testing.TB, name string, env []string, args ...string) *proc {
 	t.Helper()
 	return startCmd(t, name, exec.Command(filepath.Join(buildBinaries(t), name), args...), env)
 }
 
 // startProcWithFiles starts a built binary as startProc does, allowed at
 // most files open files (the soft and the hard limit).
-func startProcWithFiles(t *testing.T, name string, files int, env []string, args ...string) *proc {
+func startProcWithFiles(t testing.TB, name string, files int, env []string, args ...string) *proc {
 	t.Helper()
 	shell := fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, files)
 	return startCmd(t, name, exec.Command("bash", append([]string{"-c", shell, filepath.Join(buildBinaries(t), name)}, args...)...), env)
 }
 
-func startCmd(t *testing.T, name string, cmd *exec.Cmd, env []string) *proc {
+func startCmd(t testing.TB, name string, cmd *exec.Cmd, env []string) *proc {
 	t.Helper()
 	cmd.Env = append(os.Environ(), env...)
 	stdout, err := cmd.StdoutPipe()
@@ -203,7 +211,7 @@ func (p *proc) kill() {
 
 // eventually polls cond until it holds or the deadline passes; it never
 // sleeps a fixed time to wait for something.
-func eventually(t *testing.T, timeout time.Duration, cond func() (bool, string)) {
+func eventually(t testing.TB, timeout time.Duration, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	wait := 10 * time.Millisecond
