@@ -156,6 +156,18 @@ func (db *DB) migrateTo(ctx context.Context, target int32) error {
 		return translate(err, "migrate: acquire")
 	}
 	defer conn.Release()
+	// A migration may rewrite a large table, and waits for the migration
+	// lock while another process migrates: the session bounds meant for
+	// requests do not apply; ctx bounds it. The pool's bounds come back
+	// before the connection does.
+	if _, err := conn.Exec(ctx, "set statement_timeout = 0; set lock_timeout = 0"); err != nil {
+		return translate(err, "migrate: session")
+	}
+	defer func() {
+		if _, err := conn.Exec(context.WithoutCancel(ctx), "reset statement_timeout; reset lock_timeout"); err != nil {
+			conn.Conn().Close(context.WithoutCancel(ctx)) // the pool drops a closed connection
+		}
+	}()
 	if err := ensureSchema(ctx, conn.Conn()); err != nil {
 		return err
 	}
