@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -20,12 +21,13 @@ import (
 // BenchmarkProjectionThroughput measures how fast workers fold a fixed
 // backlog of reaction changes, by Redis (one node, or a local cluster of
 // three masters), hot-message share, worker count, and whether workers
-// lease partitions (8 of them). Run it alone, on an
+// lease partitions. Run it alone, on an
 // idle machine:
 //
 //	go test ./e2e -run '^$' -bench ProjectionThroughput -benchtime 1x -timeout 30m
 //
-// PROJBENCH_BACKLOG sets the backlog (default 20000). Each run writes the
+// PROJBENCH_BACKLOG sets the backlog (default 20000), PROJBENCH_PARTITIONS
+// the stream's partitions (default 8). Each run writes the
 // backlog through the API with no worker running, then starts the workers
 // and times them until PostgreSQL holds no unprojected change. It reports
 // events/s, and per event the fold transactions, and the rows the folds
@@ -72,7 +74,8 @@ type foldRun struct {
 // foldBacklog runs one measurement on a fresh schema and key prefix.
 func foldBacklog(b *testing.B, redisEnv string, backlog, hotShare, workers int, leases bool) foldRun {
 	b.Helper()
-	env := stackEnv(b, "STREAM_PARTITIONS=8", "LOG_LEVEL=info", "ACCESS_LOG_LEVEL=debug", "STREAM_MAX_LEN=1000000",
+	partitions := cmp.Or(os.Getenv("PROJBENCH_PARTITIONS"), "8")
+	env := stackEnv(b, "STREAM_PARTITIONS="+partitions, "LOG_LEVEL=info", "ACCESS_LOG_LEVEL=debug", "STREAM_MAX_LEN=1000000",
 		"PARTITION_LEASES="+strconv.FormatBool(leases))
 	if redisEnv != "" {
 		env = append(env, redisEnv)

@@ -50,7 +50,7 @@ func TestPublisherAppendsInBatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	s := redis.NewStream(c, redis.StreamConfig{})
+	s := redis.NewStream(c, redis.StreamConfig{Partitions: 1})
 	p := redis.NewPublisher(s, redis.PublisherConfig{Queue: 1000, Batch: 64})
 	for i := range 500 {
 		e := messageapi.ReactionChanged{ReactionID: uuid.NewString(), MessageID: uuid.NewString(), Version: int64(i + 1), ChangedAt: time.Now()}

@@ -18,14 +18,14 @@ import (
 // Defaults of StreamConfig.
 const (
 	DefaultStreamMaxLen = 1_000_000
-	DefaultPartitions   = 1
+	DefaultPartitions   = 8
 	MaxPartitions       = 1024
 )
 
 // StreamConfig configures a Stream.
 type StreamConfig struct {
-	// MaxLen trims each partition to about this many entries on every
-	// append (MAXLEN ~). Trimming can drop an entry no worker has read;
+	// MaxLen trims the stream to about this many entries on every append
+	// (MAXLEN ~), each partition to its share (at least 1000). Trimming can drop an entry no worker has read;
 	// the projection's sweeper folds that change from PostgreSQL, so
 	// nothing is lost. Default DefaultStreamMaxLen.
 	MaxLen int64
@@ -54,7 +54,8 @@ type partition struct {
 func NewStream(c *Client, cfg StreamConfig) *Stream {
 	cfg.MaxLen = cmp.Or(max(cfg.MaxLen, 0), DefaultStreamMaxLen)
 	n := min(cmp.Or(max(cfg.Partitions, 0), DefaultPartitions), MaxPartitions)
-	s := &Stream{c: c, maxLen: cfg.MaxLen, partitions: make([]partition, n)}
+	// MaxLen bounds the whole stream: each partition keeps its share.
+	s := &Stream{c: c, maxLen: max(cfg.MaxLen/int64(n), 1000), partitions: make([]partition, n)}
 	for i := range s.partitions {
 		group := "reactions:" + strconv.Itoa(i)
 		s.partitions[i] = partition{key: c.tagged(group, ""), dead: c.tagged(group, ":dead")}

@@ -18,7 +18,7 @@ import (
 func newConsumer(t *testing.T) (*redis.Client, *redis.Stream, *redis.Consumer) {
 	t.Helper()
 	c := redistest.NewClient(t)
-	s := redis.NewStream(c, redis.StreamConfig{})
+	s := redis.NewStream(c, redis.StreamConfig{Partitions: 1})
 	consumer := s.Consumer(0, "g", "c1")
 	if err := consumer.EnsureGroup(context.Background()); err != nil {
 		t.Fatal(err)
