@@ -52,6 +52,30 @@ func TestOnRedisCluster(t *testing.T) {
 			return o[0]+o[1]+o[2] == 8 && o[0] <= 3 && o[1] <= 3 && o[2] <= 3, fmt.Sprintf("partitions owned: %v", o)
 		})
 		endToEnd(t, s)
+
+		// Two more API processes (endToEnd stopped the first): one's near
+		// cache learns of a message posted through the other from the
+		// cluster's pub/sub, and its live stream carries the message.
+		a, b := startProc(t, "api", s.env), startProc(t, "api", s.env)
+		a.waitReady()
+		b.waitReady()
+		baseB := "http://" + b.addr("api")
+		if live := metricValue(callAdmin(t, "http://"+b.addr("admin")+"/metrics").raw, "messageapi_near_cache_live"); live != 1 {
+			t.Errorf("the near cache is not subscribed on the cluster (live = %v)", live)
+		}
+		firstText(t, baseB)
+		stream := openEvents(t, baseB+"/events", "")
+		expect(t, call(t, "POST", "http://"+a.addr("api")+"/messages", "application/json", `{"text": "through the first API", "user_id": "alice"}`), 201)
+		took := visibleWithin(t, baseB, "through the first API", nearCacheBound)
+		t.Logf("the other API process served the new message after %v", took)
+		eventually(t, 10*time.Second, func() (bool, string) {
+			for _, e := range stream.received() {
+				if e.Type == "message.new" && strings.Contains(string(e.Data), "through the first API") {
+					return true, ""
+				}
+			}
+			return false, fmt.Sprintf("%d events", len(stream.received()))
+		})
 	})
 
 	t.Run("faults", func(t *testing.T) {
