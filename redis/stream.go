@@ -18,7 +18,7 @@ import (
 // Defaults of StreamConfig.
 const (
 	DefaultStreamMaxLen = 1_000_000
-	DefaultPartitions   = 8
+	DefaultPartitions   = 1
 	MaxPartitions       = 1024
 )
 
