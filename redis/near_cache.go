@@ -16,7 +16,7 @@ import (
 // Defaults of NearCacheConfig.
 const (
 	DefaultNearCacheMaxAge  = time.Second
-	DefaultNearCacheEntries = 1024
+	DefaultNearCacheEntries = 256
 )
 
 // NearCacheConfig configures a NearCache.
@@ -25,6 +25,9 @@ type NearCacheConfig struct {
 	// the announcements say: the backstop of the staleness bound.
 	MaxAge time.Duration
 	// Entries caps the pages held; past it the near cache starts afresh.
+	// Cursor pages make many distinct keys, and a page of ten messages
+	// with their inline reactions is about 28 KB: the default keeps the
+	// near cache under about 7 MB.
 	Entries int
 }
 
