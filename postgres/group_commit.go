@@ -32,7 +32,8 @@ type GroupCommitConfig struct {
 
 // GroupCommitStore is a ReactionStore whose writes share transactions: a
 // write waits in a queue, and a committer takes everything waiting (up to
-// MaxBatch) and writes it in one round trip and one commit. There is no
+// MaxBatch) and writes it in one transaction: the writes go in one
+// pipelined round trip, and there is one commit. There is no
 // timer: a lone write commits at once, and under load batches grow by
 // themselves while the previous ones commit. Each write gets its own
 // result, exactly as ReactionStore would give it: 201 or 200 decided under
@@ -252,22 +253,42 @@ func (s *GroupCommitStore) tryBatch(ctx context.Context, batch []*groupWrite) ([
 			b.Queue(putReactionSQL, p.ID, p.MessageID, p.UserID, p.Type, p.Score, p.At, p.MaxTypes, p.Unique).
 				QueryRow(func(row pgx.Row) error {
 					results[i].put, results[i].err = scanPut(row, *p)
-					return nil
+					return failsBatch(results[i].err)
 				})
 			continue
 		}
 		p := w.del
 		b.Queue(deleteReactionSQL, p.MessageID, p.UserID, p.Type, p.At).QueryRow(func(row pgx.Row) error {
 			results[i].del, results[i].err = scanDelete(row)
-			return nil
+			return failsBatch(results[i].err)
 		})
 	}
-	// One round trip and one commit: a batch runs as one implicit
-	// transaction, so a failure of any write rolls the whole batch back.
-	if err := s.db.pool.SendBatch(ctx, b).Close(); err != nil {
+	// An explicit transaction, so that the commit says whether the batch
+	// took effect: a statement that failed, even after sending its row,
+	// turns the commit into a rollback, which Commit reports.
+	tx, err := s.db.pool.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(ctx); err != nil {
 		return nil, err
 	}
 	return results, nil
+}
+
+// failsBatch returns err when it is not an answer for one write (an
+// unknown message or reaction, a type over the cap) but a failure that
+// the whole batch must share.
+func failsBatch(err error) error {
+	switch messageapi.ErrorCode(err) {
+	case "", messageapi.ENOTFOUND, messageapi.ELIMIT:
+		return nil
+	}
+	return err
 }
 
 // GroupCommitMetrics are the metrics of a GroupCommitStore.
