@@ -325,6 +325,9 @@ func (pc *PageCache) read(ctx context.Context, mode, from string, count int) ([]
 // back to its capacity), or into the pending set of a rebuild in flight,
 // with its entry by compare-and-set. Without an index it does nothing.
 var addScript = goredis.NewScript(luaHelpers + `
+-- Every new message is announced, cached or not: a near cache may hold a
+-- page read from PostgreSQL that lacks it.
+redis.call('PUBLISH', ARGV[6], 'm')
 local st = redis.call('GET', KEYS[2])
 if not st then return 0 end
 if string.sub(st, 1, 6) == 'ready:' then
@@ -339,7 +342,6 @@ else
   redis.call('PEXPIRE', KEYS[4], math.max(redis.call('PTTL', KEYS[2]), 1))
 end
 put(KEYS[3], ARGV[2], ARGV[3], ARGV[4])
-redis.call('PUBLISH', ARGV[6], 'm')
 return 1
 `)
 
@@ -477,7 +479,9 @@ for i = 3, #KEYS do
     n = n + 1
   end
 end
-if n > 0 then redis.call('PUBLISH', ARGV[#ARGV], 'v') end
+-- Announced even when no entry changed: a near cache may hold a page
+-- of these messages read from PostgreSQL.
+redis.call('PUBLISH', ARGV[#ARGV], 'v')
 return n
 `)
 
