@@ -119,6 +119,11 @@ func (p *partitionLoop) handle(ctx context.Context, entries []messageapi.StreamE
 		p.log.Warn("fold abandoned; entries stay pending for a retry", "entries", len(valid), "err", err)
 		return
 	}
+	// The fold has committed: what follows gets time of its own, however
+	// much of FoldTimeout the fold's retries took.
+	cancel()
+	fctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), postCommitTimeout)
+	defer cancel()
 	p.w.refresh(fctx, res)
 	if len(res.Skipped) > 0 {
 		held := make(map[string]bool, len(res.Skipped))
@@ -153,6 +158,10 @@ func (p *partitionLoop) handle(ctx context.Context, entries []messageapi.StreamE
 	p.w.metrics.foldDuration.Observe(time.Since(start).Seconds())
 	p.w.metrics.viewsWritten.Add(float64(len(res.Views)))
 }
+
+// postCommitTimeout bounds what follows a fold's commit: the cache
+// refresh, the live-feed append and the ack, each a Redis call or two.
+const postCommitTimeout = 5 * time.Second
 
 func (p *partitionLoop) deadLetter(ctx context.Context, entries []messageapi.StreamEntry, reason string) {
 	if len(entries) == 0 {
