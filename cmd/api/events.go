@@ -347,7 +347,7 @@ func (s *server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	cursor := pos
 	if req.lastID != "" {
 		var ok bool
-		if cursor, ok = s.replay(ctx, out, req, pos); !ok {
+		if cursor, ok = s.replay(ctx, out, req, pos, sub.gone); !ok {
 			return
 		}
 	}
@@ -387,10 +387,16 @@ func (s *server) handleEvents(w http.ResponseWriter, r *http.Request) {
 
 // replay sends what the client missed after req.lastID, up to pos, where
 // the live stream takes over. It returns the last position sent, or false
-// when the stream must end (the feed is unavailable; the client retries).
-func (s *server) replay(ctx context.Context, out *sseWriter, req eventsRequest, pos string) (string, bool) {
+// when the stream must end (the feed is unavailable, or the hub dropped
+// the client; it retries).
+func (s *server) replay(ctx context.Context, out *sseWriter, req eventsRequest, pos string, gone <-chan struct{}) (string, bool) {
 	cursor, end := req.lastID, mustStreamID(pos)
 	for {
+		select {
+		case <-gone: // dropped meanwhile (shutdown, or too far behind)
+			return "", false
+		default:
+		}
 		entries, kept, err := s.hub.feed.Since(ctx, cursor, replayPage)
 		if err != nil {
 			requestLogger(ctx).WarnContext(ctx, "live events: resume failed", "err", err)
