@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	goredis "github.com/redis/go-redis/v9"
 
 	"messageapi"
@@ -172,19 +173,18 @@ func (n *NearCache) Live() bool {
 // is done, dropping the pages on each, and holding none while it is not
 // confirmed.
 func (n *NearCache) Run(ctx context.Context) {
-	failures := 0
+	wait := &backoff.ExponentialBackOff{InitialInterval: 100 * time.Millisecond, RandomizationFactor: 0.3, Multiplier: 2, MaxInterval: 2 * time.Second}
 	for ctx.Err() == nil {
 		if n.follow(ctx) {
-			failures = 0
+			wait.Reset() // it worked for a while: reconnect soon
 		}
 		n.setLive(false)
-		failures++
-		wait := time.NewTimer(min(time.Duration(failures)*100*time.Millisecond, 2*time.Second))
+		t := time.NewTimer(wait.NextBackOff())
 		select {
 		case <-ctx.Done():
-		case <-wait.C:
+		case <-t.C:
 		}
-		wait.Stop()
+		t.Stop()
 	}
 }
 

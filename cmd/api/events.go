@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -100,13 +101,14 @@ func newHub(feed eventFeed, log *slog.Logger, m *sseMetrics, cfg hubConfig) *hub
 // run reads the feed and fans it out until ctx is done.
 func (h *hub) run(ctx context.Context) {
 	failures := 0
+	wait := retryBackOff()
 	fail := func(what string, err error) {
 		failures++
 		h.metrics.readErrors.Inc()
 		if failures == 1 || failures%30 == 0 {
 			h.log.Warn("live feed "+what+" failed; retrying", "failures", failures, "err", err)
 		}
-		sleep(ctx, min(time.Duration(failures)*100*time.Millisecond, 2*time.Second))
+		sleep(ctx, wait.NextBackOff())
 	}
 	for ctx.Err() == nil {
 		pos := h.position()
@@ -138,6 +140,7 @@ func (h *hub) run(ctx context.Context) {
 			continue // the entries are read again
 		}
 		failures = 0
+		wait.Reset()
 		if !held {
 			last, err := h.feed.Last(ctx)
 			if err != nil {
@@ -150,6 +153,13 @@ func (h *hub) run(ctx context.Context) {
 		}
 		h.broadcast(entries)
 	}
+}
+
+// retryBackOff is the wait between failed reads of the feed: from 100ms,
+// doubling up to 2s, with jitter so that processes recovering together do
+// not retry in step.
+func retryBackOff() *backoff.ExponentialBackOff {
+	return &backoff.ExponentialBackOff{InitialInterval: 100 * time.Millisecond, RandomizationFactor: 0.3, Multiplier: 2, MaxInterval: 2 * time.Second}
 }
 
 func sleep(ctx context.Context, d time.Duration) {
@@ -371,7 +381,7 @@ func (s *server) handleEvents(w http.ResponseWriter, r *http.Request) {
 			out.buf.WriteString(": ping\n\n")
 		case d := <-sub.ch:
 			for more := true; more; {
-				last = out.deliver(d, req.filter, last)
+				last = out.deliver(d, last)
 				select {
 				case d = <-sub.ch:
 				default:
@@ -446,7 +456,7 @@ type sseWriter struct {
 // deliver writes d unless the client has it already (its id is not after
 // last, when the client resumed ahead of this process's feed), and
 // returns the new last.
-func (o *sseWriter) deliver(d delivery, filter map[string]bool, last redis.StreamID) redis.StreamID {
+func (o *sseWriter) deliver(d delivery, last redis.StreamID) redis.StreamID {
 	id := mustStreamID(d.entry.ID)
 	if d.reset {
 		o.metrics.resets.Inc()
