@@ -194,7 +194,11 @@ func (s *GroupCommitStore) write(ctx context.Context, batch []*groupWrite) {
 		s.metrics.batches.WithLabelValues("split").Inc()
 		for _, w := range live {
 			r, err := s.writeBatch(ctx, []*groupWrite{w})
-			s.answer(w, r, err)
+			if err != nil {
+				s.answer(w, groupResult{err: err})
+			} else {
+				s.answer(w, r[0])
+			}
 		}
 		return
 	}
@@ -204,19 +208,17 @@ func (s *GroupCommitStore) write(ctx context.Context, batch []*groupWrite) {
 	}
 	s.metrics.batches.WithLabelValues(result).Inc()
 	for i, w := range live {
-		var r groupResult
+		r := groupResult{err: err}
 		if err == nil {
 			r = results[i]
 		}
-		s.answer(w, []groupResult{r}, err)
+		s.answer(w, r)
 	}
 }
 
-func (s *GroupCommitStore) answer(w *groupWrite, results []groupResult, err error) {
-	r := groupResult{err: err}
-	if err == nil {
-		r = results[0]
-	}
+// answer gives w its result, and logs a write that committed after its
+// writer left.
+func (s *GroupCommitStore) answer(w *groupWrite, r groupResult) {
 	if w.ctx.Err() != nil && r.err == nil {
 		m, u, t := w.key()
 		s.log.Debug("reaction write committed after its client left", "message_id", m, "user_id", u, "type", t)
