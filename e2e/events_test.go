@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"messageapi/redis"
 )
 
 // sseEvent is one event of a stream, as a client received it.
@@ -338,7 +340,7 @@ func TestLiveEventsAcrossAPIProcesses(t *testing.T) {
 	if !slices.Equal(ids(events1), ids(events2)) {
 		t.Fatalf("the two API processes sent different streams: %d and %d events", len(events1), len(events2))
 	}
-	if !slices.IsSortedFunc(events1, func(a, b sseEvent) int { return cmpStreamID(a.ID, b.ID) }) {
+	if !slices.IsSortedFunc(events1, func(a, b sseEvent) int { return compareIDs(t, a.ID, b.ID) }) {
 		t.Error("event ids are not in order")
 	}
 
@@ -429,24 +431,18 @@ func TestLiveEventsAcrossAPIProcesses(t *testing.T) {
 	}
 }
 
-func cmpStreamID(a, b string) int {
-	var am, as, bm, bs uint64
-	fmt.Sscanf(a, "%d-%d", &am, &as)
-	fmt.Sscanf(b, "%d-%d", &bm, &bs)
-	switch {
-	case am != bm:
-		return cmpU(am, bm)
-	default:
-		return cmpU(as, bs)
+// compareIDs orders two event ids, stream ids of the feed.
+func compareIDs(t *testing.T, a, b string) int {
+	ia, okA := redis.ParseStreamID(a)
+	ib, okB := redis.ParseStreamID(b)
+	if !okA || !okB {
+		t.Fatalf("event ids %q, %q are not stream ids", a, b)
 	}
-}
-
-func cmpU(a, b uint64) int {
 	switch {
-	case a < b:
-		return -1
-	case a > b:
+	case ia.After(ib):
 		return 1
+	case ib.After(ia):
+		return -1
 	}
 	return 0
 }
