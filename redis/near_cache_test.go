@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"messageapi"
 	"messageapi/redis"
 	"messageapi/redis/redistest"
@@ -12,9 +14,10 @@ import (
 
 // twoProcesses returns two near caches on one key prefix, each on its own
 // client, as two API processes would have, and waits until both listen.
-func twoProcesses(t *testing.T, maxAge time.Duration) (a, b *redis.NearCache, pcA *redis.PageCache) {
+func twoProcesses(t *testing.T, maxAge time.Duration) (a, b *redis.NearCache, pcA *redis.PageCache, regA *prometheus.Registry) {
 	t.Helper()
-	ca := redistest.NewClient(t)
+	regA = prometheus.NewRegistry()
+	ca := redistest.Open(t, redis.Config{Registerer: regA})
 	cb := redistest.Open(t, redis.Config{Prefix: ca.Prefix()})
 	cfg := redis.PageCacheConfig{Pages: 3, PageSize: 2, TTL: time.Minute}
 	pcA = redis.NewPageCache(ca, cfg)
@@ -28,7 +31,23 @@ func twoProcesses(t *testing.T, maxAge time.Duration) (a, b *redis.NearCache, pc
 	for !a.Live() || !b.Live() {
 		time.Sleep(time.Millisecond)
 	}
-	return a, b, pcA
+	return a, b, pcA, regA
+}
+
+// drops returns how many announcements emptied the near cache whose
+// client has the registry reg.
+func drops(t *testing.T, reg *prometheus.Registry) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == "messageapi_near_cache_drops_total" {
+			return f.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return 0
 }
 
 // loader serves the newest views of a list that the test grows, and counts
@@ -54,7 +73,7 @@ func (l *loader) load(_ context.Context, r messageapi.MessageRange) ([]messageap
 func TestNearCacheServesFromMemoryUntilAChange(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	a, b, pcA := twoProcesses(t, time.Minute)
+	a, b, pcA, _ := twoProcesses(t, time.Minute)
 	all := views(6)
 	l := &loader{newest: newestFirst(all[:5])}
 	first := messageapi.MessageRange{Limit: 2}
@@ -122,7 +141,7 @@ func TestNearCacheMaxAge(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	const maxAge = 300 * time.Millisecond
-	a, _, pcA := twoProcesses(t, maxAge)
+	a, _, pcA, reg := twoProcesses(t, maxAge)
 	all := views(3)
 	l := &loader{newest: newestFirst(all)}
 	r := messageapi.MessageRange{Limit: 2}
@@ -134,8 +153,10 @@ func TestNearCacheMaxAge(t *testing.T) {
 		}
 		return texts(vs)
 	}
-	read()                            // fills Redis, which announces it
-	time.Sleep(50 * time.Millisecond) // the announcement has emptied the near cache
+	read()                  // fills Redis, which announces it
+	for drops(t, reg) < 1 { // the announcement has emptied the near cache
+		time.Sleep(time.Millisecond)
+	}
 	start := time.Now()
 	read() // fills the near cache
 	changed := all[2]
