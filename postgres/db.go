@@ -55,6 +55,9 @@ type Config struct {
 	IdleInTxTimeout time.Duration
 	// Name is the sessions' application_name, shown in pg_stat_activity.
 	Name string
+	// Tracer, when set, sees every query the pool runs (the plan guard
+	// test reads their plans).
+	Tracer pgx.QueryTracer
 }
 
 // Dead peers are found within seconds by TCP keepalives, on the server
@@ -122,6 +125,9 @@ func Open(cfg Config) (*DB, error) {
 		Enable: true, Idle: keepAliveIdle, Interval: keepAliveInterval, Count: keepAliveCount,
 	}}
 	cc.DialFunc = dialer.DialContext
+	if cfg.Tracer != nil {
+		cc.Tracer = cfg.Tracer
+	}
 	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
 	if err != nil {
 		return nil, fmt.Errorf("create pool: %w", err)

@@ -232,8 +232,9 @@ func lockViews(ctx context.Context, tx pgx.Tx, messageIDs []string, skipLocked b
 }
 
 // reread sets what a view holds that is not a delta, in one round trip:
-// each view's latest reactions (ten rows of an index scan per message,
-// cheaper than patching the list and always right after a delete), and
+// each view's latest reactions (the newest ten of each type, merged, per
+// message: cheaper than patching the list and always right after a
+// delete), and
 // the first and latest reaction times of the touched groups (two index
 // probes a group, since deleting the first reaction of a type moves its
 // first_reaction_at to a reaction no change names). It runs after the
@@ -257,12 +258,7 @@ func reread(ctx context.Context, tx pgx.Tx, views []messageapi.MessageView, touc
 	b.Queue(`
 		select `+reactionColumns+`
 		from unnest($1::uuid[]) as m(id)
-		cross join lateral (
-			select * from reactions
-			where message_id = m.id and deleted_at is null
-			order by created_at desc, id desc
-			limit $2
-		) r
+		cross join lateral (`+latestReactionsSQL("m.id", "", "$2")+`) r
 		order by r.message_id, r.created_at desc, r.id desc`, ids, messageapi.InlineReactions).Query(func(rows pgx.Rows) error {
 		latest, err := pgx.CollectRows(rows, scanReaction)
 		if err != nil {

@@ -124,31 +124,43 @@ func (s *ReactionStore) requireMessage(ctx context.Context, messageID string) er
 	return nil
 }
 
-// ListReactions returns a message's live reactions, newest first: one range
-// scan of reactions_message_latest_idx, or of the per-type index when r
-// filters by type. An unknown message is a not-found error.
+// ListReactions returns a message's live reactions, newest first, from
+// reactions_message_type_latest_idx: a range scan of one type when r
+// filters by type, else a merge of the newest of each type
+// (latestReactionsSQL). A filter by user probes the (message_id, user_id,
+// type) key instead (userReactionsSQL). An unknown message is a not-found
+// error.
 func (s *ReactionStore) ListReactions(ctx context.Context, r messageapi.ReactionRange) ([]messageapi.Reaction, error) {
 	ctx, cancel := s.db.withTimeout(ctx)
 	defer cancel()
-	var sql strings.Builder
-	sql.WriteString(`select ` + reactionColumns + `
-		from reactions r where message_id = $1 and deleted_at is null`)
 	args := []any{r.MessageID}
 	arg := func(v any) string {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
 	}
-	if r.Type != "" {
-		sql.WriteString(" and type = " + arg(r.Type))
-	}
-	if r.UserID != "" {
-		sql.WriteString(" and user_id = " + arg(r.UserID))
-	}
+	var where strings.Builder
 	if r.BeforeID != "" {
-		sql.WriteString(" and (created_at, id) < (" + arg(r.BeforeCreatedAt) + ", " + arg(r.BeforeID) + "::uuid)")
+		where.WriteString(" and (r.created_at, r.id) < (" + arg(r.BeforeCreatedAt) + ", " + arg(r.BeforeID) + "::uuid)")
 	}
-	sql.WriteString(" order by created_at desc, id desc limit " + arg(r.Limit))
-	rows, err := s.db.pool.Query(ctx, sql.String(), args...)
+	var sql string
+	switch {
+	case r.UserID != "":
+		if r.Type != "" {
+			where.WriteString(" and r.type = " + arg(r.Type))
+		}
+		sql = `select ` + reactionColumns + ` from (` + userReactionsSQL("$1", arg(r.UserID)) + `) r
+			where true` + where.String() + ` order by r.created_at desc, r.id desc limit ` + arg(r.Limit)
+	case r.Type != "":
+		// Qualified: a bare id would name the output column r.id::text,
+		// whose order no index has, so every matching row would be read
+		// and sorted.
+		sql = `select ` + reactionColumns + ` from reactions r
+			where r.message_id = $1 and r.type = ` + arg(r.Type) + ` and r.deleted_at is null` + where.String() + `
+			order by r.created_at desc, r.id desc limit ` + arg(r.Limit)
+	default:
+		sql = latestReactionsSQL("$1", where.String(), arg(r.Limit))
+	}
+	rows, err := s.db.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, translate(err, "list reactions")
 	}
@@ -164,16 +176,54 @@ func (s *ReactionStore) ListReactions(ctx context.Context, r messageapi.Reaction
 	return list, nil
 }
 
+// latestReactionsSQL selects the newest limit live reactions of the message
+// named by message that pass the conditions and (on r, each starting with
+// " and "), newest first. It reads reactions_message_type_latest_idx only:
+// it finds the message's types with one probe each (a skip scan), takes the
+// newest limit of each, and merges them, so it reads at most (types + 1) *
+// (limit + 1) index entries however many reactions the message has. With one
+// index that leads with (message_id, type), a filter by type can use no
+// other, so no plan can scan a hot message's whole list to find a rare type.
+func latestReactionsSQL(message, and, limit string) string {
+	return `with recursive types(type) as (
+			(select type from reactions where message_id = ` + message + ` and deleted_at is null order by type limit 1)
+			union all
+			select (select r.type from reactions r
+				where r.message_id = ` + message + ` and r.deleted_at is null and r.type > types.type
+				order by r.type limit 1)
+			from types where types.type is not null
+		)
+		select ` + reactionColumns + ` from types cross join lateral (
+			select * from reactions r
+			where r.message_id = ` + message + ` and r.type = types.type and r.deleted_at is null` + and + `
+			order by r.created_at desc, r.id desc limit ` + limit + `
+		) r
+		order by r.created_at desc, r.id desc limit ` + limit
+}
+
+// userReactionsSQL selects the live reactions of the user named by the
+// parameter user on the message named by message: a probe of
+// reactions_message_user_type_key, at most one row a type. The live-only
+// filter sits outside an "offset 0" fence: inside, it would let the planner
+// pick a partial index of the message's live reactions and filter the user
+// out of all of them, which on a hot message reads tens of thousands of
+// rows to find none (the plan guard test holds every read to this).
+func userReactionsSQL(message, user string) string {
+	return `select * from (select * from reactions where message_id = ` + message + ` and user_id = ` + user +
+		` offset 0) mine where deleted_at is null`
+}
+
 // OwnReactions returns the live reactions of one user on each of the
-// given messages, newest first per message: one lookup of the
-// (message_id, user_id, type) key per message.
+// given messages, newest first per message: one probe of the
+// (message_id, user_id, type) key per message, whatever the size of the
+// messages.
 func (s *ReactionStore) OwnReactions(ctx context.Context, messageIDs []string, userID string) (map[string][]messageapi.Reaction, error) {
 	ctx, cancel := s.db.withTimeout(ctx)
 	defer cancel()
 	rows, err := s.db.pool.Query(ctx, `
 		select `+reactionColumns+`
-		from reactions r
-		where r.message_id = any($1::uuid[]) and r.user_id = $2 and r.deleted_at is null
+		from unnest($1::uuid[]) as m(id)
+		cross join lateral (`+userReactionsSQL("m.id", "$2")+`) r
 		order by r.message_id, r.created_at desc, r.id desc`, messageIDs, userID)
 	if err != nil {
 		return nil, translate(err, "own reactions")
@@ -190,6 +240,33 @@ func (s *ReactionStore) OwnReactions(ctx context.Context, messageIDs []string, u
 		own[r.MessageID] = append(own[r.MessageID], r)
 	}
 	return own, nil
+}
+
+// MessageReactions calls each with up to limit live reactions of a
+// message, in no particular order, and returns how many there were: all
+// of them, for a copy of who reacted how (see redis.OwnReactions). It
+// reads every live reaction of the message, so callers bound how often,
+// and how many. The reaction each gets is reused for the next row, with
+// new strings: keep what it holds, not the pointer.
+func (s *ReactionStore) MessageReactions(ctx context.Context, messageID string, limit int, each func(*messageapi.Reaction)) (int, error) {
+	ctx, cancel := s.db.withTimeout(ctx)
+	defer cancel()
+	rows, err := s.db.pool.Query(ctx, `
+		select r.id::text, r.user_id, r.type, r.score, r.created_at, r.updated_at
+		from reactions r
+		where r.message_id = $1 and r.deleted_at is null
+		limit $2`, messageID, limit)
+	if err != nil {
+		return 0, translate(err, "message reactions")
+	}
+	r := messageapi.Reaction{MessageID: messageID}
+	var created, updated time.Time
+	tag, err := pgx.ForEachRow(rows, []any{&r.ID, &r.UserID, &r.Type, &r.Score, &created, &updated}, func() error {
+		r.CreatedAt, r.UpdatedAt = messageapi.NewTime(created), messageapi.NewTime(updated)
+		each(&r)
+		return nil
+	})
+	return int(tag.RowsAffected()), translate(err, "message reactions")
 }
 
 // reactionColumns selects what scanReaction reads, from reactions r.
