@@ -20,6 +20,13 @@ type ReactionStore interface {
 	DeleteReaction(ctx context.Context, p messageapi.DeleteReactionParams) (messageapi.DeleteReactionResult, error)
 }
 
+// OwnReactionCache holds readers' own reactions. A reaction write tells
+// it whose reactions on which message changed, after the write returns
+// and before it is answered, so that its client reads the change at once.
+type OwnReactionCache interface {
+	Forget(ctx context.Context, messageID, userID string)
+}
+
 // EventPublisher announces committed reaction changes to the projection.
 type EventPublisher interface {
 	Publish(ctx context.Context, e messageapi.ReactionChanged) error
@@ -67,6 +74,7 @@ type AddReactionHandler struct {
 	log       *slog.Logger
 	now       func() time.Time
 	maxTypes  int
+	own       OwnReactionCache
 }
 
 // NewAddReactionHandler returns an AddReactionHandler.
@@ -76,6 +84,12 @@ func NewAddReactionHandler(store ReactionStore, publisher EventPublisher, log *s
 	}
 	maxTypes := cmp.Or(cfg.MaxTypes, messageapi.DefaultMaxReactionTypes)
 	return &AddReactionHandler{store: store, publisher: publisher, log: log, now: time.Now, maxTypes: max(maxTypes, 0)}
+}
+
+// ForgetIn makes h tell own of every write it makes.
+func (h *AddReactionHandler) ForgetIn(own OwnReactionCache) *AddReactionHandler {
+	h.own = own
+	return h
 }
 
 // Handle commits the reaction and returns it with created == true when it
@@ -97,6 +111,9 @@ func (h *AddReactionHandler) Handle(ctx context.Context, cmd AddReaction) (messa
 		MaxTypes:  h.maxTypes,
 		Unique:    cmd.EnforceUnique,
 	})
+	// Also after an error: a write whose answer was lost may have
+	// committed.
+	forget(ctx, h.own, messageID, cmd.UserID)
 	if err != nil {
 		return messageapi.Reaction{}, false, err
 	}
@@ -110,6 +127,14 @@ func (h *AddReactionHandler) Handle(ctx context.Context, cmd AddReaction) (messa
 		})
 	}
 	return r, res.Created, nil
+}
+
+// forget tells own, when set, that the user's reactions on the message
+// may have changed.
+func forget(ctx context.Context, own OwnReactionCache, messageID, userID string) {
+	if own != nil {
+		own.Forget(ctx, messageID, userID)
+	}
 }
 
 // publish appends e after its change committed. A failure is logged and

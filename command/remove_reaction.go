@@ -30,6 +30,7 @@ type RemoveReactionHandler struct {
 	publisher EventPublisher
 	log       *slog.Logger
 	now       func() time.Time
+	own       OwnReactionCache
 }
 
 // NewRemoveReactionHandler returns a RemoveReactionHandler.
@@ -38,6 +39,12 @@ func NewRemoveReactionHandler(store ReactionStore, publisher EventPublisher, log
 		panic("command: NewRemoveReactionHandler needs a store, a publisher and a logger")
 	}
 	return &RemoveReactionHandler{store: store, publisher: publisher, log: log, now: time.Now}
+}
+
+// ForgetIn makes h tell own of every write it makes.
+func (h *RemoveReactionHandler) ForgetIn(own OwnReactionCache) *RemoveReactionHandler {
+	h.own = own
+	return h
 }
 
 // Handle deletes the reaction, or returns a not-found error when the
@@ -53,6 +60,7 @@ func (h *RemoveReactionHandler) Handle(ctx context.Context, cmd RemoveReaction) 
 	res, err := h.store.DeleteReaction(ctx, messageapi.DeleteReactionParams{
 		MessageID: messageID, UserID: cmd.UserID, Type: cmd.Type, At: at,
 	})
+	forget(ctx, h.own, messageID, cmd.UserID)
 	if err != nil {
 		return err
 	}

@@ -28,3 +28,18 @@ func (pc *PageCache) Capacity() int { return pc.capacity }
 func (pc *PageCache) EntryKey(id string) string { return pc.entryKey(id) }
 
 func (pc *PageCache) Client() *Client { return pc.c }
+
+// Copied reports whether o holds a usable copy of the message.
+func (o *OwnReactions) Copied(messageID string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	c := o.copies[messageID]
+	return c != nil && c.ready
+}
+
+// Held is how many reactions o holds.
+func (o *OwnReactions) Held() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.held
+}

@@ -17,6 +17,11 @@ type metrics struct {
 	near      *prometheus.CounterVec
 	nearDrops prometheus.Counter
 	nearLive  prometheus.Gauge
+
+	own          *prometheus.CounterVec
+	ownLoads     *prometheus.CounterVec
+	ownHeld      prometheus.Gauge
+	ownAnnounced *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -53,11 +58,27 @@ func newMetrics() *metrics {
 			Name: "messageapi_near_cache_live",
 			Help: "1 while the near cache's subscription to changes is confirmed, else 0 (every read goes to Redis).",
 		}),
+		own: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "messageapi_own_reactions_lookups_total",
+			Help: "A reader's own reactions on one message, by where they came from: hit (the process's copy of the message), store (PostgreSQL) or bypass (PostgreSQL, the near cache's subscription is down).",
+		}, []string{"result"}),
+		ownLoads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "messageapi_own_reactions_loads_total",
+			Help: "Loads of every live reaction of a message into the process's copy, by result: ok, too_many (the message has more than a copy may hold) or error.",
+		}, []string{"result"}),
+		ownHeld: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "messageapi_own_reactions_held",
+			Help: "Reactions held in the process's copies of messages.",
+		}),
+		ownAnnounced: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "messageapi_own_reactions_announced_total",
+			Help: "Changes of a user's reactions on a message announced to the other processes, by result: ok, error or dropped (queue full).",
+		}, []string{"result"}),
 	}
 }
 
 func (m *metrics) register(reg prometheus.Registerer, rdb goredis.UniversalClient) error {
-	for _, c := range []prometheus.Collector{m.cache, m.fills, m.publish, m.feed, m.breaker, m.near, m.nearDrops, m.nearLive, poolCollector{rdb}} {
+	for _, c := range []prometheus.Collector{m.cache, m.fills, m.publish, m.feed, m.breaker, m.near, m.nearDrops, m.nearLive, m.own, m.ownLoads, m.ownHeld, m.ownAnnounced, poolCollector{rdb}} {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

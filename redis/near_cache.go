@@ -58,6 +58,9 @@ type NearCache struct {
 	max     int
 	metrics *metrics
 
+	// own, when set, holds readers' own reactions on this subscription.
+	own *OwnReactions
+
 	mu      sync.RWMutex
 	live    bool   // the subscription is confirmed
 	gen     uint64 // rises with every drop; a read that began before one is not kept
@@ -154,6 +157,11 @@ func (n *NearCache) dropPages() {
 // setLive forgets every page, and says whether pages may be kept from
 // now on.
 func (n *NearCache) setLive(live bool) {
+	if n.own != nil {
+		// Before live is set: a read that sees the subscription live
+		// finds no copy older than its confirmation.
+		n.own.reset()
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.gen++
@@ -192,8 +200,13 @@ func (n *NearCache) Run(ctx context.Context) {
 // fails; it reports whether it was ever confirmed. A connection that
 // stops answering is found by a ping every second.
 func (n *NearCache) follow(ctx context.Context) (confirmed bool) {
-	ps := n.pc.c.rdb.Subscribe(ctx, n.channel)
+	channels := []string{n.channel}
+	if n.own != nil {
+		channels = append(channels, n.own.channel)
+	}
+	ps := n.pc.c.rdb.Subscribe(ctx, channels...)
 	defer ps.Close()
+	subscribed := map[string]bool{}
 	awaitingPong := false
 	for ctx.Err() == nil { // a receive does not end with ctx, only within a second
 		msg, err := ps.ReceiveTimeout(ctx, time.Second)
@@ -211,11 +224,18 @@ func (n *NearCache) follow(ctx context.Context) (confirmed bool) {
 		awaitingPong = false
 		switch m := msg.(type) {
 		case *goredis.Subscription:
-			if m.Kind == "subscribe" && m.Channel == n.channel {
-				confirmed = true
-				n.setLive(true)
+			if m.Kind == "subscribe" && slices.Contains(channels, m.Channel) && !subscribed[m.Channel] {
+				subscribed[m.Channel] = true
+				if len(subscribed) == len(channels) {
+					confirmed = true
+					n.setLive(true)
+				}
 			}
 		case *goredis.Message:
+			if n.own != nil && m.Channel == n.own.channel {
+				n.own.received(m)
+				continue
+			}
 			n.dropPages()
 			n.metrics.nearDrops.Inc()
 		}

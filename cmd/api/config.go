@@ -48,6 +48,7 @@ type config struct {
 	sse               hubConfig
 	writeBatch        int
 	nearCacheMaxAge   time.Duration
+	ownReactions      int
 	writeCommitters   int
 	token             tokenRequest // the token subcommand only
 }
@@ -86,6 +87,7 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	f.Int(&c.maxConnsPerClient, "max-conns-per-client", 256, "connections one client address may hold (429 beyond; trusted proxies are exempt); 0: no limit", "MAX_CONNS_PER_CLIENT")
 	f.Duration(&c.idleTimeout, "idle-timeout", 30*time.Second, "how long an idle keep-alive connection is kept", "IDLE_TIMEOUT")
 	f.Duration(&c.nearCacheMaxAge, "near-cache-max-age", redis.DefaultNearCacheMaxAge, "how long a cached page is served from the process's memory at most (pages are dropped at once when another process announces a change); 0 turns the near cache off", "NEAR_CACHE_MAX_AGE")
+	f.Int(&c.ownReactions, "own-reactions-cache", redis.DefaultOwnReactions, "reactions the process holds in memory so that readers' own reactions (user_id) cost no PostgreSQL read: every reaction of the messages read most, for at most -near-cache-max-age; a message with more than half of them is read from PostgreSQL; 0 turns it off", "OWN_REACTIONS_CACHE")
 	f.Int(&c.writeBatch, "write-batch", postgres.DefaultMaxBatch, "most reaction writes one transaction carries (group commit: writes that arrive while others commit share the next transaction)", "WRITE_BATCH")
 	f.Int(&c.writeCommitters, "write-committers", postgres.DefaultCommitters, "reaction-write transactions run at once; at most -db-max-conns", "WRITE_COMMITTERS")
 	f.Int(&c.sse.maxClients, "sse-max-clients", 10_000, "live-event streams (GET /events) one process holds; more get 503", "SSE_MAX_CLIENTS")
@@ -210,6 +212,7 @@ func (c *config) validate() error {
 		daemon.Require(c.maxConnsPerClient >= 0, "max-conns-per-client", "must not be negative"),
 		daemon.Require(c.idleTimeout >= time.Second, "idle-timeout", "must be at least 1s"),
 		daemon.Require(c.nearCacheMaxAge >= 0 && c.nearCacheMaxAge <= time.Minute, "near-cache-max-age", "must be from 0 to 1m"),
+		daemon.Require(c.ownReactions >= 0 && c.ownReactions <= 10_000_000, "own-reactions-cache", "must be from 0 to 10000000"),
 		daemon.Require(c.writeBatch >= 1 && c.writeBatch <= 10_000, "write-batch", "must be from 1 to 10000"),
 		daemon.Require(c.writeCommitters >= 1 && c.writeCommitters <= c.DBMaxConns, "write-committers", "must be from 1 to -db-max-conns"),
 		daemon.Require(c.sse.maxClients >= 1, "sse-max-clients", "must be at least 1"),

@@ -105,6 +105,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		g.Go(func() error { app.writes.Run(pubCtx); return nil })
 		g.Go(func() error { app.publisher.Run(pubCtx, cfg.ShutdownGrace); return nil })
 		g.Go(func() error { app.feed.Run(pubCtx, cfg.ShutdownGrace); return nil })
+		if app.own != nil {
+			g.Go(func() error { app.own.Run(pubCtx, cfg.ShutdownGrace); return nil })
+		}
 		_ = g.Wait()
 	}()
 
@@ -161,6 +164,7 @@ type app struct {
 	publisher *redis.Publisher
 	feed      *redis.Feed
 	writes    *postgres.GroupCommitStore
+	own       *redis.OwnReactions // nil when off
 }
 
 // newApp wires the use cases: the commands on the write pool db, the
@@ -183,21 +187,35 @@ func newApp(cfg config, db, readDB *postgres.DB, rc *redis.Client, log *slog.Log
 		command.MessageCache
 	} = cache
 	var near *redis.NearCache
+	// Readers' own reactions come from the process's copies of the
+	// messages they read, beside the near cache, when both are on.
+	var own *redis.OwnReactions // nil when off
+	ownReader := query.OwnReactionReader(readReactions)
 	if cfg.nearCacheMaxAge > 0 {
 		near = redis.NewNearCache(cache, redis.NearCacheConfig{MaxAge: cfg.nearCacheMaxAge})
 		pages = near
+		if cfg.ownReactions > 0 {
+			own = redis.NewOwnReactions(near, readReactions, redis.OwnReactionsConfig{MaxReactions: cfg.ownReactions})
+			ownReader = own
+		}
 	}
 	publisher := redis.NewPublisher(redis.NewStream(rc, redis.StreamConfig{MaxLen: int64(cfg.streamMaxLen), Partitions: cfg.Partitions}), redis.PublisherConfig{})
 	feed := redis.NewFeed(rc, redis.FeedConfig{MaxLen: int64(cfg.FeedMaxLen)})
+	addReaction := command.NewAddReactionHandler(reactions, publisher, log, command.AddReactionConfig{MaxTypes: cmp.Or(cfg.maxReactionTypes, -1)})
+	removeReaction := command.NewRemoveReactionHandler(reactions, publisher, log)
+	if own != nil {
+		addReaction.ForgetIn(own)
+		removeReaction.ForgetIn(own)
+	}
 	hubCfg := cfg.sse
 	hubCfg.writeTimeout = cfg.requestTimeout
 	return &app{
 		server: &server{
 			createMessage:  command.NewCreateMessageHandler(messages, pages, log).AnnounceTo(feed),
-			addReaction:    command.NewAddReactionHandler(reactions, publisher, log, command.AddReactionConfig{MaxTypes: cmp.Or(cfg.maxReactionTypes, -1)}),
-			removeReaction: command.NewRemoveReactionHandler(reactions, publisher, log),
-			listMessages:   query.NewListMessagesHandler(readMessages, readReactions, pages, query.ListMessagesConfig{HeavyReads: cfg.heavyReads}),
-			getMessage:     query.NewGetMessageHandler(readMessages, readReactions),
+			addReaction:    addReaction,
+			removeReaction: removeReaction,
+			listMessages:   query.NewListMessagesHandler(readMessages, ownReader, pages, query.ListMessagesConfig{HeavyReads: cfg.heavyReads}),
+			getMessage:     query.NewGetMessageHandler(readMessages, ownReader),
 			listReactions:  query.NewListReactionsHandler(readReactions),
 			hub:            newHub(feed, log, newSSEMetrics(reg), hubCfg),
 			document:       document,
@@ -207,5 +225,6 @@ func newApp(cfg config, db, readDB *postgres.DB, rc *redis.Client, log *slog.Log
 		publisher: publisher,
 		feed:      feed,
 		writes:    reactions,
+		own:       own,
 	}, nil
 }
