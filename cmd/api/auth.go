@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -98,10 +99,32 @@ func (e *authError) challenge() string {
 // verifier checks bearer tokens: the signature with the configured key
 // and only the configured algorithms, then exp (required), nbf, aud and
 // iss, and that sub is a user id.
+//
+// It remembers the tokens it accepted, until they expire: a client sends
+// the same token with every request, and verifying it again (decoding,
+// a signature check, the claims) costs a fifth of a cached page's time.
+// The keys and rules never change while the process runs, so a
+// remembered verdict is the one verifying again would give, until exp
+// plus the leeway.
 type verifier struct {
 	parser  *jwt.Parser
 	keyfunc jwt.Keyfunc
+	leeway  time.Duration
+	now     func() time.Time
+
+	mu    sync.RWMutex
+	known map[string]knownToken
 }
+
+// knownToken is an accepted token's identity, and until when it holds.
+type knownToken struct {
+	id    identity
+	until time.Time
+}
+
+// maxKnownTokens bounds the tokens a verifier remembers (about 200 bytes
+// each); past it, it starts afresh.
+const maxKnownTokens = 50_000
 
 // newVerifier returns the verifier of c, or nil when auth is off.
 func newVerifier(c authConfig) *verifier {
@@ -128,14 +151,17 @@ func newVerifier(c authConfig) *verifier {
 		}
 		keyfunc = selectKey(c.keys)
 	}
-	opts := []jwt.ParserOption{jwt.WithValidMethods(methods), jwt.WithExpirationRequired(), jwt.WithLeeway(c.leeway)}
+	v := &verifier{keyfunc: keyfunc, leeway: c.leeway, now: time.Now, known: map[string]knownToken{}}
+	opts := []jwt.ParserOption{jwt.WithValidMethods(methods), jwt.WithExpirationRequired(), jwt.WithLeeway(c.leeway),
+		jwt.WithTimeFunc(func() time.Time { return v.now() })}
 	if c.audience != "" {
 		opts = append(opts, jwt.WithAudience(c.audience))
 	}
 	if c.issuer != "" {
 		opts = append(opts, jwt.WithIssuer(c.issuer))
 	}
-	return &verifier{parser: jwt.NewParser(opts...), keyfunc: keyfunc}
+	v.parser = jwt.NewParser(opts...)
+	return v
 }
 
 // tokenClaims are the claims the API reads. Role is any JSON value: only
@@ -157,6 +183,13 @@ func (v *verifier) verify(values []string) (identity, *authError) {
 	if !strings.EqualFold(scheme, "Bearer") || !isToken68(token) {
 		return identity{}, &authError{code: "invalid_request", description: "the Authorization header must be Bearer followed by a token"}
 	}
+	now := v.now()
+	v.mu.RLock()
+	known, ok := v.known[token]
+	v.mu.RUnlock()
+	if ok && now.Before(known.until) {
+		return known.id, nil
+	}
 	var claims tokenClaims
 	if _, err := v.parser.ParseWithClaims(token, &claims, v.keyfunc); err != nil {
 		return identity{}, &authError{code: "invalid_token", description: tokenProblem(err), cause: err}
@@ -167,7 +200,14 @@ func (v *verifier) verify(values []string) (identity, *authError) {
 	case !messageapi.ValidUserID(claims.Subject):
 		return identity{}, &authError{code: "invalid_token", description: "the token's subject (sub) is not a valid user id"}
 	}
-	return identity{subject: claims.Subject, server: claims.Role == roleServer}, nil
+	id := identity{subject: claims.Subject, server: claims.Role == roleServer}
+	v.mu.Lock()
+	if len(v.known) >= maxKnownTokens {
+		clear(v.known)
+	}
+	v.known[token] = knownToken{id: id, until: claims.ExpiresAt.Add(v.leeway)} // exp is required
+	v.mu.Unlock()
+	return id, nil
 }
 
 // tokenProblem describes a refused token for its client in words of our

@@ -611,3 +611,38 @@ func TestRefusedRequestsAreCountedByRoute(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifierRemembersTokensUntilTheyExpire: an accepted token is not
+// verified again while it is valid, and is refused once exp plus the
+// leeway has passed, remembered or not; a refused one is never
+// remembered.
+func TestVerifierRemembersTokensUntilTheyExpire(t *testing.T) {
+	now := time.Now()
+	v := newVerifier(authConfig{secret: []byte(testSecret), leeway: 10 * time.Second})
+	v.now = func() time.Time { return now }
+	exp := now.Add(time.Minute)
+	token := userToken(t, "alice", func(c jwt.MapClaims) { c["exp"] = exp.Unix() })
+	if id, failure := v.verify(bearer(token)); failure != nil || id.subject != "alice" {
+		t.Fatalf("first verify = %+v, %v", id, failure)
+	}
+	if len(v.known) != 1 {
+		t.Fatalf("%d tokens remembered, want 1", len(v.known))
+	}
+	now = exp.Add(9 * time.Second) // within the leeway
+	if id, failure := v.verify(bearer(token)); failure != nil || id.subject != "alice" {
+		t.Fatalf("within the leeway = %+v, %v", id, failure)
+	}
+	now = exp.Add(11 * time.Second)
+	if _, failure := v.verify(bearer(token)); failure == nil || failure.description != "the token has expired" {
+		t.Fatalf("past exp and the leeway = %+v, want expired", failure)
+	}
+	forged := token[:len(token)-2] + "xx"
+	for range 2 {
+		if _, failure := v.verify(bearer(forged)); failure == nil {
+			t.Fatal("a forged token was accepted")
+		}
+	}
+	if _, ok := v.known[forged]; ok {
+		t.Error("a refused token was remembered")
+	}
+}
