@@ -56,6 +56,7 @@ go build -o "$work/worker" ./cmd/worker
 go build -o "$work/hello" ./loadtest/hello
 go build -o "$work/fixedrate" ./loadtest/fixedrate
 go build -o "$work/sselag" ./loadtest/sselag
+go build -o "$work/tokens" ./loadtest/tokens
 common=(-database-url "$DB_URL" -redis-url "$REDIS")
 start_worker() {
 	"$work/worker" "${common[@]}" -admin-addr 127.0.0.1:16061 >>"$work/worker.log" 2>&1 &
@@ -74,6 +75,11 @@ bench_wrk() { # name url [arguments of the wrk script]
 	local out
 	if (($#)); then
 		out=$(wrk -t2 -c"$WRITE_CONNS" -d"$DURATION" --latency -s loadtest/wrk/post-reaction.lua "$url" -- "$@")
+	elif [[ -n ${SCRIPT:-} ]]; then # SCRIPT="script.lua args..."
+		local script args
+		read -r script args <<<"$SCRIPT"
+		# shellcheck disable=SC2086 # the script's arguments split on spaces
+		out=$(wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s "$script" "$url" -- $args)
 	else
 		out=$(wrk -t2 -c"$CONNS" -d"$DURATION" --latency "$url")
 	fi
@@ -107,7 +113,7 @@ echo "reads" >&2
 redis_get=$(redis-benchmark -u "$REDIS" --csv -t get -c "$CONNS" -n 300000 2>/dev/null | awk -F'"' '$2 == "GET" {print $4}')
 hello=$(bench_wrk hello http://127.0.0.1:18090/)
 page1=$(bench_wrk page1 "$API/messages")
-page1_own=$(bench_wrk page1-own "$API/messages?user_id=seed")
+page1_own=$(bench_wrk page1-own "$API/messages?user_id=seed")  # one reader, no reactions
 page50=$(bench_wrk page50 "$API/messages?page=50")
 page200=$(bench_wrk page200 "$API/messages?page=200")
 message=$(bench_wrk message "$API/messages/$(head -1 "$work/ids-spread.txt")")
@@ -143,6 +149,39 @@ page1_bytes=$(curl -s "$API/messages" | wc -c)
 redis-cli -u "$REDIS" --scan --pattern '*cache}:msg:*' >"$work/cache-keys.txt"
 cache_mem=$(while read -r k; do redis-cli -u "$REDIS" memory usage "$k"; done <"$work/cache-keys.txt" |
 	awk '{n++; s+=$1} END {printf "%d cached messages, %.0f bytes each on average", n, s/n}')
+
+echo "client reads: random readers, a hot message on page 1" >&2
+# A chat client reads as its user: with user_id, or with a token of its
+# own (authentication on, in an API of its own on the same data). Half
+# of the readers reacted to the hot message, half never reacted.
+hot_id=$(cat "$work/ids-hot.txt")
+hot_reactions=$(psql "$DB_URL" -Atc "select count(*) from reactions where message_id = '$hot_id' and deleted_at is null")
+{
+	psql "$DB_URL" -Atc "select user_id from reactions where message_id = '$hot_id' and deleted_at is null order by random() limit 5000"
+	seq 5000 | sed 's/^/reader-/'
+} | shuf >"$work/readers.txt"
+secret=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+"$work/tokens" -secret "$secret" <"$work/readers.txt" >"$work/tokens.txt"
+"$work/api" "${common[@]}" -addr 127.0.0.1:18081 -admin-addr 127.0.0.1:16062 -auth-secret "$secret" >"$work/api-auth.log" 2>&1 & api_auth_pid=$!; pids+=($api_auth_pid)
+for _ in $(seq 100); do curl -sf localhost:16062/readyz >/dev/null && break; sleep 0.1; done
+hello_client=$(bench_wrk hello-client http://127.0.0.1:18090/)
+page1_anon=$(bench_wrk page1-anon "$API/messages")
+page1_reader=$(SCRIPT="loadtest/wrk/read-as.lua $work/readers.txt /messages user" bench_wrk page1-reader "$API")
+page1_token=$(SCRIPT="loadtest/wrk/read-as.lua $work/tokens.txt /messages token" bench_wrk page1-token http://127.0.0.1:18081)
+message_reader=$(SCRIPT="loadtest/wrk/read-as.lua $work/readers.txt /messages/$hot_id user" bench_wrk message-reader "$API")
+mixed=$(SCRIPT="loadtest/wrk/mixed.lua $work/ids-spread.txt $work/readers.txt mixed" bench_wrk mixed "$API")
+echo "client read latency at half the maximum rate" >&2
+half_anon=$("$work/fixedrate" -url "$API/messages" -rate "$(half "$page1_anon")" -duration "$DURATION")
+half_reader=$("$work/fixedrate" -url "$API/messages" -readers "$work/readers.txt" -rate "$(half "$page1_reader")" -duration "$DURATION")
+half_token=$("$work/fixedrate" -url http://127.0.0.1:18081/messages -tokens "$work/tokens.txt" -rate "$(half "$page1_token")" -duration "$DURATION")
+half_mixed=$("$work/fixedrate" -url "$API" -mix "$work/ids-spread.txt" -readers "$work/readers.txt" -rate "$(half "$mixed")" -duration "$DURATION")
+own_lookups=$(curl -s localhost:16060/metrics | awk '/^messageapi_own_reactions_lookups_total/ {printf "%s ", $0}')
+kill "$api_auth_pid" 2>/dev/null; wait "$api_auth_pid" 2>/dev/null || true
+for _ in $(seq 600); do
+	lag=$(curl -s localhost:16061/metrics | awk '/^messageapi_projection_lag_seconds/ {print $2}')
+	[ "$lag" = 0 ] && break; sleep 0.1
+done
+
 kill -TERM "$worker_pid"; wait "$worker_pid" 2>/dev/null || true
 backlog_req=$(bench_wrk backlog "$API" "$work/ids-spread.txt" backlog)
 backlog=$(awk '/requests in/ {print $1}' "$work/wrk-backlog.txt")
@@ -171,7 +210,7 @@ reads (requests/s, ratio to a bare net/http hello world)
   redis-benchmark GET                                   $redis_get   $(ratio "$redis_get" "$hello")
   hello world                                           $hello
   GET /messages (cached page, no reactions)             $page1   $(ratio "$page1" "$hello")
-  GET /messages?user_id= (the same, own_reactions)      $page1_own   $(ratio "$page1_own" "$hello")   ($(ratio "$page1_own" "$page1") of page 1 without)
+  GET /messages?user_id=seed (the same, one reader)     $page1_own   $(ratio "$page1_own" "$hello")   ($(ratio "$page1_own" "$page1") of page 1 without)
   GET /messages (cached page, 10 reactions per message) $page1_full   $(ratio "$page1_full" "$hello")   ($page1_bytes bytes a page)
   GET /messages?page=50 (cached)                        $page50   $(ratio "$page50" "$hello")
   GET /messages?page=200 (PostgreSQL)                    $page200   $(ratio "$page200" "$hello")
@@ -185,6 +224,17 @@ writes (per second, $WRITE_CONNS connections each, ratio to pgbench single-row I
   at half the maximum rate:    $half_spread
   projection lag at half the maximum rate: $lag_half
   peak RSS under the write load: API $api_rss MiB, worker $worker_rss MiB
+client reads (random readers; the hot message on page 1 has $hot_reactions reactions; hello world again: $hello_client)
+  GET /messages, anonymous                              $page1_anon   $(ratio "$page1_anon" "$hello_client")
+  GET /messages?user_id=<reader>                        $page1_reader   $(ratio "$page1_reader" "$hello_client")   ($(ratio "$page1_reader" "$page1_anon") of anonymous)
+  GET /messages, a token per reader (auth on)           $page1_token   $(ratio "$page1_token" "$hello_client")   ($(ratio "$page1_token" "$page1_reader") of user_id)
+  GET /messages/{hot}?user_id=<reader> (PostgreSQL)     $message_reader   $(ratio "$message_reader" "$hello_client")
+  the mix of mixed.js: pages, messages, posts           $mixed   $(ratio "$mixed" "$hello_client")
+  at half the maximum rate, anonymous:  $half_anon
+  at half the maximum rate, user_id:    $half_reader
+  at half the maximum rate, token:      $half_token
+  at half the maximum rate, the mix:    $half_mixed
+  own reactions: $own_lookups
 cache
   Redis memory: $cache_mem
 live events (100 streams, 200 reactions/s)

@@ -4,8 +4,13 @@
 //   - POST /messages/{id}/reactions latency and errors when every write
 //     lands on the same message (scenario `reactors`, REACT_RATE posts a
 //     second, each from a distinct user, so each creates a reaction: 201);
-//   - GET /messages/{id} latency of that hot message while it changes
-//     (scenario `readers`, READ_RATE reads a second);
+//   - GET /messages/{id} latency of that hot message while it changes, read
+//     as a chat client reads it, with the reader's user_id (scenario
+//     `readers`, READ_RATE reads a second): half of the readers are users
+//     who reacted, half users who did not, and each read checks that the
+//     message carries that reader's own_reactions; a reactor also reads
+//     its own new reaction back right after posting it (READ_OWN of the
+//     posts), which must show it at once;
 //   - projection lag (scenario `projection_lag`, LAG_RATE probes a second):
 //     the time from a 201 reaction response until GET /messages/{id} shows
 //     it, in the Trend `projection_lag`; a probe not seen within
@@ -29,7 +34,7 @@
 //   k6 run -e BASE_URL=http://localhost:8080 loadtest/hot-message.js
 //   k6 run -e REACT_RATE=300 -e DURATION=3m loadtest/hot-message.js
 //
-// Environment (all optional): BASE_URL, DURATION, REACT_RATE, READ_RATE,
+// Environment (all optional): BASE_URL, AUTH_SECRET, DURATION, REACT_RATE, READ_RATE, READ_OWN,
 // LAG_RATE, LAG_TIMEOUT_MS, POLL_MS, SETTLE_TIMEOUT_MS, TEARDOWN_TIMEOUT and
 // the thresholds REACT_P95, REACT_P99, READ_P95, READ_P99, LAG_P95 (ms).
 // See loadtest/README.md.
@@ -38,7 +43,7 @@ import { check, sleep } from 'k6';
 import exec from 'k6/execution';
 import { Counter, Rate, Trend } from 'k6/metrics';
 import {
-  MAX_PAGE_SIZE, REACTION_TYPES, SUMMARY_TREND_STATS, arrival, createMessage, deleteReaction, envFloat,
+  MAX_PAGE_SIZE, REACTION_TYPES, SUMMARY_TREND_STATS, arrival, chance, createMessage, deleteReaction, envFloat,
   envInt, envString, getMessage, latency, listReactions, postReaction, randInt, randItem, requireService,
 } from './lib.js';
 
@@ -48,6 +53,7 @@ import {
 const DURATION = envString('DURATION', '1m');
 const REACT_RATE = envFloat('REACT_RATE', 50); // reaction posts per second
 const READ_RATE = envFloat('READ_RATE', 20); // reads of the hot message per second
+const READ_OWN = envFloat('READ_OWN', 0.1); // share of posts read back at once by their reactor
 const LAG_RATE = envFloat('LAG_RATE', 1); // projection-lag probes per second
 const LAG_TIMEOUT_MS = envInt('LAG_TIMEOUT_MS', 10000); // a probe gives up after this long
 const POLL_MS = envInt('POLL_MS', 50); // pause between two polls of a probe
@@ -69,7 +75,7 @@ export const options = {
   thresholds: {
     http_req_failed: ['rate<0.01'],
     checks: ['rate>0.99'],
-    'http_req_duration{scenario:reactors}': latency(envInt('REACT_P95', 150), envInt('REACT_P99', 400)),
+    'http_req_duration{scenario:reactors,name:POST /messages/{id}/reactions}': latency(envInt('REACT_P95', 150), envInt('REACT_P99', 400)),
     'http_req_duration{scenario:readers}': latency(envInt('READ_P95', 100), envInt('READ_P99', 250)),
     projection_lag: [`p(95)<${envInt('LAG_P95', 1000)}`],
     projection_converged: ['rate>0.99'],
@@ -99,19 +105,40 @@ export function setup() {
   return { id: message.id };
 }
 
-// react posts a new reaction from a user id unique to this iteration.
+// reactor names the user of a reactor iteration (unique in the test run).
+function reactor(iteration) {
+  return `u-${iteration}`;
+}
+
+// react posts a new reaction from a user id unique to this iteration; now
+// and then the reactor reads the message back as itself, as a chat client
+// does, and must see its reaction among its own at once.
 export function react(data) {
-  const user = `u-${exec.vu.idInTest}-${exec.scenario.iterationInTest}`;
-  const { res } = postReaction(data.id, randItem(REACTION_TYPES), user, randInt(1, 50));
+  const user = reactor(exec.scenario.iterationInTest);
+  const type = randItem(REACTION_TYPES);
+  const { res } = postReaction(data.id, type, user, randInt(1, 50));
   check(res, { 'hot: a new user\'s reaction is created (201)': (r) => r.status === 201 });
-  if (res.status === 201) {
-    reactionsCreated.add(1);
+  if (res.status !== 201) {
+    return;
+  }
+  reactionsCreated.add(1);
+  if (chance(READ_OWN)) {
+    const { message } = getMessage(data.id, { userId: user, tags: { op: 'read-own' } });
+    check(message, {
+      'hot: the reactor reads its reaction back at once': (m) => m !== undefined &&
+        m.own_reactions.some((r) => r.type === type),
+    });
   }
 }
 
-// read reads the hot message; lib.js checks that its view is consistent.
+// read reads the hot message as a reader: half the time the user of a
+// reactor iteration so far (REACT_RATE a second since the start), who
+// reacted unless that post failed, half a user who never did. lib.js
+// checks the view and the reader's own_reactions.
 export function read(data) {
-  getMessage(data.id);
+  const posted = Math.floor(REACT_RATE * exec.instance.currentTestRunDuration / 1000);
+  const user = chance(0.5) && posted > 0 ? reactor(randInt(0, posted - 1)) : `reader-${randInt(1, 100000)}`;
+  getMessage(data.id, { userId: user });
 }
 
 // probeLag measures how long a reaction takes to show in GET /messages/{id}.

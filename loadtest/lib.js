@@ -8,6 +8,8 @@
 
 import http from 'k6/http';
 import { check } from 'k6';
+import crypto from 'k6/crypto';
+import encoding from 'k6/encoding';
 
 // ---------------------------------------------------------------------------
 // Configuration from the environment (k6 run -e NAME=value ...)
@@ -264,10 +266,47 @@ export function isPage(p, key, limit) {
 // made once here, as the k6 docs advise, not per request.
 export const EXPECT_DELETE = http.expectedStatuses(204, 404);
 
+// AUTH_SECRET, when set, is the API's -auth-secret: every request is made
+// with a bearer token of the user it acts or reads as, signed here, as a
+// chat client in production would send it.
+export const AUTH_SECRET = envString('AUTH_SECRET', '');
+
+// Tokens this VU signed, by user; each is valid for an hour and signed
+// again when less than ten minutes are left.
+const tokens = {};
+
+// tokenFor returns an HS256 token of AUTH_SECRET for user: what
+// `api token -sub <user>` prints.
+export function tokenFor(user) {
+  const now = Math.floor(Date.now() / 1000);
+  const held = tokens[user];
+  if (held !== undefined && held.exp - now > 600) {
+    return held.token;
+  }
+  const exp = now + 3600;
+  const part = (obj) => encoding.b64encode(JSON.stringify(obj), 'rawurl');
+  const unsigned = `${part({ alg: 'HS256', typ: 'JWT' })}.${part({ sub: user, iat: now, exp: exp })}`;
+  const token = `${unsigned}.${crypto.hmac('sha256', AUTH_SECRET, unsigned, 'base64rawurl')}`;
+  tokens[user] = { token: token, exp: exp };
+  return token;
+}
+
 // params returns request Params with the name tag (which groups URLs that
 // carry ids) and the caller's tags; extra adds headers, a callback, etc.
-function params(name, tags, extra) {
-  return Object.assign({ tags: Object.assign({ name: name }, tags || {}) }, extra || {});
+// With AUTH_SECRET, user (when given) is who the request is made as.
+function params(name, tags, extra, user) {
+  const p = Object.assign({ tags: Object.assign({ name: name }, tags || {}) }, extra || {});
+  if (AUTH_SECRET !== '' && user !== undefined) {
+    p.headers = Object.assign({}, p.headers || {}, { Authorization: `Bearer ${tokenFor(user)}` });
+  }
+  return p;
+}
+
+// isOwn reports whether every message of ms carries own_reactions: an
+// array of the user's reactions on it, empty when they have none.
+export function isOwn(ms, user) {
+  return ms.every((m) => Array.isArray(m.own_reactions) &&
+    m.own_reactions.every((r) => r.user_id === user && r.message_id === m.id));
 }
 
 const JSON_BODY = { headers: JSON_HEADERS };
@@ -282,7 +321,7 @@ const JSON_BODY = { headers: JSON_HEADERS };
 export function createMessage(text, userId, opts) {
   const o = opts || {};
   const res = http.post(`${BASE_URL}/messages`, JSON.stringify({ text: text, user_id: userId }),
-    params('POST /messages', o.tags, JSON_BODY));
+    params('POST /messages', o.tags, JSON_BODY, userId));
   const msg = bodyJson(res);
   if (o.checks !== false) {
     const ok = check(res, {
@@ -308,7 +347,7 @@ export function createMessages(items, opts) {
     method: 'POST',
     url: `${BASE_URL}/messages`,
     body: JSON.stringify({ text: it.text, user_id: it.user_id }),
-    params: params('POST /messages', o.tags, JSON_BODY),
+    params: params('POST /messages', o.tags, JSON_BODY, it.user_id),
   }));
   const responses = http.batch(requests);
   const ids = [];
@@ -329,40 +368,47 @@ export function createMessages(items, opts) {
 }
 
 // getMessage reads one message view and expects 200 with a consistent view.
+// With opts.userId it reads as that user (user_id, and the user's token
+// with AUTH_SECRET), and expects the user's own reactions on it.
 export function getMessage(id, opts) {
   const o = opts || {};
-  const res = http.get(`${BASE_URL}/messages/${id}`, params('GET /messages/{id}', o.tags));
+  const q = o.userId === undefined ? '' : query({ user_id: o.userId });
+  const res = http.get(`${BASE_URL}/messages/${id}${q}`, params('GET /messages/{id}', o.tags, undefined, o.userId));
   const msg = bodyJson(res);
   if (o.checks !== false) {
     const ok = check(res, {
       'GET /messages/{id}: status 200': (r) => r.status === 200,
-      'GET /messages/{id}: consistent view of the message': () => isMessageView(msg) && msg.id === id,
+      'GET /messages/{id}: consistent view of the message': () => isMessageView(msg) && msg.id === id &&
+        (o.userId === undefined || isOwn([msg], o.userId)),
     });
     if (!ok) {
-      logFailure(`GET /messages/${id}`, res);
+      logFailure(`GET /messages/${id}${q}`, res);
     }
   }
   return { res: res, message: res.status === 200 ? msg : undefined };
 }
 
 // listMessages reads a page of messages. q holds limit and either page or
-// cursor; opts.name overrides the name tag (default 'GET /messages').
+// cursor, and user_id to read as that user (then every message must carry
+// the user's own reactions); opts.name overrides the name tag (default
+// 'GET /messages').
 export function listMessages(q, opts) {
   const o = opts || {};
   const qq = q || {};
   const limit = qq.limit || DEFAULT_PAGE_SIZE;
-  const res = http.get(`${BASE_URL}/messages${query(qq)}`, params(o.name || 'GET /messages', o.tags));
+  const res = http.get(`${BASE_URL}/messages${query(qq)}`, params(o.name || 'GET /messages', o.tags, undefined, qq.user_id));
   const page = bodyJson(res);
+  const wellFormed = isPage(page, 'messages', limit) && (qq.user_id === undefined || isOwn(page.messages, qq.user_id));
   if (o.checks !== false) {
     const ok = check(res, {
       'GET /messages: status 200': (r) => r.status === 200,
-      'GET /messages: well-formed page': () => isPage(page, 'messages', limit),
+      'GET /messages: well-formed page': () => wellFormed,
     });
     if (!ok) {
       logFailure(`GET /messages${query(qq)}`, res);
     }
   }
-  return { res: res, page: res.status === 200 && isPage(page, 'messages', limit) ? page : undefined };
+  return { res: res, page: res.status === 200 && wellFormed ? page : undefined };
 }
 
 // postReaction posts a reaction (score may be undefined) and expects 201
@@ -377,7 +423,7 @@ export function postReaction(messageId, type, userId, score, opts) {
     body.enforce_unique = true;
   }
   const res = http.post(`${BASE_URL}/messages/${messageId}/reactions`, JSON.stringify(body),
-    params('POST /messages/{id}/reactions', o.tags, JSON_BODY));
+    params('POST /messages/{id}/reactions', o.tags, JSON_BODY, userId));
   const reaction = bodyJson(res);
   if (o.checks !== false) {
     const ok = check(res, {
@@ -402,7 +448,7 @@ export function deleteReaction(messageId, type, userId, opts) {
   const allowNotFound = o.allowNotFound !== false;
   const extra = allowNotFound ? { responseCallback: EXPECT_DELETE } : {};
   const url = `${BASE_URL}/messages/${messageId}/reactions/${type}${query({ user_id: userId })}`;
-  const res = http.del(url, null, params('DELETE /messages/{id}/reactions/{type}', o.tags, extra));
+  const res = http.del(url, null, params('DELETE /messages/{id}/reactions/{type}', o.tags, extra, userId));
   if (o.checks !== false) {
     const ok = check(res, allowNotFound
       ? { 'DELETE reaction: status 204 or 404': (r) => r.status === 204 || r.status === 404 }
@@ -421,7 +467,7 @@ export function listReactions(messageId, q, opts) {
   const qq = q || {};
   const limit = qq.limit || DEFAULT_PAGE_SIZE;
   const res = http.get(`${BASE_URL}/messages/${messageId}/reactions${query(qq)}`,
-    params('GET /messages/{id}/reactions', o.tags));
+    params('GET /messages/{id}/reactions', o.tags, undefined, qq.user_id));
   const page = bodyJson(res);
   if (o.checks !== false) {
     const ok = check(res, {

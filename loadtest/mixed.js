@@ -5,14 +5,16 @@
 // service slows down), one scenario per kind of traffic, so each has its own
 // latency thresholds:
 //
-//   first_page       GET /messages                        (Redis-cached latest page)
+//   first_page       GET /messages                        (the cached latest page)
 //   later_pages      GET /messages?page=2..5               (also cached)
 //   cursor_walk      GET /messages, then ?cursor=... for WALK_PAGES pages
 //   get_message      GET /messages/{id}
-//   own_reactions    GET /messages?user_id=...: the first page with one user's
-//                    own_reactions on every message
 //   jump             GET /messages?around={id}: the page centred on a message
 //                    of the pool, then one page newer by prev_cursor
+//
+// Every read is made as a chat client makes it: as a reader of the pool
+// (user_id, and with AUTH_SECRET the reader's own token), so every
+// message carries the reader's own_reactions, which are checked.
 //   post_message     POST /messages
 //   post_reaction    POST /messages/{id}/reactions: random type, user and score
 //                    1..50; REPOST_RATIO of them post again a reaction this VU
@@ -32,9 +34,10 @@
 //   k6 run -e BASE_URL=http://localhost:8080 loadtest/mixed.js
 //   k6 run -e READ_RATE=400 -e WRITE_RATE=80 -e DURATION=5m loadtest/mixed.js
 //
-// Environment (all optional): BASE_URL, DURATION, READ_RATE, WRITE_RATE,
-// the per-scenario *_RATE overrides, POOL, USERS, WALK_PAGES, REPOST_RATIO
-// and the latency thresholds *_P95 / *_P99 (ms). See loadtest/README.md.
+// Environment (all optional): BASE_URL, AUTH_SECRET, DURATION, READ_RATE,
+// WRITE_RATE, the per-scenario *_RATE overrides, POOL, USERS, WALK_PAGES,
+// REPOST_RATIO and the latency thresholds *_P95 / *_P99 (ms). See
+// loadtest/README.md.
 
 import { check } from 'k6';
 import { Counter } from 'k6/metrics';
@@ -58,11 +61,10 @@ const REPOST_RATIO = envFloat('REPOST_RATIO', 0.2); // share of reaction posts t
 // Iterations per second of each scenario: a share of READ_RATE or
 // WRITE_RATE unless set on its own. 0 turns a scenario off.
 const RATES = {
-  first_page: envFloat('FIRST_PAGE_RATE', READ_RATE * 0.40),
+  first_page: envFloat('FIRST_PAGE_RATE', READ_RATE * 0.43),
   later_pages: envFloat('LATER_PAGES_RATE', READ_RATE * 0.15),
   cursor_walk: envFloat('CURSOR_WALK_RATE', READ_RATE * 0.05),
   get_message: envFloat('GET_MESSAGE_RATE', READ_RATE * 0.35),
-  own_reactions: envFloat('OWN_REACTIONS_RATE', READ_RATE * 0.03),
   jump: envFloat('JUMP_RATE', READ_RATE * 0.02),
   post_message: envFloat('POST_MESSAGE_RATE', WRITE_RATE * 0.25),
   post_reaction: envFloat('POST_REACTION_RATE', WRITE_RATE * 0.60),
@@ -82,7 +84,6 @@ const SCENARIOS = {
   later_pages: ['laterPages', READS, {}],
   cursor_walk: ['cursorWalk', READS, { iterSeconds: 0.05 * WALK_PAGES, maxIterSeconds: 2 * WALK_PAGES }],
   get_message: ['readMessage', READS, {}],
-  own_reactions: ['ownReactions', READS, {}],
   jump: ['jump', READS, { iterSeconds: 0.1, maxIterSeconds: 4 }],
   post_message: ['postMessage', WRITES, {}],
   post_reaction: ['react', WRITES, {}],
@@ -139,20 +140,26 @@ export function setup() {
 // ---------------------------------------------------------------------------
 // Reads
 
+// reader is the user a read is made as: one of the pool.
+function reader() {
+  return poolUser(USERS);
+}
+
 // firstPage reads the latest page, as every client opening the chat does.
 export function firstPage() {
-  listMessages({});
+  listMessages({ user_id: reader() });
 }
 
 // laterPages reads one of pages 2 to 5 of 10 (the rest of the cached range).
 export function laterPages() {
-  listMessages({ page: randInt(2, 5) }, { name: 'GET /messages?page=N' });
+  listMessages({ page: randInt(2, 5), user_id: reader() }, { name: 'GET /messages?page=N' });
 }
 
 // cursorWalk scrolls back: the first page, then WALK_PAGES-1 pages by
 // next_cursor. Ids are unique within the walk and strictly decreasing
 // (UUIDv7, newest first), even while messages are being posted.
 export function cursorWalk() {
+  const user = reader();
   const seen = {};
   let duplicates = 0;
   let misordered = 0;
@@ -160,8 +167,8 @@ export function cursorWalk() {
   let cursor;
   for (let i = 0; i < WALK_PAGES; i++) {
     const { page } = cursor === undefined
-      ? listMessages({})
-      : listMessages({ cursor: cursor }, { name: 'GET /messages?cursor' });
+      ? listMessages({ user_id: user })
+      : listMessages({ cursor: cursor, user_id: user }, { name: 'GET /messages?cursor' });
     if (page === undefined) {
       return;
     }
@@ -186,33 +193,21 @@ export function cursorWalk() {
 
 // readMessage reads one message of the pool with its reaction summary.
 export function readMessage(data) {
-  getMessage(randItem(data.ids));
-}
-
-// ownReactions reads the first page as a user, with that user's own
-// reactions on every message: an array, empty when they have none.
-export function ownReactions() {
-  const user = poolUser(USERS);
-  const { page } = listMessages({ user_id: user }, { name: 'GET /messages?user_id' });
-  if (page !== undefined) {
-    check(page.messages, {
-      'own_reactions: on every message, all the user\'s': (ms) => ms.every((m) =>
-        Array.isArray(m.own_reactions) && m.own_reactions.every((r) => r.user_id === user && r.message_id === m.id)),
-    });
-  }
+  getMessage(randItem(data.ids), { userId: reader() });
 }
 
 // jump opens the page around a message of the pool, as a client following
 // a link into history does, then scrolls one page towards the present.
 export function jump(data) {
+  const user = reader();
   const id = randItem(data.ids);
-  const { page } = listMessages({ around: id }, { name: 'GET /messages?around' });
+  const { page } = listMessages({ around: id, user_id: user }, { name: 'GET /messages?around' });
   if (page === undefined) {
     return;
   }
   check(page.messages, { 'around: the page holds the message': (ms) => ms.some((m) => m.id === id) });
   if (page.prev_cursor !== undefined) {
-    const newer = listMessages({ cursor: page.prev_cursor }, { name: 'GET /messages?cursor (newer)' }).page;
+    const newer = listMessages({ cursor: page.prev_cursor, user_id: user }, { name: 'GET /messages?cursor (newer)' }).page;
     if (newer !== undefined && newer.messages.length > 0) {
       check(newer.messages, {
         'newer page: only messages newer than the jump': (ms) => ms.every((m) => m.id > page.messages[0].id),
