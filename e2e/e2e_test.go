@@ -14,8 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
+	"messageapi/client"
 	"messageapi/cmd/api/apitest"
 	"messageapi/postgres/postgrestest"
 	"messageapi/redis/redistest"
@@ -327,29 +326,43 @@ func endToEnd(t *testing.T, s *stack) {
 	// An empty database: an empty first page, without a next cursor.
 	want(t, expect(t, s.get(t, "/messages"), 200), map[string]any{"#messages": 0, "next_cursor": nil})
 
-	// Create a message.
-	r := expect(t, s.post(t, "/messages", `{"text": "Hello, world", "user_id": "alice"}`), 201)
-	id, _ := r.body["id"].(string)
-	if u, err := uuid.Parse(id); err != nil || u.Version() != 7 {
+	// Create a message, through the client generated from openapi.yaml
+	// (the main flows use it; malformed input, which it cannot send, goes
+	// raw).
+	c, ctx := s.client(t), t.Context()
+	created := answered(c.CreateMessageWithResponse(ctx, nil, client.CreateMessageRequest{Text: "Hello, world", UserId: client.Ptr("alice")})).want(t, 201)
+	m := created.JSON201
+	id := m.Id.String()
+	if m.Id.Version() != 7 {
 		t.Errorf("id %q is not a UUIDv7", id)
 	}
-	if r.header.Get("Location") != "/messages/"+id {
-		t.Errorf("Location = %q", r.header.Get("Location"))
+	if loc := created.HTTPResponse.Header.Get("Location"); loc != "/messages/"+id {
+		t.Errorf("Location = %q", loc)
 	}
-	if created, _ := r.body["created_at"].(string); !timeFormat.MatchString(created) {
-		t.Errorf("created_at = %q, want RFC 3339 UTC with milliseconds", created)
+	if !timeFormat.MatchString(fieldOf(created.Body, "created_at")) {
+		t.Errorf("created_at = %q, want RFC 3339 UTC with milliseconds", fieldOf(created.Body, "created_at"))
 	}
-	want(t, r, map[string]any{"text": "Hello, world", "user_id": "alice", "reaction_count": 0,
-		"reaction_counts": map[string]any{}, "reaction_scores": map[string]any{}, "#reactions": 0})
+	if m.Text != "Hello, world" || m.UserId != "alice" || m.ReactionCount != 0 || m.ReactionCounts == nil || len(m.ReactionCounts) != 0 ||
+		m.ReactionScores == nil || len(m.ReactionScores) != 0 || m.Reactions == nil || len(m.Reactions) != 0 {
+		t.Errorf("created %s", created.Body)
+	}
 
 	// Read it back, alone and in the first page.
-	want(t, expect(t, s.get(t, "/messages/"+id), 200), map[string]any{"id": id, "text": "Hello, world", "reaction_count": 0})
-	want(t, expect(t, s.get(t, "/messages"), 200), map[string]any{"#messages": 1, "messages.0.id": id})
+	one := answered(c.GetMessageWithResponse(ctx, id, nil)).want(t, 200).JSON200
+	if one.Id != m.Id || one.Text != "Hello, world" || one.ReactionCount != 0 {
+		t.Errorf("read back %+v", one)
+	}
+	first := answered(c.ListMessagesWithResponse(ctx, nil)).want(t, 200).JSON200
+	if len(first.Messages) != 1 || first.Messages[0].Id != m.Id {
+		t.Errorf("page 1 is %+v", first)
+	}
 
 	// A retry with the same id and content; the same id with other content.
-	r = expect(t, s.post(t, "/messages", `{"id": "`+id+`", "text": "Hello, world", "user_id": "alice"}`), 200)
-	want(t, r, map[string]any{"id": id})
-	if loc := r.header.Get("Location"); loc != "" {
+	retry := answered(c.CreateMessageWithResponse(ctx, nil, client.CreateMessageRequest{Id: &id, Text: "Hello, world", UserId: client.Ptr("alice")})).want(t, 200)
+	if retry.JSON200.Id != m.Id {
+		t.Errorf("the retry answered %s", retry.Body)
+	}
+	if loc := retry.HTTPResponse.Header.Get("Location"); loc != "" {
 		t.Errorf("a retry answered with Location %q", loc)
 	}
 	expectError(t, s.post(t, "/messages", `{"id": "`+id+`", "text": "Something else", "user_id": "alice"}`), 409, "conflict")
@@ -373,25 +386,35 @@ func endToEnd(t *testing.T, s *stack) {
 	want(t, expect(t, s.get(t, "/messages"), 200), map[string]any{"#messages": 1})
 
 	// Unknown message, malformed id, unknown route, wrong method.
-	expectError(t, s.get(t, "/messages/"+unknown), 404, "not_found")
+	if e, ok := client.ErrorOf(answered(c.GetMessageWithResponse(ctx, unknown, nil)).want(t, 404).Body); !ok || e.Code != "not_found" {
+		t.Errorf("unknown message: %+v", e)
+	}
 	expectError(t, s.get(t, "/messages/not-a-uuid"), 400, "invalid_argument", "id")
 	expectError(t, s.get(t, "/nothing-here"), 404, "not_found")
-	r = expect(t, s.call(t, "PATCH", "/messages", "", ""), 405)
+	r := expect(t, s.call(t, "PATCH", "/messages", "", ""), 405)
 	if r.header.Get("Allow") != "GET, HEAD, POST, OPTIONS" {
 		t.Errorf("Allow = %q", r.header.Get("Allow"))
 	}
 
 	// Reactions: one per (message, user, type); the score defaults to 1.
 	reactions := "/messages/" + id + "/reactions"
-	r = expect(t, s.post(t, reactions, `{"type": "like", "user_id": "bob"}`), 201)
-	bobLike := r.body["id"]
-	want(t, r, map[string]any{"message_id": id, "user_id": "bob", "type": "like", "score": 1})
-	if created, _ := r.body["created_at"].(string); !timeFormat.MatchString(created) || r.body["updated_at"] == nil {
-		t.Errorf("reaction times: %s", r.raw)
+	react := func(status int, user, typ string, score *int) client.Reaction {
+		t.Helper()
+		r := answered(c.AddReactionWithResponse(ctx, id, nil, client.AddReactionRequest{Type: typ, UserId: &user, Score: score})).want(t, status)
+		if status == 201 {
+			return *r.JSON201
+		}
+		return *r.JSON200
 	}
-	want(t, expect(t, s.post(t, reactions, `{"type": "like", "user_id": "bob", "score": 5}`), 200), map[string]any{"id": bobLike, "score": 5})
-	expect(t, s.post(t, reactions, `{"type": "love", "user_id": "carol", "score": 2}`), 201)
-	expect(t, s.post(t, reactions, `{"type": "like", "user_id": "dave", "score": 3}`), 201)
+	bobLike := react(201, "bob", "like", nil)
+	if bobLike.MessageId != m.Id || bobLike.UserId != "bob" || bobLike.Type != "like" || bobLike.Score != 1 || bobLike.UpdatedAt.IsZero() {
+		t.Errorf("bob's like is %+v", bobLike)
+	}
+	if again := react(200, "bob", "like", client.Ptr(5)); again.Id != bobLike.Id || again.Score != 5 {
+		t.Errorf("bob's like, scored again, is %+v", again)
+	}
+	react(201, "carol", "love", client.Ptr(2))
+	react(201, "dave", "like", client.Ptr(3))
 
 	// The projection catches up: counts, scores, latest first.
 	s.waitFor(t, "/messages/"+id, map[string]any{
@@ -409,17 +432,26 @@ func endToEnd(t *testing.T, s *stack) {
 	})
 
 	// The full list, newest first, with filters and a cursor.
-	want(t, expect(t, s.get(t, reactions), 200), map[string]any{
-		"#reactions": 3, "reactions.0.user_id": "dave", "reactions.1.user_id": "carol", "reactions.2.user_id": "bob", "next_cursor": nil,
-	})
-	want(t, expect(t, s.get(t, reactions+"?type=like"), 200), map[string]any{"#reactions": 2})
-	want(t, expect(t, s.get(t, reactions+"?user_id=carol"), 200), map[string]any{"#reactions": 1, "reactions.0.type": "love"})
-	r = expect(t, s.get(t, reactions+"?limit=2"), 200)
-	want(t, r, map[string]any{"#reactions": 2})
-	cursor, _ := r.body["next_cursor"].(string)
-	want(t, expect(t, s.get(t, reactions+"?limit=2&cursor="+cursor), 200), map[string]any{
-		"#reactions": 1, "reactions.0.user_id": "bob", "next_cursor": nil,
-	})
+	list := func(params client.ListReactionsParams) client.ReactionPage {
+		t.Helper()
+		return *answered(c.ListReactionsWithResponse(ctx, id, &params)).want(t, 200).JSON200
+	}
+	if all := list(client.ListReactionsParams{}); users(all.Reactions) != "dave carol bob" || all.NextCursor != nil {
+		t.Errorf("all reactions: %+v", all)
+	}
+	if likes := list(client.ListReactionsParams{Type: client.Ptr("like")}); users(likes.Reactions) != "dave bob" {
+		t.Errorf("likes: %+v", likes)
+	}
+	if carol := list(client.ListReactionsParams{UserId: client.Ptr("carol")}); len(carol.Reactions) != 1 || carol.Reactions[0].Type != "love" {
+		t.Errorf("carol's: %+v", carol)
+	}
+	two := list(client.ListReactionsParams{Limit: client.Ptr(2)})
+	if len(two.Reactions) != 2 || two.NextCursor == nil {
+		t.Fatalf("2 reactions: %+v", two)
+	}
+	if rest := list(client.ListReactionsParams{Limit: client.Ptr(2), Cursor: two.NextCursor}); users(rest.Reactions) != "bob" || rest.NextCursor != nil {
+		t.Errorf("after the cursor: %+v", rest)
+	}
 
 	// Bad reactions: a clear 4xx each.
 	for _, score := range []string{"0", "-1", "1.5", `"5"`, "1000001"} {
@@ -436,8 +468,10 @@ func endToEnd(t *testing.T, s *stack) {
 	expect(t, s.get(t, "/messages/"+unknown+"/reactions"), 404)
 
 	// Delete a reaction; a second delete finds nothing.
-	expect(t, s.del(t, reactions+"/love?user_id=carol"), 204)
-	expectError(t, s.del(t, reactions+"/love?user_id=carol"), 404, "not_found")
+	answered(c.RemoveReactionWithResponse(ctx, id, "love", &client.RemoveReactionParams{UserId: client.Ptr("carol")})).want(t, 204)
+	if e, ok := client.ErrorOf(answered(c.RemoveReactionWithResponse(ctx, id, "love", &client.RemoveReactionParams{UserId: client.Ptr("carol")})).want(t, 404).Body); !ok || e.Code != "not_found" {
+		t.Errorf("a second delete: %+v", e)
+	}
 	expectError(t, s.del(t, reactions+"/love"), 400, "invalid_argument", "user_id")
 	s.waitFor(t, "/messages/"+id, map[string]any{
 		"reaction_count": 2, "reaction_counts.like": 2, "reaction_counts.love": nil, "reaction_scores.like": 8, "#reactions": 2,
@@ -445,63 +479,87 @@ func endToEnd(t *testing.T, s *stack) {
 	})
 
 	// Pagination in pages of 10: 20 more messages make 21.
-	fillers := map[int]string{}
+	fillers := map[int]client.MessageID{}
 	for i := 1; i <= 20; i++ {
-		fillers[i] = expect(t, s.post(t, "/messages", fmt.Sprintf(`{"text": "filler %d", "user_id": "carol"}`, i)), 201).body["id"].(string)
+		fillers[i] = answered(c.CreateMessageWithResponse(ctx, nil, client.CreateMessageRequest{Text: fmt.Sprintf("filler %d", i), UserId: client.Ptr("carol")})).want(t, 201).JSON201.Id
 	}
-	r = expect(t, s.get(t, "/messages?page=1"), 200)
-	want(t, r, map[string]any{"#messages": 10, "messages.0.text": "filler 20", "messages.9.text": "filler 11"})
-	page1Cursor, _ := r.body["next_cursor"].(string)
-	r = expect(t, s.get(t, "/messages?page=2"), 200)
-	want(t, r, map[string]any{"#messages": 10, "messages.0.text": "filler 10"})
-	if r.body["next_cursor"] == nil {
-		t.Error("page 2 has no next_cursor")
+	pageOf := func(params client.ListMessagesParams) client.MessagePage {
+		t.Helper()
+		return *answered(c.ListMessagesWithResponse(ctx, &params)).want(t, 200).JSON200
 	}
-	want(t, expect(t, s.get(t, "/messages?page=3"), 200), map[string]any{
-		"#messages": 1, "messages.0.id": id, "messages.0.reaction_count": 2, "next_cursor": nil,
-	})
-	want(t, expect(t, s.get(t, "/messages?page=4"), 200), map[string]any{"#messages": 0})
-	want(t, expect(t, s.get(t, "/messages?cursor="+page1Cursor), 200), map[string]any{"#messages": 10, "messages.0.text": "filler 10"})
-	want(t, expect(t, s.get(t, "/messages?limit=3"), 200), map[string]any{"#messages": 3})
+	page1 := pageOf(client.ListMessagesParams{Page: client.Ptr(1)})
+	if texts(page1.Messages) != "filler 20 … filler 11" || page1.NextCursor == nil {
+		t.Fatalf("page 1: %s", texts(page1.Messages))
+	}
+	if page2 := pageOf(client.ListMessagesParams{Page: client.Ptr(2)}); texts(page2.Messages) != "filler 10 … filler 1" || page2.NextCursor == nil {
+		t.Errorf("page 2: %s, next %v", texts(page2.Messages), page2.NextCursor)
+	}
+	if page3 := pageOf(client.ListMessagesParams{Page: client.Ptr(3)}); len(page3.Messages) != 1 || page3.Messages[0].Id != m.Id ||
+		page3.Messages[0].ReactionCount != 2 || page3.NextCursor != nil {
+		t.Errorf("page 3: %+v", page3)
+	}
+	if page4 := pageOf(client.ListMessagesParams{Page: client.Ptr(4)}); len(page4.Messages) != 0 {
+		t.Errorf("page 4: %+v", page4)
+	}
+	if next := pageOf(client.ListMessagesParams{Cursor: page1.NextCursor}); texts(next.Messages) != "filler 10 … filler 1" {
+		t.Errorf("after page 1's cursor: %s", texts(next.Messages))
+	}
+	if three := pageOf(client.ListMessagesParams{Limit: client.Ptr(3)}); len(three.Messages) != 3 {
+		t.Errorf("limit 3: %d messages", len(three.Messages))
+	}
 	expectError(t, s.get(t, "/messages?limit=0"), 400, "invalid_argument", "limit")
 	expectError(t, s.get(t, "/messages?limit=101"), 400, "invalid_argument", "limit")
 	expectError(t, s.get(t, "/messages?page=0"), 400, "invalid_argument", "page")
-	expectError(t, s.get(t, "/messages?page=1&cursor="+page1Cursor), 400, "invalid_argument", "page")
+	expectError(t, s.get(t, "/messages?page=1&cursor="+*page1.NextCursor), 400, "invalid_argument", "page")
 	expectError(t, s.get(t, "/messages?cursor=garbage"), 400, "invalid_argument", "cursor")
 	expectError(t, s.get(t, "/messages?color=red"), 400, "invalid_argument", "color")
 
 	// Jump to a message and page both ways from it.
-	r = expect(t, s.get(t, "/messages?around="+fillers[10]+"&limit=5"), 200)
-	want(t, r, map[string]any{"#messages": 5, "messages.0.text": "filler 12", "messages.2.text": "filler 10", "messages.4.text": "filler 8"})
-	newerCursor, _ := r.body["prev_cursor"].(string)
-	olderCursor, _ := r.body["next_cursor"].(string)
-	want(t, expect(t, s.get(t, "/messages?cursor="+newerCursor+"&limit=5"), 200), map[string]any{
-		"#messages": 5, "messages.0.text": "filler 17", "messages.4.text": "filler 13",
-	})
-	want(t, expect(t, s.get(t, "/messages?cursor="+olderCursor+"&limit=5"), 200), map[string]any{
-		"#messages": 5, "messages.0.text": "filler 7", "messages.4.text": "filler 3",
-	})
-	want(t, expect(t, s.get(t, "/messages?around="+fillers[20]), 200), map[string]any{"#messages": 10, "prev_cursor": nil})
+	around := pageOf(client.ListMessagesParams{Around: client.Ptr(fillers[10]), Limit: client.Ptr(5)})
+	if texts(around.Messages) != "filler 12 … filler 8" || around.Messages[2].Text != "filler 10" || around.PrevCursor == nil || around.NextCursor == nil {
+		t.Fatalf("around filler 10: %+v", around)
+	}
+	if newer := pageOf(client.ListMessagesParams{Cursor: around.PrevCursor, Limit: client.Ptr(5)}); texts(newer.Messages) != "filler 17 … filler 13" {
+		t.Errorf("newer: %s", texts(newer.Messages))
+	}
+	if older := pageOf(client.ListMessagesParams{Cursor: around.NextCursor, Limit: client.Ptr(5)}); texts(older.Messages) != "filler 7 … filler 3" {
+		t.Errorf("older: %s", texts(older.Messages))
+	}
+	if newest := pageOf(client.ListMessagesParams{Around: client.Ptr(fillers[20])}); len(newest.Messages) != 10 || newest.PrevCursor != nil {
+		t.Errorf("around the newest: %+v", newest)
+	}
 	expectError(t, s.get(t, "/messages?around="+unknown), 404, "not_found")
-	expectError(t, s.get(t, "/messages?around="+fillers[1]+"&page=2"), 400, "invalid_argument", "around")
+	expectError(t, s.get(t, "/messages?around="+fillers[1].String()+"&page=2"), 400, "invalid_argument", "around")
 
 	// A reader's own reactions, on a page and on one message.
-	want(t, expect(t, s.get(t, "/messages?page=3&user_id=bob"), 200), map[string]any{
-		"messages.0.id": id, "#messages.0.own_reactions": 1, "messages.0.own_reactions.0.type": "like", "messages.0.own_reactions.0.score": 5,
-	})
-	want(t, expect(t, s.get(t, "/messages?user_id=bob"), 200), map[string]any{"#messages.0.own_reactions": 0})
-	want(t, expect(t, s.get(t, "/messages/"+id+"?user_id=dave"), 200), map[string]any{"#own_reactions": 1, "own_reactions.0.user_id": "dave"})
-	if r := expect(t, s.get(t, "/messages/"+id), 200); r.body["own_reactions"] != nil {
-		t.Errorf("own_reactions without a user: %s", r.raw)
+	bobs := pageOf(client.ListMessagesParams{Page: client.Ptr(3), UserId: client.Ptr("bob")})
+	if own := bobs.Messages[0].OwnReactions; bobs.Messages[0].Id != m.Id || own == nil || len(*own) != 1 || (*own)[0].Type != "like" || (*own)[0].Score != 5 {
+		t.Errorf("bob's page 3: %+v", bobs.Messages[0])
+	}
+	if own := pageOf(client.ListMessagesParams{UserId: client.Ptr("bob")}).Messages[0].OwnReactions; own == nil || len(*own) != 0 {
+		t.Errorf("bob's page 1 has own reactions %v on a message he did not react to", own)
+	}
+	daves := answered(c.GetMessageWithResponse(ctx, id, &client.GetMessageParams{UserId: client.Ptr("dave")})).want(t, 200).JSON200
+	if daves.OwnReactions == nil || len(*daves.OwnReactions) != 1 || (*daves.OwnReactions)[0].UserId != "dave" {
+		t.Errorf("dave's reactions: %+v", daves.OwnReactions)
+	}
+	if anon := answered(c.GetMessageWithResponse(ctx, id, nil)).want(t, 200); anon.JSON200.OwnReactions != nil {
+		t.Errorf("own_reactions without a user: %s", anon.Body)
 	}
 	expectError(t, s.get(t, "/messages?user_id=not%20valid"), 400, "invalid_argument", "user_id")
 
 	// One reaction per user: enforce_unique removes the user's other types.
-	unique := expect(t, s.post(t, "/messages", `{"text": "one reaction each", "user_id": "alice"}`), 201).body["id"].(string)
-	expect(t, s.post(t, "/messages/"+unique+"/reactions", `{"type": "like", "user_id": "erin"}`), 201)
-	expect(t, s.post(t, "/messages/"+unique+"/reactions", `{"type": "love", "user_id": "erin"}`), 201)
-	expect(t, s.post(t, "/messages/"+unique+"/reactions", `{"type": "wow", "user_id": "erin", "enforce_unique": true}`), 201)
-	want(t, expect(t, s.get(t, "/messages/"+unique+"/reactions?user_id=erin"), 200), map[string]any{"#reactions": 1, "reactions.0.type": "wow"})
+	unique := answered(c.CreateMessageWithResponse(ctx, nil, client.CreateMessageRequest{Text: "one reaction each", UserId: client.Ptr("alice")})).want(t, 201).JSON201.Id.String()
+	for _, r := range []client.AddReactionRequest{
+		{Type: "like", UserId: client.Ptr("erin")},
+		{Type: "love", UserId: client.Ptr("erin")},
+		{Type: "wow", UserId: client.Ptr("erin"), EnforceUnique: client.Ptr(true)},
+	} {
+		answered(c.AddReactionWithResponse(ctx, unique, nil, r)).want(t, 201)
+	}
+	if erins := answered(c.ListReactionsWithResponse(ctx, unique, &client.ListReactionsParams{UserId: client.Ptr("erin")})).want(t, 200).JSON200; len(erins.Reactions) != 1 || erins.Reactions[0].Type != "wow" {
+		t.Errorf("erin's reactions after enforce_unique: %+v", erins.Reactions)
+	}
 	s.waitFor(t, "/messages/"+unique, map[string]any{
 		"reaction_count": 1, "reaction_groups.wow.count": 1, "reaction_groups.like": nil, "reaction_groups.love": nil,
 	})
@@ -551,4 +609,29 @@ func endToEnd(t *testing.T, s *stack) {
 			t.Errorf("%s did not stop cleanly: %v", p.name, err)
 		}
 	}
+}
+
+// users lists the users of reactions, in order.
+func users(rs []client.Reaction) string {
+	var names []string
+	for _, r := range rs {
+		names = append(names, r.UserId)
+	}
+	return strings.Join(names, " ")
+}
+
+// texts gives the first and last text of a page ("" when empty).
+func texts(ms []client.Message) string {
+	if len(ms) == 0 {
+		return ""
+	}
+	return ms[0].Text + " … " + ms[len(ms)-1].Text
+}
+
+// fieldOf is a string field of a JSON object ("" when absent).
+func fieldOf(body []byte, name string) string {
+	var m map[string]any
+	_ = json.Unmarshal(body, &m)
+	v, _ := m[name].(string)
+	return v
 }
