@@ -62,7 +62,7 @@ type Cursor = string
 
 // Error The body of every error response.
 type Error struct {
-	// Code What went wrong, for a program: one of the codes of the table in this document's description. New codes may be added.
+	// Code What went wrong, for a program: one of the codes of the table in this document's description. New codes may be added. Each error response lists the codes it carries today as `x-codes`.
 	Code string `json:"code"`
 
 	// Error What went wrong, for a person. Its wording may change.
