@@ -714,9 +714,16 @@ type ClientInterface interface {
 	// resumes the same way.
 	//
 	// The stream sends a comment (`: ping`) every 15 seconds when idle,
-	// and `retry: 2000` (reconnect after 2 s). It ends when the client
+	// and a `retry:` of a random 1 to 5 seconds, so that clients that
+	// lost their streams together come back spread out; other clients
+	// should wait as long before they reconnect. It ends when the client
 	// goes, after `duration`, or when the server shuts down (the client
 	// reconnects, perhaps to another instance, and resumes).
+	//
+	// A resume from far back (before the newest events each instance
+	// holds in memory) waits for its turn, and gets `503` with
+	// `Retry-After` when too many run at once: retry after that long,
+	// plus a random share of it.
 	//
 	// With authentication on and reads needing a token, a browser's
 	// `EventSource`, which cannot set headers, passes the token as
@@ -911,9 +918,16 @@ type ClientInterface interface {
 // resumes the same way.
 //
 // The stream sends a comment (`: ping`) every 15 seconds when idle,
-// and `retry: 2000` (reconnect after 2 s). It ends when the client
+// and a `retry:` of a random 1 to 5 seconds, so that clients that
+// lost their streams together come back spread out; other clients
+// should wait as long before they reconnect. It ends when the client
 // goes, after `duration`, or when the server shuts down (the client
 // reconnects, perhaps to another instance, and resumes).
+//
+// A resume from far back (before the newest events each instance
+// holds in memory) waits for its turn, and gets `503` with
+// `Retry-After` when too many run at once: retry after that long,
+// plus a random share of it.
 //
 // With authentication on and reads needing a token, a browser's
 // `EventSource`, which cannot set headers, passes the token as
@@ -1988,9 +2002,16 @@ type ClientWithResponsesInterface interface {
 	// resumes the same way.
 	//
 	// The stream sends a comment (`: ping`) every 15 seconds when idle,
-	// and `retry: 2000` (reconnect after 2 s). It ends when the client
+	// and a `retry:` of a random 1 to 5 seconds, so that clients that
+	// lost their streams together come back spread out; other clients
+	// should wait as long before they reconnect. It ends when the client
 	// goes, after `duration`, or when the server shuts down (the client
 	// reconnects, perhaps to another instance, and resumes).
+	//
+	// A resume from far back (before the newest events each instance
+	// holds in memory) waits for its turn, and gets `503` with
+	// `Retry-After` when too many run at once: retry after that long,
+	// plus a random share of it.
 	//
 	// With authentication on and reads needing a token, a browser's
 	// `EventSource`, which cannot set headers, passes the token as
@@ -3491,9 +3512,16 @@ func (r GetOpenAPIYAMLResponse) ContentType() string {
 // resumes the same way.
 //
 // The stream sends a comment (`: ping`) every 15 seconds when idle,
-// and `retry: 2000` (reconnect after 2 s). It ends when the client
+// and a `retry:` of a random 1 to 5 seconds, so that clients that
+// lost their streams together come back spread out; other clients
+// should wait as long before they reconnect. It ends when the client
 // goes, after `duration`, or when the server shuts down (the client
 // reconnects, perhaps to another instance, and resumes).
+//
+// A resume from far back (before the newest events each instance
+// holds in memory) waits for its turn, and gets `503` with
+// `Retry-After` when too many run at once: retry after that long,
+// plus a random share of it.
 //
 // With authentication on and reads needing a token, a browser's
 // `EventSource`, which cannot set headers, passes the token as

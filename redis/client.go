@@ -41,6 +41,9 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Log receives breaker state changes; nil discards them.
 	Log *slog.Logger
+	// Name tells this client's log lines from another's of the same
+	// process; default "main".
+	Name string
 }
 
 // DefaultTimeout is Config.Timeout when none is given.
@@ -127,7 +130,7 @@ func Open(cfg Config) (*Client, error) {
 		},
 		OnStateChange: func(_ string, from, to gobreaker.State) {
 			c.metrics.breaker.Set(float64(to))
-			log.Warn("redis circuit breaker changed state", "from", from.String(), "to", to.String())
+			log.Warn("redis circuit breaker changed state", "client", cmp.Or(cfg.Name, "main"), "from", from.String(), "to", to.String())
 		},
 	})
 	if cfg.Registerer != nil {

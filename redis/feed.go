@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -138,6 +139,29 @@ func (f *Feed) Last(ctx context.Context) (string, error) {
 	return msgs[0].ID, nil
 }
 
+// Tail returns the newest events, at most count of them, oldest first,
+// in one round trip, and from: the feed holds nothing between from and
+// the first of them, so a reader of the feed that starts with them has
+// every event after from. from is "0-0" when the feed never dropped an
+// event before them, and the last id Redis gave when it holds none.
+func (f *Feed) Tail(ctx context.Context, count int) (entries []messageapi.FeedEntry, from string, err error) {
+	info, msgs, err := f.infoAndRange(ctx, func(p goredis.Pipeliner) { p.XRevRangeN(ctx, f.key, "+", "-", int64(count)+1) })
+	if err != nil {
+		return nil, "", translate(err, "newest events")
+	}
+	from = "0-0"
+	switch {
+	case len(msgs) > count: // the oldest read is where the window starts
+		from, msgs = msgs[count].ID, msgs[:count]
+	case info != nil && info.EntriesAdded != info.Length && len(msgs) > 0:
+		from, msgs = msgs[len(msgs)-1].ID, msgs[:len(msgs)-1] // older ones were trimmed
+	case info != nil && info.EntriesAdded != info.Length:
+		from = info.LastGeneratedID
+	}
+	slices.Reverse(msgs)
+	return feedEntries(msgs), from, nil
+}
+
 // Has reports whether the feed still holds the event with the id id: not
 // when it was trimmed, or when Redis lost the feed. "0-0", the position
 // before the first event, is always held.
@@ -173,21 +197,7 @@ func (f *Feed) Since(ctx context.Context, after string, count int) (entries []me
 	if a == (StreamID{}) {
 		// A client that has seen nothing missed nothing, unless the feed
 		// has trimmed events since.
-		var info *goredis.XInfoStream
-		var msgs []goredis.XMessage
-		err = f.c.do(func() error {
-			cmds, err := f.c.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
-				p.XInfoStream(ctx, f.key)
-				p.XRangeN(ctx, f.key, "-", "+", int64(count))
-				return nil
-			})
-			if err != nil && !strings.Contains(err.Error(), "no such key") {
-				return err
-			}
-			info, _ = cmds[0].(*goredis.XInfoStreamCmd).Result()
-			msgs, _ = cmds[1].(*goredis.XMessageSliceCmd).Result()
-			return nil
-		})
+		info, msgs, err := f.infoAndRange(ctx, func(p goredis.Pipeliner) { p.XRangeN(ctx, f.key, "-", "+", int64(count)) })
 		if err != nil {
 			return nil, false, translate(err, "events since")
 		}
@@ -210,6 +220,28 @@ func (f *Feed) Since(ctx context.Context, after string, count int) (entries []me
 		return nil, false, nil
 	}
 	return feedEntries(msgs[1:]), true, nil
+}
+
+// infoAndRange reads the feed's XINFO STREAM and one range of it, which
+// read queues, in one round trip. A feed that does not exist has no info
+// and no entries.
+func (f *Feed) infoAndRange(ctx context.Context, read func(goredis.Pipeliner)) (*goredis.XInfoStream, []goredis.XMessage, error) {
+	var info *goredis.XInfoStream
+	var msgs []goredis.XMessage
+	err := f.c.do(func() error {
+		cmds, err := f.c.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			p.XInfoStream(ctx, f.key)
+			read(p)
+			return nil
+		})
+		if err != nil && !strings.Contains(err.Error(), "no such key") {
+			return err
+		}
+		info, _ = cmds[0].(*goredis.XInfoStreamCmd).Result()
+		msgs, _ = cmds[1].(*goredis.XMessageSliceCmd).Result()
+		return nil
+	})
+	return info, msgs, err
 }
 
 func feedEntries(msgs []goredis.XMessage) []messageapi.FeedEntry {

@@ -145,6 +145,54 @@ func TestFeedSinceTellsWhatItStillHolds(t *testing.T) {
 	}
 }
 
+// TestFeedTailStartsAWindow: Tail gives the newest events and the id
+// after which nothing is missing from them.
+func TestFeedTailStartsAWindow(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c := redistest.NewClient(t)
+	f := redis.NewFeed(c, redis.FeedConfig{MaxLen: 1000})
+	ids := func(es []messageapi.FeedEntry) []string {
+		out := make([]string, len(es))
+		for i, e := range es {
+			out[i] = e.ID
+		}
+		return out
+	}
+
+	if got, from, err := f.Tail(ctx, 10); err != nil || len(got) != 0 || from != "0-0" {
+		t.Fatalf("Tail of no feed = %d entries from %q, %v", len(got), from, err)
+	}
+	appendEvents(t, f, 5)
+	all, _, _ := f.Since(ctx, "0-0", 10)
+	if got, from, err := f.Tail(ctx, 10); err != nil || from != "0-0" || fmt.Sprint(ids(got)) != fmt.Sprint(ids(all)) {
+		t.Errorf("Tail(10) of 5 = %v from %q, %v; want all from 0-0", ids(got), from, err)
+	}
+	if got, from, _ := f.Tail(ctx, 3); from != all[1].ID || fmt.Sprint(ids(got)) != fmt.Sprint(ids(all[2:])) {
+		t.Errorf("Tail(3) of 5 = %v from %q; want the newest 3 from %s", ids(got), from, all[1].ID)
+	}
+
+	appendEvents(t, f, 3000) // trims the oldest
+	if _, kept, _ := f.Since(ctx, "0-0", 1); kept {
+		t.Fatal("the feed was not trimmed")
+	}
+	got, from, err := f.Tail(ctx, 5000)
+	if err != nil || len(got) == 0 || len(got) >= 3005 {
+		t.Fatalf("Tail(5000) after a trim = %d entries, %v", len(got), err)
+	}
+	if rest, kept, _ := f.Since(ctx, from, 5000); !kept || fmt.Sprint(ids(rest)) != fmt.Sprint(ids(got)) {
+		t.Errorf("Tail after a trim starts from %q, but the feed holds %d entries after it, not the %d given", from, len(rest), len(got))
+	}
+
+	if err := c.Redis().XTrimMaxLen(ctx, f.Key(), 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	last := got[len(got)-1].ID
+	if got, from, err := f.Tail(ctx, 10); err != nil || len(got) != 0 || from != last {
+		t.Errorf("Tail of an emptied feed = %d entries from %q, %v; want none from %s", len(got), from, err, last)
+	}
+}
+
 // TestFeedPublishAppendsInTheBackground: Publish queues without waiting,
 // and Run appends what was queued, in order.
 func TestFeedPublishAppendsInTheBackground(t *testing.T) {

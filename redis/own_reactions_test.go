@@ -234,7 +234,7 @@ func TestOwnReactionsLoadRacingAChange(t *testing.T) {
 	}
 	p.types(t, f.ids, "alice")
 	second := read(p.own) // the second read starts the load
-	release := <-gate             // the load waits before its snapshot...
+	release := <-gate     // the load waits before its snapshot...
 	f.remove(t, id, "alice", "like")
 	p.own.Forget(context.Background(), id, "alice")
 	close(release) // ...which therefore holds the delete; see the next case

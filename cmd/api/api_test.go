@@ -19,7 +19,9 @@ import (
 
 	"messageapi/cmd/api/apitest"
 	"messageapi/cmd/internal/daemon"
+	"messageapi/postgres"
 	"messageapi/postgres/postgrestest"
+	"messageapi/redis"
 	"messageapi/redis/redistest"
 )
 
@@ -40,14 +42,29 @@ func newTestAPI(t *testing.T, options ...func(*routerConfig)) *testAPI {
 // key prefix of its own.
 func newTestHandler(tb testing.TB, options ...func(*routerConfig)) http.Handler {
 	tb.Helper()
-	log := slog.New(slog.DiscardHandler)
-	db := postgrestest.NewDB(tb)
-	a, err := newApp(config{cachePages: 5, maxReactionTypes: 3, Common: daemon.Common{CacheTTL: time.Minute},
-		sse: hubConfig{maxClients: 4, buffer: 16, heartbeat: time.Second, block: 50 * time.Millisecond}},
-		db, db, redistest.NewClient(tb), log, prometheus.NewRegistry())
+	a := newTestApp(tb, postgrestest.NewDB(tb), redistest.NewClient(tb),
+		hubConfig{maxClients: 4, buffer: 16, heartbeat: time.Second, block: 50 * time.Millisecond})
+	a.startBackground(tb)
+	for a.server.hub.position() == "" { // the hub has found its place in the feed
+		time.Sleep(5 * time.Millisecond)
+	}
+	return a.handler(options...)
+}
+
+// newTestApp wires the API on db and rc, with the hub configured by sse;
+// its background work is not started.
+func newTestApp(tb testing.TB, db *postgres.DB, rc *redis.Client, sse hubConfig) *app {
+	tb.Helper()
+	a, err := newApp(config{cachePages: 5, maxReactionTypes: 3, Common: daemon.Common{CacheTTL: time.Minute}, sse: sse},
+		db, db, rc, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return a
+}
+
+// startBackground runs the app's background work until the test ends.
+func (a *app) startBackground(tb testing.TB) {
 	ctx, stop := context.WithCancel(context.Background())
 	var background sync.WaitGroup
 	background.Go(func() { a.writes.Run(ctx) })
@@ -55,11 +72,12 @@ func newTestHandler(tb testing.TB, options ...func(*routerConfig)) http.Handler 
 	background.Go(func() { a.feed.Run(ctx, time.Second) })
 	background.Go(func() { a.server.hub.run(ctx) })
 	tb.Cleanup(func() { stop(); a.server.hub.close(); background.Wait() })
-	for a.server.hub.position() == "" { // the hub has found its place in the feed
-		time.Sleep(5 * time.Millisecond)
-	}
+}
+
+// handler is the app's HTTP handler, as the tests configure it.
+func (a *app) handler(options ...func(*routerConfig)) http.Handler {
 	cfg := routerConfig{
-		log: log, metrics: newHTTPMetrics(prometheus.NewRegistry()), accessLevel: slog.LevelDebug,
+		log: slog.New(slog.DiscardHandler), metrics: newHTTPMetrics(prometheus.NewRegistry()), accessLevel: slog.LevelDebug,
 		ready: func() bool { return true }, requestTimeout: 5 * time.Second,
 	}
 	for _, o := range options {

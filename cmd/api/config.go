@@ -93,6 +93,9 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	f.Int(&c.sse.maxClients, "sse-max-clients", 10_000, "live-event streams (GET /events) one process holds; more get 503", "SSE_MAX_CLIENTS")
 	f.Int(&c.sse.buffer, "sse-buffer", 256, "events a stream may fall behind before the server ends it (the client resumes with Last-Event-ID)", "SSE_BUFFER")
 	f.Duration(&c.sse.heartbeat, "sse-heartbeat", 15*time.Second, "how often an idle event stream gets a comment, to keep proxies from closing it", "SSE_HEARTBEAT")
+	f.Int(&c.sse.windowEvents, "sse-window-events", defaultWindowEvents, "newest live events the process holds in memory, so that streams resuming after one of them (Last-Event-ID) cost no Redis read", "SSE_WINDOW_EVENTS")
+	f.Int(&c.sse.windowBytes, "sse-window-bytes", defaultWindowBytes, "bytes those events may take at most; the oldest go first", "SSE_WINDOW_BYTES")
+	f.Int(&c.sse.deepResumes, "sse-deep-resumes", 4, "streams resuming from before the window that read the feed from Redis at once, on connections of their own; others wait up to 1s, then get 503", "SSE_DEEP_RESUMES")
 	f.Int(&c.rateLimit, "rate-limit", 0, "requests each client may make per -rate-limit-window; 0 turns rate limiting off", "RATE_LIMIT")
 	f.Duration(&c.rateWindow, "rate-limit-window", time.Second, "window of -rate-limit", "RATE_LIMIT_WINDOW")
 	f.String(&proxies, "trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For names the client; empty: the client is the TCP peer", "TRUSTED_PROXIES")
@@ -218,6 +221,9 @@ func (c *config) validate() error {
 		daemon.Require(c.sse.maxClients >= 1, "sse-max-clients", "must be at least 1"),
 		daemon.Require(c.sse.buffer >= 16, "sse-buffer", "must be at least 16"),
 		daemon.Require(c.sse.heartbeat >= time.Second, "sse-heartbeat", "must be at least 1s"),
+		daemon.Require(c.sse.windowEvents >= 1 && c.sse.windowEvents <= 1_000_000, "sse-window-events", "must be from 1 to 1000000"),
+		daemon.Require(c.sse.windowBytes >= 1<<20 && c.sse.windowBytes <= 1<<30, "sse-window-bytes", "must be from 1 MiB (1048576) to 1 GiB"),
+		daemon.Require(c.sse.deepResumes >= 1 && c.sse.deepResumes <= 64, "sse-deep-resumes", "must be from 1 to 64"),
 		daemon.Require(c.rateLimit >= 0, "rate-limit", "must not be negative"),
 		daemon.Require(c.rateWindow >= time.Millisecond, "rate-limit-window", "must be at least 1ms"),
 		daemon.Require(c.auth.leeway >= 0 && c.auth.leeway <= 5*time.Minute, "auth-leeway", "must be from 0 to 5m"),

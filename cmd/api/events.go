@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -22,8 +23,9 @@ import (
 type eventFeed interface {
 	// Read waits up to block for entries after the id after.
 	Read(ctx context.Context, after string, count int, block time.Duration) ([]messageapi.FeedEntry, error)
-	// Last is the id of the newest entry, "0-0" for none.
-	Last(ctx context.Context) (string, error)
+	// Tail returns the newest entries, at most count, oldest first, and
+	// the id after which the feed holds nothing before them.
+	Tail(ctx context.Context, count int) ([]messageapi.FeedEntry, string, error)
 	// Has reports whether the feed still holds the entry with the id id.
 	Has(ctx context.Context, id string) (bool, error)
 	// Since returns the entries after the id after, and whether the feed
@@ -36,8 +38,16 @@ const (
 	maxEventFilters  = 100
 	minEventDuration = time.Second
 	maxEventDuration = time.Hour
-	// replayPage is how many entries one read of a resume takes.
+	// replayPage is how many entries one read of a deep resume takes.
 	replayPage = 500
+	// replayChunk is how many bytes of a replay are buffered before they
+	// are written, so a client that does not read holds little.
+	replayChunk = 16 << 10
+	// warmWait is how long a client waits for the hub to find its place
+	// in the feed (its first read, when the process starts).
+	warmWait = 3 * time.Second
+	// deepResumeWait is how long a deep resume waits for its turn.
+	deepResumeWait = time.Second
 )
 
 // hubConfig configures the live-event hub.
@@ -56,6 +66,12 @@ type hubConfig struct {
 	// blocked read does not end when its context does, and shutdown
 	// waits for it.
 	block time.Duration
+	// windowEvents and windowBytes bound the window of the feed held in
+	// memory, from which resumes are served.
+	windowEvents, windowBytes int
+	// deepResumes caps the resumes from before the window that read the
+	// feed from Redis at once.
+	deepResumes int
 }
 
 // hub reads the live feed once per process and fans each entry out to the
@@ -63,15 +79,26 @@ type hubConfig struct {
 // that fails resumes where the last one ended; when the feed no longer
 // holds that position (Redis lost it, or trimmed past it), every client
 // gets a reset.
+//
+// It keeps the newest entries it read in a window, filled at start with
+// one read of the feed's tail, so that the clients that reconnect after
+// a restart or a network blip, all at once, resume from memory. Resumes
+// from before the window read the feed page by page, a few at a time
+// (deep), on a feed of their own that a deployment gives its own Redis
+// connections.
 type hub struct {
-	feed    eventFeed
-	log     *slog.Logger
-	metrics *sseMetrics
-	cfg     hubConfig
+	feed     eventFeed
+	deepFeed eventFeed
+	deep     bulkhead
+	log      *slog.Logger
+	metrics  *sseMetrics
+	cfg      hubConfig
+	warm     chan struct{} // closed once the hub knows its position
 
 	mu      sync.Mutex
 	clients map[*subscriber]struct{}
 	last    string // the id of the last entry fanned out; "" until known
+	window  *feedWindow
 	closed  bool
 }
 
@@ -95,8 +122,13 @@ func newHub(feed eventFeed, log *slog.Logger, m *sseMetrics, cfg hubConfig) *hub
 	if cfg.writeTimeout <= 0 {
 		cfg.writeTimeout = 5 * time.Second
 	}
-	return &hub{feed: feed, log: log, metrics: m, cfg: cfg, clients: map[*subscriber]struct{}{}}
+	return &hub{feed: feed, deepFeed: feed, deep: newBulkhead(cfg.deepResumes), log: log, metrics: m, cfg: cfg,
+		warm: make(chan struct{}), clients: map[*subscriber]struct{}{}, window: newFeedWindow(cfg.windowEvents, cfg.windowBytes)}
 }
+
+// resumeFrom makes deep resumes read feed instead of the hub's own, for
+// example one on a Redis client with a pool and breaker of its own.
+func (h *hub) resumeFrom(feed eventFeed) { h.deepFeed = feed }
 
 // run reads the feed and fans it out until ctx is done.
 func (h *hub) run(ctx context.Context) {
@@ -113,12 +145,12 @@ func (h *hub) run(ctx context.Context) {
 	for ctx.Err() == nil {
 		pos := h.position()
 		if pos == "" {
-			last, err := h.feed.Last(ctx)
+			entries, from, err := h.feed.Tail(ctx, h.window.maxEvents)
 			if err != nil {
 				fail("start", err)
 				continue
 			}
-			h.moveTo(last, false)
+			h.restart(entries, from, false)
 			continue
 		}
 		entries, err := h.feed.Read(ctx, pos, replayPage, h.cfg.block)
@@ -142,13 +174,13 @@ func (h *hub) run(ctx context.Context) {
 		failures = 0
 		wait.Reset()
 		if !held {
-			last, err := h.feed.Last(ctx)
+			entries, from, err := h.feed.Tail(ctx, h.window.maxEvents)
 			if err != nil {
 				fail("check", err)
 				continue
 			}
-			h.log.Warn("live feed lost events; clients are told to refetch", "was", pos, "now", last)
-			h.moveTo(last, true)
+			now := h.restart(entries, from, true)
+			h.log.Warn("live feed lost events; clients are told to refetch", "was", pos, "now", now)
 			continue
 		}
 		h.broadcast(entries)
@@ -177,17 +209,46 @@ func (h *hub) position() string {
 	return h.last
 }
 
-// moveTo sets the hub's position, and with reset tells every client.
-func (h *hub) moveTo(id string, reset bool) {
+// restart starts the window afresh with the newest entries of the feed,
+// which it holds everything of after from, and moves the hub's position
+// to the last of them; with reset it tells every client. It returns the
+// new position.
+func (h *hub) restart(entries []messageapi.FeedEntry, from string, reset bool) string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.last = id
-	if !reset {
-		return
+	h.window.reset(mustStreamID(from))
+	h.window.add(entries)
+	h.last = h.window.last().String()
+	h.metrics.window(h.window)
+	select {
+	case <-h.warm:
+	default:
+		close(h.warm)
 	}
-	for s := range h.clients {
-		h.send(s, delivery{entry: messageapi.FeedEntry{ID: id}, reset: true})
+	if reset {
+		for s := range h.clients {
+			h.send(s, delivery{entry: messageapi.FeedEntry{ID: h.last}, reset: true})
+		}
 	}
+	return h.last
+}
+
+// awaitWarm waits, at most wait, for the hub to know its position.
+func (h *hub) awaitWarm(ctx context.Context, wait time.Duration) error {
+	select {
+	case <-h.warm:
+		return nil
+	default:
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-h.warm:
+		return nil
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return messageapi.Errorf(messageapi.EUNAVAILABLE, "live events are unavailable")
 }
 
 // broadcast gives each entry to the clients that want it. A client whose
@@ -206,6 +267,8 @@ func (h *hub) broadcast(entries []messageapi.FeedEntry) {
 		}
 	}
 	h.last = entries[len(entries)-1].ID
+	h.window.add(entries)
+	h.metrics.window(h.window)
 }
 
 // send queues d for s, or drops s when it is too far behind. h.mu is held.
@@ -227,24 +290,36 @@ func (h *hub) drop(s *subscriber, reason string) {
 	h.metrics.dropped.WithLabelValues(reason).Inc()
 }
 
+// resume is what the window holds for a client resuming after a position.
+type resume struct {
+	entries []windowEntry // the entries after the position, up to the hub's
+	answer  windowAnswer
+}
+
 // subscribe adds a client that wants the events of the messages in filter
 // (nil: all), and returns the hub's position: the client gets every entry
-// after it.
-func (h *hub) subscribe(filter map[string]bool) (*subscriber, string, error) {
+// after it. With after, it also returns what the window holds after that
+// position, at the same instant, so that a replay of those entries and
+// the live stream after the position meet exactly.
+func (h *hub) subscribe(filter map[string]bool, after *redis.StreamID) (*subscriber, string, resume, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	switch {
 	case h.closed:
-		return nil, "", messageapi.Errorf(messageapi.EUNAVAILABLE, "the server is shutting down")
+		return nil, "", resume{}, messageapi.Errorf(messageapi.EUNAVAILABLE, "the server is shutting down")
 	case h.last == "":
-		return nil, "", messageapi.Errorf(messageapi.EUNAVAILABLE, "live events are unavailable")
+		return nil, "", resume{}, messageapi.Errorf(messageapi.EUNAVAILABLE, "live events are unavailable")
 	case len(h.clients) >= h.cfg.maxClients:
-		return nil, "", messageapi.Errorf(messageapi.EUNAVAILABLE, "this server holds as many event streams as it can; retry, or connect to another")
+		return nil, "", resume{}, messageapi.Errorf(messageapi.EUNAVAILABLE, "this server holds as many event streams as it can; retry, or connect to another")
+	}
+	var r resume
+	if after != nil {
+		r.entries, r.answer = h.window.since(*after)
 	}
 	s := &subscriber{filter: filter, ch: make(chan delivery, h.cfg.buffer), gone: make(chan struct{})}
 	h.clients[s] = struct{}{}
 	h.metrics.clients.Set(float64(len(h.clients)))
-	return s, h.last, nil
+	return s, h.last, r, nil
 }
 
 func (h *hub) unsubscribe(s *subscriber) {
@@ -322,19 +397,42 @@ func parseEventsRequest(r *http.Request) (eventsRequest, error) {
 // is its position in the feed; a client that reconnects with it as
 // Last-Event-ID gets what it missed, or a reset event when the feed no
 // longer holds it. A ready event marks the end of the replay.
+//
+// A resume inside the hub's window is served from memory. One from before
+// it reads the feed, and waits its turn for that (deepResumeWait at most,
+// else 503: an EventSource retries by itself).
 func (s *server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	req, err := parseEventsRequest(r)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	sub, pos, err := s.hub.subscribe(req.filter)
+	ctx := r.Context()
+	if err := s.hub.awaitWarm(ctx, warmWait); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	var after *redis.StreamID
+	if req.lastID != "" {
+		id := mustStreamID(req.lastID)
+		after = &id
+	}
+	sub, pos, res, err := s.hub.subscribe(req.filter, after)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
 	defer s.hub.unsubscribe(sub)
-	ctx := r.Context()
+	deep := after != nil && res.answer == outside
+	if deep {
+		ok, waited := s.hub.deep.acquire(ctx, deepResumeWait)
+		s.hub.metrics.deepResume(ok, waited)
+		if !ok {
+			writeError(w, r, messageapi.Errorf(messageapi.EUNAVAILABLE, "too many clients are resuming from far back at once; retry"))
+			return
+		}
+		defer s.hub.deep.release()
+	}
 	if req.duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, req.duration)
@@ -352,17 +450,31 @@ func (s *server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodHead {
 		return
 	}
-	out.buf.WriteString("retry: 2000\n\n")
+	// Clients that lose their streams together (a restart, a network
+	// blip) come back spread over a few seconds, not in step.
+	out.buf.WriteString("retry: " + strconv.Itoa(1000+rand.IntN(4000)) + "\n\n")
 
 	cursor := pos
-	if req.lastID != "" {
+	switch {
+	case after == nil:
+	case deep:
+		s.hub.metrics.resumes.WithLabelValues("feed").Inc()
 		var ok bool
 		if cursor, ok = s.replay(ctx, out, req, pos, sub.gone); !ok {
 			return
 		}
-	}
-	if a, _ := redis.ParseStreamID(cursor); !a.After(mustStreamID(pos)) {
-		cursor = pos
+		if a, _ := redis.ParseStreamID(cursor); !a.After(mustStreamID(pos)) {
+			cursor = pos
+		}
+	case res.answer == notInFeed:
+		s.hub.metrics.resumes.WithLabelValues("window").Inc()
+		s.hub.metrics.resets.Inc()
+		out.event("reset", pos, []byte("{}"), time.Time{})
+	default:
+		s.hub.metrics.resumes.WithLabelValues("window").Inc()
+		if !s.replayWindow(out, req.filter, res.entries, sub.gone) {
+			return
+		}
 	}
 	out.event("ready", cursor, []byte("{}"), time.Time{})
 	if out.flush() != nil {
@@ -395,10 +507,32 @@ func (s *server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// replayWindow sends the client the entries of the window it missed, in
+// chunks of replayChunk bytes. It reports false when the stream must end.
+func (s *server) replayWindow(out *sseWriter, filter map[string]bool, entries []windowEntry, gone <-chan struct{}) bool {
+	for _, e := range entries {
+		if filter != nil && !filter[e.MessageID] {
+			continue
+		}
+		out.event(e.Type, e.ID, e.Data, time.Time{}) // a replay is not live: no lag
+		if out.buf.Len() >= replayChunk {
+			select {
+			case <-gone: // dropped meanwhile (shutdown, or too far behind)
+				return false
+			default:
+			}
+			if out.flush() != nil {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // replay sends what the client missed after req.lastID, up to pos, where
-// the live stream takes over. It returns the last position sent, or false
-// when the stream must end (the feed is unavailable, or the hub dropped
-// the client; it retries).
+// the live stream takes over, reading it from the feed a page at a time.
+// It returns the last position sent, or false when the stream must end
+// (the feed is unavailable, or the hub dropped the client; it retries).
 func (s *server) replay(ctx context.Context, out *sseWriter, req eventsRequest, pos string, gone <-chan struct{}) (string, bool) {
 	cursor, end := req.lastID, mustStreamID(pos)
 	for {
@@ -407,7 +541,7 @@ func (s *server) replay(ctx context.Context, out *sseWriter, req eventsRequest, 
 			return "", false
 		default:
 		}
-		entries, kept, err := s.hub.feed.Since(ctx, cursor, replayPage)
+		entries, kept, err := s.hub.deepFeed.Since(ctx, cursor, replayPage)
 		if err != nil {
 			requestLogger(ctx).WarnContext(ctx, "live events: resume failed", "err", err)
 			return "", false
@@ -427,12 +561,12 @@ func (s *server) replay(ctx context.Context, out *sseWriter, req eventsRequest, 
 			}
 			cursor = e.ID
 			sent++
+			if out.buf.Len() >= replayChunk && out.flush() != nil {
+				return "", false
+			}
 		}
 		if sent < len(entries) || len(entries) < replayPage {
 			return cursor, true
-		}
-		if out.flush() != nil {
-			return "", false
 		}
 	}
 }
@@ -514,12 +648,36 @@ func (o *sseWriter) flush() error {
 
 // sseMetrics are the live events' metrics.
 type sseMetrics struct {
-	clients    prometheus.Gauge
-	events     prometheus.Counter
-	dropped    *prometheus.CounterVec
-	resets     prometheus.Counter
-	readErrors prometheus.Counter
-	lag        prometheus.Histogram
+	clients      prometheus.Gauge
+	events       prometheus.Counter
+	dropped      *prometheus.CounterVec
+	resets       prometheus.Counter
+	readErrors   prometheus.Counter
+	lag          prometheus.Histogram
+	resumes      *prometheus.CounterVec
+	deepResumes  *prometheus.CounterVec
+	windowEvents prometheus.Gauge
+	windowBytes  prometheus.Gauge
+	windowFrom   prometheus.Gauge
+}
+
+// window records the window's size and start. The hub's lock is held.
+func (m *sseMetrics) window(w *feedWindow) {
+	m.windowEvents.Set(float64(len(w.entries)))
+	m.windowBytes.Set(float64(w.bytes))
+	m.windowFrom.Set(float64(w.from.Ms) / 1000)
+}
+
+// deepResume records how a deep resume got its turn, or did not.
+func (m *sseMetrics) deepResume(ok, waited bool) {
+	outcome := "started"
+	switch {
+	case !ok:
+		outcome = "refused"
+	case waited:
+		outcome = "waited"
+	}
+	m.deepResumes.WithLabelValues(outcome).Inc()
 }
 
 func newSSEMetrics(reg prometheus.Registerer) *sseMetrics {
@@ -550,7 +708,28 @@ func newSSEMetrics(reg prometheus.Registerer) *sseMetrics {
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}),
 	}
-	reg.MustRegister(m.clients, m.events, m.dropped, m.resets, m.readErrors, m.lag)
+	m.resumes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "messageapi_sse_resumes_total",
+		Help: "Streams that resumed after a Last-Event-ID, by where their replay came from: window (the process's memory), feed (Redis).",
+	}, []string{"from"})
+	m.deepResumes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "messageapi_sse_deep_resumes_total",
+		Help: "Resumes from before the window, by how they got their turn: started (at once), waited, refused (503).",
+	}, []string{"outcome"})
+	m.windowEvents = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "messageapi_sse_window_events",
+		Help: "Events of the live feed held in the process's window.",
+	})
+	m.windowBytes = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "messageapi_sse_window_bytes",
+		Help: "Approximate bytes the window holds.",
+	})
+	m.windowFrom = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "messageapi_sse_window_start_seconds",
+		Help: "Time (Unix seconds) of the feed position the window starts after: a resume from before it reads Redis.",
+	})
+	reg.MustRegister(m.clients, m.events, m.dropped, m.resets, m.readErrors, m.lag,
+		m.resumes, m.deepResumes, m.windowEvents, m.windowBytes, m.windowFrom)
 	return m
 }
 

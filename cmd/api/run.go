@@ -60,6 +60,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
+	// Resumes from before the hub's window read the feed on connections
+	// of their own, so a flood of them cannot take the caches' pool or
+	// open their breaker.
+	resumeRC, err := deps.OpenRedis("resume", cfg.sse.deepResumes+1)
+	if err != nil {
+		return err
+	}
+	app.server.hub.resumeFrom(redis.NewFeed(resumeRC, redis.FeedConfig{MaxLen: int64(cfg.FeedMaxLen)}))
 	accessLevel, _ := daemon.ParseLevel(cfg.accessLogLevel) // validated with the config
 	api := &http.Server{
 		Handler: app.server.routes(routerConfig{
@@ -76,7 +84,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	api.RegisterOnShutdown(app.server.hub.close) // event streams would hold the shutdown up
-	limits, err := connLimits(cfg, deps.Redis.PoolSize())
+	limits, err := connLimits(cfg, deps.Redis.PoolSize()+resumeRC.PoolSize())
 	if err != nil {
 		return err
 	}

@@ -30,7 +30,10 @@ type Deps struct {
 	Registry *prometheus.Registry
 	Schema   *Schema
 	cfg      Common
+	log      *slog.Logger
 	extra    []*postgres.DB
+	// extraRedis are the clients of OpenRedis.
+	extraRedis []*redis.Client
 }
 
 // OpenDeps opens the connection pools and a registry holding the runtime,
@@ -54,7 +57,7 @@ func OpenDeps(cfg Common, log *slog.Logger) (*Deps, error) {
 		db.Close()
 		return nil, fmt.Errorf("-redis-url: %w", err)
 	}
-	return &Deps{DB: db, Redis: rc, Registry: reg, Schema: &Schema{db: db}, cfg: cfg}, nil
+	return &Deps{DB: db, Redis: rc, Registry: reg, Schema: &Schema{db: db}, cfg: cfg, log: log}, nil
 }
 
 func openDB(cfg Common, maxConns int, name string) (*postgres.DB, error) {
@@ -84,9 +87,29 @@ func (d *Deps) OpenReadDB(maxConns int) (*postgres.DB, error) {
 	return db, nil
 }
 
+// OpenRedis opens a second Redis client of poolSize connections with a
+// circuit breaker of its own: a bulkhead, so that work driven by clients
+// (waits for its small pool included) cannot open the breaker that guards
+// the caches. Its metrics are not registered. It is closed with the
+// others.
+func (d *Deps) OpenRedis(name string, poolSize int) (*redis.Client, error) {
+	rc, err := redis.Open(redis.Config{
+		URL: d.cfg.RedisURL, ClusterAddrs: d.cfg.RedisCluster, Prefix: d.cfg.RedisPrefix, Timeout: d.cfg.RedisTimeout,
+		PoolSize: poolSize, Log: d.log, Name: name,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("-redis-url: %w", err)
+	}
+	d.extraRedis = append(d.extraRedis, rc)
+	return rc, nil
+}
+
 // Close closes the pools.
 func (d *Deps) Close() {
 	_ = d.Redis.Close()
+	for _, rc := range d.extraRedis {
+		_ = rc.Close()
+	}
 	for _, db := range d.extra {
 		db.Close()
 	}

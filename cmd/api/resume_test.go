@@ -1,0 +1,198 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"messageapi"
+	"messageapi/postgres/postgrestest"
+	"messageapi/redis"
+	"messageapi/redis/redistest"
+)
+
+// countingFeed is the real feed, counting the calls that read ranges of
+// it.
+type countingFeed struct {
+	eventFeed
+	tails, sinces atomic.Int64
+}
+
+func (f *countingFeed) Tail(ctx context.Context, count int) ([]messageapi.FeedEntry, string, error) {
+	f.tails.Add(1)
+	return f.eventFeed.Tail(ctx, count)
+}
+
+func (f *countingFeed) Since(ctx context.Context, after string, count int) ([]messageapi.FeedEntry, bool, error) {
+	f.sinces.Add(1)
+	return f.eventFeed.Since(ctx, after, count)
+}
+
+// postMessages posts n messages through api and returns the ids of the
+// feed's entries once it holds n of them.
+func postMessages(t *testing.T, api *testAPI, rc *redis.Client, n int) []string {
+	t.Helper()
+	for i := range n {
+		if r := api.do("POST", "/messages", "application/json", strings.NewReader(fmt.Sprintf(`{"text":"m%d","user_id":"u"}`, i))); r.status != 201 {
+			t.Fatalf("POST /messages = %d: %s", r.status, r.body)
+		}
+	}
+	feed := redis.NewFeed(rc, redis.FeedConfig{})
+	var ids []string
+	eventually(t, func() bool {
+		entries, _, err := feed.Since(context.Background(), "0-0", n+1)
+		ids = ids[:0]
+		for _, e := range entries {
+			ids = append(ids, e.ID)
+		}
+		return err == nil && len(ids) == n
+	})
+	return ids
+}
+
+// resumeOnce opens GET /events after lastID and returns the ids of the
+// events before ready, or the status of a refusal.
+func resumeOnce(ctx context.Context, base, lastID string) ([]string, int, error) {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", base+"/events?duration=30s", nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	req.Header.Set("Last-Event-ID", lastID)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, resp.StatusCode, nil
+	}
+	var ids []string
+	var id string
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "id: "):
+			id = strings.TrimPrefix(line, "id: ")
+		case line == "event: ready":
+			return ids, 200, nil
+		case line == "event: reset":
+			return ids, 200, fmt.Errorf("reset at %s", id)
+		case strings.HasPrefix(line, "event: "):
+			ids = append(ids, id)
+		}
+	}
+	return ids, 200, fmt.Errorf("the stream ended before ready: %v", sc.Err())
+}
+
+// TestResumeStormIsServedFromTheWindow: many clients resume at once from a
+// process that has just started, before its hub has read the feed. Each
+// gets what it missed, in order, and the process reads the feed's ranges
+// once, not once per client.
+func TestResumeStormIsServedFromTheWindow(t *testing.T) {
+	t.Parallel()
+	db, rc := postgrestest.NewDB(t), redistest.NewClient(t)
+	sse := hubConfig{maxClients: 1000, buffer: 256, heartbeat: time.Minute, block: 50 * time.Millisecond}
+	first := newTestApp(t, db, rc, sse)
+	first.startBackground(t)
+	eventually(t, func() bool { return first.server.hub.position() != "" })
+	writer := &testAPI{Server: httptest.NewServer(first.handler()), t: t}
+	t.Cleanup(writer.Close)
+	ids := postMessages(t, writer, rc, 60)
+
+	// A restarted process: its hub starts after the clients are back.
+	second := newTestApp(t, db, rc, sse)
+	counted := &countingFeed{eventFeed: second.server.hub.feed}
+	second.server.hub.feed = counted
+	second.server.hub.resumeFrom(counted)
+	srv := httptest.NewServer(second.handler())
+	t.Cleanup(srv.Close)
+
+	const clients = 300
+	type result struct {
+		ids    []string
+		status int
+		err    error
+	}
+	results := make(chan result, clients)
+	for range clients {
+		go func() {
+			got, status, err := resumeOnce(context.Background(), srv.URL, ids[9])
+			results <- result{got, status, err}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond) // most are waiting for the hub
+	second.startBackground(t)
+	want := strings.Join(ids[10:], " ")
+	failed := 0
+	for range clients {
+		r := <-results
+		if got := strings.Join(r.ids, " "); r.err != nil || r.status != 200 || got != want {
+			if failed++; failed <= 3 {
+				t.Errorf("a client got %d, %v, events [%s]; want 200 and [%s]", r.status, r.err, got, want)
+			}
+		}
+	}
+	if failed > 0 {
+		t.Errorf("%d of %d clients did not resume", failed, clients)
+	}
+	if tails, sinces := counted.tails.Load(), counted.sinces.Load(); tails != 1 || sinces != 0 {
+		t.Errorf("%d clients resumed with %d reads of the feed's tail and %d of ranges; want 1 and 0", clients, tails, sinces)
+	}
+}
+
+// TestDeepResumesAreBounded: a resume from before the window reads the
+// feed and gets all it missed; while as many deep resumes run as may, the
+// next gets 503 with Retry-After, and resumes inside the window go on.
+func TestDeepResumesAreBounded(t *testing.T) {
+	t.Parallel()
+	db, rc := postgrestest.NewDB(t), redistest.NewClient(t)
+	a := newTestApp(t, db, rc, hubConfig{maxClients: 100, buffer: 256, heartbeat: time.Minute,
+		block: 50 * time.Millisecond, windowEvents: 10, deepResumes: 1})
+	deep := &countingFeed{eventFeed: a.server.hub.feed}
+	a.server.hub.resumeFrom(deep)
+	a.startBackground(t)
+	eventually(t, func() bool { return a.server.hub.position() != "" })
+	api := &testAPI{Server: httptest.NewServer(a.handler()), t: t}
+	t.Cleanup(api.Close)
+	ids := postMessages(t, api, rc, 30)
+	eventually(t, func() bool { return a.server.hub.position() == ids[29] })
+	ctx := context.Background()
+
+	check := func(what, after string, want []string) {
+		t.Helper()
+		got, status, err := resumeOnce(ctx, api.URL, after)
+		if status != 200 || err != nil || strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("%s: %d, %v, [%s]; want [%s]", what, status, err, strings.Join(got, " "), strings.Join(want, " "))
+		}
+	}
+	check("inside the window", ids[24], ids[25:])
+	if n := deep.sinces.Load(); n != 0 {
+		t.Errorf("a resume inside the window read the feed %d times", n)
+	}
+	check("before the window", ids[4], ids[5:])
+	if n := deep.sinces.Load(); n == 0 {
+		t.Error("a resume from before the window did not read the feed")
+	}
+
+	// Take the one place (the last resume gives it back when its handler
+	// sees the client go).
+	if ok, _ := a.server.hub.deep.acquire(ctx, 5*time.Second); !ok {
+		t.Fatal("the one deep resume stayed taken")
+	}
+	r := api.send("GET", "/events", http.Header{"Last-Event-Id": {ids[4]}}, nil)
+	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
+		t.Errorf("a deep resume beyond the limit = %d (Retry-After %q): %s; want 503 with Retry-After", r.status, r.header.Get("Retry-After"), r.body)
+	}
+	check("inside the window, while deep resumes are full", ids[24], ids[25:])
+	a.server.hub.deep.release()
+	check("before the window, once one may run again", ids[4], ids[5:])
+}

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	"messageapi"
+	"messageapi/redis"
+)
+
+// Default bounds of the feed window.
+const (
+	defaultWindowEvents = 10_000
+	defaultWindowBytes  = 16 << 20
+	// entryOverhead is what one held entry costs beside its strings and
+	// data: the struct, its parsed id and the slice slot.
+	entryOverhead = 128
+)
+
+// windowEntry is one entry of the window, with its id parsed once.
+type windowEntry struct {
+	id redis.StreamID
+	messageapi.FeedEntry
+}
+
+// feedWindow is the newest part of the live feed, held in memory by the
+// hub, so that clients resuming inside it are served with no Redis call.
+// It holds every entry of the feed after from, up to the hub's position,
+// and nothing else; it is bounded by a number of entries and by bytes,
+// and forgets its oldest entries first. Callers hold the hub's lock.
+//
+// A snapshot (since) is a subslice of entries, not a copy: the window
+// only appends and drops from the front, and never writes an element
+// twice, so a snapshot stays valid while the window moves on. Dropped
+// entries are freed when append moves the entries to a new array and no
+// snapshot holds the old one, so the window costs at most about twice
+// its bounds.
+type feedWindow struct {
+	maxEvents, maxBytes int
+	from                redis.StreamID // every entry after it is held
+	entries             []windowEntry
+	bytes               int
+}
+
+func newFeedWindow(maxEvents, maxBytes int) *feedWindow {
+	if maxEvents <= 0 {
+		maxEvents = defaultWindowEvents
+	}
+	if maxBytes <= 0 {
+		maxBytes = defaultWindowBytes
+	}
+	return &feedWindow{maxEvents: maxEvents, maxBytes: maxBytes}
+}
+
+func entrySize(e messageapi.FeedEntry) int {
+	return entryOverhead + len(e.ID) + len(e.Type) + len(e.MessageID) + len(e.Data)
+}
+
+// reset empties the window: it holds everything after from, which is
+// nothing yet.
+func (w *feedWindow) reset(from redis.StreamID) {
+	w.from, w.entries, w.bytes = from, nil, 0
+}
+
+// add appends entries that follow the window's last, oldest first, and
+// forgets the oldest beyond the bounds.
+func (w *feedWindow) add(entries []messageapi.FeedEntry) {
+	for _, e := range entries {
+		id, _ := redis.ParseStreamID(e.ID)
+		w.entries = append(w.entries, windowEntry{id: id, FeedEntry: e})
+		w.bytes += entrySize(e)
+	}
+	for len(w.entries) > 0 && (len(w.entries) > w.maxEvents || w.bytes > w.maxBytes) {
+		w.from = w.entries[0].id
+		w.bytes -= entrySize(w.entries[0].FeedEntry)
+		w.entries = w.entries[1:]
+	}
+}
+
+// last is the id of the newest entry held, or from when none is.
+func (w *feedWindow) last() redis.StreamID {
+	if len(w.entries) == 0 {
+		return w.from
+	}
+	return w.entries[len(w.entries)-1].id
+}
+
+// windowAnswer is what the window knows of a position.
+type windowAnswer int
+
+const (
+	// inWindow: the entries after the position are those returned.
+	inWindow windowAnswer = iota
+	// notInFeed: the position lies inside the window but is no entry of
+	// the feed (another feed's id, or one from before Redis lost it).
+	notInFeed
+	// outside: older than the window, or newer than this process has
+	// read; only the feed itself can tell.
+	outside
+)
+
+// since returns the entries after the position after.
+func (w *feedWindow) since(after redis.StreamID) ([]windowEntry, windowAnswer) {
+	switch {
+	case after == w.from:
+		return w.entries, inWindow
+	case w.from.After(after) || after.After(w.last()):
+		return nil, outside
+	}
+	i := sort.Search(len(w.entries), func(i int) bool { return !after.After(w.entries[i].id) })
+	if i == len(w.entries) || w.entries[i].id != after {
+		return nil, notInFeed
+	}
+	return w.entries[i+1:], inWindow
+}
+
+// bulkhead caps the deep resumes (those the window cannot serve) that run
+// at once; each reads the feed from Redis page by page.
+type bulkhead chan struct{}
+
+func newBulkhead(n int) bulkhead { return make(bulkhead, max(n, 1)) }
+
+// acquire takes a place, waiting at most wait for one; it reports whether
+// it got one and whether it had to wait. release gives it back.
+func (b bulkhead) acquire(ctx context.Context, wait time.Duration) (ok, waited bool) {
+	select {
+	case b <- struct{}{}:
+		return true, false
+	default:
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case b <- struct{}{}:
+		return true, true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false, true
+}
+
+func (b bulkhead) release() { <-b }
