@@ -8,13 +8,18 @@
 
 GO ?= go
 
-.PHONY: run test services services-run services-test services-down build migrate vet e2e-hurl fuzz
+.PHONY: run test test-fast services services-run services-test services-down build migrate vet staticcheck e2e-hurl fuzz
 
 run: services-run
 	./scripts/run.sh
 
-test: services-test vet
+test: services-test vet staticcheck
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+# The fast tier: the tests that need neither PostgreSQL nor Redis (the
+# others skip under -short; make test never passes it). Under 30 s warm.
+test-fast:
+	$(GO) test -short -count=1 -timeout 2m ./...
 
 # Both sets of settings.
 services:
@@ -39,6 +44,11 @@ migrate: services-run
 
 vet:
 	$(GO) vet ./...
+
+# staticcheck is a tool dependency in go.mod: go tool builds the pinned
+# version.
+staticcheck:
+	$(GO) tool staticcheck ./...
 
 # Runs e2e.hurl (Hurl 5.0.0 or newer) against freshly built programs on an
 # empty schema of the test database; see scripts/e2e-hurl.sh.

@@ -29,6 +29,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"messageapi/internal/servicetest"
 )
 
 // The environment variables that turn the test binary into a stand-in
@@ -460,6 +462,7 @@ func psqlRecorder(t *testing.T) (dir, log string) {
 
 func TestServicesUpChecksOnlyTheSettingsItIsFor(t *testing.T) {
 	t.Parallel()
+	servicetest.Require(t) // services.sh checks the real servers of the other settings
 	dead := freePort(t)
 	deadDB := fmt.Sprintf("postgres://message-api:message-api@127.0.0.1:%d/message-api-test?sslmode=disable", dead)
 	deadRedis := fmt.Sprintf("redis://127.0.0.1:%d/15", dead)
@@ -508,6 +511,7 @@ func TestServicesUpChecksOnlyTheSettingsItIsFor(t *testing.T) {
 
 func TestServicesInCIFailsOnAnUnreachableServer(t *testing.T) {
 	t.Parallel()
+	servicetest.Require(t) // services.sh checks the real servers of the other settings
 	dead := freePort(t)
 	for _, tc := range []struct {
 		name, target, variable string
@@ -1060,6 +1064,7 @@ func TestE2EHurlNamesWhatToInstall(t *testing.T) {
 // must give hurl an empty database, exit with hurl's status, and leave no
 // program, schema or Redis key behind.
 func TestE2EHurlRunsHurlOnAFreshStack(t *testing.T) {
+	servicetest.Require(t)
 	for _, name := range []string{"curl", "psql", "redis-cli", "go"} {
 		if _, err := exec.LookPath(name); err != nil {
 			t.Fatalf("%s is needed by scripts/e2e-hurl.sh: %v", name, err)

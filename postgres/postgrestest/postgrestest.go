@@ -18,6 +18,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"messageapi/internal/servicetest"
 	"messageapi/postgres"
 )
 
@@ -37,6 +38,7 @@ func BaseURL() string {
 // that names another schema's table fails loudly instead of passing.
 func NewSchema(tb testing.TB) string {
 	tb.Helper()
+	servicetest.Require(tb)
 	schema, u := SchemaURL(tb)
 	if err := exec(tb, "create schema "+schema); err != nil {
 		tb.Fatalf("postgrestest: %v", err)
@@ -49,6 +51,7 @@ func NewSchema(tb testing.TB) string {
 // schema, once something creates it, is dropped when the test ends.
 func SchemaURL(tb testing.TB) (schema, databaseURL string) {
 	tb.Helper()
+	servicetest.Require(tb)
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	schema = "test_" + hex.EncodeToString(b)
@@ -93,6 +96,7 @@ func NewDB(tb testing.TB) *postgres.DB {
 // the test ends.
 func Open(tb testing.TB, url string, cfg postgres.Config) *postgres.DB {
 	tb.Helper()
+	servicetest.Require(tb)
 	cfg.URL = url
 	db, err := postgres.Open(cfg)
 	if err != nil {

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"messageapi/internal/servicetest"
 )
 
 // Settings of every cluster StartCluster makes.
@@ -79,6 +81,7 @@ func StartCluster(tb testing.TB) *Cluster {
 			tb.Fatalf("redistest: a Redis Cluster needs %s (Debian packages redis-server and redis-tools): %v", bin, err)
 		}
 	}
+	servicetest.Require(tb)
 	began := time.Now()
 	c := &Cluster{tb: tb}
 	tb.Cleanup(c.stop)

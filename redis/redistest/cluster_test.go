@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"messageapi/internal/servicetest"
 )
 
 func TestStartClusterHasThreeMastersEachWithAReplica(t *testing.T) {
@@ -122,6 +124,7 @@ func TestClusterFailoverKeepsKeyReadableAndWritable(t *testing.T) {
 
 func TestClusterCleanupStopsEveryNode(t *testing.T) {
 	t.Parallel()
+	servicetest.Require(t)
 	var pids []int
 	t.Run("cluster", func(t *testing.T) {
 		c := StartCluster(t)

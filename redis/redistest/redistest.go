@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"messageapi/internal/servicetest"
 	"messageapi/redis"
 )
 
@@ -32,6 +33,7 @@ func URL() string {
 // the test ends.
 func NewPrefix(tb testing.TB) string {
 	tb.Helper()
+	servicetest.Require(tb)
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	prefix := "test:" + hex.EncodeToString(b) + ":"
@@ -49,6 +51,7 @@ func NewClient(tb testing.TB) *redis.Client {
 // a prefix of its own unless cfg has one. It is closed when the test ends.
 func Open(tb testing.TB, cfg redis.Config) *redis.Client {
 	tb.Helper()
+	servicetest.Require(tb)
 	cfg.URL = URL()
 	if cfg.Prefix == "" {
 		cfg.Prefix = NewPrefix(tb)

@@ -238,7 +238,7 @@ func (c *Checker) checkAllow(req *http.Request, resp *http.Response) error {
 	slices.Sort(want)
 	slices.Sort(got)
 	if !slices.Equal(got, want) {
-		return fmt.Errorf("Allow is %q; the document lists %v", resp.Header.Get("Allow"), want)
+		return fmt.Errorf("the Allow header is %q; the document lists %v", resp.Header.Get("Allow"), want)
 	}
 	return nil
 }
