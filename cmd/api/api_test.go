@@ -63,15 +63,19 @@ func newTestApp(tb testing.TB, db *postgres.DB, rc *redis.Client, sse hubConfig)
 	return a
 }
 
-// startBackground runs the app's background work until the test ends.
+// startBackground runs the app's background work, as the program does,
+// until the test ends.
 func (a *app) startBackground(tb testing.TB) {
 	ctx, stop := context.WithCancel(context.Background())
-	var background sync.WaitGroup
-	background.Go(func() { a.writes.Run(ctx) })
-	background.Go(func() { a.publisher.Run(ctx, time.Second) })
-	background.Go(func() { a.feed.Run(ctx, time.Second) })
-	background.Go(func() { a.server.hub.run(ctx) })
-	tb.Cleanup(func() { stop(); a.server.hub.close(); background.Wait() })
+	done := make(chan error, 1)
+	go func() { done <- daemon.RunComponents(ctx, a.background(time.Second)) }()
+	tb.Cleanup(func() {
+		a.server.hub.close()
+		stop()
+		if err := <-done; err != nil {
+			tb.Error(err)
+		}
+	})
 }
 
 // handler is the app's HTTP handler, as the tests configure it.

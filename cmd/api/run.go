@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/errgroup"
 
 	"messageapi/cmd/internal/daemon"
 	"messageapi/command"
@@ -102,43 +101,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 
-	// The committers of reaction writes and the publishers outlive the
-	// servers: they stop after the last request has had its answer and
-	// handed over its events, then drain their queues.
-	pubCtx, stopPublisher := context.WithCancel(context.WithoutCancel(ctx))
-	published := make(chan struct{})
-	go func() {
-		defer close(published)
-		g := errgroup.Group{}
-		g.Go(func() error { app.writes.Run(pubCtx); return nil })
-		g.Go(func() error { app.publisher.Run(pubCtx, cfg.ShutdownGrace); return nil })
-		g.Go(func() error { app.feed.Run(pubCtx, cfg.ShutdownGrace); return nil })
-		if app.own != nil {
-			g.Go(func() error { app.own.Run(pubCtx, cfg.ShutdownGrace); return nil })
-		}
-		_ = g.Wait()
-	}()
-
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		// Serve at once; while PostgreSQL is down the API answers 503 and
-		// /readyz says why, until migration succeeds.
-		if err := deps.Schema.MigrateOrStop(gctx, log); err != nil || gctx.Err() != nil {
-			return err
-		}
-		log.Info("schema migrated; ready")
-		return nil
-	})
-	g.Go(func() error { return daemon.Serve(gctx, api, apiLn, cfg.ShutdownGrace) })
-	g.Go(func() error { return daemon.Serve(gctx, deps.AdminServer(log), adminLn, cfg.ShutdownGrace) })
-	g.Go(func() error { app.cache.Run(gctx); return nil })
-	if app.near != nil {
-		g.Go(func() error { app.near.Run(gctx); return nil })
-	}
-	g.Go(func() error { app.server.hub.run(gctx); return nil })
-	err = g.Wait()
-	stopPublisher()
-	<-published
+	// The servers come last, so they stop first: what their requests use
+	// (the caches, the committers of reaction writes, the publishers that
+	// take their events) stops after the last request has had its answer,
+	// and then drains its queue.
+	components := append(app.background(cfg.ShutdownGrace),
+		daemon.Component{Name: "migrate", Run: func(ctx context.Context) error {
+			// Serve at once; while PostgreSQL is down the API answers 503
+			// and /readyz says why, until migration succeeds.
+			if err := deps.Schema.MigrateOrStop(ctx, log); err != nil || ctx.Err() != nil {
+				return err
+			}
+			log.Info("schema migrated; ready")
+			return nil
+		}},
+		daemon.Component{Name: "admin server", Run: func(ctx context.Context) error {
+			return daemon.Serve(ctx, deps.AdminServer(log), adminLn, cfg.ShutdownGrace)
+		}},
+		daemon.Component{Name: "api server", Run: func(ctx context.Context) error {
+			return daemon.Serve(ctx, api, apiLn, cfg.ShutdownGrace)
+		}},
+	)
+	err = daemon.RunComponents(ctx, components)
 	log.Info("stopped")
 	return err
 }
@@ -173,6 +157,25 @@ type app struct {
 	feed      *redis.Feed
 	writes    *postgres.GroupCommitStore
 	own       *redis.OwnReactions // nil when off
+}
+
+// background is the app's background work, in the order it depends on
+// itself (see daemon.RunComponents): every component the use cases need
+// to run, so that no program or test can leave one out.
+func (a *app) background(grace time.Duration) []daemon.Component {
+	cs := []daemon.Component{
+		daemon.Background("reaction writes", a.writes.Run),
+		daemon.Background("reaction publisher", func(ctx context.Context) { a.publisher.Run(ctx, grace) }),
+		daemon.Background("feed publisher", func(ctx context.Context) { a.feed.Run(ctx, grace) }),
+	}
+	if a.own != nil {
+		cs = append(cs, daemon.Background("own reactions", func(ctx context.Context) { a.own.Run(ctx, grace) }))
+	}
+	cs = append(cs, daemon.Background("page cache", a.cache.Run))
+	if a.near != nil {
+		cs = append(cs, daemon.Background("near cache", a.near.Run))
+	}
+	return append(cs, daemon.Background("live events", a.server.hub.run))
 }
 
 // newApp wires the use cases: the commands on the write pool db, the

@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"messageapi/cmd/internal/daemon"
 	"messageapi/postgres"
 	"messageapi/projection"
@@ -46,17 +44,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return daemon.Serve(gctx, deps.AdminServer(log), adminLn, cfg.ShutdownGrace) })
-	g.Go(func() error { cache.Run(gctx); return nil }) // repairs the pages after a failed refresh
-	g.Go(func() error {
-		if err := deps.Schema.MigrateOrStop(gctx, log); err != nil || gctx.Err() != nil {
-			return err
-		}
-		log.Info("schema migrated; projecting", "group", cfg.projection.Group, "consumer", cfg.projection.Consumer)
-		return worker.Run(gctx)
-	})
-	err = daemon.Wait(ctx, cfg.ShutdownGrace, g.Wait)
+	components := []daemon.Component{
+		daemon.Background("page cache", cache.Run), // repairs the pages after a failed refresh
+		{Name: "projection", Run: func(ctx context.Context) error {
+			if err := deps.Schema.MigrateOrStop(ctx, log); err != nil || ctx.Err() != nil {
+				return err
+			}
+			log.Info("schema migrated; projecting", "group", cfg.projection.Group, "consumer", cfg.projection.Consumer)
+			return worker.Run(ctx)
+		}},
+		{Name: "admin server", Run: func(ctx context.Context) error {
+			return daemon.Serve(ctx, deps.AdminServer(log), adminLn, cfg.ShutdownGrace)
+		}},
+	}
+	err = daemon.Wait(ctx, cfg.ShutdownGrace, func() error { return daemon.RunComponents(ctx, components) })
 	log.Info("stopped")
 	return err
 }
