@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"messageapi"
 )
 
 // Owners leases the partitions of the stream: one owner at a time each.
@@ -45,7 +47,7 @@ func (w *Worker) coordinate(ctx context.Context) error {
 	}()
 	// Start the scan at a place of this worker's own, so workers starting
 	// together do not all reach for partition 0 first.
-	first := int(hash(w.cfg.Consumer) % uint32(len(w.partitions)))
+	first := int(messageapi.Hash32(w.cfg.Consumer) % uint32(len(w.partitions))) // spreads workers' starting points
 	return w.every(ctx, w.cfg.LeaseTTL/3, func(ctx context.Context) error {
 		if err := w.balance(ctx, owned, stop, first); err != nil {
 			return fmt.Errorf("lease partitions: %w", err)
@@ -121,14 +123,4 @@ func start(ctx context.Context, p *partitionLoop) *running {
 func (r *running) stop() {
 	r.cancel()
 	r.done.Wait()
-}
-
-// hash is FNV-1a, to spread workers' starting points.
-func hash(s string) uint32 {
-	h := uint32(2166136261)
-	for i := 0; i < len(s); i++ {
-		h ^= uint32(s[i])
-		h *= 16777619
-	}
-	return h
 }

@@ -33,7 +33,7 @@ const retryWait = 100 * time.Millisecond
 
 // run consumes and claims until ctx is done.
 func (p *partitionLoop) run(ctx context.Context) error {
-	if _, err := retry(ctx, p.w, "create consumer group", func(ctx context.Context) (struct{}, error) {
+	if _, err := withRetry(ctx, p.w, "create consumer group", func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, p.stream.EnsureGroup(ctx)
 	}); err != nil {
 		return nil // stopped before the group existed
@@ -49,7 +49,7 @@ func (p *partitionLoop) run(ctx context.Context) error {
 // ctx ends.
 func (p *partitionLoop) consume(ctx context.Context) error {
 	for {
-		entries, err := retry(ctx, p.w, "read own pending entries", func(ctx context.Context) ([]messageapi.StreamEntry, error) {
+		entries, err := withRetry(ctx, p.w, "read own pending entries", func(ctx context.Context) ([]messageapi.StreamEntry, error) {
 			return p.stream.ReadPending(ctx, p.w.cfg.BatchSize)
 		})
 		if err != nil || len(entries) == 0 {
@@ -67,7 +67,7 @@ func (p *partitionLoop) consume(ctx context.Context) error {
 		if len(again) > 0 {
 			block = min(block, retryWait)
 		}
-		entries, err := retry(ctx, p.w, "read stream", func(ctx context.Context) ([]messageapi.StreamEntry, error) {
+		entries, err := withRetry(ctx, p.w, "read stream", func(ctx context.Context) ([]messageapi.StreamEntry, error) {
 			return p.stream.Read(ctx, max(p.w.cfg.BatchSize-len(again), 1), block)
 		})
 		if err == nil || len(again) > 0 {
@@ -108,7 +108,7 @@ func (p *partitionLoop) handle(ctx context.Context, entries []messageapi.StreamE
 	// restarts quiet.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.w.cfg.FoldTimeout)
 	defer cancel()
-	res, err := retry(fctx, p.w, "fold batch", func(ctx context.Context) (messageapi.FoldResult, error) {
+	res, err := withRetry(fctx, p.w, "fold batch", func(ctx context.Context) (messageapi.FoldResult, error) {
 		res, err := p.w.store.Project(ctx, ids)
 		if err != nil {
 			p.w.metrics.foldErrors.Inc()

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"messageapi"
+	"messageapi/internal/retry"
 )
 
 // Store folds reaction changes into the read model.
@@ -325,15 +326,13 @@ func (w *Worker) every(ctx context.Context, interval time.Duration, fn func(cont
 	}
 }
 
-// retry calls fn until it succeeds or ctx ends, waiting between attempts
+// withRetry calls fn until it succeeds or ctx ends, waiting between attempts
 // with exponential backoff from 50ms up to RetryMax, with jitter so that
 // workers recovering together do not retry in step.
-func retry[T any](ctx context.Context, w *Worker, what string, fn func(context.Context) (T, error)) (T, error) {
+func withRetry[T any](ctx context.Context, w *Worker, what string, fn func(context.Context) (T, error)) (T, error) {
 	failures := 0
 	return backoff.Retry(ctx, func() (T, error) { return fn(ctx) },
-		backoff.WithBackOff(&backoff.ExponentialBackOff{
-			InitialInterval: 50 * time.Millisecond, RandomizationFactor: 0.3, Multiplier: 2, MaxInterval: w.cfg.RetryMax,
-		}),
+		backoff.WithBackOff(retry.Policy(50*time.Millisecond, w.cfg.RetryMax)),
 		backoff.WithMaxElapsedTime(0),
 		backoff.WithNotify(func(err error, _ time.Duration) {
 			failures++
@@ -341,10 +340,9 @@ func retry[T any](ctx context.Context, w *Worker, what string, fn func(context.C
 		}))
 }
 
-// logFailure logs the first failure of a run of failures and then every
-// 30th, so an outage does not flood the log.
+// logFailure logs a run of failures as retry.Logged says.
 func (w *Worker) logFailure(what string, failures int, err error) {
-	if failures == 1 || failures%30 == 0 {
+	if retry.Logged(failures) {
 		w.log.Warn(what+" failed; retrying", "failures", failures, "err", err)
 	}
 }

@@ -8,10 +8,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
 	goredis "github.com/redis/go-redis/v9"
 
 	"messageapi"
+	"messageapi/internal/retry"
 )
 
 // Defaults of NearCacheConfig.
@@ -181,7 +181,7 @@ func (n *NearCache) Live() bool {
 // is done, dropping the pages on each, and holding none while it is not
 // confirmed.
 func (n *NearCache) Run(ctx context.Context) {
-	wait := &backoff.ExponentialBackOff{InitialInterval: 100 * time.Millisecond, RandomizationFactor: 0.3, Multiplier: 2, MaxInterval: 2 * time.Second}
+	wait := retry.Policy(100*time.Millisecond, 2*time.Second)
 	for ctx.Err() == nil {
 		if n.follow(ctx) {
 			wait.Reset() // it worked for a while: reconnect soon

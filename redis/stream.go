@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"hash/fnv"
 	"strconv"
 	"strings"
 	"time"
@@ -79,9 +78,7 @@ func PartitionOf(messageID string, n int) int {
 	if n <= 1 {
 		return 0
 	}
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(messageID))
-	return int(h.Sum32() % uint32(n))
+	return int(messageapi.Hash32(messageID) % uint32(n))
 }
 
 // Event fields in a stream entry.

@@ -11,11 +11,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"messageapi"
+	"messageapi/internal/retry"
 	"messageapi/redis"
 )
 
@@ -133,11 +133,11 @@ func (h *hub) resumeFrom(feed eventFeed) { h.deepFeed = feed }
 // run reads the feed and fans it out until ctx is done.
 func (h *hub) run(ctx context.Context) {
 	failures := 0
-	wait := retryBackOff()
+	wait := retry.Policy(100*time.Millisecond, 2*time.Second)
 	fail := func(what string, err error) {
 		failures++
 		h.metrics.readErrors.Inc()
-		if failures == 1 || failures%30 == 0 {
+		if retry.Logged(failures) {
 			h.log.Warn("live feed "+what+" failed; retrying", "failures", failures, "err", err)
 		}
 		sleep(ctx, wait.NextBackOff())
@@ -185,13 +185,6 @@ func (h *hub) run(ctx context.Context) {
 		}
 		h.broadcast(entries)
 	}
-}
-
-// retryBackOff is the wait between failed reads of the feed: from 100ms,
-// doubling up to 2s, with jitter so that processes recovering together do
-// not retry in step.
-func retryBackOff() *backoff.ExponentialBackOff {
-	return &backoff.ExponentialBackOff{InitialInterval: 100 * time.Millisecond, RandomizationFactor: 0.3, Multiplier: 2, MaxInterval: 2 * time.Second}
 }
 
 func sleep(ctx context.Context, d time.Duration) {

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"messageapi"
+	"messageapi/internal/retry"
 	"messageapi/postgres"
 	"messageapi/redis"
 )
@@ -145,9 +146,7 @@ func (s *Schema) Migrate(ctx context.Context, log *slog.Logger) error {
 			return struct{}{}, backoff.Permanent(err)
 		}
 		return struct{}{}, err
-	}, backoff.WithBackOff(&backoff.ExponentialBackOff{
-		InitialInterval: 100 * time.Millisecond, RandomizationFactor: 0.2, Multiplier: 2, MaxInterval: 5 * time.Second,
-	}), backoff.WithMaxElapsedTime(0), backoff.WithNotify(func(err error, wait time.Duration) {
+	}, backoff.WithBackOff(retry.Policy(100*time.Millisecond, 5*time.Second)), backoff.WithMaxElapsedTime(0), backoff.WithNotify(func(err error, wait time.Duration) {
 		log.Warn("migrate schema failed; retrying", "retry_in", wait.Round(time.Millisecond).String(), "err", err)
 	}))
 	if err != nil {
