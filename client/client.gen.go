@@ -721,9 +721,11 @@ type ClientInterface interface {
 	// reconnects, perhaps to another instance, and resumes).
 	//
 	// A resume from far back (before the newest events each instance
-	// holds in memory) waits for its turn, and gets `503` with
-	// `Retry-After` when too many run at once: retry after that long,
-	// plus a random share of it.
+	// holds in memory) waits for its turn. When too many run at once, the
+	// stream holds only a `retry:` and ends: reconnect after that long
+	// with the same `Last-Event-ID`, as an `EventSource` does by itself.
+	// A browser's `EventSource` does not retry after a status other than
+	// 200 (such as `503` while the server starts): re-create it.
 	//
 	// With authentication on and reads needing a token, a browser's
 	// `EventSource`, which cannot set headers, passes the token as
@@ -925,9 +927,11 @@ type ClientInterface interface {
 // reconnects, perhaps to another instance, and resumes).
 //
 // A resume from far back (before the newest events each instance
-// holds in memory) waits for its turn, and gets `503` with
-// `Retry-After` when too many run at once: retry after that long,
-// plus a random share of it.
+// holds in memory) waits for its turn. When too many run at once, the
+// stream holds only a `retry:` and ends: reconnect after that long
+// with the same `Last-Event-ID`, as an `EventSource` does by itself.
+// A browser's `EventSource` does not retry after a status other than
+// 200 (such as `503` while the server starts): re-create it.
 //
 // With authentication on and reads needing a token, a browser's
 // `EventSource`, which cannot set headers, passes the token as
@@ -2009,9 +2013,11 @@ type ClientWithResponsesInterface interface {
 	// reconnects, perhaps to another instance, and resumes).
 	//
 	// A resume from far back (before the newest events each instance
-	// holds in memory) waits for its turn, and gets `503` with
-	// `Retry-After` when too many run at once: retry after that long,
-	// plus a random share of it.
+	// holds in memory) waits for its turn. When too many run at once, the
+	// stream holds only a `retry:` and ends: reconnect after that long
+	// with the same `Last-Event-ID`, as an `EventSource` does by itself.
+	// A browser's `EventSource` does not retry after a status other than
+	// 200 (such as `503` while the server starts): re-create it.
 	//
 	// With authentication on and reads needing a token, a browser's
 	// `EventSource`, which cannot set headers, passes the token as
@@ -3519,9 +3525,11 @@ func (r GetOpenAPIYAMLResponse) ContentType() string {
 // reconnects, perhaps to another instance, and resumes).
 //
 // A resume from far back (before the newest events each instance
-// holds in memory) waits for its turn, and gets `503` with
-// `Retry-After` when too many run at once: retry after that long,
-// plus a random share of it.
+// holds in memory) waits for its turn. When too many run at once, the
+// stream holds only a `retry:` and ends: reconnect after that long
+// with the same `Last-Event-ID`, as an `EventSource` does by itself.
+// A browser's `EventSource` does not retry after a status other than
+// 200 (such as `503` while the server starts): re-create it.
 //
 // With authentication on and reads needing a token, a browser's
 // `EventSource`, which cannot set headers, passes the token as

@@ -139,27 +139,69 @@ func (f *Feed) Last(ctx context.Context) (string, error) {
 	return msgs[0].ID, nil
 }
 
-// Tail returns the newest events, at most count of them, oldest first,
-// in one round trip, and from: the feed holds nothing between from and
-// the first of them, so a reader of the feed that starts with them has
-// every event after from. from is "0-0" when the feed never dropped an
-// event before them, and the last id Redis gave when it holds none.
-func (f *Feed) Tail(ctx context.Context, count int) (entries []messageapi.FeedEntry, from string, err error) {
-	info, msgs, err := f.infoAndRange(ctx, func(p goredis.Pipeliner) { p.XRevRangeN(ctx, f.key, "+", "-", int64(count)+1) })
-	if err != nil {
-		return nil, "", translate(err, "newest events")
+// tailPage is how many entries one read of Tail takes.
+const tailPage = 500
+
+// Tail returns the newest events, oldest first: at most count of them and
+// about maxBytes, read a page at a time. It also returns from: the feed
+// holds nothing between from and the first of them, so a reader of the
+// feed that starts with them has every event after from. from is "0-0"
+// when the feed never dropped an event before them, and the last id
+// Redis gave when it holds none.
+func (f *Feed) Tail(ctx context.Context, count, maxBytes int) (entries []messageapi.FeedEntry, from string, err error) {
+	var info *goredis.XInfoStream
+	var msgs []goredis.XMessage // newest first
+	size, end := 0, "+"
+	for first := true; ; first = false {
+		n := int64(min(tailPage, count+1-len(msgs)))
+		var page []goredis.XMessage
+		if first {
+			info, page, err = f.infoAndRange(ctx, func(p goredis.Pipeliner) { p.XRevRangeN(ctx, f.key, end, "-", n) })
+		} else {
+			err = f.c.do(func() (err error) {
+				page, err = f.c.rdb.XRevRangeN(ctx, f.key, end, "-", n).Result()
+				return err
+			})
+		}
+		if err != nil {
+			return nil, "", translate(err, "newest events")
+		}
+		msgs = append(msgs, page...)
+		for _, m := range page {
+			size += messageSize(m)
+		}
+		if int64(len(page)) < n || len(msgs) > count || size > maxBytes {
+			break
+		}
+		end = "(" + page[len(page)-1].ID
 	}
+	held, size := 0, 0 // the newest that fit both bounds
+	for held < len(msgs) && held < count && size+messageSize(msgs[held]) <= maxBytes {
+		size += messageSize(msgs[held])
+		held++
+	}
+	trimmed := info != nil && info.EntriesAdded != info.Length
 	from = "0-0"
 	switch {
-	case len(msgs) > count: // the oldest read is where the window starts
-		from, msgs = msgs[count].ID, msgs[:count]
-	case info != nil && info.EntriesAdded != info.Length && len(msgs) > 0:
+	case held < len(msgs): // the newest that did not fit is where the window starts
+		from, msgs = msgs[held].ID, msgs[:held]
+	case trimmed && len(msgs) > 0:
 		from, msgs = msgs[len(msgs)-1].ID, msgs[:len(msgs)-1] // older ones were trimmed
-	case info != nil && info.EntriesAdded != info.Length:
+	case trimmed:
 		from = info.LastGeneratedID
 	}
 	slices.Reverse(msgs)
 	return feedEntries(msgs), from, nil
+}
+
+// messageSize is about what an entry takes in memory.
+func messageSize(m goredis.XMessage) int {
+	n := 128 + len(m.ID)
+	for k, v := range m.Values {
+		s, _ := v.(string)
+		n += len(k) + len(s)
+	}
+	return n
 }
 
 // Has reports whether the feed still holds the event with the id id: not
@@ -222,23 +264,24 @@ func (f *Feed) Since(ctx context.Context, after string, count int) (entries []me
 	return feedEntries(msgs[1:]), true, nil
 }
 
-// infoAndRange reads the feed's XINFO STREAM and one range of it, which
-// read queues, in one round trip. A feed that does not exist has no info
-// and no entries.
+// infoAndRange reads one range of the feed, which read queues, and then
+// its XINFO STREAM, in one round trip: a trim between the two shows in the
+// info, which errs towards telling a client to start afresh. A feed that
+// does not exist has no info and no entries.
 func (f *Feed) infoAndRange(ctx context.Context, read func(goredis.Pipeliner)) (*goredis.XInfoStream, []goredis.XMessage, error) {
 	var info *goredis.XInfoStream
 	var msgs []goredis.XMessage
 	err := f.c.do(func() error {
 		cmds, err := f.c.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
-			p.XInfoStream(ctx, f.key)
 			read(p)
+			p.XInfoStream(ctx, f.key)
 			return nil
 		})
 		if err != nil && !strings.Contains(err.Error(), "no such key") {
 			return err
 		}
-		info, _ = cmds[0].(*goredis.XInfoStreamCmd).Result()
-		msgs, _ = cmds[1].(*goredis.XMessageSliceCmd).Result()
+		msgs, _ = cmds[0].(*goredis.XMessageSliceCmd).Result()
+		info, _ = cmds[1].(*goredis.XInfoStreamCmd).Result()
 		return nil
 	})
 	return info, msgs, err

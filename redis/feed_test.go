@@ -160,23 +160,26 @@ func TestFeedTailStartsAWindow(t *testing.T) {
 		return out
 	}
 
-	if got, from, err := f.Tail(ctx, 10); err != nil || len(got) != 0 || from != "0-0" {
+	if got, from, err := f.Tail(ctx, 10, 1<<30); err != nil || len(got) != 0 || from != "0-0" {
 		t.Fatalf("Tail of no feed = %d entries from %q, %v", len(got), from, err)
 	}
 	appendEvents(t, f, 5)
 	all, _, _ := f.Since(ctx, "0-0", 10)
-	if got, from, err := f.Tail(ctx, 10); err != nil || from != "0-0" || fmt.Sprint(ids(got)) != fmt.Sprint(ids(all)) {
+	if got, from, err := f.Tail(ctx, 10, 1<<30); err != nil || from != "0-0" || fmt.Sprint(ids(got)) != fmt.Sprint(ids(all)) {
 		t.Errorf("Tail(10) of 5 = %v from %q, %v; want all from 0-0", ids(got), from, err)
 	}
-	if got, from, _ := f.Tail(ctx, 3); from != all[1].ID || fmt.Sprint(ids(got)) != fmt.Sprint(ids(all[2:])) {
+	if got, from, _ := f.Tail(ctx, 3, 1<<30); from != all[1].ID || fmt.Sprint(ids(got)) != fmt.Sprint(ids(all[2:])) {
 		t.Errorf("Tail(3) of 5 = %v from %q; want the newest 3 from %s", ids(got), from, all[1].ID)
+	}
+	if got, from, _ := f.Tail(ctx, 10, 1); len(got) != 0 || from != all[4].ID {
+		t.Errorf("Tail(10, 1 byte) of 5 = %v from %q; want none, from the newest", ids(got), from)
 	}
 
 	appendEvents(t, f, 3000) // trims the oldest
 	if _, kept, _ := f.Since(ctx, "0-0", 1); kept {
 		t.Fatal("the feed was not trimmed")
 	}
-	got, from, err := f.Tail(ctx, 5000)
+	got, from, err := f.Tail(ctx, 5000, 1<<30)
 	if err != nil || len(got) == 0 || len(got) >= 3005 {
 		t.Fatalf("Tail(5000) after a trim = %d entries, %v", len(got), err)
 	}
@@ -188,7 +191,7 @@ func TestFeedTailStartsAWindow(t *testing.T) {
 		t.Fatal(err)
 	}
 	last := got[len(got)-1].ID
-	if got, from, err := f.Tail(ctx, 10); err != nil || len(got) != 0 || from != last {
+	if got, from, err := f.Tail(ctx, 10, 1<<30); err != nil || len(got) != 0 || from != last {
 		t.Errorf("Tail of an emptied feed = %d entries from %q, %v; want none from %s", len(got), from, err, last)
 	}
 }

@@ -95,7 +95,7 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	f.Duration(&c.sse.heartbeat, "sse-heartbeat", 15*time.Second, "how often an idle event stream gets a comment, to keep proxies from closing it", "SSE_HEARTBEAT")
 	f.Int(&c.sse.windowEvents, "sse-window-events", defaultWindowEvents, "newest live events the process holds in memory, so that streams resuming after one of them (Last-Event-ID) cost no Redis read", "SSE_WINDOW_EVENTS")
 	f.Int(&c.sse.windowBytes, "sse-window-bytes", defaultWindowBytes, "bytes those events may take at most; the oldest go first", "SSE_WINDOW_BYTES")
-	f.Int(&c.sse.deepResumes, "sse-deep-resumes", 4, "streams resuming from before the window that read the feed from Redis at once, on connections of their own; others wait up to 1s, then get 503", "SSE_DEEP_RESUMES")
+	f.Int(&c.sse.deepResumes, "sse-deep-resumes", 4, "streams resuming from before the window that read the feed from Redis at once, on connections of their own, until each is live; others wait up to 1s, then get a stream that only says when to retry", "SSE_DEEP_RESUMES")
 	f.Int(&c.rateLimit, "rate-limit", 0, "requests each client may make per -rate-limit-window; 0 turns rate limiting off", "RATE_LIMIT")
 	f.Duration(&c.rateWindow, "rate-limit-window", time.Second, "window of -rate-limit", "RATE_LIMIT_WINDOW")
 	f.String(&proxies, "trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For names the client; empty: the client is the TCP peer", "TRUSTED_PROXIES")

@@ -23,9 +23,10 @@ import (
 type eventFeed interface {
 	// Read waits up to block for entries after the id after.
 	Read(ctx context.Context, after string, count int, block time.Duration) ([]messageapi.FeedEntry, error)
-	// Tail returns the newest entries, at most count, oldest first, and
-	// the id after which the feed holds nothing before them.
-	Tail(ctx context.Context, count int) ([]messageapi.FeedEntry, string, error)
+	// Tail returns the newest entries, at most count and about maxBytes,
+	// oldest first, and the id after which the feed holds nothing before
+	// them.
+	Tail(ctx context.Context, count, maxBytes int) ([]messageapi.FeedEntry, string, error)
 	// Has reports whether the feed still holds the entry with the id id.
 	Has(ctx context.Context, id string) (bool, error)
 	// Since returns the entries after the id after, and whether the feed
@@ -145,7 +146,7 @@ func (h *hub) run(ctx context.Context) {
 	for ctx.Err() == nil {
 		pos := h.position()
 		if pos == "" {
-			entries, from, err := h.feed.Tail(ctx, h.window.maxEvents)
+			entries, from, err := h.deepFeed.Tail(ctx, h.window.maxEvents, h.window.maxBytes)
 			if err != nil {
 				fail("start", err)
 				continue
@@ -164,17 +165,19 @@ func (h *hub) run(ctx context.Context) {
 		// still holds the hub's position: a Redis that restarted empty
 		// (which a retried read does not notice) or a trim past the
 		// position lost events, so every client must start afresh.
-		held, err := h.feed.Has(ctx, pos)
-		if err != nil {
-			if ctx.Err() == nil {
-				fail("check", err)
+		held := true
+		if h.positionIsEntry() {
+			if held, err = h.feed.Has(ctx, pos); err != nil {
+				if ctx.Err() == nil {
+					fail("check", err)
+				}
+				continue // the entries are read again
 			}
-			continue // the entries are read again
 		}
 		failures = 0
 		wait.Reset()
 		if !held {
-			entries, from, err := h.feed.Tail(ctx, h.window.maxEvents)
+			entries, from, err := h.deepFeed.Tail(ctx, h.window.maxEvents, h.window.maxBytes)
 			if err != nil {
 				fail("check", err)
 				continue
@@ -200,6 +203,17 @@ func (h *hub) position() string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.last
+}
+
+// positionIsEntry reports whether the hub's position is the id of an
+// entry it read, which the feed must still hold. Until the hub has read
+// one, its position may be a bound the feed never held as an entry (the
+// last id of a feed trimmed empty), and nothing lies between that bound
+// and what the hub reads next.
+func (h *hub) positionIsEntry() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.window.entries) > 0
 }
 
 // restart starts the window afresh with the newest entries of the feed,
@@ -392,8 +406,10 @@ func parseEventsRequest(r *http.Request) (eventsRequest, error) {
 // longer holds it. A ready event marks the end of the replay.
 //
 // A resume inside the hub's window is served from memory. One from before
-// it reads the feed, and waits its turn for that (deepResumeWait at most,
-// else 503: an EventSource retries by itself).
+// it reads the feed, and waits its turn for that (deepResumeWait at most).
+// One that does not get a turn gets a stream that only says when to come
+// back (retry:) and ends: a browser's EventSource then reconnects by
+// itself with the same Last-Event-ID, which it would not do after a 503.
 func (s *server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	req, err := parseEventsRequest(r)
 	if err != nil {
@@ -416,16 +432,20 @@ func (s *server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.hub.unsubscribe(sub)
-	deep := after != nil && res.answer == outside
+	deep := after != nil && res.answer == outside && r.Method != http.MethodHead
+	turn := false // holds a place among the deep resumes
 	if deep {
-		ok, waited := s.hub.deep.acquire(ctx, deepResumeWait)
-		s.hub.metrics.deepResume(ok, waited)
-		if !ok {
-			writeError(w, r, messageapi.Errorf(messageapi.EUNAVAILABLE, "too many clients are resuming from far back at once; retry"))
-			return
-		}
-		defer s.hub.deep.release()
+		var waited bool
+		turn, waited = s.hub.deep.acquire(ctx, deepResumeWait)
+		s.hub.metrics.deepResume(turn, waited)
 	}
+	release := func() {
+		if turn {
+			turn = false
+			s.hub.deep.release()
+		}
+	}
+	defer release()
 	if req.duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, req.duration)
@@ -446,6 +466,10 @@ func (s *server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	// Clients that lose their streams together (a restart, a network
 	// blip) come back spread over a few seconds, not in step.
 	out.buf.WriteString("retry: " + strconv.Itoa(1000+rand.IntN(4000)) + "\n\n")
+	if deep && !turn { // come back later, from the same position
+		_ = out.flush()
+		return
+	}
 
 	cursor := pos
 	switch {
@@ -453,7 +477,9 @@ func (s *server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	case deep:
 		s.hub.metrics.resumes.WithLabelValues("feed").Inc()
 		var ok bool
-		if cursor, ok = s.replay(ctx, out, req, pos, sub.gone); !ok {
+		cursor, ok = s.replay(ctx, out, req, pos, sub.gone)
+		release() // the live stream needs no place
+		if !ok {
 			return
 		}
 		if a, _ := redis.ParseStreamID(cursor); !a.After(mustStreamID(pos)) {
@@ -707,7 +733,7 @@ func newSSEMetrics(reg prometheus.Registerer) *sseMetrics {
 	}, []string{"from"})
 	m.deepResumes = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "messageapi_sse_deep_resumes_total",
-		Help: "Resumes from before the window, by how they got their turn: started (at once), waited, refused (503).",
+		Help: "Resumes from before the window, by how they got their turn: started (at once), waited, refused (told to retry).",
 	}, []string{"outcome"})
 	m.windowEvents = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "messageapi_sse_window_events",

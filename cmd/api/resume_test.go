@@ -24,9 +24,9 @@ type countingFeed struct {
 	tails, sinces atomic.Int64
 }
 
-func (f *countingFeed) Tail(ctx context.Context, count int) ([]messageapi.FeedEntry, string, error) {
+func (f *countingFeed) Tail(ctx context.Context, count, maxBytes int) ([]messageapi.FeedEntry, string, error) {
 	f.tails.Add(1)
-	return f.eventFeed.Tail(ctx, count)
+	return f.eventFeed.Tail(ctx, count, maxBytes)
 }
 
 func (f *countingFeed) Since(ctx context.Context, after string, count int) ([]messageapi.FeedEntry, bool, error) {
@@ -74,6 +74,12 @@ func resumeOnce(ctx context.Context, base, lastID string) ([]string, int, error)
 	if resp.StatusCode != http.StatusOK {
 		return nil, resp.StatusCode, nil
 	}
+	ids, err := readUntilReady(resp)
+	return ids, 200, err
+}
+
+// readUntilReady reads the ids of a stream's events up to ready.
+func readUntilReady(resp *http.Response) ([]string, error) {
 	var ids []string
 	var id string
 	sc := bufio.NewScanner(resp.Body)
@@ -83,14 +89,14 @@ func resumeOnce(ctx context.Context, base, lastID string) ([]string, int, error)
 		case strings.HasPrefix(line, "id: "):
 			id = strings.TrimPrefix(line, "id: ")
 		case line == "event: ready":
-			return ids, 200, nil
+			return ids, nil
 		case line == "event: reset":
-			return ids, 200, fmt.Errorf("reset at %s", id)
+			return ids, fmt.Errorf("reset at %s", id)
 		case strings.HasPrefix(line, "event: "):
 			ids = append(ids, id)
 		}
 	}
-	return ids, 200, fmt.Errorf("the stream ended before ready: %v", sc.Err())
+	return ids, fmt.Errorf("the stream ended before ready: %v", sc.Err())
 }
 
 // TestResumeStormIsServedFromTheWindow: many clients resume at once from a
@@ -150,8 +156,9 @@ func TestResumeStormIsServedFromTheWindow(t *testing.T) {
 }
 
 // TestDeepResumesAreBounded: a resume from before the window reads the
-// feed and gets all it missed; while as many deep resumes run as may, the
-// next gets 503 with Retry-After, and resumes inside the window go on.
+// feed and gets all it missed, and gives its place back once it is live;
+// while as many deep resumes run as may, the next gets a stream that only
+// says when to retry, and resumes inside the window go on.
 func TestDeepResumesAreBounded(t *testing.T) {
 	t.Parallel()
 	db, rc := postgrestest.NewDB(t), redistest.NewClient(t)
@@ -183,16 +190,67 @@ func TestDeepResumesAreBounded(t *testing.T) {
 		t.Error("a resume from before the window did not read the feed")
 	}
 
+	// A deep resume that has caught up and streams on holds no place.
+	liveCtx, endLive := context.WithCancel(ctx)
+	req, _ := http.NewRequestWithContext(liveCtx, "GET", api.URL+"/events", nil)
+	req.Header.Set("Last-Event-ID", ids[4])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := readUntilReady(resp); err != nil || len(got) != 25 {
+		t.Fatalf("a deep resume kept open: %d events, %v", len(got), err)
+	}
+	check("before the window, while a deep resume streams on", ids[4], ids[5:])
+	endLive()
+	resp.Body.Close()
+
 	// Take the one place (the last resume gives it back when its handler
 	// sees the client go).
 	if ok, _ := a.server.hub.deep.acquire(ctx, 5*time.Second); !ok {
 		t.Fatal("the one deep resume stayed taken")
 	}
 	r := api.send("GET", "/events", http.Header{"Last-Event-Id": {ids[4]}}, nil)
-	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
-		t.Errorf("a deep resume beyond the limit = %d (Retry-After %q): %s; want 503 with Retry-After", r.status, r.header.Get("Retry-After"), r.body)
+	if r.status != http.StatusOK || !strings.HasPrefix(string(r.body), "retry: ") || strings.Contains(string(r.body), "event:") {
+		t.Errorf("a deep resume beyond the limit = %d: %q; want a stream of only retry:, which an EventSource follows", r.status, r.body)
 	}
 	check("inside the window, while deep resumes are full", ids[24], ids[25:])
 	a.server.hub.deep.release()
 	check("before the window, once one may run again", ids[4], ids[5:])
+}
+
+// TestHubOnAFeedTrimmedEmpty: a process that starts on a feed trimmed to
+// nothing takes its last id as its position, tells its clients no reset,
+// and streams what comes next.
+func TestHubOnAFeedTrimmedEmpty(t *testing.T) {
+	t.Parallel()
+	db, rc := postgrestest.NewDB(t), redistest.NewClient(t)
+	sse := hubConfig{maxClients: 10, buffer: 64, heartbeat: time.Minute, block: 20 * time.Millisecond}
+	first := newTestApp(t, db, rc, sse)
+	first.startBackground(t)
+	eventually(t, func() bool { return first.server.hub.position() != "" })
+	writer := &testAPI{Server: httptest.NewServer(first.handler()), t: t}
+	t.Cleanup(writer.Close)
+	postMessages(t, writer, rc, 3)
+	feed := redis.NewFeed(rc, redis.FeedConfig{})
+	if err := rc.Redis().XTrimMaxLen(context.Background(), feed.Key(), 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	second := newTestApp(t, db, rc, sse)
+	second.startBackground(t)
+	eventually(t, func() bool { return second.server.hub.position() != "" })
+	api := &testAPI{Server: httptest.NewServer(second.handler()), t: t}
+	t.Cleanup(api.Close)
+	s := api.openStream("/events", nil)
+	if typ, _ := s.next(); typ != "ready" {
+		t.Fatalf("first event %q, want ready", typ)
+	}
+	time.Sleep(300 * time.Millisecond) // many reads of the feed
+	if r := writer.do("POST", "/messages", "application/json", strings.NewReader(`{"text":"after","user_id":"u"}`)); r.status != 201 {
+		t.Fatalf("POST /messages = %d", r.status)
+	}
+	if typ, _ := s.next(); typ != "message.new" {
+		t.Errorf("after a trim to nothing, the stream brought %q, want the new message (no reset)", typ)
+	}
 }

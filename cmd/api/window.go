@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"time"
 
@@ -33,14 +34,17 @@ type windowEntry struct {
 // A snapshot (since) is a subslice of entries, not a copy: the window
 // only appends and drops from the front, and never writes an element
 // twice, so a snapshot stays valid while the window moves on. Dropped
-// entries are freed when append moves the entries to a new array and no
-// snapshot holds the old one, so the window costs at most about twice
-// its bounds.
+// entries stay in the array's unused front until the window copies what
+// it holds to a new array, which it does once they outnumber the held
+// ones or take half of maxBytes; the old array goes when no snapshot
+// holds it. So the window costs at most about twice its bounds.
 type feedWindow struct {
 	maxEvents, maxBytes int
 	from                redis.StreamID // every entry after it is held
 	entries             []windowEntry
 	bytes               int
+	// dead and deadBytes are the dropped entries still in the array.
+	dead, deadBytes int
 }
 
 func newFeedWindow(maxEvents, maxBytes int) *feedWindow {
@@ -60,7 +64,7 @@ func entrySize(e messageapi.FeedEntry) int {
 // reset empties the window: it holds everything after from, which is
 // nothing yet.
 func (w *feedWindow) reset(from redis.StreamID) {
-	w.from, w.entries, w.bytes = from, nil, 0
+	w.from, w.entries, w.bytes, w.dead, w.deadBytes = from, nil, 0, 0, 0
 }
 
 // add appends entries that follow the window's last, oldest first, and
@@ -72,9 +76,16 @@ func (w *feedWindow) add(entries []messageapi.FeedEntry) {
 		w.bytes += entrySize(e)
 	}
 	for len(w.entries) > 0 && (len(w.entries) > w.maxEvents || w.bytes > w.maxBytes) {
+		size := entrySize(w.entries[0].FeedEntry)
 		w.from = w.entries[0].id
-		w.bytes -= entrySize(w.entries[0].FeedEntry)
+		w.bytes -= size
+		w.dead++
+		w.deadBytes += size
 		w.entries = w.entries[1:]
+	}
+	if w.dead > len(w.entries) || w.deadBytes > w.maxBytes/2 {
+		w.entries = slices.Clone(w.entries)
+		w.dead, w.deadBytes = 0, 0
 	}
 }
 

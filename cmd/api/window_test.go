@@ -101,6 +101,21 @@ func TestFeedWindowSnapshotsStayValid(t *testing.T) {
 	if cap(w.entries) > 4*w.maxEvents {
 		t.Errorf("the window of %d entries keeps an array of %d", w.maxEvents, cap(w.entries))
 	}
+
+	// Many small entries, then large ones bound by bytes: what was dropped
+	// stays within the bounds too.
+	b := newFeedWindow(1000, 64<<10)
+	b.reset(redis.StreamID{})
+	for ms := uint64(1); ms <= 1000; ms++ {
+		b.add([]messageapi.FeedEntry{feedEntry(ms, 0, "x")})
+	}
+	big := strings.Repeat("d", 8<<10)
+	for ms := uint64(1001); ms <= 2000; ms++ {
+		b.add([]messageapi.FeedEntry{feedEntry(ms, 0, big)})
+		if b.dead > len(b.entries) || b.deadBytes > b.maxBytes/2 || b.bytes > b.maxBytes {
+			t.Fatalf("after %d: %d entries of %d bytes held, %d dropped of %d bytes still in the array", ms, len(b.entries), b.bytes, b.dead, b.deadBytes)
+		}
+	}
 }
 
 func TestBulkheadBoundsAndWaits(t *testing.T) {

@@ -294,11 +294,11 @@ func maxInto(a *atomic.Int64, v int64) {
 func (m *monitor) end() { close(m.stop); m.done.Wait() }
 
 // resume is one EventSource-like client: it connects, retrying as a
-// browser does (on an error or a stream that ends after retry, on 503
-// after Retry-After),
+// browser does (on a network error or a stream that ends, after retry;
+// never after a status other than 200),
 // until it has read ready or the deadline passes. It reports the events
-// of message before ready, and how many 503s it got.
-func resume(ctx context.Context, hc *http.Client, url, lastID string) (events []string, refusals int, err error) {
+// of message before ready, and how many times it reconnected.
+func resume(ctx context.Context, hc *http.Client, url, lastID string) (events []string, reconnects int, err error) {
 	retry := 2 * time.Second
 	for ctx.Err() == nil {
 		req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
@@ -308,26 +308,23 @@ func resume(ctx context.Context, hc *http.Client, url, lastID string) (events []
 			events, err = readUntilReady(resp)
 			resp.Body.Close()
 			if !errors.Is(err, errEnded) {
-				return events, refusals, err
+				return events, reconnects, err
 			}
 		}
 		wait := retry
 		if err == nil && resp.StatusCode != 200 {
-			if resp.StatusCode == 503 {
-				refusals++
-				if s, _ := strconv.Atoi(resp.Header.Get("Retry-After")); s > 0 {
-					wait = time.Duration(s) * time.Second
-				}
-			}
+			// An EventSource fails for good on any other status.
 			resp.Body.Close()
+			return nil, reconnects, fmt.Errorf("status %d: a browser would not retry", resp.StatusCode)
 		}
+		reconnects++
 		wait += time.Duration(rand.Int64N(int64(wait)))
 		select {
 		case <-ctx.Done():
 		case <-time.After(wait):
 		}
 	}
-	return nil, refusals, ctx.Err()
+	return nil, reconnects, ctx.Err()
 }
 
 func readUntilReady(resp *http.Response) ([]string, error) {
@@ -570,7 +567,7 @@ func flood(ctx context.Context, o options, rdb *goredis.Client, key string) erro
 	rss.end()
 	fmt.Printf("flood: %d stalled streams from 0-0 on a feed of %d events (from %d addresses): statuses %v\n",
 		o.stalled, feedLen, o.addrs, opened)
-	fmt.Printf("flood: a reader from 0-0 got %d events in %v (in order, none twice: %v) after %d 503s, err %v\n",
+	fmt.Printf("flood: a reader from 0-0 got %d events in %v (in order, none twice: %v) after %d reconnects, err %v\n",
 		len(events), readerTook.Round(time.Millisecond), inOrder, refusals, readerErr)
 	fmt.Printf("flood: breaker state at most %d; Redis XRANGE+XREVRANGE calls %d; API RSS %.0f -> at most %.0f MiB; bystander %s; its live stream got %d new reactions of %d posted\n",
 		rss.breaker.Load(), rangeCalls(context.Background(), rdb)-before, float64(rssBefore)/(1<<20), float64(rss.rss.Load())/(1<<20), byResult, live.Load(), posted)
