@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -163,15 +164,22 @@ type app struct {
 // itself (see daemon.RunComponents): every component the use cases need
 // to run, so that no program or test can leave one out.
 func (a *app) background(grace time.Duration) []daemon.Component {
+	// The publishers drain their queues together, within one grace.
+	drains := []func(context.Context, time.Duration){a.publisher.Run, a.feed.Run}
+	if a.own != nil {
+		drains = append(drains, a.own.Run)
+	}
 	cs := []daemon.Component{
 		daemon.Background("reaction writes", a.writes.Run),
-		daemon.Background("reaction publisher", func(ctx context.Context) { a.publisher.Run(ctx, grace) }),
-		daemon.Background("feed publisher", func(ctx context.Context) { a.feed.Run(ctx, grace) }),
+		daemon.Background("publishers", func(ctx context.Context) {
+			var wg sync.WaitGroup
+			for _, run := range drains {
+				wg.Go(func() { run(ctx, grace) })
+			}
+			wg.Wait()
+		}),
+		daemon.Background("page cache", a.cache.Run),
 	}
-	if a.own != nil {
-		cs = append(cs, daemon.Background("own reactions", func(ctx context.Context) { a.own.Run(ctx, grace) }))
-	}
-	cs = append(cs, daemon.Background("page cache", a.cache.Run))
 	if a.near != nil {
 		cs = append(cs, daemon.Background("near cache", a.near.Run))
 	}

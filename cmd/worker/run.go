@@ -44,17 +44,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
+	// The projection stops first, so its grace is not spent waiting for
+	// the admin server's.
 	components := []daemon.Component{
 		daemon.Background("page cache", cache.Run), // repairs the pages after a failed refresh
+		{Name: "admin server", Run: func(ctx context.Context) error {
+			return daemon.Serve(ctx, deps.AdminServer(log), adminLn, cfg.ShutdownGrace)
+		}},
 		{Name: "projection", Run: func(ctx context.Context) error {
 			if err := deps.Schema.MigrateOrStop(ctx, log); err != nil || ctx.Err() != nil {
 				return err
 			}
 			log.Info("schema migrated; projecting", "group", cfg.projection.Group, "consumer", cfg.projection.Consumer)
 			return worker.Run(ctx)
-		}},
-		{Name: "admin server", Run: func(ctx context.Context) error {
-			return daemon.Serve(ctx, deps.AdminServer(log), adminLn, cfg.ShutdownGrace)
 		}},
 	}
 	err = daemon.Wait(ctx, cfg.ShutdownGrace, func() error { return daemon.RunComponents(ctx, components) })

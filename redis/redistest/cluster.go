@@ -76,12 +76,12 @@ type clusterNode struct {
 // tests can observe that.
 func StartCluster(tb testing.TB) *Cluster {
 	tb.Helper()
+	servicetest.Require(tb)
 	for _, bin := range []string{"redis-server", "redis-cli"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			tb.Fatalf("redistest: a Redis Cluster needs %s (Debian packages redis-server and redis-tools): %v", bin, err)
 		}
 	}
-	servicetest.Require(tb)
 	began := time.Now()
 	c := &Cluster{tb: tb}
 	tb.Cleanup(c.stop)

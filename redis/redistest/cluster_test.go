@@ -156,6 +156,7 @@ func (r *fatalRecorder) Fatalf(format string, args ...any) {
 }
 
 func TestStartClusterFailsWithoutRedisServerNamingThePackages(t *testing.T) {
+	servicetest.Require(t)
 	t.Setenv("PATH", t.TempDir())
 	rec := &fatalRecorder{TB: t}
 	done := make(chan struct{})
