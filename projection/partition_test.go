@@ -25,7 +25,7 @@ func (f *fixture) startOwner(name string) (stop func()) {
 	for i := range f.stream.Partitions() {
 		d.Partitions = append(d.Partitions, f.stream.Consumer(i, projection.DefaultConfig().Group, name))
 	}
-	d.Owners = f.stream.Owners(name)
+	d.Leases = f.stream.Leases(name)
 	w, err := projection.NewWorker(d, cfg)
 	if err != nil {
 		f.t.Fatal(err)

@@ -174,13 +174,13 @@ func (c Config) Validate() error {
 }
 
 // Worker is one worker of the projection: it consumes the partitions of
-// the reaction stream (all of them, or, with owners, those it leases),
+// the reaction stream (all of them, or, with leases, those it holds),
 // claims entries peers left pending, sweeps changes the stream lost, and
 // reports the backlog.
 type Worker struct {
 	store      Store
 	partitions []Stream
-	owners     Owners
+	leases     Leases
 	cache      ViewCache
 	feed       Feed
 	log        *slog.Logger
@@ -194,10 +194,10 @@ type Deps struct {
 	// Partitions are the consumers of the stream's partitions, one each,
 	// in partition order.
 	Partitions []Stream
-	// Owners, when set, gives each partition one owning worker at a time;
+	// Leases, when set, gives each partition one owning worker at a time;
 	// without it the worker consumes every partition, in competition with
 	// its peers.
-	Owners Owners
+	Leases Leases
 	Cache  ViewCache
 	// Feed, when set, receives the events of every fold after it commits.
 	Feed    Feed
@@ -215,7 +215,7 @@ func NewWorker(d Deps, cfg Config) (*Worker, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	return &Worker{store: d.Store, partitions: d.Partitions, owners: d.Owners, cache: d.Cache, feed: d.Feed,
+	return &Worker{store: d.Store, partitions: d.Partitions, leases: d.Leases, cache: d.Cache, feed: d.Feed,
 		log: d.Log.With("consumer", cfg.Consumer), metrics: d.Metrics, cfg: cfg}, nil
 }
 
@@ -226,7 +226,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return w.every(ctx, w.cfg.SweepInterval, w.sweep) })
 	g.Go(func() error { return w.every(ctx, w.cfg.StatsInterval, w.stats) })
-	if w.owners != nil {
+	if w.leases != nil {
 		g.Go(func() error { return w.coordinate(ctx) })
 	} else {
 		for i := range w.partitions {

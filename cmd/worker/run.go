@@ -34,7 +34,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		d.Partitions = append(d.Partitions, stream.Consumer(i, cfg.projection.Group, cfg.projection.Consumer))
 	}
 	if cfg.leases {
-		d.Owners = stream.Owners(cfg.projection.Consumer)
+		d.Leases = stream.Leases(cfg.projection.Consumer)
 	}
 	worker, err := projection.NewWorker(d, cfg.projection)
 	if err != nil {

@@ -9,8 +9,8 @@ import (
 	"messageapi"
 )
 
-// Owners leases the partitions of the stream: one owner at a time each.
-type Owners interface {
+// Leases leases the partitions of the stream: one owner at a time each.
+type Leases interface {
 	// Heartbeat records that this worker is alive and returns how many
 	// workers are, itself included.
 	Heartbeat(ctx context.Context, ttl time.Duration) (int, error)
@@ -41,9 +41,9 @@ func (w *Worker) coordinate(ctx context.Context) error {
 		defer cancel()
 		for i := range owned {
 			stop(i)
-			_ = w.owners.Release(bg, i)
+			_ = w.leases.Release(bg, i)
 		}
-		_ = w.owners.Leave(bg)
+		_ = w.leases.Leave(bg)
 	}()
 	// Start the scan at a place of this worker's own, so workers starting
 	// together do not all reach for partition 0 first.
@@ -58,12 +58,12 @@ func (w *Worker) coordinate(ctx context.Context) error {
 
 // balance is one round of coordinate.
 func (w *Worker) balance(ctx context.Context, owned map[int]*running, stop func(int), first int) error {
-	alive, err := w.owners.Heartbeat(ctx, w.cfg.LeaseTTL)
+	alive, err := w.leases.Heartbeat(ctx, w.cfg.LeaseTTL)
 	if err != nil {
 		return err
 	}
 	for i := range owned {
-		held, err := w.owners.Renew(ctx, i, w.cfg.LeaseTTL)
+		held, err := w.leases.Renew(ctx, i, w.cfg.LeaseTTL)
 		if err != nil {
 			return err
 		}
@@ -78,7 +78,7 @@ func (w *Worker) balance(ctx context.Context, owned map[int]*running, stop func(
 			break
 		}
 		stop(i)
-		if err := w.owners.Release(ctx, i); err != nil {
+		if err := w.leases.Release(ctx, i); err != nil {
 			return err
 		}
 	}
@@ -90,7 +90,7 @@ func (w *Worker) balance(ctx context.Context, owned map[int]*running, stop func(
 		if owned[i] != nil {
 			continue
 		}
-		got, err := w.owners.Acquire(ctx, i, w.cfg.LeaseTTL)
+		got, err := w.leases.Acquire(ctx, i, w.cfg.LeaseTTL)
 		if err != nil {
 			return err
 		}

@@ -8,7 +8,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 )
 
-// Owners gives each stream partition one owning worker at a time: a lease,
+// Leases gives each stream partition one owning worker at a time: a lease,
 // a key beside the partition's stream that holds the owner's name and
 // expires unless the owner renews it. A worker that dies or freezes loses
 // its leases within their time to live, and its peers take them over.
@@ -19,23 +19,26 @@ import (
 // the row's lock). Owning a partition only keeps the changes of one
 // message in one worker's batches, where they coalesce, instead of two
 // workers contending for its view.
-type Owners struct {
+type Leases struct {
 	s    *Stream
 	name string
 	live string // the registry of live workers: name -> time last seen (ms)
 }
 
-// Owners returns the partition owners' registry, as the worker name sees
-// it.
-func (s *Stream) Owners(name string) *Owners {
-	return &Owners{s: s, name: name, live: s.c.tagged("workers", "")}
+// Leases returns the partitions' leases as the worker name holds and
+// seeks them.
+func (s *Stream) Leases(name string) *Leases {
+	return &Leases{s: s, name: name, live: s.c.tagged("workers", "")}
 }
 
-func (o *Owners) leaseKey(partition int) string { return o.s.partitions[partition].key + ":owner" }
+// leaseKey is the key of a partition's lease. Its suffix stays ":owner",
+// so that workers of older builds, during a rolling upgrade, contend for
+// the same keys.
+func (o *Leases) leaseKey(partition int) string { return o.s.partitions[partition].key + ":owner" }
 
 // Heartbeat records that this worker is alive, forgets workers not seen
 // for ttl, and returns how many are alive, itself included.
-func (o *Owners) Heartbeat(ctx context.Context, ttl time.Duration) (int, error) {
+func (o *Leases) Heartbeat(ctx context.Context, ttl time.Duration) (int, error) {
 	now := time.Now()
 	var alive *goredis.IntCmd
 	err := o.s.c.do(func() error {
@@ -55,13 +58,13 @@ func (o *Owners) Heartbeat(ctx context.Context, ttl time.Duration) (int, error) 
 }
 
 // Leave removes this worker from the registry, so peers rebalance at once.
-func (o *Owners) Leave(ctx context.Context) error {
+func (o *Leases) Leave(ctx context.Context) error {
 	return translate(o.s.c.do(func() error { return o.s.c.rdb.ZRem(ctx, o.live, o.name).Err() }), "leave")
 }
 
 // Acquire takes the lease of a partition for ttl if nobody holds it, and
 // reports whether this worker holds it now.
-func (o *Owners) Acquire(ctx context.Context, partition int, ttl time.Duration) (bool, error) {
+func (o *Leases) Acquire(ctx context.Context, partition int, ttl time.Duration) (bool, error) {
 	var ok bool
 	err := o.s.c.do(func() (err error) {
 		ok, err = o.s.c.rdb.SetNX(ctx, o.leaseKey(partition), o.name, ttl).Result()
@@ -92,7 +95,7 @@ return 0
 
 // Renew extends this worker's lease of a partition by ttl, and reports
 // whether it still held it.
-func (o *Owners) Renew(ctx context.Context, partition int, ttl time.Duration) (bool, error) {
+func (o *Leases) Renew(ctx context.Context, partition int, ttl time.Duration) (bool, error) {
 	var n int
 	err := o.s.c.do(func() (err error) {
 		n, err = renewScript.Run(ctx, o.s.c.rdb, []string{o.leaseKey(partition)}, o.name, ttl.Milliseconds()).Int()
@@ -105,7 +108,7 @@ func (o *Owners) Renew(ctx context.Context, partition int, ttl time.Duration) (b
 }
 
 // Release gives up this worker's lease of a partition, if it holds it.
-func (o *Owners) Release(ctx context.Context, partition int) error {
+func (o *Leases) Release(ctx context.Context, partition int) error {
 	return translate(o.s.c.do(func() error {
 		return releaseScript.Run(ctx, o.s.c.rdb, []string{o.leaseKey(partition)}, o.name).Err()
 	}), "release partition")
