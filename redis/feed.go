@@ -123,22 +123,6 @@ func (f *Feed) Read(ctx context.Context, after string, count int, block time.Dur
 	return out, nil
 }
 
-// Last returns the id of the newest event, "0-0" when there is none.
-func (f *Feed) Last(ctx context.Context) (string, error) {
-	var msgs []goredis.XMessage
-	err := f.c.do(func() (err error) {
-		msgs, err = f.c.rdb.XRevRangeN(ctx, f.key, "+", "-", 1).Result()
-		return err
-	})
-	if err != nil {
-		return "", translate(err, "last event")
-	}
-	if len(msgs) == 0 {
-		return "0-0", nil
-	}
-	return msgs[0].ID, nil
-}
-
 // tailPage is how many entries one read of Tail takes.
 const tailPage = 500
 

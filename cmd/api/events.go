@@ -530,19 +530,13 @@ func (s *server) handleEvents(w http.ResponseWriter, r *http.Request) {
 // chunks of replayChunk bytes. It reports false when the stream must end.
 func (s *server) replayWindow(out *sseWriter, filter map[string]bool, entries []windowEntry, gone <-chan struct{}) bool {
 	for _, e := range entries {
-		if filter != nil && !filter[e.MessageID] {
-			continue
+		select {
+		case <-gone: // dropped meanwhile (shutdown, or too far behind)
+			return false
+		default:
 		}
-		out.event(e.Type, e.ID, e.Data, time.Time{}) // a replay is not live: no lag
-		if out.buf.Len() >= replayChunk {
-			select {
-			case <-gone: // dropped meanwhile (shutdown, or too far behind)
-				return false
-			default:
-			}
-			if out.flush() != nil {
-				return false
-			}
+		if out.replayed(filter, e.FeedEntry) != nil {
+			return false
 		}
 	}
 	return true
@@ -575,14 +569,11 @@ func (s *server) replay(ctx context.Context, out *sseWriter, req eventsRequest, 
 			if mustStreamID(e.ID).After(end) {
 				break // the live stream brings it
 			}
-			if req.filter == nil || req.filter[e.MessageID] {
-				out.event(e.Type, e.ID, e.Data, time.Time{}) // a replay is not live: no lag
+			if out.replayed(req.filter, e) != nil {
+				return "", false
 			}
 			cursor = e.ID
 			sent++
-			if out.buf.Len() >= replayChunk && out.flush() != nil {
-				return "", false
-			}
 		}
 		if sent < len(entries) || len(entries) < replayPage {
 			return cursor, true
@@ -621,6 +612,20 @@ func (o *sseWriter) deliver(d delivery, last redis.StreamID) redis.StreamID {
 	}
 	o.event(d.entry.Type, d.entry.ID, d.entry.Data, d.entry.At)
 	return id
+}
+
+// replayed buffers an entry of a replay, when filter (nil: all) wants it,
+// and writes the buffer once it holds replayChunk bytes, so that a client
+// that does not read holds little.
+func (o *sseWriter) replayed(filter map[string]bool, e messageapi.FeedEntry) error {
+	if filter != nil && !filter[e.MessageID] {
+		return nil
+	}
+	o.event(e.Type, e.ID, e.Data, time.Time{}) // a replay is not live: no lag
+	if o.buf.Len() < replayChunk {
+		return nil
+	}
+	return o.flush()
 }
 
 // event buffers one event; at is when its change was committed, zero for

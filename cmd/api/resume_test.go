@@ -34,6 +34,17 @@ func (f *countingFeed) Since(ctx context.Context, after string, count int) ([]me
 	return f.eventFeed.Since(ctx, after, count)
 }
 
+// runningAPI starts a's background work, waits for its hub to find its
+// place in the feed, and serves a until the test ends.
+func runningAPI(t *testing.T, a *app) *testAPI {
+	t.Helper()
+	a.startBackground(t)
+	eventually(t, func() bool { return a.server.hub.position() != "" })
+	api := &testAPI{Server: httptest.NewServer(a.handler()), t: t}
+	t.Cleanup(api.Close)
+	return api
+}
+
 // postMessages posts n messages through api and returns the ids of the
 // feed's entries once it holds n of them.
 func postMessages(t *testing.T, api *testAPI, rc *redis.Client, n int) []string {
@@ -107,11 +118,7 @@ func TestResumeStormIsServedFromTheWindow(t *testing.T) {
 	t.Parallel()
 	db, rc := postgrestest.NewDB(t), redistest.NewClient(t)
 	sse := hubConfig{maxClients: 1000, buffer: 256, heartbeat: time.Minute, block: 50 * time.Millisecond}
-	first := newTestApp(t, db, rc, sse)
-	first.startBackground(t)
-	eventually(t, func() bool { return first.server.hub.position() != "" })
-	writer := &testAPI{Server: httptest.NewServer(first.handler()), t: t}
-	t.Cleanup(writer.Close)
+	writer := runningAPI(t, newTestApp(t, db, rc, sse))
 	ids := postMessages(t, writer, rc, 60)
 
 	// A restarted process: its hub starts after the clients are back.
@@ -166,10 +173,7 @@ func TestDeepResumesAreBounded(t *testing.T) {
 		block: 50 * time.Millisecond, windowEvents: 10, deepResumes: 1})
 	deep := &countingFeed{eventFeed: a.server.hub.feed}
 	a.server.hub.resumeFrom(deep)
-	a.startBackground(t)
-	eventually(t, func() bool { return a.server.hub.position() != "" })
-	api := &testAPI{Server: httptest.NewServer(a.handler()), t: t}
-	t.Cleanup(api.Close)
+	api := runningAPI(t, a)
 	ids := postMessages(t, api, rc, 30)
 	eventually(t, func() bool { return a.server.hub.position() == ids[29] })
 	ctx := context.Background()
@@ -226,22 +230,14 @@ func TestHubOnAFeedTrimmedEmpty(t *testing.T) {
 	t.Parallel()
 	db, rc := postgrestest.NewDB(t), redistest.NewClient(t)
 	sse := hubConfig{maxClients: 10, buffer: 64, heartbeat: time.Minute, block: 20 * time.Millisecond}
-	first := newTestApp(t, db, rc, sse)
-	first.startBackground(t)
-	eventually(t, func() bool { return first.server.hub.position() != "" })
-	writer := &testAPI{Server: httptest.NewServer(first.handler()), t: t}
-	t.Cleanup(writer.Close)
+	writer := runningAPI(t, newTestApp(t, db, rc, sse))
 	postMessages(t, writer, rc, 3)
 	feed := redis.NewFeed(rc, redis.FeedConfig{})
 	if err := rc.Redis().XTrimMaxLen(context.Background(), feed.Key(), 0).Err(); err != nil {
 		t.Fatal(err)
 	}
 
-	second := newTestApp(t, db, rc, sse)
-	second.startBackground(t)
-	eventually(t, func() bool { return second.server.hub.position() != "" })
-	api := &testAPI{Server: httptest.NewServer(second.handler()), t: t}
-	t.Cleanup(api.Close)
+	api := runningAPI(t, newTestApp(t, db, rc, sse))
 	s := api.openStream("/events", nil)
 	if typ, _ := s.next(); typ != "ready" {
 		t.Fatalf("first event %q, want ready", typ)
