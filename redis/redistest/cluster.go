@@ -84,13 +84,18 @@ func StartCluster(tb testing.TB) *Cluster {
 	}
 	began := time.Now()
 	c := &Cluster{tb: tb}
-	tb.Cleanup(c.stop)
 	nodes := make([]*clusterNode, clusterMasters+clusterReplicas)
+	dirs := make([]string, len(nodes))
+	for i := range dirs {
+		dirs[i] = tb.TempDir()
+	}
+	// Cleanups run last first: the nodes stop before their directories
+	// are removed, or a node still writing leaves one not empty.
+	tb.Cleanup(c.stop)
 	errs := make([]error, len(nodes))
 	var wg sync.WaitGroup
 	for i := range nodes {
-		dir := tb.TempDir()
-		wg.Go(func() { nodes[i], errs[i] = c.startNewNode(dir) })
+		wg.Go(func() { nodes[i], errs[i] = c.startNewNode(dirs[i]) })
 	}
 	wg.Wait()
 	c.mu.Lock()
@@ -561,10 +566,12 @@ func (n *clusterNode) kill() {
 }
 
 // freeClusterPort returns a port on 127.0.0.1 that is free, and whose bus
-// port (10000 above) is free too; both must stay below 65536.
+// port (10000 above) is free too. Both stay below 32768, out of the
+// kernel's ephemeral range, where another test's client connection could
+// take one between this check and the node's bind.
 func freeClusterPort() (int, error) {
 	for range 1000 {
-		port := 20000 + rand.IntN(25000)
+		port := 10000 + rand.IntN(32768-busOffset-10000)
 		if portFree(port) && portFree(port+busOffset) {
 			return port, nil
 		}
