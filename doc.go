@@ -5,5 +5,6 @@
 // The package imports only the standard library. The command, query and
 // projection packages implement the use cases in terms of these types; the
 // postgres and redis packages implement the storage those use cases consume;
-// cmd/api and cmd/worker wire them together.
+// httpapi, auth and sse are the HTTP transport; cmd/api and cmd/worker wire
+// them together.
 package messageapi

@@ -1,6 +1,10 @@
 package messageapi
 
-import "time"
+import (
+	"strconv"
+	"strings"
+	"time"
+)
 
 // MessageNew is the live feed's event of a new message; the reaction
 // changes are ReactionNew, ReactionUpdated and ReactionDeleted.
@@ -57,11 +61,38 @@ func FoldEvents(changes []ReactionChange, views []MessageView) []Event {
 }
 
 // FeedEntry is one event as the feed stores it: its position in the feed
-// (a stream id), its type, message and time, and its JSON.
+// (the text of a FeedPosition), its type, message and time, and its JSON.
 type FeedEntry struct {
 	ID        string
 	Type      string
 	MessageID string
 	At        time.Time
 	Data      []byte
+}
+
+// FeedPosition is the position of an entry in the live feed: a time in
+// milliseconds and a sequence within it, ordered by both. Its text,
+// "ms-seq", is the id of the event a client sees, and what it resumes
+// after; the zero position, "0-0", comes before every entry.
+type FeedPosition struct{ Ms, Seq uint64 }
+
+// ParseFeedPosition parses "ms-seq" (or "ms").
+func ParseFeedPosition(s string) (FeedPosition, bool) {
+	ms, seq, found := strings.Cut(s, "-")
+	m, err1 := strconv.ParseUint(ms, 10, 64)
+	var q uint64
+	var err2 error
+	if found {
+		q, err2 = strconv.ParseUint(seq, 10, 64)
+	}
+	return FeedPosition{m, q}, err1 == nil && err2 == nil
+}
+
+func (p FeedPosition) String() string {
+	return strconv.FormatUint(p.Ms, 10) + "-" + strconv.FormatUint(p.Seq, 10)
+}
+
+// After reports whether p comes after o in the feed.
+func (p FeedPosition) After(o FeedPosition) bool {
+	return p.Ms > o.Ms || p.Ms == o.Ms && p.Seq > o.Seq
 }

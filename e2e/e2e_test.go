@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"messageapi/client"
-	"messageapi/cmd/api/apitest"
+	"messageapi/httpapi/apitest"
 	"messageapi/postgres/postgrestest"
 	"messageapi/redis/redistest"
 )

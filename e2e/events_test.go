@@ -19,7 +19,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"messageapi/redis"
+	"messageapi"
 )
 
 // sseEvent is one event of a stream, as a client received it.
@@ -433,8 +433,8 @@ func TestLiveEventsAcrossAPIProcesses(t *testing.T) {
 
 // compareIDs orders two event ids, stream ids of the feed.
 func compareIDs(t *testing.T, a, b string) int {
-	ia, okA := redis.ParseStreamID(a)
-	ib, okB := redis.ParseStreamID(b)
+	ia, okA := messageapi.ParseFeedPosition(a)
+	ib, okB := messageapi.ParseFeedPosition(b)
 	if !okA || !okB {
 		t.Fatalf("event ids %q, %q are not stream ids", a, b)
 	}

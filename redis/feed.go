@@ -192,11 +192,11 @@ func messageSize(m goredis.XMessage) int {
 // when it was trimmed, or when Redis lost the feed. "0-0", the position
 // before the first event, is always held.
 func (f *Feed) Has(ctx context.Context, id string) (bool, error) {
-	a, ok := ParseStreamID(id)
+	a, ok := messageapi.ParseFeedPosition(id)
 	if !ok {
 		return false, nil
 	}
-	if a == (StreamID{}) {
+	if a == (messageapi.FeedPosition{}) {
 		return true, nil
 	}
 	var n int
@@ -216,11 +216,11 @@ func (f *Feed) Has(ctx context.Context, id string) (bool, error) {
 // came after after: the event after was trimmed, or Redis lost it, or it
 // is not an id of this feed; the client must then start afresh.
 func (f *Feed) Since(ctx context.Context, after string, count int) (entries []messageapi.FeedEntry, kept bool, err error) {
-	a, ok := ParseStreamID(after)
+	a, ok := messageapi.ParseFeedPosition(after)
 	if !ok {
 		return nil, false, nil
 	}
-	if a == (StreamID{}) {
+	if a == (messageapi.FeedPosition{}) {
 		// A client that has seen nothing missed nothing, unless the feed
 		// has trimmed events since.
 		info, msgs, err := f.infoAndRange(ctx, func(p goredis.Pipeliner) { p.XRangeN(ctx, f.key, "-", "+", int64(count)) })
@@ -280,28 +280,4 @@ func feedEntries(msgs []goredis.XMessage) []messageapi.FeedEntry {
 			At: time.UnixMicro(at), Data: []byte(str(feedData))})
 	}
 	return out
-}
-
-// StreamID is a Redis stream id, milliseconds and a sequence.
-type StreamID struct{ Ms, Seq uint64 }
-
-// ParseStreamID parses "ms-seq" (or "ms").
-func ParseStreamID(s string) (StreamID, bool) {
-	ms, seq, found := strings.Cut(s, "-")
-	m, err1 := strconv.ParseUint(ms, 10, 64)
-	var q uint64
-	var err2 error
-	if found {
-		q, err2 = strconv.ParseUint(seq, 10, 64)
-	}
-	return StreamID{m, q}, err1 == nil && err2 == nil
-}
-
-func (id StreamID) String() string {
-	return strconv.FormatUint(id.Ms, 10) + "-" + strconv.FormatUint(id.Seq, 10)
-}
-
-// After reports whether id comes after o in the stream.
-func (id StreamID) After(o StreamID) bool {
-	return id.Ms > o.Ms || id.Ms == o.Ms && id.Seq > o.Seq
 }

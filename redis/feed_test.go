@@ -68,9 +68,9 @@ func TestFeedKeepsEventsInOrderWithTheirData(t *testing.T) {
 	}
 }
 
-func mustID(t *testing.T, s string) redis.StreamID {
+func mustID(t *testing.T, s string) messageapi.FeedPosition {
 	t.Helper()
-	id, ok := redis.ParseStreamID(s)
+	id, ok := messageapi.ParseFeedPosition(s)
 	if !ok {
 		t.Fatalf("%q is not a stream id", s)
 	}

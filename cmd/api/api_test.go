@@ -17,12 +17,14 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"messageapi/cmd/api/apitest"
 	"messageapi/cmd/internal/daemon"
+	"messageapi/httpapi"
+	"messageapi/httpapi/apitest"
 	"messageapi/postgres"
 	"messageapi/postgres/postgrestest"
 	"messageapi/redis"
 	"messageapi/redis/redistest"
+	"messageapi/sse"
 )
 
 // testAPI is the API's HTTP handler on a schema and key prefix of its own.
@@ -31,7 +33,7 @@ type testAPI struct {
 	t *testing.T
 }
 
-func newTestAPI(t *testing.T, options ...func(*routerConfig)) *testAPI {
+func newTestAPI(t *testing.T, options ...func(*httpapi.Config)) *testAPI {
 	t.Helper()
 	srv := httptest.NewServer(newTestHandler(t, options...))
 	t.Cleanup(srv.Close)
@@ -40,22 +42,22 @@ func newTestAPI(t *testing.T, options ...func(*routerConfig)) *testAPI {
 
 // newTestHandler returns the API's handler on a migrated schema and a Redis
 // key prefix of its own.
-func newTestHandler(tb testing.TB, options ...func(*routerConfig)) http.Handler {
+func newTestHandler(tb testing.TB, options ...func(*httpapi.Config)) http.Handler {
 	tb.Helper()
 	a := newTestApp(tb, postgrestest.NewDB(tb), redistest.NewClient(tb),
-		hubConfig{maxClients: 4, buffer: 16, heartbeat: time.Second, block: 50 * time.Millisecond})
+		sse.Config{MaxClients: 4, Buffer: 16, Heartbeat: time.Second, Block: 50 * time.Millisecond})
 	a.startBackground(tb)
-	for a.server.hub.position() == "" { // the hub has found its place in the feed
+	for a.hub.Position() == "" { // the hub has found its place in the feed
 		time.Sleep(5 * time.Millisecond)
 	}
 	return a.handler(options...)
 }
 
-// newTestApp wires the API on db and rc, with the hub configured by sse;
+// newTestApp wires the API on db and rc, with the hub configured by hubCfg;
 // its background work is not started.
-func newTestApp(tb testing.TB, db *postgres.DB, rc *redis.Client, sse hubConfig) *app {
+func newTestApp(tb testing.TB, db *postgres.DB, rc *redis.Client, hubCfg sse.Config) *app {
 	tb.Helper()
-	a, err := newApp(config{cachePages: 5, maxReactionTypes: 3, Common: daemon.Common{CacheTTL: time.Minute}, sse: sse},
+	a, err := newApp(config{cachePages: 5, maxReactionTypes: 3, Common: daemon.Common{CacheTTL: time.Minute}, sse: hubCfg},
 		db, db, rc, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	if err != nil {
 		tb.Fatal(err)
@@ -70,7 +72,7 @@ func (a *app) startBackground(tb testing.TB) {
 	done := make(chan error, 1)
 	go func() { done <- daemon.RunComponents(ctx, a.background(time.Second)) }()
 	tb.Cleanup(func() {
-		a.server.hub.close()
+		a.hub.Close()
 		stop()
 		if err := <-done; err != nil {
 			tb.Error(err)
@@ -79,15 +81,15 @@ func (a *app) startBackground(tb testing.TB) {
 }
 
 // handler is the app's HTTP handler, as the tests configure it.
-func (a *app) handler(options ...func(*routerConfig)) http.Handler {
-	cfg := routerConfig{
-		log: slog.New(slog.DiscardHandler), metrics: newHTTPMetrics(prometheus.NewRegistry()), accessLevel: slog.LevelDebug,
-		ready: func() bool { return true }, requestTimeout: 5 * time.Second,
+func (a *app) handler(options ...func(*httpapi.Config)) http.Handler {
+	cfg := httpapi.Config{
+		Log: slog.New(slog.DiscardHandler), Metrics: httpapi.NewMetrics(prometheus.NewRegistry()), AccessLevel: slog.LevelDebug,
+		Ready: func() bool { return true }, RequestTimeout: 5 * time.Second,
 	}
 	for _, o := range options {
 		o(&cfg)
 	}
-	return a.server.routes(cfg)
+	return a.server.Handler(cfg)
 }
 
 type response struct {
@@ -393,7 +395,7 @@ func TestIdempotentCreate(t *testing.T) {
 
 func TestRateLimit(t *testing.T) {
 	t.Parallel()
-	api := newTestAPI(t, func(c *routerConfig) { c.rateLimit, c.rateWindow = 3, time.Minute })
+	api := newTestAPI(t, func(c *httpapi.Config) { c.RateLimit, c.RateWindow = 3, time.Minute })
 	for i := range 3 {
 		if r := api.get("/messages"); r.status != http.StatusOK {
 			t.Fatalf("request %d = %d, want 200 within the limit", i+1, r.status)
@@ -410,8 +412,8 @@ func TestRateLimit(t *testing.T) {
 
 func TestServerErrorsNeverLeakDetails(t *testing.T) {
 	t.Parallel()
-	api := newTestAPI(t, func(c *routerConfig) {
-		c.ready = func() bool { return false } // not migrated yet: every route is unavailable
+	api := newTestAPI(t, func(c *httpapi.Config) {
+		c.Ready = func() bool { return false } // not migrated yet: every route is unavailable
 	})
 	r := api.post("/messages", `{"text":"hi","user_id":"u"}`)
 	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
@@ -535,16 +537,28 @@ func TestReactionTypeCapAndUniqueReactions(t *testing.T) {
 func TestMetricsLabelEveryMatchedPath(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewRegistry()
-	api := newTestAPI(t, func(c *routerConfig) { c.metrics = newHTTPMetrics(reg) })
+	api := newTestAPI(t, func(c *httpapi.Config) { c.Metrics = httpapi.NewMetrics(reg) })
 	api.do(http.MethodOptions, "/messages", "", nil)
 	api.do(http.MethodPut, "/messages", "", nil)
 	api.do(http.MethodDelete, "/messages/0192f0a4-8a4b-7cc1-9e8a-5a3b1c2d3e4f", "", nil)
 	api.get("/nowhere")
+	got := requestCounts(t, reg)
+	for _, want := range []string{"OPTIONS /messages 204", "PUT /messages 405", "DELETE /messages/{id} 405", "GET unmatched 404"} {
+		if got[want] == 0 {
+			t.Errorf("no request counted as %q; counted %v", want, got)
+		}
+	}
+}
+
+// requestCounts returns the requests reg has counted, by "method route
+// code".
+func requestCounts(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]bool{}
+	got := map[string]float64{}
 	for _, mf := range families {
 		if mf.GetName() != "messageapi_http_requests_total" {
 			continue
@@ -554,12 +568,15 @@ func TestMetricsLabelEveryMatchedPath(t *testing.T) {
 			for _, l := range m.GetLabel() {
 				labels[l.GetName()] = l.GetValue()
 			}
-			got[labels["method"]+" "+labels["route"]+" "+labels["code"]] = true
+			got[labels["method"]+" "+labels["route"]+" "+labels["code"]] = m.GetCounter().GetValue()
 		}
 	}
-	for _, want := range []string{"OPTIONS /messages 204", "PUT /messages 405", "DELETE /messages/{id} 405", "GET unmatched 404"} {
-		if !got[want] {
-			t.Errorf("no request counted as %q; counted %v", want, got)
-		}
-	}
+	return got
+}
+
+// rehub gives a a hub of its own on feed, configured by cfg, before its
+// background work starts, so a test can watch what the hub reads.
+func (a *app) rehub(feed sse.Feed, cfg sse.Config) {
+	a.hub = sse.NewHub(feed, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), cfg)
+	a.server.Events = a.hub
 }

@@ -19,7 +19,9 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
+
+	"messageapi/auth"
+	"messageapi/httpapi"
 )
 
 // testSecret is an HS256 secret of the required length.
@@ -76,7 +78,7 @@ func claims(sub string, edits ...func(jwt.MapClaims)) jwt.MapClaims {
 	return c
 }
 
-func asServer(c jwt.MapClaims) { c["role"] = roleServer }
+func asServer(c jwt.MapClaims) { c["role"] = auth.RoleServer }
 
 // sign signs claims with method and key; kid, when given, goes in the
 // header.
@@ -106,7 +108,7 @@ func bearer(token string) []string { return []string{"Bearer " + token} }
 func TestVerifyTokens(t *testing.T) {
 	t.Parallel()
 	rsaKey, edKey := testKeyPairs()
-	keys, err := loadJWKS(testJWKS(t))
+	keys, err := auth.LoadJWKS(testJWKS(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,10 +124,10 @@ func TestVerifyTokens(t *testing.T) {
 	}
 	_, otherEd, _ := ed25519.GenerateKey(rand.Reader)
 	leeway := 30 * time.Second
-	configs := map[string]authConfig{
-		"secret":  {secret: []byte(testSecret), leeway: leeway},
-		"jwks":    {keys: keys, leeway: leeway},
-		"aud+iss": {secret: []byte(testSecret), leeway: leeway, audience: "message-api", issuer: "https://id.example.com"},
+	configs := map[string]auth.Config{
+		"secret":  {Secret: []byte(testSecret), Leeway: leeway},
+		"jwks":    {Keys: keys, Leeway: leeway},
+		"aud+iss": {Secret: []byte(testSecret), Leeway: leeway, Audience: "message-api", Issuer: "https://id.example.com"},
 	}
 	secret := []byte(testSecret)
 	audIss := func(aud, iss string) func(jwt.MapClaims) {
@@ -215,21 +217,21 @@ func TestVerifyTokens(t *testing.T) {
 	}
 	apis := map[string]*testAPI{}
 	for name, c := range configs {
-		v := newVerifier(c)
-		apis[name] = newTestAPI(t, func(rc *routerConfig) { rc.auth = v })
+		v := auth.NewVerifier(c)
+		apis[name] = newTestAPI(t, func(rc *httpapi.Config) { rc.Auth = v })
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			id, failure := newVerifier(configs[tt.config]).verify(tt.header)
+			id, failure := auth.NewVerifier(configs[tt.config]).Verify(tt.header)
 			switch {
 			case tt.sub != "" && failure != nil:
-				t.Fatalf("refused (%s: %s, %v), want accepted", failure.code, failure.description, failure.cause)
-			case tt.sub != "" && (id.subject != tt.sub || id.server != tt.server):
+				t.Fatalf("refused (%s: %s, %v), want accepted", failure.Code, failure.Description, failure.Cause)
+			case tt.sub != "" && (id.Subject != tt.sub || id.Server != tt.server):
 				t.Fatalf("identity = %+v, want subject %q, server %v", id, tt.sub, tt.server)
 			case tt.sub == "" && failure == nil:
 				t.Fatalf("accepted as %+v, want refused with %s", id, tt.code)
-			case tt.sub == "" && failure.code != tt.code:
-				t.Errorf("refused with %q (%s), want %q", failure.code, failure.description, tt.code)
+			case tt.sub == "" && failure.Code != tt.code:
+				t.Errorf("refused with %q (%s), want %q", failure.Code, failure.Description, tt.code)
 			}
 
 			// The same token on a write: a user token posts as its
@@ -245,8 +247,8 @@ func TestVerifyTokens(t *testing.T) {
 						t.Errorf("the answer echoes the token: %s", r.body)
 					}
 				}
-				if failure != nil && r.json(t)["error"] != failure.description {
-					t.Errorf("error = %v, want the verifier's own description %q", r.json(t)["error"], failure.description)
+				if failure != nil && r.json(t)["error"] != failure.Description {
+					t.Errorf("error = %v, want the verifier's own description %q", r.json(t)["error"], failure.Description)
 				}
 			case tt.server:
 				if r.status != http.StatusBadRequest || !strings.Contains(string(r.body), `"user_id"`) {
@@ -286,9 +288,9 @@ func checkUnauthenticated(t *testing.T, r response, rfcCode string) {
 // takes.
 type authedAPI struct{ *testAPI }
 
-func newAuthedAPI(t *testing.T, options ...func(*routerConfig)) authedAPI {
-	v := newVerifier(authConfig{secret: []byte(testSecret), leeway: 30 * time.Second})
-	return authedAPI{newTestAPI(t, append([]func(*routerConfig){func(c *routerConfig) { c.auth = v }}, options...)...)}
+func newAuthedAPI(t *testing.T, options ...func(*httpapi.Config)) authedAPI {
+	v := auth.NewVerifier(auth.Config{Secret: []byte(testSecret), Leeway: 30 * time.Second})
+	return authedAPI{newTestAPI(t, append([]func(*httpapi.Config){func(c *httpapi.Config) { c.Auth = v }}, options...)...)}
 }
 
 // as makes a request with token ("" for none) and a JSON body when body
@@ -398,10 +400,14 @@ func TestEveryWriteRouteChecksTheUser(t *testing.T) {
 	routes := writeRoutes(id)
 
 	// The routes alone: walking them serves no request.
-	router := (&server{}).routes(routerConfig{}).(chi.Routes)
+	srv, err := httpapi.New(httpapi.UseCases{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	router := srv.Handler(httpapi.Config{}).(chi.Routes)
 	checked := 0
-	err := chi.Walk(router, func(method, pattern string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
-		if !isWrite(method) {
+	err = chi.Walk(router, func(method, pattern string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		if method == http.MethodGet || method == http.MethodHead || method == http.MethodOptions {
 			return nil
 		}
 		req, ok := routes[method+" "+pattern]
@@ -436,7 +442,7 @@ func TestEveryWriteRouteChecksTheUser(t *testing.T) {
 func TestReadsArePublicUnlessConfigured(t *testing.T) {
 	t.Parallel()
 	open := newAuthedAPI(t)
-	closed := newAuthedAPI(t, func(c *routerConfig) { c.authReads = true })
+	closed := newAuthedAPI(t, func(c *httpapi.Config) { c.AuthReads = true })
 	alice := userToken(t, "alice")
 	for _, method := range []string{"GET", "HEAD"} {
 		wantStatus(t, open.as("", method, "/messages", ""), 200, "")
@@ -470,7 +476,7 @@ func TestOpenModeIgnoresTokens(t *testing.T) {
 // connects from; bad tokens and anonymous requests share their address's.
 func TestRateLimitPerUser(t *testing.T) {
 	t.Parallel()
-	api := newAuthedAPI(t, func(c *routerConfig) { c.rateLimit, c.rateWindow = 2, time.Minute })
+	api := newAuthedAPI(t, func(c *httpapi.Config) { c.RateLimit, c.RateWindow = 2, time.Minute })
 	alice, bob, carol := userToken(t, "alice"), userToken(t, "bob"), userToken(t, "carol")
 	wantStatus(t, api.as(alice, "GET", "/messages", ""), 200, "")
 	wantStatus(t, api.as(alice, "POST", "/messages", `{"text":"hi"}`), 201, "")
@@ -492,7 +498,7 @@ func TestRateLimitPerUser(t *testing.T) {
 func TestCORS(t *testing.T) {
 	t.Parallel()
 	const origin = "https://chat.example.com"
-	withCORS := newAuthedAPI(t, func(c *routerConfig) { c.corsOrigins = []string{origin} })
+	withCORS := newAuthedAPI(t, func(c *httpapi.Config) { c.CORSOrigins = []string{origin} })
 	without := newAuthedAPI(t)
 	preflight := func(api authedAPI, from string) response {
 		return api.send(http.MethodOptions, "/messages", http.Header{
@@ -570,7 +576,7 @@ func TestLoadJWKSRefusesKeysItCannotUse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := loadJWKS(writeJWKS(t, tt.keys...))
+			_, err := auth.LoadJWKS(writeJWKS(t, tt.keys...))
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("loadJWKS = %v, want an error saying %q", err, tt.want)
 			}
@@ -581,7 +587,7 @@ func TestLoadJWKSRefusesKeysItCannotUse(t *testing.T) {
 	if err := os.WriteFile(path, []byte(ec), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := loadJWKS(path); err == nil || !strings.Contains(err.Error(), "only RSA") {
+	if _, err := auth.LoadJWKS(path); err == nil || !strings.Contains(err.Error(), "only RSA") {
 		t.Errorf("an EC key: %v, want refused", err)
 	}
 }
@@ -591,58 +597,18 @@ func TestLoadJWKSRefusesKeysItCannotUse(t *testing.T) {
 // only a path no route has is "unmatched".
 func TestRefusedRequestsAreCountedByRoute(t *testing.T) {
 	t.Parallel()
-	metrics := newHTTPMetrics(prometheus.NewRegistry())
-	api := newAuthedAPI(t, func(c *routerConfig) { c.metrics = metrics })
+	reg := prometheus.NewRegistry()
+	api := newAuthedAPI(t, func(c *httpapi.Config) { c.Metrics = httpapi.NewMetrics(reg) })
 	checkUnauthenticated(t, api.as("", "POST", "/messages", `{"text":"hi"}`), "")
 	checkUnauthenticated(t, api.as("", "DELETE", "/messages/0192f0a4-8a4b-7cc1-9e8a-5a3b1c2d3e4f/reactions/like", ""), "")
 	if r := api.as("bad", "HEAD", "/messages", ""); r.status != http.StatusUnauthorized {
 		t.Fatalf("HEAD with a bad token = %d, want 401", r.status)
 	}
 	wantStatus(t, api.as("", "GET", "/nowhere", ""), 404, "not_found")
-	for _, c := range []struct{ method, route, code string }{
-		{"POST", "/messages", "401"},
-		{"DELETE", "/messages/{id}/reactions/{type}", "401"},
-		{"HEAD", "/messages", "401"},
-		{"GET", "unmatched", "404"},
-	} {
-		var m dto.Metric
-		if err := metrics.requests.WithLabelValues(c.method, c.route, c.code).Write(&m); err != nil || m.GetCounter().GetValue() != 1 {
-			t.Errorf("requests{%s %s %s} = %v (%v), want 1", c.method, c.route, c.code, m.GetCounter().GetValue(), err)
+	got := requestCounts(t, reg)
+	for _, want := range []string{"POST /messages 401", "DELETE /messages/{id}/reactions/{type} 401", "HEAD /messages 401", "GET unmatched 404"} {
+		if got[want] != 1 {
+			t.Errorf("requests{%s} = %v, want 1", want, got[want])
 		}
-	}
-}
-
-// TestVerifierRemembersTokensUntilTheyExpire: an accepted token is not
-// verified again while it is valid, and is refused once exp plus the
-// leeway has passed, remembered or not; a refused one is never
-// remembered.
-func TestVerifierRemembersTokensUntilTheyExpire(t *testing.T) {
-	now := time.Now()
-	v := newVerifier(authConfig{secret: []byte(testSecret), leeway: 10 * time.Second})
-	v.now = func() time.Time { return now }
-	exp := now.Add(time.Minute)
-	token := userToken(t, "alice", func(c jwt.MapClaims) { c["exp"] = exp.Unix() })
-	if id, failure := v.verify(bearer(token)); failure != nil || id.subject != "alice" {
-		t.Fatalf("first verify = %+v, %v", id, failure)
-	}
-	if len(v.known) != 1 {
-		t.Fatalf("%d tokens remembered, want 1", len(v.known))
-	}
-	now = exp.Add(9 * time.Second) // within the leeway
-	if id, failure := v.verify(bearer(token)); failure != nil || id.subject != "alice" {
-		t.Fatalf("within the leeway = %+v, %v", id, failure)
-	}
-	now = exp.Add(11 * time.Second)
-	if _, failure := v.verify(bearer(token)); failure == nil || failure.description != "the token has expired" {
-		t.Fatalf("past exp and the leeway = %+v, want expired", failure)
-	}
-	forged := token[:len(token)-2] + "xx"
-	for range 2 {
-		if _, failure := v.verify(bearer(forged)); failure == nil {
-			t.Fatal("a forged token was accepted")
-		}
-	}
-	if _, ok := v.known[forged]; ok {
-		t.Error("a refused token was remembered")
 	}
 }

@@ -1,19 +1,19 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net/netip"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
 	"messageapi"
+	"messageapi/auth"
 	"messageapi/cmd/internal/daemon"
 	"messageapi/postgres"
 	"messageapi/redis"
+	"messageapi/sse"
 )
 
 const usage = `Usage: api [subcommand] [flags]
@@ -43,9 +43,9 @@ type config struct {
 	maxConns          int
 	maxConnsPerClient int
 	idleTimeout       time.Duration
-	auth              authConfig
+	auth              auth.Config
 	corsOrigins       []string
-	sse               hubConfig
+	sse               sse.Config
 	writeBatch        int
 	nearCacheMaxAge   time.Duration
 	ownReactions      int
@@ -68,8 +68,52 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 		sub, args = args[0], args[1:]
 	}
 	var c config
-	var proxies, secret, secretFile, jwks, origins string
+	var raw rawSettings
 	f := daemon.NewFlags("api", usage, getenv, output)
+	defineFlags(f, &c, &raw, sub)
+	if err := f.Parse(args); err != nil {
+		return config{}, "", err
+	}
+	for _, cidr := range strings.Split(raw.proxies, ",") {
+		if cidr = strings.TrimSpace(cidr); cidr == "" {
+			continue
+		}
+		prefix, err := netip.ParsePrefix(cidr)
+		if err != nil {
+			return config{}, "", fmt.Errorf("invalid -trusted-proxies: %q is not a CIDR such as 10.0.0.0/8", cidr)
+		}
+		c.trustedProxies = append(c.trustedProxies, prefix)
+	}
+	for _, origin := range strings.Split(raw.origins, ",") {
+		if origin = strings.TrimSpace(origin); origin == "" {
+			continue
+		}
+		if !validOrigin(origin) {
+			return config{}, "", fmt.Errorf("invalid -cors-origins: %q is not an origin such as https://chat.example.com, https://*.example.com or *", origin)
+		}
+		c.corsOrigins = append(c.corsOrigins, origin)
+	}
+	if err := c.auth.Load(raw.secret, raw.secretFile, raw.jwks); err != nil {
+		return config{}, "", err
+	}
+	if err := c.validate(); err != nil {
+		return config{}, "", err
+	}
+	if sub == "token" {
+		return c, sub, c.token.validate()
+	}
+	return c, sub, nil
+}
+
+// rawSettings are the settings that parseConfig turns into the config's
+// own types.
+type rawSettings struct {
+	proxies, secret, secretFile, jwks, origins string
+}
+
+// defineFlags defines the API's flags on f, into c and raw; the token
+// subcommand has flags of its own.
+func defineFlags(f *daemon.Flags, c *config, raw *rawSettings, sub string) {
 	daemon.DefineCommon(f, &c.Common, daemon.Common{
 		AdminAddr: "localhost:6060", DBMaxConns: 16, DBTimeout: postgres.DefaultTimeout, RedisTimeout: redis.DefaultTimeout,
 		DBLockTimeout: postgres.DefaultTimeout, DBIdleTx: 5 * time.Second,
@@ -90,91 +134,28 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	f.Int(&c.ownReactions, "own-reactions-cache", redis.DefaultOwnReactions, "reactions the process holds in memory so that readers' own reactions (user_id) cost no PostgreSQL read: every reaction of the messages read most, for at most -near-cache-max-age; a message with more than half of them is read from PostgreSQL; 0 turns it off", "OWN_REACTIONS_CACHE")
 	f.Int(&c.writeBatch, "write-batch", postgres.DefaultMaxBatch, "most reaction writes one transaction carries (group commit: writes that arrive while others commit share the next transaction)", "WRITE_BATCH")
 	f.Int(&c.writeCommitters, "write-committers", postgres.DefaultCommitters, "reaction-write transactions run at once; at most -db-max-conns", "WRITE_COMMITTERS")
-	f.Int(&c.sse.maxClients, "sse-max-clients", 10_000, "live-event streams (GET /events) one process holds; more get 503", "SSE_MAX_CLIENTS")
-	f.Int(&c.sse.buffer, "sse-buffer", 256, "events a stream may fall behind before the server ends it (the client resumes with Last-Event-ID)", "SSE_BUFFER")
-	f.Duration(&c.sse.heartbeat, "sse-heartbeat", 15*time.Second, "how often an idle event stream gets a comment, to keep proxies from closing it", "SSE_HEARTBEAT")
-	f.Int(&c.sse.windowEvents, "sse-window-events", defaultWindowEvents, "newest live events the process holds in memory, so that streams resuming after one of them (Last-Event-ID) cost no Redis read", "SSE_WINDOW_EVENTS")
-	f.Int(&c.sse.windowBytes, "sse-window-bytes", defaultWindowBytes, "bytes those events may take at most; the oldest go first", "SSE_WINDOW_BYTES")
-	f.Int(&c.sse.deepResumes, "sse-deep-resumes", 4, "streams resuming from before the window that read the feed from Redis at once, on connections of their own, until each is live; others wait up to 1s, then get a stream that only says when to retry", "SSE_DEEP_RESUMES")
+	f.Int(&c.sse.MaxClients, "sse-max-clients", 10_000, "live-event streams (GET /events) one process holds; more get 503", "SSE_MAX_CLIENTS")
+	f.Int(&c.sse.Buffer, "sse-buffer", 256, "events a stream may fall behind before the server ends it (the client resumes with Last-Event-ID)", "SSE_BUFFER")
+	f.Duration(&c.sse.Heartbeat, "sse-heartbeat", 15*time.Second, "how often an idle event stream gets a comment, to keep proxies from closing it", "SSE_HEARTBEAT")
+	f.Int(&c.sse.WindowEvents, "sse-window-events", sse.DefaultWindowEvents, "newest live events the process holds in memory, so that streams resuming after one of them (Last-Event-ID) cost no Redis read", "SSE_WINDOW_EVENTS")
+	f.Int(&c.sse.WindowBytes, "sse-window-bytes", sse.DefaultWindowBytes, "bytes those events may take at most; the oldest go first", "SSE_WINDOW_BYTES")
+	f.Int(&c.sse.DeepResumes, "sse-deep-resumes", 4, "streams resuming from before the window that read the feed from Redis at once, on connections of their own, until each is live; others wait up to 1s, then get a stream that only says when to retry", "SSE_DEEP_RESUMES")
 	f.Int(&c.rateLimit, "rate-limit", 0, "requests each client may make per -rate-limit-window; 0 turns rate limiting off", "RATE_LIMIT")
 	f.Duration(&c.rateWindow, "rate-limit-window", time.Second, "window of -rate-limit", "RATE_LIMIT_WINDOW")
-	f.String(&proxies, "trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For names the client; empty: the client is the TCP peer", "TRUSTED_PROXIES")
-	f.String(&secret, "auth-secret", "", "HS256 secret (at least 32 bytes) that bearer tokens are signed with; turns authentication on", "AUTH_SECRET")
-	f.String(&secretFile, "auth-secret-file", "", "file holding the HS256 secret, instead of -auth-secret", "AUTH_SECRET_FILE")
-	f.String(&jwks, "auth-jwks", "", "JWKS file of the public keys (RSA for RS256, Ed25519 for EdDSA) that bearer tokens are signed with; turns authentication on", "AUTH_JWKS")
-	f.String(&c.auth.audience, "auth-audience", "", "audience (aud) every token must name; empty: aud is not checked", "AUTH_AUDIENCE")
-	f.String(&c.auth.issuer, "auth-issuer", "", "issuer (iss) every token must name; empty: iss is not checked", "AUTH_ISSUER")
-	f.Duration(&c.auth.leeway, "auth-leeway", 30*time.Second, "clock skew allowed when checking a token's exp and nbf", "AUTH_LEEWAY")
-	f.Bool(&c.auth.reads, "auth-reads", false, "reads need a token too; by default only writes do", "AUTH_READS")
-	f.String(&origins, "cors-origins", "", "comma-separated origins (https://chat.example.com, https://*.example.com or *) whose browser clients may call the API; empty: no CORS headers", "CORS_ORIGINS")
+	f.String(&raw.proxies, "trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For names the client; empty: the client is the TCP peer", "TRUSTED_PROXIES")
+	f.String(&raw.secret, "auth-secret", "", "HS256 secret (at least 32 bytes) that bearer tokens are signed with; turns authentication on", "AUTH_SECRET")
+	f.String(&raw.secretFile, "auth-secret-file", "", "file holding the HS256 secret, instead of -auth-secret", "AUTH_SECRET_FILE")
+	f.String(&raw.jwks, "auth-jwks", "", "JWKS file of the public keys (RSA for RS256, Ed25519 for EdDSA) that bearer tokens are signed with; turns authentication on", "AUTH_JWKS")
+	f.String(&c.auth.Audience, "auth-audience", "", "audience (aud) every token must name; empty: aud is not checked", "AUTH_AUDIENCE")
+	f.String(&c.auth.Issuer, "auth-issuer", "", "issuer (iss) every token must name; empty: iss is not checked", "AUTH_ISSUER")
+	f.Duration(&c.auth.Leeway, "auth-leeway", 30*time.Second, "clock skew allowed when checking a token's exp and nbf", "AUTH_LEEWAY")
+	f.Bool(&c.auth.Reads, "auth-reads", false, "reads need a token too; by default only writes do", "AUTH_READS")
+	f.String(&raw.origins, "cors-origins", "", "comma-separated origins (https://chat.example.com, https://*.example.com or *) whose browser clients may call the API; empty: no CORS headers", "CORS_ORIGINS")
 	if sub == "token" {
 		f.String(&c.token.subject, "sub", "", "the token's subject: the user it acts as")
 		f.String(&c.token.role, "role", "", "server for a server token, which may act for any user; empty for a user token")
 		f.Duration(&c.token.ttl, "ttl", time.Hour, "how long the token is valid")
 	}
-	if err := f.Parse(args); err != nil {
-		return config{}, "", err
-	}
-	for _, cidr := range strings.Split(proxies, ",") {
-		if cidr = strings.TrimSpace(cidr); cidr == "" {
-			continue
-		}
-		prefix, err := netip.ParsePrefix(cidr)
-		if err != nil {
-			return config{}, "", fmt.Errorf("invalid -trusted-proxies: %q is not a CIDR such as 10.0.0.0/8", cidr)
-		}
-		c.trustedProxies = append(c.trustedProxies, prefix)
-	}
-	for _, origin := range strings.Split(origins, ",") {
-		if origin = strings.TrimSpace(origin); origin == "" {
-			continue
-		}
-		if !validOrigin(origin) {
-			return config{}, "", fmt.Errorf("invalid -cors-origins: %q is not an origin such as https://chat.example.com, https://*.example.com or *", origin)
-		}
-		c.corsOrigins = append(c.corsOrigins, origin)
-	}
-	if err := c.auth.load(secret, secretFile, jwks); err != nil {
-		return config{}, "", err
-	}
-	if err := c.validate(); err != nil {
-		return config{}, "", err
-	}
-	if sub == "token" {
-		return c, sub, c.token.validate()
-	}
-	return c, sub, nil
-}
-
-// load reads the key material of the auth settings.
-func (a *authConfig) load(secret, secretFile, jwks string) error {
-	if secretFile != "" {
-		if secret != "" {
-			return errors.New("invalid -auth-secret-file: set -auth-secret or -auth-secret-file, not both")
-		}
-		b, err := os.ReadFile(secretFile)
-		if err != nil {
-			return fmt.Errorf("invalid -auth-secret-file: %v", err)
-		}
-		secret = strings.TrimRight(string(b), "\r\n")
-	}
-	if secret != "" {
-		if len(secret) < minSecretBytes {
-			return fmt.Errorf("invalid -auth-secret: must be at least %d bytes, not %d", minSecretBytes, len(secret))
-		}
-		a.secret = []byte(secret)
-	}
-	if jwks != "" {
-		if secret != "" {
-			return errors.New("invalid -auth-jwks: set either an HS256 secret (-auth-secret, -auth-secret-file) or -auth-jwks, not both")
-		}
-		keys, err := loadJWKS(jwks)
-		if err != nil {
-			return fmt.Errorf("invalid -auth-jwks: %v", err)
-		}
-		a.keys = keys
-	}
-	return nil
 }
 
 // validOrigin reports whether s is a browser origin, scheme://host[:port],
@@ -195,7 +176,7 @@ func (t tokenRequest) validate() error {
 	return daemon.FirstError(
 		daemon.Require(t.subject != "", "sub", "the token needs a subject: the user id it acts as"),
 		daemon.Require(t.subject == "" || messageapi.ValidUserID(t.subject), "sub", "%s", messageapi.UserIDRule),
-		daemon.Require(t.role == "" || t.role == roleServer, "role", "use server, or leave it out for a user token"),
+		daemon.Require(t.role == "" || t.role == auth.RoleServer, "role", "use server, or leave it out for a user token"),
 		daemon.Require(t.ttl > 0, "ttl", "must be positive"),
 	)
 }
@@ -218,19 +199,19 @@ func (c *config) validate() error {
 		daemon.Require(c.ownReactions >= 0 && c.ownReactions <= 10_000_000, "own-reactions-cache", "must be from 0 to 10000000"),
 		daemon.Require(c.writeBatch >= 1 && c.writeBatch <= 10_000, "write-batch", "must be from 1 to 10000"),
 		daemon.Require(c.writeCommitters >= 1 && c.writeCommitters <= c.DBMaxConns, "write-committers", "must be from 1 to -db-max-conns"),
-		daemon.Require(c.sse.maxClients >= 1, "sse-max-clients", "must be at least 1"),
-		daemon.Require(c.sse.buffer >= 16, "sse-buffer", "must be at least 16"),
-		daemon.Require(c.sse.heartbeat >= time.Second, "sse-heartbeat", "must be at least 1s"),
-		daemon.Require(c.sse.windowEvents >= 1 && c.sse.windowEvents <= 1_000_000, "sse-window-events", "must be from 1 to 1000000"),
-		daemon.Require(c.sse.windowBytes >= 1<<20 && c.sse.windowBytes <= 1<<30, "sse-window-bytes", "must be from 1 MiB (1048576) to 1 GiB"),
-		daemon.Require(c.sse.deepResumes >= 1 && c.sse.deepResumes <= 64, "sse-deep-resumes", "must be from 1 to 64"),
+		daemon.Require(c.sse.MaxClients >= 1, "sse-max-clients", "must be at least 1"),
+		daemon.Require(c.sse.Buffer >= 16, "sse-buffer", "must be at least 16"),
+		daemon.Require(c.sse.Heartbeat >= time.Second, "sse-heartbeat", "must be at least 1s"),
+		daemon.Require(c.sse.WindowEvents >= 1 && c.sse.WindowEvents <= 1_000_000, "sse-window-events", "must be from 1 to 1000000"),
+		daemon.Require(c.sse.WindowBytes >= 1<<20 && c.sse.WindowBytes <= 1<<30, "sse-window-bytes", "must be from 1 MiB (1048576) to 1 GiB"),
+		daemon.Require(c.sse.DeepResumes >= 1 && c.sse.DeepResumes <= 64, "sse-deep-resumes", "must be from 1 to 64"),
 		daemon.Require(c.rateLimit >= 0, "rate-limit", "must not be negative"),
 		daemon.Require(c.rateWindow >= time.Millisecond, "rate-limit-window", "must be at least 1ms"),
-		daemon.Require(c.auth.leeway >= 0 && c.auth.leeway <= 5*time.Minute, "auth-leeway", "must be from 0 to 5m"),
+		daemon.Require(c.auth.Leeway >= 0 && c.auth.Leeway <= 5*time.Minute, "auth-leeway", "must be from 0 to 5m"),
 		// Settings that only mean something with a key would otherwise
 		// leave an operator believing reads or audiences are checked.
-		daemon.Require(c.auth.enabled() || !c.auth.reads, "auth-reads", "needs -auth-secret, -auth-secret-file or -auth-jwks"),
-		daemon.Require(c.auth.enabled() || c.auth.audience == "", "auth-audience", "needs -auth-secret, -auth-secret-file or -auth-jwks"),
-		daemon.Require(c.auth.enabled() || c.auth.issuer == "", "auth-issuer", "needs -auth-secret, -auth-secret-file or -auth-jwks"),
+		daemon.Require(c.auth.Enabled() || !c.auth.Reads, "auth-reads", "needs -auth-secret, -auth-secret-file or -auth-jwks"),
+		daemon.Require(c.auth.Enabled() || c.auth.Audience == "", "auth-audience", "needs -auth-secret, -auth-secret-file or -auth-jwks"),
+		daemon.Require(c.auth.Enabled() || c.auth.Issuer == "", "auth-issuer", "needs -auth-secret, -auth-secret-file or -auth-jwks"),
 	)
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"messageapi/auth"
 	"messageapi/cmd/internal/daemon"
 	"messageapi/postgres/postgrestest"
 	"messageapi/redis"
@@ -155,16 +156,16 @@ func TestAuthConfig(t *testing.T) {
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
 	c, _, err := parseConfig(nil, env(nil), io.Discard)
-	if err != nil || c.auth.enabled() || c.auth.leeway != 30*time.Second || c.corsOrigins != nil {
+	if err != nil || c.auth.Enabled() || c.auth.Leeway != 30*time.Second || c.corsOrigins != nil {
 		t.Errorf("defaults: auth %+v, cors %v, %v; want auth off, leeway 30s, no origins", c.auth, c.corsOrigins, err)
 	}
 	c, _, err = parseConfig(nil, env(map[string]string{"AUTH_SECRET_FILE": secretFile, "AUTH_READS": "true"}), io.Discard)
-	if err != nil || string(c.auth.secret) != testSecret || !c.auth.reads {
-		t.Errorf("AUTH_SECRET_FILE: secret %q, reads %v, %v; want the file's line and reads on", c.auth.secret, c.auth.reads, err)
+	if err != nil || string(c.auth.Secret) != testSecret || !c.auth.Reads {
+		t.Errorf("AUTH_SECRET_FILE: secret %q, reads %v, %v; want the file's line and reads on", c.auth.Secret, c.auth.Reads, err)
 	}
 	c, _, err = parseConfig([]string{"-auth-jwks", testJWKS(t), "-auth-audience", "message-api"}, env(nil), io.Discard)
-	if err != nil || len(c.auth.keys) != 2 || c.auth.audience != "message-api" {
-		t.Errorf("-auth-jwks: %d keys, audience %q, %v; want 2 keys", len(c.auth.keys), c.auth.audience, err)
+	if err != nil || len(c.auth.Keys) != 2 || c.auth.Audience != "message-api" {
+		t.Errorf("-auth-jwks: %d keys, audience %q, %v; want 2 keys", len(c.auth.Keys), c.auth.Audience, err)
 	}
 	c, _, err = parseConfig(nil, env(map[string]string{"CORS_ORIGINS": " https://chat.example.com ,https://*.example.org:8443,http://localhost:5173"}), io.Discard)
 	if err != nil || strings.Join(c.corsOrigins, " ") != "https://chat.example.com https://*.example.org:8443 http://localhost:5173" {
@@ -179,7 +180,7 @@ func TestTokenSubcommand(t *testing.T) {
 	t.Parallel()
 	env := map[string]string{"AUTH_SECRET": testSecret, "AUTH_AUDIENCE": "message-api", "AUTH_ISSUER": "dev"}
 	getenv := func(k string) string { return env[k] }
-	v := newVerifier(authConfig{secret: []byte(testSecret), audience: "message-api", issuer: "dev"})
+	v := auth.NewVerifier(auth.Config{Secret: []byte(testSecret), Audience: "message-api", Issuer: "dev"})
 	for _, tt := range []struct {
 		args   []string
 		server bool
@@ -191,8 +192,8 @@ func TestTokenSubcommand(t *testing.T) {
 		if err := run(context.Background(), tt.args, getenv, &out); err != nil {
 			t.Fatalf("api %v: %v", tt.args, err)
 		}
-		id, failure := v.verify([]string{"Bearer " + strings.TrimSuffix(out.String(), "\n")})
-		if failure != nil || id.subject != tt.args[2] || id.server != tt.server {
+		id, failure := v.Verify([]string{"Bearer " + strings.TrimSuffix(out.String(), "\n")})
+		if failure != nil || id.Subject != tt.args[2] || id.Server != tt.server {
 			t.Errorf("api %v printed %q: %+v, %v; want a token for %s (server %v)", tt.args, out.String(), id, failure, tt.args[2], tt.server)
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"messageapi/httpapi"
 )
 
 // stream is an open GET /events.
@@ -155,7 +157,7 @@ func TestEventsCapacity(t *testing.T) {
 // one; a bad one is refused like a bad header.
 func TestEventsTakeATokenFromTheQuery(t *testing.T) {
 	t.Parallel()
-	api := newAuthedAPI(t, func(c *routerConfig) { c.authReads = true })
+	api := newAuthedAPI(t, func(c *httpapi.Config) { c.AuthReads = true })
 	checkUnauthenticated(t, api.as("", "GET", "/events", ""), "")
 	checkUnauthenticated(t, api.as("", "GET", "/events?access_token=forged", ""), "invalid_token")
 	s := api.openStream("/events?access_token="+userToken(t, "alice"), nil)

@@ -3,65 +3,15 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"log/slog"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
-	"github.com/go-chi/chi/v5"
-	"github.com/prometheus/client_golang/prometheus"
-
 	"messageapi"
-	"messageapi/cmd/api/apitest"
+	"messageapi/httpapi"
+	"messageapi/httpapi/apitest"
 )
-
-// TestEveryRouteIsDocumented walks the router: every route it has is an
-// operation of openapi.yaml, and every operation is a route.
-func TestEveryRouteIsDocumented(t *testing.T) {
-	h := (&server{}).routes(routerConfig{
-		log: slog.New(slog.DiscardHandler), metrics: newHTTPMetrics(prometheus.NewRegistry()),
-		ready: func() bool { return true },
-	})
-	mux, ok := h.(chi.Routes)
-	if !ok {
-		t.Fatalf("routes returned a %T, not a chi router", h)
-	}
-	var routed []string
-	err := chi.Walk(mux, func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
-		routed = append(routed, method+" "+route)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, err := apitest.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var documented []string
-	for path, item := range doc.Paths.Map() {
-		for method := range item.Operations() {
-			documented = append(documented, method+" "+path)
-		}
-	}
-	slices.Sort(routed)
-	slices.Sort(documented)
-	for _, r := range routed {
-		if !slices.Contains(documented, r) {
-			t.Errorf("route %s is not in openapi.yaml", r)
-		}
-	}
-	for _, d := range documented {
-		if !slices.Contains(routed, d) {
-			t.Errorf("openapi.yaml has %s, which the router does not route", d)
-		}
-	}
-	if len(routed) == 0 {
-		t.Error("the router has no routes")
-	}
-}
 
 func TestServesTheDocument(t *testing.T) {
 	t.Parallel()
@@ -135,38 +85,11 @@ func TestServesTheDocument(t *testing.T) {
 // TestServesTheDocumentWhileNotReady: the document needs no dependency.
 func TestServesTheDocumentWhileNotReady(t *testing.T) {
 	t.Parallel()
-	api := newTestAPI(t, func(c *routerConfig) { c.ready = func() bool { return false } })
+	api := newTestAPI(t, func(c *httpapi.Config) { c.Ready = func() bool { return false } })
 	if r := api.get("/openapi.json"); r.status != http.StatusOK {
 		t.Errorf("GET /openapi.json = %d, want 200", r.status)
 	}
 	if r := api.get("/messages"); r.status != http.StatusServiceUnavailable {
 		t.Errorf("GET /messages = %d, want 503", r.status)
 	}
-}
-
-func TestYAMLToJSON(t *testing.T) {
-	got, err := yamlToJSON([]byte("a: 'x'\nb: [1, 2.5, true, null]\n'200': {c: '2026-11-27'}\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var v, want any
-	_ = json.Unmarshal(got, &v)
-	_ = json.Unmarshal([]byte(`{"a":"x","b":[1,2.5,true,null],"200":{"c":"2026-11-27"}}`), &want)
-	if a, b := mustJSON(v), mustJSON(want); a != b {
-		t.Errorf("yamlToJSON = %s, want %s", a, b)
-	}
-	// YAML that JSON would say differently is refused, not rewritten.
-	for _, src := range []string{"a: 2026-11-27\n", "200: x\n", "a: {1: x}\n"} {
-		if got, err := yamlToJSON([]byte(src)); err == nil {
-			t.Errorf("yamlToJSON(%q) = %s, want an error", src, got)
-		}
-	}
-}
-
-func mustJSON(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err)
-	}
-	return string(b)
 }

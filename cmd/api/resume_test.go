@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,23 +16,29 @@ import (
 	"messageapi/postgres/postgrestest"
 	"messageapi/redis"
 	"messageapi/redis/redistest"
+	"messageapi/sse"
 )
 
 // countingFeed is the real feed, counting the calls that read ranges of
-// it.
+// it. While a gate is set, its range reads wait for the gate to close, as
+// on a slow Redis.
 type countingFeed struct {
-	eventFeed
+	sse.Feed
 	tails, sinces atomic.Int64
+	gate          atomic.Pointer[chan struct{}]
 }
 
 func (f *countingFeed) Tail(ctx context.Context, count, maxBytes int) ([]messageapi.FeedEntry, string, error) {
 	f.tails.Add(1)
-	return f.eventFeed.Tail(ctx, count, maxBytes)
+	return f.Feed.Tail(ctx, count, maxBytes)
 }
 
 func (f *countingFeed) Since(ctx context.Context, after string, count int) ([]messageapi.FeedEntry, bool, error) {
 	f.sinces.Add(1)
-	return f.eventFeed.Since(ctx, after, count)
+	if g := f.gate.Load(); g != nil {
+		<-*g
+	}
+	return f.Feed.Since(ctx, after, count)
 }
 
 // runningAPI starts a's background work, waits for its hub to find its
@@ -39,7 +46,7 @@ func (f *countingFeed) Since(ctx context.Context, after string, count int) ([]me
 func runningAPI(t *testing.T, a *app) *testAPI {
 	t.Helper()
 	a.startBackground(t)
-	eventually(t, func() bool { return a.server.hub.position() != "" })
+	eventually(t, func() bool { return a.hub.Position() != "" })
 	api := &testAPI{Server: httptest.NewServer(a.handler()), t: t}
 	t.Cleanup(api.Close)
 	return api
@@ -117,15 +124,14 @@ func readUntilReady(resp *http.Response) ([]string, error) {
 func TestResumeStormIsServedFromTheWindow(t *testing.T) {
 	t.Parallel()
 	db, rc := postgrestest.NewDB(t), redistest.NewClient(t)
-	sse := hubConfig{maxClients: 1000, buffer: 256, heartbeat: time.Minute, block: 50 * time.Millisecond}
-	writer := runningAPI(t, newTestApp(t, db, rc, sse))
+	hubCfg := sse.Config{MaxClients: 1000, Buffer: 256, Heartbeat: time.Minute, Block: 50 * time.Millisecond}
+	writer := runningAPI(t, newTestApp(t, db, rc, hubCfg))
 	ids := postMessages(t, writer, rc, 60)
 
 	// A restarted process: its hub starts after the clients are back.
-	second := newTestApp(t, db, rc, sse)
-	counted := &countingFeed{eventFeed: second.server.hub.feed}
-	second.server.hub.feed = counted
-	second.server.hub.resumeFrom(counted)
+	second := newTestApp(t, db, rc, hubCfg)
+	counted := &countingFeed{Feed: second.feed}
+	second.rehub(counted, hubCfg)
 	srv := httptest.NewServer(second.handler())
 	t.Cleanup(srv.Close)
 
@@ -169,13 +175,13 @@ func TestResumeStormIsServedFromTheWindow(t *testing.T) {
 func TestDeepResumesAreBounded(t *testing.T) {
 	t.Parallel()
 	db, rc := postgrestest.NewDB(t), redistest.NewClient(t)
-	a := newTestApp(t, db, rc, hubConfig{maxClients: 100, buffer: 256, heartbeat: time.Minute,
-		block: 50 * time.Millisecond, windowEvents: 10, deepResumes: 1})
-	deep := &countingFeed{eventFeed: a.server.hub.feed}
-	a.server.hub.resumeFrom(deep)
+	a := newTestApp(t, db, rc, sse.Config{MaxClients: 100, Buffer: 256, Heartbeat: time.Minute,
+		Block: 50 * time.Millisecond, WindowEvents: 10, DeepResumes: 1})
+	deep := &countingFeed{Feed: a.feed}
+	a.hub.ResumeFrom(deep)
 	api := runningAPI(t, a)
 	ids := postMessages(t, api, rc, 30)
-	eventually(t, func() bool { return a.server.hub.position() == ids[29] })
+	eventually(t, func() bool { return a.hub.Position() == ids[29] })
 	ctx := context.Background()
 
 	check := func(what, after string, want []string) {
@@ -209,17 +215,38 @@ func TestDeepResumesAreBounded(t *testing.T) {
 	endLive()
 	resp.Body.Close()
 
-	// Take the one place (the last resume gives it back when its handler
-	// sees the client go).
-	if ok, _ := a.server.hub.deep.acquire(ctx, 5*time.Second); !ok {
-		t.Fatal("the one deep resume stayed taken")
+	// A deep resume held up by a slow read of the feed takes the one
+	// place; the next deep resume is told to retry, while resumes inside
+	// the window go on.
+	gate := make(chan struct{})
+	openGate := sync.OnceFunc(func() { deep.gate.Store(nil); close(gate) })
+	t.Cleanup(openGate) // before the server's close, which waits for its handlers
+	deep.gate.Store(&gate)
+	reads := deep.sinces.Load()
+	type result struct {
+		ids    []string
+		status int
+		err    error
 	}
-	r := api.send("GET", "/events", http.Header{"Last-Event-Id": {ids[4]}}, nil)
+	held := make(chan result, 1)
+	go func() {
+		got, status, err := resumeOnce(ctx, api.URL, ids[4])
+		held <- result{got, status, err}
+	}()
+	eventually(t, func() bool { return deep.sinces.Load() > reads }) // it holds the place, waiting
+	refusedCtx, cancel := context.WithTimeout(ctx, 5*time.Second)    // a resume let in would wait at the gate
+	defer cancel()
+	req, _ = http.NewRequestWithContext(refusedCtx, "GET", api.URL+"/events", nil)
+	req.Header.Set("Last-Event-ID", ids[4])
+	r := api.exchange(req, nil)
 	if r.status != http.StatusOK || !strings.HasPrefix(string(r.body), "retry: ") || strings.Contains(string(r.body), "event:") {
 		t.Errorf("a deep resume beyond the limit = %d: %q; want a stream of only retry:, which an EventSource follows", r.status, r.body)
 	}
 	check("inside the window, while deep resumes are full", ids[24], ids[25:])
-	a.server.hub.deep.release()
+	openGate()
+	if got := <-held; got.status != 200 || got.err != nil || strings.Join(got.ids, " ") != strings.Join(ids[5:], " ") {
+		t.Errorf("the held-up deep resume: %d, %v, [%s]; want [%s]", got.status, got.err, strings.Join(got.ids, " "), strings.Join(ids[5:], " "))
+	}
 	check("before the window, once one may run again", ids[4], ids[5:])
 }
 
@@ -229,15 +256,15 @@ func TestDeepResumesAreBounded(t *testing.T) {
 func TestHubOnAFeedTrimmedEmpty(t *testing.T) {
 	t.Parallel()
 	db, rc := postgrestest.NewDB(t), redistest.NewClient(t)
-	sse := hubConfig{maxClients: 10, buffer: 64, heartbeat: time.Minute, block: 20 * time.Millisecond}
-	writer := runningAPI(t, newTestApp(t, db, rc, sse))
+	hubCfg := sse.Config{MaxClients: 10, Buffer: 64, Heartbeat: time.Minute, Block: 20 * time.Millisecond}
+	writer := runningAPI(t, newTestApp(t, db, rc, hubCfg))
 	postMessages(t, writer, rc, 3)
 	feed := redis.NewFeed(rc, redis.FeedConfig{})
 	if err := rc.Redis().XTrimMaxLen(context.Background(), feed.Key(), 0).Err(); err != nil {
 		t.Fatal(err)
 	}
 
-	api := runningAPI(t, newTestApp(t, db, rc, sse))
+	api := runningAPI(t, newTestApp(t, db, rc, hubCfg))
 	s := api.openStream("/events", nil)
 	if typ, _ := s.next(); typ != "ready" {
 		t.Fatalf("first event %q, want ready", typ)

@@ -1,4 +1,4 @@
-package main
+package httpapi
 
 import (
 	"net/http"
@@ -12,13 +12,13 @@ import (
 	"messageapi/query"
 )
 
-func (s *server) handleCreateMessage(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleCreateMessage(w http.ResponseWriter, r *http.Request) {
 	var cmd command.CreateMessage
 	if err := decodeWrite(w, r, &cmd, &cmd.UserID); err != nil {
 		writeError(w, r, err)
 		return
 	}
-	v, created, err := s.createMessage.Handle(r.Context(), cmd)
+	v, created, err := s.CreateMessage.Handle(r.Context(), cmd)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -31,7 +31,7 @@ func (s *server) handleCreateMessage(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, r, status, v)
 }
 
-func (s *server) handleListMessages(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleListMessages(w http.ResponseWriter, r *http.Request) {
 	params, err := queryParams(r, "limit", "page", "cursor", "around", "user_id")
 	if err != nil {
 		writeError(w, r, err)
@@ -48,7 +48,7 @@ func (s *server) handleListMessages(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	page, err := s.listMessages.Handle(r.Context(), q)
+	page, err := s.ListMessages.Handle(r.Context(), q)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -56,7 +56,7 @@ func (s *server) handleListMessages(w http.ResponseWriter, r *http.Request) {
 	writeBody(w, page.JSON())
 }
 
-func (s *server) handleGetMessage(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleGetMessage(w http.ResponseWriter, r *http.Request) {
 	params, err := queryParams(r, "user_id")
 	if err == nil {
 		err = params.err()
@@ -70,7 +70,7 @@ func (s *server) handleGetMessage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	v, err := s.getMessage.Handle(r.Context(), q)
+	v, err := s.GetMessage.Handle(r.Context(), q)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -78,14 +78,14 @@ func (s *server) handleGetMessage(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, r, http.StatusOK, v)
 }
 
-func (s *server) handleAddReaction(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleAddReaction(w http.ResponseWriter, r *http.Request) {
 	var cmd command.AddReaction
 	if err := decodeWrite(w, r, &cmd, &cmd.UserID); err != nil {
 		writeError(w, r, err)
 		return
 	}
 	cmd.MessageID = pathParam(r, "id")
-	reaction, created, err := s.addReaction.Handle(r.Context(), cmd)
+	reaction, created, err := s.AddReaction.Handle(r.Context(), cmd)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -97,7 +97,7 @@ func (s *server) handleAddReaction(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, r, status, reaction)
 }
 
-func (s *server) handleRemoveReaction(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleRemoveReaction(w http.ResponseWriter, r *http.Request) {
 	params, err := queryParams(r, "user_id")
 	if err != nil {
 		writeError(w, r, err)
@@ -115,14 +115,14 @@ func (s *server) handleRemoveReaction(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	if err := s.removeReaction.Handle(r.Context(), cmd); err != nil {
+	if err := s.RemoveReaction.Handle(r.Context(), cmd); err != nil {
 		writeError(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *server) handleListReactions(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleListReactions(w http.ResponseWriter, r *http.Request) {
 	params, err := queryParams(r, "limit", "cursor", "type", "user_id")
 	if err != nil {
 		writeError(w, r, err)
@@ -139,7 +139,7 @@ func (s *server) handleListReactions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	page, err := s.listReactions.Handle(r.Context(), q)
+	page, err := s.ListReactions.Handle(r.Context(), q)
 	if err != nil {
 		writeError(w, r, err)
 		return

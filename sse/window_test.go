@@ -1,4 +1,4 @@
-package main
+package sse
 
 import (
 	"context"
@@ -8,11 +8,10 @@ import (
 	"time"
 
 	"messageapi"
-	"messageapi/redis"
 )
 
 func feedEntry(ms uint64, seq uint64, data string) messageapi.FeedEntry {
-	return messageapi.FeedEntry{ID: redis.StreamID{Ms: ms, Seq: seq}.String(), Type: "message.new", MessageID: "m", Data: []byte(data)}
+	return messageapi.FeedEntry{ID: messageapi.FeedPosition{Ms: ms, Seq: seq}.String(), Type: "message.new", MessageID: "m", Data: []byte(data)}
 }
 
 func windowIDs(entries []windowEntry) string {
@@ -26,22 +25,22 @@ func windowIDs(entries []windowEntry) string {
 func TestFeedWindowAnswersWhatItHolds(t *testing.T) {
 	t.Parallel()
 	w := newFeedWindow(4, 1<<20)
-	w.reset(redis.StreamID{Ms: 100})
+	w.reset(messageapi.FeedPosition{Ms: 100})
 	w.add([]messageapi.FeedEntry{feedEntry(101, 0, "a"), feedEntry(101, 1, "b"), feedEntry(105, 0, "c")})
 
 	for _, tt := range []struct {
-		after  redis.StreamID
+		after  messageapi.FeedPosition
 		want   string
 		answer windowAnswer
 	}{
-		{redis.StreamID{Ms: 100}, "101-0 101-1 105-0", inWindow}, // the start: all of it
-		{redis.StreamID{Ms: 101}, "101-1 105-0", inWindow},
-		{redis.StreamID{Ms: 101, Seq: 1}, "105-0", inWindow},
-		{redis.StreamID{Ms: 105}, "", inWindow},  // the newest: nothing missed
-		{redis.StreamID{Ms: 103}, "", notInFeed}, // inside, but no entry of this feed
-		{redis.StreamID{Ms: 99}, "", outside},    // older than the window
-		{redis.StreamID{}, "", outside},
-		{redis.StreamID{Ms: 106}, "", outside}, // newer than the hub has read
+		{messageapi.FeedPosition{Ms: 100}, "101-0 101-1 105-0", inWindow}, // the start: all of it
+		{messageapi.FeedPosition{Ms: 101}, "101-1 105-0", inWindow},
+		{messageapi.FeedPosition{Ms: 101, Seq: 1}, "105-0", inWindow},
+		{messageapi.FeedPosition{Ms: 105}, "", inWindow},  // the newest: nothing missed
+		{messageapi.FeedPosition{Ms: 103}, "", notInFeed}, // inside, but no entry of this feed
+		{messageapi.FeedPosition{Ms: 99}, "", outside},    // older than the window
+		{messageapi.FeedPosition{}, "", outside},
+		{messageapi.FeedPosition{Ms: 106}, "", outside}, // newer than the hub has read
 	} {
 		got, answer := w.since(tt.after)
 		if windowIDs(got) != tt.want || answer != tt.answer {
@@ -50,9 +49,9 @@ func TestFeedWindowAnswersWhatItHolds(t *testing.T) {
 	}
 
 	// A window that starts at 0-0 holds the whole feed.
-	w.reset(redis.StreamID{})
+	w.reset(messageapi.FeedPosition{})
 	w.add([]messageapi.FeedEntry{feedEntry(7, 0, "x")})
-	if got, answer := w.since(redis.StreamID{}); windowIDs(got) != "7-0" || answer != inWindow {
+	if got, answer := w.since(messageapi.FeedPosition{}); windowIDs(got) != "7-0" || answer != inWindow {
 		t.Errorf("since(0-0) of a whole feed = [%s], %d", windowIDs(got), answer)
 	}
 }
@@ -60,24 +59,24 @@ func TestFeedWindowAnswersWhatItHolds(t *testing.T) {
 func TestFeedWindowForgetsTheOldestBeyondItsBounds(t *testing.T) {
 	t.Parallel()
 	w := newFeedWindow(3, 1<<20)
-	w.reset(redis.StreamID{})
+	w.reset(messageapi.FeedPosition{})
 	for ms := uint64(1); ms <= 5; ms++ {
 		w.add([]messageapi.FeedEntry{feedEntry(ms, 0, "x")})
 	}
-	if got, _ := w.since(redis.StreamID{Ms: 2}); windowIDs(got) != "3-0 4-0 5-0" || w.from != (redis.StreamID{Ms: 2}) {
+	if got, _ := w.since(messageapi.FeedPosition{Ms: 2}); windowIDs(got) != "3-0 4-0 5-0" || w.from != (messageapi.FeedPosition{Ms: 2}) {
 		t.Fatalf("after 5 adds to a window of 3: from %s, since(2-0) = [%s]", w.from, windowIDs(got))
 	}
-	if _, answer := w.since(redis.StreamID{Ms: 1}); answer != outside {
+	if _, answer := w.since(messageapi.FeedPosition{Ms: 1}); answer != outside {
 		t.Errorf("since(1-0), forgotten, = %d; want outside", answer)
 	}
-	if _, answer := w.since(redis.StreamID{}); answer != outside {
+	if _, answer := w.since(messageapi.FeedPosition{}); answer != outside {
 		t.Errorf("since(0-0) of a window that forgot = %d; want outside", answer)
 	}
 
 	// Bytes bound it too.
 	big := strings.Repeat("d", 600)
 	b := newFeedWindow(1000, 2*(entryOverhead+600+len("1-0")+len("message.new")+1))
-	b.reset(redis.StreamID{})
+	b.reset(messageapi.FeedPosition{})
 	b.add([]messageapi.FeedEntry{feedEntry(1, 0, big), feedEntry(2, 0, big), feedEntry(3, 0, big)})
 	if got, answer := b.since(b.from); windowIDs(got) != "2-0 3-0" || answer != inWindow || b.bytes > b.maxBytes {
 		t.Errorf("a window of two entries' bytes holds [%s] (%d bytes of %d)", windowIDs(got), b.bytes, b.maxBytes)
@@ -89,9 +88,9 @@ func TestFeedWindowForgetsTheOldestBeyondItsBounds(t *testing.T) {
 func TestFeedWindowSnapshotsStayValid(t *testing.T) {
 	t.Parallel()
 	w := newFeedWindow(4, 1<<20)
-	w.reset(redis.StreamID{})
+	w.reset(messageapi.FeedPosition{})
 	w.add([]messageapi.FeedEntry{feedEntry(1, 0, "a"), feedEntry(2, 0, "b"), feedEntry(3, 0, "c")})
-	snapshot, _ := w.since(redis.StreamID{})
+	snapshot, _ := w.since(messageapi.FeedPosition{})
 	for ms := uint64(4); ms < 100; ms++ {
 		w.add([]messageapi.FeedEntry{feedEntry(ms, 0, fmt.Sprint(ms))})
 	}
@@ -105,7 +104,7 @@ func TestFeedWindowSnapshotsStayValid(t *testing.T) {
 	// Many small entries, then large ones bound by bytes: what was dropped
 	// stays within the bounds too.
 	b := newFeedWindow(1000, 64<<10)
-	b.reset(redis.StreamID{})
+	b.reset(messageapi.FeedPosition{})
 	for ms := uint64(1); ms <= 1000; ms++ {
 		b.add([]messageapi.FeedEntry{feedEntry(ms, 0, "x")})
 	}

@@ -1,4 +1,4 @@
-package main
+package httpapi
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"messageapi"
+	"messageapi/auth"
 )
 
 // maxBodyBytes caps a request body; larger bodies get 413.
@@ -92,7 +93,7 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("Retry-After", "1")
 	case messageapi.EUNAUTHENTICATED:
 		if w.Header().Get("WWW-Authenticate") == "" { // every 401 names the scheme (RFC 9110 §15.5.2)
-			w.Header().Set("WWW-Authenticate", errNoToken.challenge())
+			w.Header().Set("WWW-Authenticate", auth.ErrNoToken.Challenge())
 		}
 	}
 	body := errorBody{Error: messageapi.ErrorMessage(err), Code: code, Fields: messageapi.ErrorFields(err)}

@@ -1,4 +1,4 @@
-package main
+package httpapi
 
 import (
 	"log/slog"
@@ -11,41 +11,57 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 
 	"messageapi"
+	"messageapi/auth"
 	"messageapi/command"
 	"messageapi/query"
+	"messageapi/sse"
 )
 
-// server holds the use cases the HTTP handlers call. Handlers are thin:
-// decode, call one command or query, encode.
-type server struct {
-	createMessage  *command.CreateMessageHandler
-	addReaction    *command.AddReactionHandler
-	removeReaction *command.RemoveReactionHandler
-	listMessages   *query.ListMessagesHandler
-	getMessage     *query.GetMessageHandler
-	listReactions  *query.ListReactionsHandler
-	hub            *hub
-	document       apiDocument
+// UseCases are what the handlers call. Handlers are thin: decode, call
+// one command or query, encode.
+type UseCases struct {
+	CreateMessage  *command.CreateMessageHandler
+	AddReaction    *command.AddReactionHandler
+	RemoveReaction *command.RemoveReactionHandler
+	ListMessages   *query.ListMessagesHandler
+	GetMessage     *query.GetMessageHandler
+	ListReactions  *query.ListReactionsHandler
+	Events         *sse.Hub
 }
 
-// routerConfig is what the router needs besides the use cases.
-type routerConfig struct {
-	log            *slog.Logger
-	metrics        *httpMetrics
-	accessLevel    slog.Level
-	ready          func() bool
-	requestTimeout time.Duration
-	rateLimit      int
-	rateWindow     time.Duration
-	trustedProxies []netip.Prefix
-	auth           *verifier // nil: the API is open
-	authReads      bool      // reads need a token too
-	corsOrigins    []string  // none: no CORS headers
+// Server is the API's HTTP transport over its use cases.
+type Server struct {
+	UseCases
+	document apiDocument
 }
 
-// routes returns the API's handler: middleware, routes, and JSON answers for
+// New returns the transport of uc.
+func New(uc UseCases) (*Server, error) {
+	document, err := newAPIDocument()
+	if err != nil {
+		return nil, err
+	}
+	return &Server{UseCases: uc, document: document}, nil
+}
+
+// Config is what the router needs besides the use cases.
+type Config struct {
+	Log            *slog.Logger
+	Metrics        *Metrics
+	AccessLevel    slog.Level
+	Ready          func() bool // false: answer 503 (the schema is not migrated yet)
+	RequestTimeout time.Duration
+	RateLimit      int // requests per RateWindow and client; 0: off
+	RateWindow     time.Duration
+	TrustedProxies []netip.Prefix
+	Auth           *auth.Verifier // nil: the API is open
+	AuthReads      bool           // reads need a token too
+	CORSOrigins    []string       // none: no CORS headers
+}
+
+// Handler returns the API's handler: middleware, routes, and JSON answers for
 // unknown routes (404) and wrong methods (405 with Allow).
-func (s *server) routes(cfg routerConfig) http.Handler {
+func (s *Server) Handler(cfg Config) http.Handler {
 	r := chi.NewRouter()
 	// HEAD is answered wherever GET is (the body is dropped); OPTIONS on
 	// any route answers 204 with Allow, except a CORS preflight, which
@@ -53,8 +69,8 @@ func (s *server) routes(cfg routerConfig) http.Handler {
 	// verified before the rate limiter, which counts a request by its
 	// user, and refused after it, so a bad token counts against its
 	// address. The document routes are public, like the contract.
-	r.Use(middleware.GetHead, clientIP(cfg.trustedProxies), withRequestID(cfg.log), observe(cfg.metrics, cfg.accessLevel), recoverPanics,
-		allowOrigins(cfg.corsOrigins), authenticate(cfg.auth), rateLimit(cfg.rateLimit, cfg.rateWindow))
+	r.Use(middleware.GetHead, clientIP(cfg.TrustedProxies), withRequestID(cfg.Log), observe(cfg.Metrics, cfg.AccessLevel), recoverPanics,
+		allowOrigins(cfg.CORSOrigins), authenticate(cfg.Auth), rateLimit(cfg.RateLimit, cfg.RateWindow))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, messageapi.Errorf(messageapi.ENOTFOUND, "no route for %s %s", r.Method, r.URL.Path))
 	})
@@ -76,7 +92,7 @@ func (s *server) routes(cfg routerConfig) http.Handler {
 	r.Get("/openapi.yaml", s.document.yaml.serve)
 	r.Get("/openapi.json", s.document.json.serve)
 	r.Group(func(r chi.Router) {
-		r.Use(requireToken(cfg.auth, cfg.authReads), requireReady(cfg.ready), withTimeout(cfg.requestTimeout))
+		r.Use(requireToken(cfg.Auth, cfg.AuthReads), requireReady(cfg.Ready), withTimeout(cfg.RequestTimeout))
 		r.Get("/messages", s.handleListMessages)
 		r.Post("/messages", s.handleCreateMessage)
 		r.Get("/messages/{id}", s.handleGetMessage)
@@ -86,7 +102,7 @@ func (s *server) routes(cfg routerConfig) http.Handler {
 	})
 	// A stream outlives the request timeout, needs only Redis, and takes
 	// its token from the query too, for browsers' EventSource.
-	r.With(queryToken(cfg.auth), requireToken(cfg.auth, cfg.authReads)).Get("/events", s.handleEvents)
+	r.With(queryToken(cfg.Auth), requireToken(cfg.Auth, cfg.AuthReads)).Get("/events", s.handleEvents)
 	return r
 }
 

@@ -1,4 +1,4 @@
-package main
+package sse
 
 import (
 	"context"
@@ -7,13 +7,12 @@ import (
 	"time"
 
 	"messageapi"
-	"messageapi/redis"
 )
 
 // Default bounds of the feed window.
 const (
-	defaultWindowEvents = 10_000
-	defaultWindowBytes  = 16 << 20
+	DefaultWindowEvents = 10_000
+	DefaultWindowBytes  = 16 << 20
 	// entryOverhead is what one held entry costs beside its strings and
 	// data: the struct, its parsed id and the slice slot.
 	entryOverhead = 128
@@ -21,7 +20,7 @@ const (
 
 // windowEntry is one entry of the window, with its id parsed once.
 type windowEntry struct {
-	id redis.StreamID
+	id messageapi.FeedPosition
 	messageapi.FeedEntry
 }
 
@@ -40,7 +39,7 @@ type windowEntry struct {
 // holds it. So the window costs at most about twice its bounds.
 type feedWindow struct {
 	maxEvents, maxBytes int
-	from                redis.StreamID // every entry after it is held
+	from                messageapi.FeedPosition // every entry after it is held
 	entries             []windowEntry
 	bytes               int
 	// dead and deadBytes are the dropped entries still in the array.
@@ -49,10 +48,10 @@ type feedWindow struct {
 
 func newFeedWindow(maxEvents, maxBytes int) *feedWindow {
 	if maxEvents <= 0 {
-		maxEvents = defaultWindowEvents
+		maxEvents = DefaultWindowEvents
 	}
 	if maxBytes <= 0 {
-		maxBytes = defaultWindowBytes
+		maxBytes = DefaultWindowBytes
 	}
 	return &feedWindow{maxEvents: maxEvents, maxBytes: maxBytes}
 }
@@ -63,7 +62,7 @@ func entrySize(e messageapi.FeedEntry) int {
 
 // reset empties the window: it holds everything after from, which is
 // nothing yet.
-func (w *feedWindow) reset(from redis.StreamID) {
+func (w *feedWindow) reset(from messageapi.FeedPosition) {
 	w.from, w.entries, w.bytes, w.dead, w.deadBytes = from, nil, 0, 0, 0
 }
 
@@ -71,7 +70,7 @@ func (w *feedWindow) reset(from redis.StreamID) {
 // forgets the oldest beyond the bounds.
 func (w *feedWindow) add(entries []messageapi.FeedEntry) {
 	for _, e := range entries {
-		id, _ := redis.ParseStreamID(e.ID)
+		id, _ := messageapi.ParseFeedPosition(e.ID)
 		w.entries = append(w.entries, windowEntry{id: id, FeedEntry: e})
 		w.bytes += entrySize(e)
 	}
@@ -90,7 +89,7 @@ func (w *feedWindow) add(entries []messageapi.FeedEntry) {
 }
 
 // last is the id of the newest entry held, or from when none is.
-func (w *feedWindow) last() redis.StreamID {
+func (w *feedWindow) last() messageapi.FeedPosition {
 	if len(w.entries) == 0 {
 		return w.from
 	}
@@ -112,7 +111,7 @@ const (
 )
 
 // since returns the entries after the position after.
-func (w *feedWindow) since(after redis.StreamID) ([]windowEntry, windowAnswer) {
+func (w *feedWindow) since(after messageapi.FeedPosition) ([]windowEntry, windowAnswer) {
 	switch {
 	case after == w.from:
 		return w.entries, inWindow

@@ -1,4 +1,4 @@
-package main
+package httpapi
 
 import (
 	"context"
@@ -15,10 +15,10 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/go-chi/cors"
-	"github.com/go-chi/httprate"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"messageapi"
+	"messageapi/limits"
 )
 
 type loggerKey struct{}
@@ -63,16 +63,16 @@ func withRequestID(log *slog.Logger) func(http.Handler) http.Handler {
 	}
 }
 
-// httpMetrics are the RED metrics of the API, per route pattern (not per
+// Metrics are the RED metrics of the API, per route pattern (not per
 // path, so ids do not explode the label space).
-type httpMetrics struct {
+type Metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	inFlight prometheus.Gauge
 }
 
-func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
-	m := &httpMetrics{
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "messageapi_http_requests_total",
 			Help: "HTTP requests served, by method, route pattern and status code.",
@@ -93,7 +93,7 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 
 // observe records metrics and writes the access-log line of each request.
 // It runs around the router, so the route pattern is known afterwards.
-func observe(m *httpMetrics, accessLevel slog.Level) func(http.Handler) http.Handler {
+func observe(m *Metrics, accessLevel slog.Level) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
@@ -213,19 +213,16 @@ func clientIP(trusted []netip.Prefix) func(http.Handler) http.Handler {
 // wherever it connects from, and otherwise the client address. A limit of
 // 0 turns it off, as load tests need.
 func rateLimit(limit int, window time.Duration) func(http.Handler) http.Handler {
-	if limit == 0 {
-		return passThrough
-	}
-	return httprate.LimitBy(limit, window,
-		func(r *http.Request) (string, error) {
+	return limits.Rate(limit, window,
+		func(r *http.Request) string {
 			if id, ok := identityFrom(r.Context()); ok {
-				return "sub:" + id.subject, nil
+				return "sub:" + id.Subject
 			}
-			return "ip:" + httprate.CanonicalizeIP(middleware.GetClientIP(r.Context())), nil
+			return "ip:" + limits.ClientIP(middleware.GetClientIP(r.Context()))
 		},
-		httprate.WithLimitHandler(func(w http.ResponseWriter, r *http.Request) {
+		func(w http.ResponseWriter, r *http.Request) {
 			writeError(w, r, messageapi.Errorf(messageapi.ERATELIMITED, "too many requests; retry after the time in Retry-After"))
-		}))
+		})
 }
 
 // allowOrigins lets browser clients on origins call the API (CORS): it
