@@ -192,6 +192,18 @@ var (
 	UUIDRule         = "must be a UUID"
 	UUIDv7Rule       = "must be a UUIDv7"
 	ClientIDRule     = "must be a UUIDv7 made at most " + MaxClientIDAge.String() + " before and " + MaxClientIDLead.String() + " after the server clock"
+	// The rules of GET /events.
+	EventFiltersRule  = fmt.Sprintf("may be given at most %d times", MaxEventFilters)
+	FeedPositionRule  = "must be the id of an event this stream sent"
+	EventDurationRule = "must be a duration from " + MinEventDuration.String() + " to " + MaxEventDuration.String() + ", like 30s"
+)
+
+// Bounds of a live-event stream: the messages it may follow, and how long
+// a client may ask it to last.
+const (
+	MaxEventFilters  = 100
+	MinEventDuration = time.Second
+	MaxEventDuration = time.Hour
 )
 
 // ValidText reports whether s is acceptable as a message text: 1 to

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"messageapi"
+	"messageapi/validation"
 )
 
 // ReactionStore is the storage the reaction commands write to.
@@ -38,26 +39,24 @@ type EventPublisher interface {
 // reaction on the message, removing their other types, as chat UIs with
 // one reaction per user do.
 type AddReaction struct {
-	MessageID     string `json:"-"` // from the path
-	Type          string `json:"type"`
-	UserID        string `json:"user_id"`
-	Score         *int   `json:"score"`
+	MessageID     string `json:"-" field:"id" validate:"uuid"` // from the path
+	Type          string `json:"type" validate:"required,reaction_type"`
+	UserID        string `json:"user_id" validate:"required,user_id"`
+	Score         *int   `json:"score" validate:"omitnil,score"`
 	EnforceUnique bool   `json:"enforce_unique"`
 }
 
 // validate checks every field, and returns the message id in canonical
 // form and the score to store.
 func (c AddReaction) validate() (messageID string, score int, err error) {
-	f := messageapi.FieldErrors{}
-	messageID = parseMessageID(f, "id", c.MessageID)
-	checkReactionType(f, "type", c.Type)
-	checkUserID(f, "user_id", c.UserID)
+	if err := validation.Check(c).Err(); err != nil {
+		return "", 0, err
+	}
 	score = messageapi.DefaultScore
 	if c.Score != nil {
 		score = *c.Score
-		f.Check(score >= messageapi.MinScore && score <= messageapi.MaxScore, "score", messageapi.ScoreRule)
 	}
-	return messageID, score, f.Err()
+	return validation.CanonicalUUID(c.MessageID), score, nil
 }
 
 // AddReactionConfig sets the rules of AddReactionHandler.

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"messageapi"
+	"messageapi/validation"
 )
 
 // MessageStore is the storage CreateMessageHandler writes to.
@@ -35,27 +36,21 @@ type MessageFeed interface {
 // CreateMessage posts a message. ID is optional: a client that sets it can
 // retry safely, because the same id with the same content is recognised.
 type CreateMessage struct {
-	ID     string `json:"id"`
-	Text   string `json:"text"`
-	UserID string `json:"user_id"`
+	ID     string `json:"id" validate:"omitempty,uuidv7"`
+	Text   string `json:"text" validate:"required,text"`
+	UserID string `json:"user_id" validate:"required,user_id"`
 }
 
 // validate checks every field and returns the message's id: the client's,
 // parsed, or a new one.
 func (c CreateMessage) validate() (uuid.UUID, error) {
-	f := messageapi.FieldErrors{}
-	id := uuid.Must(uuid.NewV7())
-	if c.ID != "" {
-		u, err := uuid.Parse(c.ID)
-		if f.Check(err == nil && messageapi.ValidUUIDBraces(c.ID) && u.Version() == 7 && u.Variant() == uuid.RFC4122, "id", messageapi.UUIDv7Rule) {
-			id = u
-		}
+	if err := validation.Check(c).Err(); err != nil {
+		return uuid.UUID{}, err
 	}
-	if f.Check(c.Text != "", "text", messageapi.RequiredRule) {
-		f.Check(messageapi.ValidText(c.Text), "text", messageapi.TextRule)
+	if c.ID == "" {
+		return uuid.Must(uuid.NewV7()), nil
 	}
-	checkUserID(f, "user_id", c.UserID)
-	return id, f.Err()
+	return uuid.MustParse(c.ID), nil
 }
 
 // CreateMessageHandler handles CreateMessage.

@@ -6,22 +6,22 @@ import (
 	"time"
 
 	"messageapi"
+	"messageapi/validation"
 )
 
 // RemoveReaction deletes a user's reaction of one type from a message.
 type RemoveReaction struct {
-	MessageID string
-	Type      string
-	UserID    string
+	MessageID string `field:"id" validate:"uuid"`
+	Type      string `field:"type" validate:"required,reaction_type"`
+	UserID    string `field:"user_id" validate:"required,user_id"`
 }
 
 // validate checks every field and returns the message id in canonical form.
 func (c RemoveReaction) validate() (messageID string, err error) {
-	f := messageapi.FieldErrors{}
-	messageID = parseMessageID(f, "id", c.MessageID)
-	checkReactionType(f, "type", c.Type)
-	checkUserID(f, "user_id", c.UserID)
-	return messageID, f.Err()
+	if err := validation.Check(c).Err(); err != nil {
+		return "", err
+	}
+	return validation.CanonicalUUID(c.MessageID), nil
 }
 
 // RemoveReactionHandler handles RemoveReaction.

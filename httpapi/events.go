@@ -2,20 +2,11 @@ package httpapi
 
 import (
 	"net/http"
-	"strconv"
 	"time"
-
-	"github.com/google/uuid"
 
 	"messageapi"
 	"messageapi/sse"
-)
-
-// Bounds of GET /events.
-const (
-	maxEventFilters  = 100
-	minEventDuration = time.Second
-	maxEventDuration = time.Hour
+	"messageapi/validation"
 )
 
 // handleEvents streams live events as Server-Sent Events (see sse.Hub.Serve).
@@ -42,16 +33,15 @@ func parseEventsRequest(r *http.Request) (sse.Request, error) {
 	var req sse.Request
 	if ids := params.list("message_id"); len(ids) > 0 {
 		req.Filter = make(map[string]bool, len(ids))
-		if len(ids) > maxEventFilters {
-			params.fields["message_id"] = "may be given at most " + strconv.Itoa(maxEventFilters) + " times"
+		if len(ids) > messageapi.MaxEventFilters {
+			params.fields["message_id"] = messageapi.EventFiltersRule
 		}
 		for _, id := range ids {
-			u, err := uuid.Parse(id)
-			if err != nil || !messageapi.ValidUUIDBraces(id) {
-				params.fields["message_id"] = messageapi.UUIDRule
+			if ok, why := validation.Valid(id, "uuid"); !ok {
+				params.fields["message_id"] = why
 				break
 			}
-			req.Filter[u.String()] = true
+			req.Filter[validation.CanonicalUUID(id)] = true
 		}
 	}
 	if s := params.str("last_event_id"); s != nil {
@@ -61,16 +51,15 @@ func parseEventsRequest(r *http.Request) (sse.Request, error) {
 		req.LastID = h // a reconnecting EventSource's position is newer
 	}
 	if req.LastID != "" {
-		if _, ok := messageapi.ParseFeedPosition(req.LastID); !ok || len(req.LastID) > 41 {
-			params.fields["last_event_id"] = "must be the id of an event this stream sent"
+		if ok, why := validation.Valid(req.LastID, "feed_position"); !ok {
+			params.fields["last_event_id"] = why
 		}
 	}
 	if s := params.str("duration"); s != nil {
-		d, err := time.ParseDuration(*s)
-		if err != nil || d < minEventDuration || d > maxEventDuration {
-			params.fields["duration"] = "must be a duration from " + minEventDuration.String() + " to " + maxEventDuration.String() + ", like 30s"
+		if ok, why := validation.Valid(*s, "event_duration"); !ok {
+			params.fields["duration"] = why
 		}
-		req.Duration = d
+		req.Duration, _ = time.ParseDuration(*s)
 	}
 	return req, params.err()
 }

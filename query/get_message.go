@@ -3,9 +3,8 @@ package query
 import (
 	"context"
 
-	"github.com/google/uuid"
-
 	"messageapi"
+	"messageapi/validation"
 )
 
 // MessageGetter reads one message with its view.
@@ -16,8 +15,8 @@ type MessageGetter interface {
 // GetMessage asks for one message by id; with UserID, with that user's
 // own reactions on it.
 type GetMessage struct {
-	ID     string
-	UserID *string
+	ID     string  `field:"id" validate:"uuid"`
+	UserID *string `field:"user_id" validate:"omitnil,user_id"`
 }
 
 // GetMessageHandler handles GetMessage.
@@ -37,14 +36,10 @@ func NewGetMessageHandler(store MessageGetter, own OwnReactionReader) *GetMessag
 // Handle returns the message, a not-found error, or an invalid-argument
 // error when the id is not a UUID.
 func (h *GetMessageHandler) Handle(ctx context.Context, q GetMessage) (messageapi.MessageView, error) {
-	f := messageapi.FieldErrors{}
-	id := parseID(f, "id", q.ID)
-	if q.UserID != nil {
-		f.Check(messageapi.ValidUserID(*q.UserID), "user_id", messageapi.UserIDRule)
-	}
-	if err := f.Err(); err != nil {
+	if err := validation.Check(q).Err(); err != nil {
 		return messageapi.MessageView{}, err
 	}
+	id := validation.CanonicalUUID(q.ID)
 	v, err := h.store.GetMessage(ctx, id)
 	if err != nil || q.UserID == nil {
 		return v, err
@@ -56,14 +51,4 @@ func (h *GetMessageHandler) Handle(ctx context.Context, q GetMessage) (messageap
 	mine := own[id]
 	v.OwnReactions = &mine
 	return v, nil
-}
-
-// parseID returns s in canonical form when it is a UUID, or records under
-// field that it is not one and returns "".
-func parseID(f messageapi.FieldErrors, field, s string) string {
-	u, err := uuid.Parse(s)
-	if !f.Check(err == nil && messageapi.ValidUUIDBraces(s), field, messageapi.UUIDRule) {
-		return ""
-	}
-	return u.String()
 }

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"messageapi"
+	"messageapi/validation"
 )
 
 // MessageReader reads messages with their views from the read model.
@@ -37,11 +38,11 @@ type PageCache interface {
 // other. Nil fields take their defaults.
 // With UserID, every message carries own_reactions: that user's reactions.
 type ListMessages struct {
-	Limit  *int
-	Page   *int
-	Cursor *string
-	Around *string
-	UserID *string
+	Limit  *int    `field:"limit" validate:"omitnil,limit"`
+	Page   *int    `field:"page"` // checked with cursor and around
+	Cursor *string `field:"cursor"`
+	Around *string `field:"around"`
+	UserID *string `field:"user_id" validate:"omitnil,user_id"`
 }
 
 // MessagePage is a page of messages, already encoded: pages inside the
@@ -115,14 +116,10 @@ func NewListMessagesHandler(store MessageReader, own OwnReactionReader, cache Pa
 // validate checks the request and returns the range it asks for, with
 // around set for a page around a message.
 func (q ListMessages) validate() (r messageapi.MessageRange, around string, err error) {
-	f := messageapi.FieldErrors{}
-	if q.UserID != nil {
-		f.Check(messageapi.ValidUserID(*q.UserID), "user_id", messageapi.UserIDRule)
-	}
+	f := validation.Check(q)
 	r = messageapi.MessageRange{Limit: messageapi.DefaultPageSize}
 	if q.Limit != nil {
 		r.Limit = *q.Limit
-		f.Check(r.Limit >= 1 && r.Limit <= messageapi.MaxPageSize, "limit", messageapi.LimitRule)
 	}
 	switch {
 	case q.Around != nil && (q.Page != nil || q.Cursor != nil):
@@ -130,9 +127,11 @@ func (q ListMessages) validate() (r messageapi.MessageRange, around string, err 
 	case q.Page != nil && q.Cursor != nil:
 		f.Add("page", "cannot be combined with cursor")
 	case q.Around != nil:
-		around = parseID(f, "around", *q.Around)
+		if validation.Value(f, "around", *q.Around, "uuid") {
+			around = validation.CanonicalUUID(*q.Around)
+		}
 	case q.Page != nil:
-		if f.Check(*q.Page >= 1, "page", messageapi.PageRule) && !f.Has("limit") &&
+		if validation.Value(f, "page", *q.Page, "page") && !f.Has("limit") &&
 			f.Check(*q.Page-1 <= messageapi.MaxPageOffset/r.Limit, "page", messageapi.PageDepthRule) {
 			r.Offset = (*q.Page - 1) * r.Limit
 		}

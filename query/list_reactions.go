@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"messageapi"
+	"messageapi/validation"
 )
 
 // ReactionLister lists a message's reactions.
@@ -14,11 +15,11 @@ type ReactionLister interface {
 // ListReactions asks for a page of a message's reactions, newest first,
 // optionally only of one type or one user. Nil fields are absent.
 type ListReactions struct {
-	MessageID string
-	Limit     *int
-	Cursor    *string
-	Type      *string
-	UserID    *string
+	MessageID string  `field:"id" validate:"uuid"`
+	Limit     *int    `field:"limit" validate:"omitnil,limit"`
+	Cursor    *string `field:"cursor"`
+	Type      *string `field:"type" validate:"omitnil,reaction_type"`
+	UserID    *string `field:"user_id" validate:"omitnil,user_id"`
 }
 
 // ReactionPage is a page of reactions. NextCursor is set only when more
@@ -43,19 +44,16 @@ func NewListReactionsHandler(store ReactionLister) *ListReactionsHandler {
 
 // validate checks the request and returns the range it asks for.
 func (q ListReactions) validate() (messageapi.ReactionRange, error) {
-	f := messageapi.FieldErrors{}
-	r := messageapi.ReactionRange{MessageID: parseID(f, "id", q.MessageID), Limit: messageapi.DefaultPageSize}
+	f := validation.Check(q)
+	r := messageapi.ReactionRange{MessageID: validation.CanonicalUUID(q.MessageID), Limit: messageapi.DefaultPageSize}
 	if q.Limit != nil {
 		r.Limit = *q.Limit
-		f.Check(r.Limit >= 1 && r.Limit <= messageapi.MaxPageSize, "limit", messageapi.LimitRule)
 	}
 	if q.Type != nil {
 		r.Type = *q.Type
-		f.Check(messageapi.ValidReactionType(r.Type), "type", messageapi.ReactionTypeRule)
 	}
 	if q.UserID != nil {
 		r.UserID = *q.UserID
-		f.Check(messageapi.ValidUserID(r.UserID), "user_id", messageapi.UserIDRule)
 	}
 	if q.Cursor != nil {
 		c, ok := decodeReactionCursor(*q.Cursor)
