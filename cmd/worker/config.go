@@ -46,8 +46,22 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	if len(args) > 0 && (args[0] == "healthcheck" || args[0] == "reconcile") {
 		sub, args = args[0], args[1:]
 	}
-	c := config{projection: projection.DefaultConfig()}
+	var c config
+	var maxDeliveries int
 	f := daemon.NewFlags("worker", usage, getenv, output)
+	defineFlags(f, &c, &maxDeliveries)
+	if err := f.Parse(args); err != nil {
+		return config{}, "", err
+	}
+	p := &c.projection
+	p.MaxDeliveries = int64(maxDeliveries)
+	c.SessionName = "messageapi-worker:" + p.Consumer
+	return c, sub, c.validate()
+}
+
+// defineFlags defines the worker's flags on f, into c and maxDeliveries.
+func defineFlags(f *daemon.Flags, c *config, maxDeliveries *int) {
+	c.projection = projection.DefaultConfig()
 	daemon.DefineCommon(f, &c.Common, daemon.Common{
 		AdminAddr: "localhost:6061", DBMaxConns: 4, DBTimeout: 10 * time.Second, RedisTimeout: time.Second,
 		// A fold is a few statements in quick succession: an idle second in
@@ -55,26 +69,20 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 		DBLockTimeout: 2 * time.Second, DBIdleTx: time.Second,
 	})
 	d, p := projection.DefaultConfig(), &c.projection
-	var maxDeliveries int
 	f.String(&p.Group, "group", d.Group, "consumer group of the reaction stream", "GROUP", "STREAM_GROUP")
 	f.String(&p.Consumer, "consumer", defaultConsumer(), "this worker's name in the consumer group; unique per running worker", "CONSUMER", "STREAM_CONSUMER")
+	f.ShowDefault("consumer", "host name and pid")
 	f.Int(&p.BatchSize, "batch-size", d.BatchSize, "stream entries per read, and so per fold transaction", "BATCH_SIZE")
 	f.Duration(&p.Block, "block", d.Block, "how long a stream read waits for new entries", "BLOCK", "STREAM_BLOCK")
 	f.Duration(&p.ClaimInterval, "claim-interval", d.ClaimInterval, "how often to claim entries other consumers left pending", "CLAIM_INTERVAL")
 	f.Duration(&p.ClaimMinIdle, "claim-min-idle", d.ClaimMinIdle, "how long an entry must be pending before another worker claims it", "CLAIM_MIN_IDLE")
 	f.Duration(&p.FoldTimeout, "fold-timeout", d.FoldTimeout, "how long one batch's fold may take with its retries before it is left pending; below -claim-min-idle", "FOLD_TIMEOUT")
-	f.Int(&maxDeliveries, "max-deliveries", int(d.MaxDeliveries), "deliveries after which an entry goes to the dead-letter stream (its change is still swept)", "MAX_DELIVERIES")
+	f.Int(maxDeliveries, "max-deliveries", int(d.MaxDeliveries), "deliveries after which an entry goes to the dead-letter stream (its change is still swept)", "MAX_DELIVERIES")
 	f.Duration(&p.SweepInterval, "sweep-interval", d.SweepInterval, "how often to look for changes the stream did not deliver", "SWEEP_INTERVAL")
 	f.Duration(&p.SweepMinAge, "sweep-min-age", d.SweepMinAge, "how old an unprojected change must be before the sweeper folds it", "SWEEP_MIN_AGE")
 	f.Bool(&c.leases, "partition-leases", false, "give each stream partition one worker at a time, so a hot message is folded by one worker (set -stream-partitions to at least the number of workers, or some stand by)", "PARTITION_LEASES")
 	f.Duration(&p.LeaseTTL, "lease-ttl", d.LeaseTTL, "with -partition-leases: how soon the partitions of a worker that died or froze go to its peers", "LEASE_TTL")
 	f.Int(&c.reconcileSize, "reconcile-page", 500, "messages per page of the reconcile subcommand", "RECONCILE_PAGE")
-	if err := f.Parse(args); err != nil {
-		return config{}, "", err
-	}
-	p.MaxDeliveries = int64(maxDeliveries)
-	c.SessionName = "messageapi-worker:" + p.Consumer
-	return c, sub, c.validate()
 }
 
 // flagOf names the flag of each projection setting that Validate checks.

@@ -53,14 +53,15 @@ func DefineCommon(f *Flags, c *Common, def Common) {
 	f.List(&c.RedisCluster, "redis-cluster-addrs", "comma-separated host:port seed addresses of a Redis Cluster, used instead of -redis-url", "REDIS_CLUSTER_ADDRS")
 	f.Int(&c.Partitions, "stream-partitions", redis.DefaultPartitions, "partitions of the reaction stream, each on a hash tag of its own (so a Redis Cluster spreads them); the same in every API and worker", "STREAM_PARTITIONS")
 	f.Int(&c.FeedMaxLen, "feed-max-len", redis.DefaultFeedMaxLen, "approximate length the live-event feed is trimmed to: how far back a reconnecting client can resume", "FEED_MAX_LEN")
-	f.String(&c.RedisPrefix, "redis-prefix", "", "prefix of every Redis key; default "+DefaultRedisPrefix+" for the default database and schema, else derived from the database and schema, so two schemas never share keys", "REDIS_PREFIX")
+	f.String(&c.RedisPrefix, "redis-prefix", "", "prefix of every Redis key, so two schemas or databases never share keys; no { or }", "REDIS_PREFIX")
+	f.ShowDefault("redis-prefix", "`"+DefaultRedisPrefix+"` for the default database and schema, else `"+DefaultRedisPrefix+"<database>:<schema>:`")
 	f.String(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error", "LOG_LEVEL")
 	f.Int(&c.DBMaxConns, "db-max-conns", def.DBMaxConns, "maximum PostgreSQL connections", "DB_MAX_CONNS")
 	f.Duration(&c.DBTimeout, "db-timeout", def.DBTimeout, "timeout of each PostgreSQL call, including the wait for a connection", "DB_TIMEOUT")
 	f.Duration(&c.DBLockTimeout, "db-lock-timeout", def.DBLockTimeout, "how long a PostgreSQL session waits for a row lock before the statement fails (server side)", "DB_LOCK_TIMEOUT")
 	f.Duration(&c.DBIdleTx, "db-idle-tx-timeout", def.DBIdleTx, "how long a session may sit idle inside a transaction before PostgreSQL ends it, releasing its locks: a frozen or cut-off process cannot hold them longer", "DB_IDLE_TX_TIMEOUT")
 	f.Duration(&c.RedisTimeout, "redis-timeout", def.RedisTimeout, "timeout of each Redis call", "REDIS_TIMEOUT")
-	f.Duration(&c.ShutdownGrace, "shutdown-grace", DefaultGrace, "how long a stop waits for work in flight (requests, or the batch being folded) before it exits anyway", "SHUTDOWN_GRACE")
+	f.Duration(&c.ShutdownGrace, "shutdown-grace", DefaultGrace, "how long each step of a stop waits for work in flight (the API: requests, then queued appends; the worker: the batch being folded) before it goes on anyway", "SHUTDOWN_GRACE")
 	f.Duration(&c.CacheTTL, "cache-ttl", redis.DefaultCacheTTL, "lifetime of the cached page index; bounds staleness after an outage; keep the API's and the worker's equal", "CACHE_TTL")
 }
 

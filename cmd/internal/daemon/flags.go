@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +18,8 @@ type Flags struct {
 	fs     *flag.FlagSet
 	getenv func(string) string
 	env    map[string][]string // flag name -> environment keys, first wins
+	usage  map[string]string   // flag name -> its text, without the env names
+	shown  map[string]string   // flag name -> how Reference shows its default
 }
 
 // NewFlags returns Flags for the program name. usage, when not empty, is
@@ -32,7 +35,7 @@ func NewFlags(name, usage string, getenv func(string) string, output io.Writer) 
 		fmt.Fprintf(output, "Flags of %s (each also read from the environment variable named after it; a flag given wins):\n", name)
 		fs.PrintDefaults()
 	}
-	return &Flags{fs: fs, getenv: getenv, env: map[string][]string{}}
+	return &Flags{fs: fs, getenv: getenv, env: map[string][]string{}, usage: map[string]string{}, shown: map[string]string{}}
 }
 
 // value is a flag.Value whose parse errors read well in one line.
@@ -61,6 +64,7 @@ func (v value[T]) String() string {
 func define[T any](f *Flags, p *T, name string, def T, usage string, env []string, parse func(string) (T, error), show func(T) string) {
 	*p = def
 	f.env[name] = env
+	f.usage[name] = usage
 	if len(env) > 0 {
 		usage += " (env " + strings.Join(env, ", or ") + ")"
 	}
@@ -151,6 +155,36 @@ func (f *Flags) Parse(args []string) error {
 	return err
 }
 
+// ShowDefault makes Reference show text as the default of the flag name,
+// for a default that is not a constant (a host name, say).
+func (f *Flags) ShowDefault(name, text string) { f.shown[name] = text }
+
+// Reference returns the settings as a Markdown table: flag, environment
+// variables, default and meaning, in flag order.
+func (f *Flags) Reference() string {
+	var b strings.Builder
+	b.WriteString("| flag | env | default | |\n|---|---|---|---|\n")
+	cell := func(s string) string { return strings.ReplaceAll(s, "|", "\\|") }
+	code := func(s string) string {
+		if s == "" {
+			return "none"
+		}
+		return "`" + s + "`"
+	}
+	f.fs.VisitAll(func(fl *flag.Flag) {
+		env := make([]string, len(f.env[fl.Name]))
+		for i, key := range f.env[fl.Name] {
+			env[i] = code(key)
+		}
+		def := code(fl.DefValue)
+		if s, ok := f.shown[fl.Name]; ok {
+			def = s
+		}
+		fmt.Fprintf(&b, "| `-%s` | %s | %s | %s |\n", fl.Name, strings.Join(env, ", "), cell(def), cell(f.usage[fl.Name]))
+	})
+	return b.String()
+}
+
 // Require returns an error naming the setting when ok is false.
 func Require(ok bool, name, format string, args ...any) error {
 	if ok {
@@ -165,6 +199,31 @@ func FirstError(errs ...error) error {
 		if err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// CheckReference compares the generated reference of the program name in
+// the document at path (the text between the lines "<!-- flags of name -->"
+// and "<!-- end of flags of name -->") with ref, or with update rewrites
+// it. It is for the tests that keep the document current.
+func CheckReference(path, name, ref string, update bool) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	doc := string(b)
+	begin, end := "<!-- flags of "+name+" -->\n", "<!-- end of flags of "+name+" -->"
+	i, j := strings.Index(doc, begin), strings.Index(doc, end)
+	if i < 0 || j < i {
+		return fmt.Errorf("%s has no section of the flags of %s", path, name)
+	}
+	i += len(begin)
+	if update {
+		return os.WriteFile(path, []byte(doc[:i]+ref+doc[j:]), 0o644)
+	}
+	if doc[i:j] != ref {
+		return fmt.Errorf("the flags of %s in %s are stale; run go test ./cmd/%s -run TestConfigReference -update; they are:\n%s", name, path, name, ref)
 	}
 	return nil
 }
