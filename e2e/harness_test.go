@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"messageapi/internal/servicetest"
 )
 
 // binaries builds cmd/api and cmd/worker once per test binary run.
@@ -33,6 +35,7 @@ var raceBinaries = true
 // worker binaries.
 func buildBinaries(t testing.TB) string {
 	t.Helper()
+	servicetest.Builds(t)
 	binaries.once.Do(func() {
 		dir, err := os.MkdirTemp("", "messageapi-bin-")
 		if err != nil {

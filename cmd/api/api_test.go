@@ -138,22 +138,7 @@ func (a *testAPI) send(method, path string, header http.Header, body io.Reader) 
 // exchange against the OpenAPI document.
 func (a *testAPI) exchange(req *http.Request, reqBody []byte) response {
 	a.t.Helper()
-	resp, err := a.Client().Do(req)
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	c, err := contract()
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	if err := c.Check(req, reqBody, resp, b); err != nil {
-		a.t.Error(err)
-	}
+	resp, b := apitest.Exchange(a.t, a.Client(), req, reqBody)
 	return response{status: resp.StatusCode, header: resp.Header, body: b}
 }
 

@@ -11,11 +11,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -372,3 +375,31 @@ func closeObjects(doc *openapi3.T) {
 type readCloser struct{ *bytes.Reader }
 
 func (readCloser) Close() error { return nil }
+
+// shared is the checker of the document, made once per test binary.
+var shared = sync.OnceValues(NewChecker)
+
+// Exchange sends req, whose body is reqBody, with client, reads the whole
+// response, and checks the exchange against the document. It fails tb at
+// once when the exchange cannot be made, and marks it failed when the
+// exchange departs from the document.
+func Exchange(tb testing.TB, client *http.Client, req *http.Request, reqBody []byte) (*http.Response, []byte) {
+	tb.Helper()
+	c, err := shared()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := c.Check(req, reqBody, resp, body); err != nil {
+		tb.Error(err)
+	}
+	return resp, body
+}

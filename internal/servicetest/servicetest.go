@@ -14,3 +14,12 @@ func Require(tb testing.TB) {
 		tb.Skip("needs PostgreSQL and Redis: not in the fast tier (-short)")
 	}
 }
+
+// Builds leaves a test that builds and starts the programs out of the
+// fast tier, which must stay quick; make test always runs it.
+func Builds(tb testing.TB) {
+	tb.Helper()
+	if testing.Short() {
+		tb.Skip("builds the programs: not in the fast tier (-short)")
+	}
+}
