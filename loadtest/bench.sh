@@ -103,6 +103,42 @@ peak_rss() {
 	done
 }
 
+# CPU time (user + system) per process, for the CPU a write costs each
+# server. cpu_snapshot prints "pid ticks" of the PostgreSQL processes,
+# the API, the worker and Redis (local servers only); cpu_per_write
+# before after n prints, per process kind, microseconds of CPU per write
+# between two snapshots. A process that started in between counts from
+# zero; one that ended is lost (the pools keep their connections).
+redis_pid=$(redis-cli -u "$REDIS" info server | awk -F: '/^process_id/ {print $2+0}')
+cpu_snapshot() {
+	local p
+	for p in $(ps -C postgres -o pid=); do echo "pg $p"; done
+	echo "api $api_pid"; echo "worker $worker_pid"; echo "redis $redis_pid"
+} >"$work/cpu-pids"
+cpu_ticks() { # file of "kind pid" -> "kind pid ticks"
+	while read -r kind p; do
+		[ -r "/proc/$p/stat" ] && echo "$kind $p $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')"
+	done <"$work/cpu-pids"
+}
+cpu_per_write() { # before after writes
+	awk -v n="$3" -v hz="$(getconf CLK_TCK)" '
+		FNR == NR { before[$2] = $3; next }
+		{ used[$1] += $3 - before[$2] }
+		END {
+			us = 1e6 / hz / n
+			printf "PostgreSQL %.0f, API %.0f, worker %.0f, Redis %.0f; total %.0f us of CPU per reaction",
+				used["pg"] * us, used["api"] * us, used["worker"] * us, used["redis"] * us,
+				(used["pg"] + used["api"] + used["worker"] + used["redis"]) * us
+		}' "$1" "$2"
+}
+requests() { awk '/requests in/ {print $1}' "$work/wrk-$1.txt"; }
+wait_projected() {
+	for _ in $(seq 600); do
+		lag=$(curl -s localhost:16061/metrics | awk '/^messageapi_projection_lag_seconds/ {print $2}')
+		[ "$lag" = 0 ] && break; sleep 0.1
+	done
+}
+
 echo "seeding 10,000 messages" >&2
 hey -n 10000 -c 25 -m POST -T application/json -d '{"text":"seed message","user_id":"seed"}' "$API/messages" >"$work/seed.txt"
 grep -q '\[201\]	10000 responses' "$work/seed.txt" || { cat "$work/seed.txt" >&2; exit 1; }
@@ -126,7 +162,11 @@ psql "$DB_URL" -qc 'create table if not exists bench_insert (id bigserial primar
 pgbench_tps=$(pgbench -n -f loadtest/pgbench-insert.sql -c "$WRITE_CONNS" -j 2 -T "${DURATION%s}" "$DB_URL" 2>/dev/null | awk '/^tps/ {print $3}')
 peak_rss "$api_pid" "$worker_pid" &
 sampler=$!
+cpu_snapshot; cpu_ticks >"$work/cpu-before"
 spread=$(bench_wrk spread "$API" "$work/ids-spread.txt" spread)
+wait_projected # the worker's share of those writes
+cpu_snapshot; cpu_ticks >"$work/cpu-after"
+cpu_spread=$(cpu_per_write "$work/cpu-before" "$work/cpu-after" "$(requests spread)")
 hot=$(bench_wrk hot "$API" "$work/ids-hot.txt" hot)
 echo "write latency and projection lag at half the maximum rate" >&2
 half_spread=$("$work/fixedrate" -url "$API" -reactions "$work/ids-spread.txt" -run half -rate "$(half "$spread")" -duration "$DURATION")
@@ -135,10 +175,7 @@ kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
 api_rss=$(cat "$work/rss-$api_pid"); worker_rss=$(cat "$work/rss-$worker_pid")
 
 echo "projection throughput" >&2
-for _ in $(seq 600); do
-	lag=$(curl -s localhost:16061/metrics | awk '/^messageapi_projection_lag_seconds/ {print $2}')
-	[ "$lag" = 0 ] && break; sleep 0.1
-done
+wait_projected
 # The latest 100 messages now carry ten inline reactions each: the first
 # page as it looks on a busy chat.
 page1_full=$(bench_wrk page1-full "$API/messages")
@@ -220,6 +257,7 @@ reads (requests/s, ratio to a bare net/http hello world)
 writes (per second, $WRITE_CONNS connections each, ratio to pgbench single-row INSERT)
   pgbench INSERT               $pgbench_tps
   POST reaction, 100 messages  $spread   $(ratio "$spread" "$pgbench_tps")
+    CPU: $cpu_spread (the write and its projection)
   POST reaction, one message   $hot   $(ratio "$hot" "$pgbench_tps")   (hot/spread $(ratio "$hot" "$spread"))
   at half the maximum rate:    $half_spread
   projection lag at half the maximum rate: $lag_half
