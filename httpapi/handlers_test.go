@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -225,6 +226,10 @@ func TestFastTokensAndRateLimits(t *testing.T) {
 	limited := api.want(api.do("GET", "/messages", "", "Authorization", "Bearer "+alice), 429, "rate_limited")
 	if limited.header.Get("Retry-After") == "" || limited.header.Get("X-Ratelimit-Remaining") != "0" {
 		t.Errorf("429 headers: %v", limited.header)
+	}
+	reset, err := strconv.ParseInt(limited.header.Get("X-Ratelimit-Reset"), 10, 64)
+	if now := time.Now().Unix(); err != nil || reset < now || reset > now+60 {
+		t.Errorf("X-RateLimit-Reset %q, want the end of the window in Unix seconds", limited.header.Get("X-Ratelimit-Reset"))
 	}
 }
 
