@@ -51,7 +51,7 @@ func TestPublisherAppendsInBatches(t *testing.T) {
 	}
 	defer c.Close()
 	s := redis.NewStream(c, redis.StreamConfig{Partitions: 1})
-	p := redis.NewPublisher(s, redis.PublisherConfig{Queue: 1000, Batch: 64})
+	p := redis.NewPublisher(s, redis.QueueConfig{Queue: 1000, Batch: 64})
 	for i := range 500 {
 		e := messageapi.ReactionChanged{ReactionID: uuid.NewString(), MessageID: uuid.NewString(), Version: int64(i + 1), ChangedAt: time.Now()}
 		if err := p.Publish(ctx, e); err != nil {
@@ -70,7 +70,7 @@ func TestPublisherAppendsInBatches(t *testing.T) {
 	}
 
 	// A full queue refuses at once rather than block the write.
-	full := redis.NewPublisher(s, redis.PublisherConfig{Queue: 1})
+	full := redis.NewPublisher(s, redis.QueueConfig{Queue: 1})
 	e := messageapi.ReactionChanged{ReactionID: uuid.NewString(), MessageID: uuid.NewString(), Version: 1, ChangedAt: time.Now()}
 	if err := full.Publish(ctx, e); err != nil {
 		t.Fatal(err)

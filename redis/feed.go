@@ -25,7 +25,7 @@ type FeedConfig struct {
 	// back a client can resume. Default DefaultFeedMaxLen.
 	MaxLen int64
 	// Queue configures the queue of Publish.
-	Queue PublisherConfig
+	Queue QueueConfig
 }
 
 // Feed is the live feed of public events: a capped Redis Stream that the
@@ -37,13 +37,13 @@ type Feed struct {
 	c      *Client
 	key    string
 	maxLen int64
-	q      *batchQueue[messageapi.Event]
+	q      *Queue[messageapi.Event]
 }
 
 // NewFeed returns the feed on c.
 func NewFeed(c *Client, cfg FeedConfig) *Feed {
-	f := &Feed{c: c, key: c.tagged("events", ""), maxLen: cmp.Or(max(cfg.MaxLen, 0), DefaultFeedMaxLen)}
-	f.q = newBatchQueue(cfg.Queue, f.Append, func(n int) { c.metrics.feed.WithLabelValues("dropped").Add(float64(n)) })
+	f := &Feed{c: c, key: c.Key("events", ""), maxLen: cmp.Or(max(cfg.MaxLen, 0), DefaultFeedMaxLen)}
+	f.q = NewQueue(cfg.Queue, f.Append, func(n int) { c.metrics.feed.WithLabelValues("dropped").Add(float64(n)) })
 	return f
 }
 
@@ -72,7 +72,7 @@ func (f *Feed) Append(ctx context.Context, events []messageapi.Event) error {
 		args[i] = &goredis.XAddArgs{Stream: f.key, MaxLen: f.maxLen, Approx: true,
 			Values: []any{feedType, e.Type, feedMessage, e.MessageID, feedAt, e.At.UnixMicro(), feedData, data}}
 	}
-	err := f.c.do(func() error {
+	err := f.c.Do(func() error {
 		_, err := f.c.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
 			for _, a := range args {
 				p.XAdd(ctx, a)
@@ -86,24 +86,24 @@ func (f *Feed) Append(ctx context.Context, events []messageapi.Event) error {
 		result = "error"
 	}
 	f.c.metrics.feed.WithLabelValues(result).Add(float64(len(events)))
-	return translate(err, "append events")
+	return Translate(err, "append events")
 }
 
 // Publish queues an event for Append without blocking; Run appends it.
 func (f *Feed) Publish(_ context.Context, e messageapi.Event) error {
-	return translate(f.q.put(e), "publish event")
+	return Translate(f.q.Put(e), "publish event")
 }
 
 // Run appends published events until ctx is done, then what is still
 // queued, for at most drain.
-func (f *Feed) Run(ctx context.Context, drain time.Duration) { f.q.run(ctx, drain) }
+func (f *Feed) Run(ctx context.Context, drain time.Duration) { f.q.Run(ctx, drain) }
 
 // Read returns up to count events after the id after ("$" for only those
 // appended from now on), waiting up to block for the first. It returns
 // none and no error when none came.
 func (f *Feed) Read(ctx context.Context, after string, count int, block time.Duration) ([]messageapi.FeedEntry, error) {
 	var res []goredis.XStream
-	err := f.c.do(func() (err error) {
+	err := f.c.Do(func() (err error) {
 		if block <= 0 {
 			block = -1 // go-redis: no BLOCK; zero would wait forever
 		}
@@ -114,7 +114,7 @@ func (f *Feed) Read(ctx context.Context, after string, count int, block time.Dur
 		return nil, nil
 	}
 	if err != nil {
-		return nil, translate(err, "read events")
+		return nil, Translate(err, "read events")
 	}
 	var out []messageapi.FeedEntry
 	for _, s := range res {
@@ -142,13 +142,13 @@ func (f *Feed) Tail(ctx context.Context, count, maxBytes int) (entries []message
 		if first {
 			info, page, err = f.infoAndRange(ctx, func(p goredis.Pipeliner) { p.XRevRangeN(ctx, f.key, end, "-", n) })
 		} else {
-			err = f.c.do(func() (err error) {
+			err = f.c.Do(func() (err error) {
 				page, err = f.c.rdb.XRevRangeN(ctx, f.key, end, "-", n).Result()
 				return err
 			})
 		}
 		if err != nil {
-			return nil, "", translate(err, "newest events")
+			return nil, "", Translate(err, "newest events")
 		}
 		msgs = append(msgs, page...)
 		for _, m := range page {
@@ -200,13 +200,13 @@ func (f *Feed) Has(ctx context.Context, id string) (bool, error) {
 		return true, nil
 	}
 	var n int
-	err := f.c.do(func() error {
+	err := f.c.Do(func() error {
 		msgs, err := f.c.rdb.XRangeN(ctx, f.key, a.String(), a.String(), 1).Result()
 		n = len(msgs)
 		return err
 	})
 	if err != nil {
-		return false, translate(err, "find event")
+		return false, Translate(err, "find event")
 	}
 	return n == 1, nil
 }
@@ -225,7 +225,7 @@ func (f *Feed) Since(ctx context.Context, after string, count int) (entries []me
 		// has trimmed events since.
 		info, msgs, err := f.infoAndRange(ctx, func(p goredis.Pipeliner) { p.XRangeN(ctx, f.key, "-", "+", int64(count)) })
 		if err != nil {
-			return nil, false, translate(err, "events since")
+			return nil, false, Translate(err, "events since")
 		}
 		if info != nil && info.EntriesAdded != info.Length { // some were trimmed
 			return nil, false, nil
@@ -235,12 +235,12 @@ func (f *Feed) Since(ctx context.Context, after string, count int) (entries []me
 	// The range starts at after itself: its presence proves the feed kept
 	// everything since.
 	var msgs []goredis.XMessage
-	err = f.c.do(func() (err error) {
+	err = f.c.Do(func() (err error) {
 		msgs, err = f.c.rdb.XRangeN(ctx, f.key, a.String(), "+", int64(count)+1).Result()
 		return err
 	})
 	if err != nil {
-		return nil, false, translate(err, "events since")
+		return nil, false, Translate(err, "events since")
 	}
 	if len(msgs) == 0 || msgs[0].ID != a.String() {
 		return nil, false, nil
@@ -255,7 +255,7 @@ func (f *Feed) Since(ctx context.Context, after string, count int) (entries []me
 func (f *Feed) infoAndRange(ctx context.Context, read func(goredis.Pipeliner)) (*goredis.XInfoStream, []goredis.XMessage, error) {
 	var info *goredis.XInfoStream
 	var msgs []goredis.XMessage
-	err := f.c.do(func() error {
+	err := f.c.Do(func() error {
 		cmds, err := f.c.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
 			read(p)
 			p.XInfoStream(ctx, f.key)

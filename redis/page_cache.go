@@ -98,15 +98,15 @@ func NewPageCache(c *Client, cfg PageCacheConfig) *PageCache {
 
 // Every key of the cache shares one hash tag, so the scripts, which touch
 // the index, its state and the entries together, run on one slot.
-func (pc *PageCache) indexKey() string          { return pc.c.tagged("cache", ":latest") }
-func (pc *PageCache) stateKey() string          { return pc.c.tagged("cache", ":latest:state") }
-func (pc *PageCache) pendingKey() string        { return pc.c.tagged("cache", ":latest:pending") }
-func (pc *PageCache) entryPrefix() string       { return pc.c.tagged("cache", ":msg:") }
+func (pc *PageCache) indexKey() string          { return pc.c.Key("cache", ":latest") }
+func (pc *PageCache) stateKey() string          { return pc.c.Key("cache", ":latest:state") }
+func (pc *PageCache) pendingKey() string        { return pc.c.Key("cache", ":latest:pending") }
+func (pc *PageCache) entryPrefix() string       { return pc.c.Key("cache", ":msg:") }
 func (pc *PageCache) entryKey(id string) string { return pc.entryPrefix() + id }
 
 // changesChannel is the pub/sub channel every change of the cache is
 // announced on, for the near caches of API processes (see NearCache).
-func (pc *PageCache) changesChannel() string { return pc.c.tagged("cache", ":changes") }
+func (pc *PageCache) changesChannel() string { return pc.c.Key("cache", ":changes") }
 
 // Entries outlive the index that lists them, so a ready index never points
 // at an expired entry in normal operation.
@@ -295,14 +295,14 @@ func (pc *PageCache) read(ctx context.Context, mode, from string, count int) ([]
 		return nil, false, err
 	}
 	var res []any
-	err := pc.c.do(func() (err error) {
+	err := pc.c.Do(func() (err error) {
 		res, err = readScript.Run(ctx, pc.c.rdb, []string{pc.indexKey(), pc.stateKey()},
 			pc.entryPrefix(), mode, from, count).Slice()
 		return err
 	})
 	if err != nil {
 		pc.c.metrics.cache.WithLabelValues("error").Inc()
-		return nil, false, translate(err, "read page")
+		return nil, false, Translate(err, "read page")
 	}
 	if len(res) == 0 || res[0] != int64(1) || len(res)%2 != 1 {
 		pc.c.metrics.cache.WithLabelValues("miss").Inc()
@@ -354,14 +354,14 @@ func (pc *PageCache) AddMessage(ctx context.Context, v messageapi.MessageView) e
 	if err != nil {
 		return err
 	}
-	err = pc.c.do(func() error {
+	err = pc.c.Do(func() error {
 		return addScript.Run(ctx, pc.c.rdb,
 			[]string{pc.indexKey(), pc.stateKey(), pc.entryKey(v.ID), pc.pendingKey()},
 			v.ID, v.Version, e.JSON, pc.entryTTL(), pc.entryPrefix(), pc.changesChannel()).Err()
 	})
 	if err != nil {
 		pc.failures.Add(1)
-		return translate(err, "add message")
+		return Translate(err, "add message")
 	}
 	return nil
 }
@@ -382,7 +382,7 @@ func (pc *PageCache) heal(ctx context.Context) error {
 
 // Invalidate drops the index; the next read of a cached page rebuilds it.
 func (pc *PageCache) Invalidate(ctx context.Context) error {
-	return translate(pc.c.do(func() error {
+	return Translate(pc.c.Do(func() error {
 		_, err := pc.c.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
 			p.Del(ctx, pc.stateKey(), pc.indexKey(), pc.pendingKey())
 			p.Publish(ctx, pc.changesChannel(), "i")
@@ -399,7 +399,7 @@ func (pc *PageCache) beginFill(ctx context.Context) (string, error) {
 	b := make([]byte, 12)
 	_, _ = rand.Read(b)
 	token := "fill:" + hex.EncodeToString(b) + ":" + strconv.Itoa(pc.capacity)
-	err := pc.c.do(func() error {
+	err := pc.c.Do(func() error {
 		_, err := pc.c.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 			p.Set(ctx, pc.stateKey(), token, pc.ttl)
 			p.Del(ctx, pc.pendingKey())
@@ -409,7 +409,7 @@ func (pc *PageCache) beginFill(ctx context.Context) (string, error) {
 	})
 	if err != nil {
 		pc.c.metrics.fills.WithLabelValues("error").Inc()
-		return "", translate(err, "begin fill")
+		return "", Translate(err, "begin fill")
 	}
 	return token, nil
 }
@@ -446,13 +446,13 @@ func (pc *PageCache) completeFill(ctx context.Context, token string, views []mes
 		args = append(args, v.ID, v.Version, v.JSON)
 	}
 	var n int
-	err = pc.c.do(func() (err error) {
+	err = pc.c.Do(func() (err error) {
 		n, err = fillScript.Run(ctx, pc.c.rdb, []string{pc.indexKey(), pc.stateKey(), pc.pendingKey()}, args...).Int()
 		return err
 	})
 	if err != nil {
 		pc.c.metrics.fills.WithLabelValues("error").Inc()
-		return false, translate(err, "complete fill")
+		return false, Translate(err, "complete fill")
 	}
 	result := map[bool]string{true: "installed", false: "refused"}[n == 1]
 	pc.c.metrics.fills.WithLabelValues(result).Inc()
@@ -507,7 +507,7 @@ func (pc *PageCache) RefreshViews(ctx context.Context, views []messageapi.Messag
 	}
 	args = append(args, pc.changesChannel())
 	var n int
-	err := pc.c.do(func() (err error) {
+	err := pc.c.Do(func() (err error) {
 		n, err = refreshScript.Run(ctx, pc.c.rdb, keys, args...).Int()
 		return err
 	})
@@ -516,7 +516,7 @@ func (pc *PageCache) RefreshViews(ctx context.Context, views []messageapi.Messag
 		// change may find nothing left to fold and never refresh them: drop
 		// the index as soon as Redis answers again, so pages are rebuilt.
 		pc.failures.Add(1)
-		return 0, translate(err, "refresh views")
+		return 0, Translate(err, "refresh views")
 	}
 	return n, nil
 }

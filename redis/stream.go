@@ -57,7 +57,7 @@ func NewStream(c *Client, cfg StreamConfig) *Stream {
 	s := &Stream{c: c, maxLen: max(cfg.MaxLen/int64(n), 1000), partitions: make([]partition, n)}
 	for i := range s.partitions {
 		group := "reactions:" + strconv.Itoa(i)
-		s.partitions[i] = partition{key: c.tagged(group, ""), dead: c.tagged(group, ":dead")}
+		s.partitions[i] = partition{key: c.Key(group, ""), dead: c.Key(group, ":dead")}
 	}
 	return s
 }
@@ -91,12 +91,12 @@ const (
 
 // Publish appends e to the stream.
 func (s *Stream) Publish(ctx context.Context, e messageapi.ReactionChanged) error {
-	return translate(s.append(ctx, []messageapi.ReactionChanged{e}), "publish")
+	return Translate(s.append(ctx, []messageapi.ReactionChanged{e}), "publish")
 }
 
 // append appends events in one pipelined round trip and counts them.
 func (s *Stream) append(ctx context.Context, events []messageapi.ReactionChanged) error {
-	err := s.c.do(func() error {
+	err := s.c.Do(func() error {
 		_, err := s.c.rdb.Pipelined(ctx, func(pipe goredis.Pipeliner) error {
 			for _, e := range events {
 				pipe.XAdd(ctx, s.addArgs(e))
@@ -156,9 +156,9 @@ func (s *Stream) Consumer(partition int, group, name string) *Consumer {
 // idempotent, so reading old entries again costs work, never correctness.
 func (c *Consumer) EnsureGroup(ctx context.Context) error {
 	s := c.s
-	err := s.c.do(func() error { return s.c.rdb.XGroupCreateMkStream(ctx, c.key, c.group, "0").Err() })
+	err := s.c.Do(func() error { return s.c.rdb.XGroupCreateMkStream(ctx, c.key, c.group, "0").Err() })
 	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
-		return translate(err, "create group")
+		return Translate(err, "create group")
 	}
 	return nil
 }
@@ -187,18 +187,18 @@ func (c *Consumer) read(ctx context.Context, from string, count int, block time.
 		res, err = s.c.rdb.XReadGroup(ctx, args).Result()
 		return err
 	}
-	err := s.c.do(readGroup)
+	err := s.c.Do(readGroup)
 	if err != nil && strings.HasPrefix(err.Error(), "NOGROUP") {
 		if err := c.EnsureGroup(ctx); err != nil {
 			return nil, err
 		}
-		err = s.c.do(readGroup)
+		err = s.c.Do(readGroup)
 	}
 	if errors.Is(err, goredis.Nil) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, translate(err, "read")
+		return nil, Translate(err, "read")
 	}
 	var entries []messageapi.StreamEntry
 	for _, st := range res {
@@ -243,7 +243,7 @@ func isUUID(s string) bool {
 func (c *Consumer) Claim(ctx context.Context, minIdle time.Duration, count int) ([]messageapi.StreamEntry, error) {
 	s := c.s
 	var msgs []goredis.XMessage
-	err := s.c.do(func() (err error) {
+	err := s.c.Do(func() (err error) {
 		msgs, _, err = s.c.rdb.XAutoClaim(ctx, &goredis.XAutoClaimArgs{
 			Stream: c.key, Group: c.group, Consumer: c.name, MinIdle: minIdle, Start: "0", Count: int64(count),
 		}).Result()
@@ -253,7 +253,7 @@ func (c *Consumer) Claim(ctx context.Context, minIdle time.Duration, count int) 
 		if strings.HasPrefix(err.Error(), "NOGROUP") {
 			return nil, nil // nothing pending in a group that does not exist yet
 		}
-		return nil, translate(err, "claim")
+		return nil, Translate(err, "claim")
 	}
 	if len(msgs) == 0 {
 		return nil, nil
@@ -261,7 +261,7 @@ func (c *Consumer) Claim(ctx context.Context, minIdle time.Duration, count int) 
 	// Each claimed entry's delivery count, looked up by its own id: a range
 	// query could return other pending entries in between instead.
 	var counts []*goredis.XPendingExtCmd
-	err = s.c.do(func() error {
+	err = s.c.Do(func() error {
 		_, err := s.c.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
 			counts = counts[:0]
 			for _, m := range msgs {
@@ -274,7 +274,7 @@ func (c *Consumer) Claim(ctx context.Context, minIdle time.Duration, count int) 
 		return err
 	})
 	if err != nil {
-		return nil, translate(err, "claim: pending")
+		return nil, Translate(err, "claim: pending")
 	}
 	deliveries := make(map[string]int64, len(msgs))
 	for _, cmd := range counts {
@@ -296,7 +296,7 @@ func (c *Consumer) Ack(ctx context.Context, ids []string) error {
 		return nil
 	}
 	s := c.s
-	return translate(s.c.do(func() error { return s.c.rdb.XAck(ctx, c.key, c.group, ids...).Err() }), "ack")
+	return Translate(s.c.Do(func() error { return s.c.rdb.XAck(ctx, c.key, c.group, ids...).Err() }), "ack")
 }
 
 // DeadLetter copies entries to the dead-letter stream with the reason,
@@ -310,7 +310,7 @@ func (c *Consumer) DeadLetter(ctx context.Context, entries []messageapi.StreamEn
 	}
 	s := c.s
 	ids := make([]string, len(entries))
-	err := s.c.do(func() error {
+	err := s.c.Do(func() error {
 		cmds, err := s.c.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
 			for i, e := range entries {
 				ids[i] = e.ID
@@ -336,16 +336,16 @@ func (c *Consumer) DeadLetter(ctx context.Context, entries []messageapi.StreamEn
 		return nil
 	})
 	if err == nil {
-		err = s.c.do(func() error { return s.c.rdb.XAck(ctx, c.key, c.group, ids...).Err() })
+		err = s.c.Do(func() error { return s.c.rdb.XAck(ctx, c.key, c.group, ids...).Err() })
 	}
-	return translate(err, "dead-letter")
+	return Translate(err, "dead-letter")
 }
 
 // Backlog returns what the consumer's group has still to do.
 func (c *Consumer) Backlog(ctx context.Context) (messageapi.StreamBacklog, error) {
 	s := c.s
 	var groups []goredis.XInfoGroup
-	err := s.c.do(func() (err error) {
+	err := s.c.Do(func() (err error) {
 		groups, err = s.c.rdb.XInfoGroups(ctx, c.key).Result()
 		return err
 	})
@@ -353,7 +353,7 @@ func (c *Consumer) Backlog(ctx context.Context) (messageapi.StreamBacklog, error
 		if strings.Contains(err.Error(), "no such key") {
 			return messageapi.StreamBacklog{}, nil
 		}
-		return messageapi.StreamBacklog{}, translate(err, "backlog")
+		return messageapi.StreamBacklog{}, Translate(err, "backlog")
 	}
 	for _, g := range groups {
 		if g.Name == c.group {
@@ -369,19 +369,19 @@ func (c *Consumer) Backlog(ctx context.Context) (messageapi.StreamBacklog, error
 func (c *Consumer) RemoveIdleConsumers(ctx context.Context, idle time.Duration) (int, error) {
 	s := c.s
 	var consumers []goredis.XInfoConsumer
-	err := s.c.do(func() (err error) {
+	err := s.c.Do(func() (err error) {
 		consumers, err = s.c.rdb.XInfoConsumers(ctx, c.key, c.group).Result()
 		return err
 	})
 	if err != nil {
-		return 0, translate(err, "list consumers")
+		return 0, Translate(err, "list consumers")
 	}
 	removed := 0
 	for _, other := range consumers {
 		if other.Pending == 0 && other.Idle > idle {
-			err := s.c.do(func() error { return s.c.rdb.XGroupDelConsumer(ctx, c.key, c.group, other.Name).Err() })
+			err := s.c.Do(func() error { return s.c.rdb.XGroupDelConsumer(ctx, c.key, c.group, other.Name).Err() })
 			if err != nil {
-				return removed, translate(err, "remove consumer")
+				return removed, Translate(err, "remove consumer")
 			}
 			removed++
 		}

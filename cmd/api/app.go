@@ -74,7 +74,7 @@ func newApp(cfg config, db, readDB *postgres.DB, rc *redis.Client, log *slog.Log
 	readReactions := postgres.NewReactionStore(readDB)
 	a := &app{
 		cache:     redis.NewPageCache(rc, redis.PageCacheConfig{Pages: cfg.cachePages, TTL: cfg.CacheTTL}),
-		publisher: redis.NewPublisher(redis.NewStream(rc, redis.StreamConfig{MaxLen: int64(cfg.streamMaxLen), Partitions: cfg.Partitions}), redis.PublisherConfig{}),
+		publisher: redis.NewPublisher(redis.NewStream(rc, redis.StreamConfig{MaxLen: int64(cfg.streamMaxLen), Partitions: cfg.Partitions}), redis.QueueConfig{}),
 		feed:      redis.NewFeed(rc, redis.FeedConfig{MaxLen: int64(cfg.FeedMaxLen)}),
 		writes:    reactions,
 	}
