@@ -22,6 +22,7 @@ import (
 	"messageapi/projection"
 	"messageapi/query"
 	"messageapi/redis"
+	"messageapi/redis/pagecache"
 	"messageapi/redis/redistest"
 )
 
@@ -32,7 +33,7 @@ type fixture struct {
 	db        *postgres.DB
 	stream    *redis.Stream
 	rc        *redis.Client
-	cache     *redis.PageCache
+	cache     *pagecache.Cache
 	feed      *redis.Feed
 	projector *postgres.Projector
 	messages  *postgres.MessageStore
@@ -54,7 +55,7 @@ func newFixtureOn(t *testing.T, rc *redis.Client, partitions int) *fixture {
 	t.Helper()
 	db := postgrestest.NewDB(t)
 	stream := redis.NewStream(rc, redis.StreamConfig{Partitions: partitions})
-	cache := redis.NewPageCache(rc, redis.PageCacheConfig{TTL: time.Minute})
+	cache := pagecache.New(rc, pagecache.Config{TTL: time.Minute})
 	messages := postgres.NewMessageStore(db)
 	reactions := postgres.NewReactionStore(db)
 	log := slog.New(slog.DiscardHandler)

@@ -12,6 +12,7 @@ import (
 	"messageapi/postgres"
 	"messageapi/projection"
 	"messageapi/redis"
+	"messageapi/redis/pagecache"
 )
 
 // run is the whole program; main only adds the signals.
@@ -23,7 +24,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer deps.Close()
 	projector := postgres.NewProjector(deps.DB)
-	cache := redis.NewPageCache(deps.Redis, redis.PageCacheConfig{TTL: cfg.CacheTTL})
+	cache := pagecache.New(deps.Redis, pagecache.Config{TTL: cfg.CacheTTL})
 	if sub == "reconcile" {
 		return reconcile(ctx, log, deps.DB, projector, cache, cfg.reconcileSize, stdout)
 	}
@@ -67,7 +68,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 // reconcile runs the reconcile subcommand: it checks every view against
 // its reactions, rebuilds those that differ, and prints the report as one
 // JSON line.
-func reconcile(ctx context.Context, log *slog.Logger, db *postgres.DB, p *postgres.Projector, cache *redis.PageCache, pageSize int, stdout io.Writer) error {
+func reconcile(ctx context.Context, log *slog.Logger, db *postgres.DB, p *postgres.Projector, cache *pagecache.Cache, pageSize int, stdout io.Writer) error {
 	if err := db.Migrate(ctx); err != nil {
 		return err
 	}

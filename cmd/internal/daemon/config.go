@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"messageapi/redis"
+	"messageapi/redis/pagecache"
 )
 
 // Defaults both programs share. The URLs point at the services of
@@ -61,7 +62,7 @@ func DefineCommon(f *Flags, c *Common, def Common) {
 	f.Duration(&c.DBIdleTx, "db-idle-tx-timeout", def.DBIdleTx, "how long a session may sit idle inside a transaction before PostgreSQL ends it, releasing its locks: a frozen or cut-off process cannot hold them longer", "DB_IDLE_TX_TIMEOUT")
 	f.Duration(&c.RedisTimeout, "redis-timeout", def.RedisTimeout, "timeout of each Redis call", "REDIS_TIMEOUT")
 	f.Duration(&c.ShutdownGrace, "shutdown-grace", DefaultGrace, "how long a stop waits for work in flight (requests, or the batch being folded) before it exits anyway", "SHUTDOWN_GRACE")
-	f.Duration(&c.CacheTTL, "cache-ttl", redis.DefaultCacheTTL, "lifetime of the cached page index; bounds staleness after an outage; keep the API's and the worker's equal", "CACHE_TTL")
+	f.Duration(&c.CacheTTL, "cache-ttl", pagecache.DefaultTTL, "lifetime of the cached page index; bounds staleness after an outage; keep the API's and the worker's equal", "CACHE_TTL")
 }
 
 // Validate checks the shared settings and derives the Redis prefix when

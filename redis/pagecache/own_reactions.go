@@ -1,4 +1,4 @@
-package redis
+package pagecache
 
 import (
 	"bytes"
@@ -16,6 +16,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"messageapi"
+	"messageapi/redis"
 )
 
 // OwnReactionStore is where OwnReactions reads what it does not hold.
@@ -77,7 +78,7 @@ type OwnReactions struct {
 	sender  string // this process, so that it skips its own announcements
 	maxAge  time.Duration
 	max     int
-	queue   *Queue[ownChange]
+	queue   *redis.Queue[ownChange]
 	metrics *metrics
 
 	mu     sync.Mutex
@@ -137,7 +138,7 @@ func NewOwnReactions(n *NearCache, store OwnReactionStore, cfg OwnReactionsConfi
 		maxAge: n.maxAge, max: cmp.Or(max(cfg.MaxReactions, 0), DefaultOwnReactions), metrics: n.metrics,
 		copies: map[string]*ownCopy{}, lru: list.New(),
 	}
-	o.queue = NewQueue(QueueConfig{}, o.announce, func(k int) { o.metrics.ownAnnounced.WithLabelValues("dropped").Add(float64(k)) })
+	o.queue = redis.NewQueue(redis.QueueConfig{}, o.announce, func(k int) { o.metrics.ownAnnounced.WithLabelValues("dropped").Add(float64(k)) })
 	n.own = o
 	return o
 }
@@ -409,7 +410,7 @@ func (o *OwnReactions) announce(ctx context.Context, changes []ownChange) error 
 	for _, ch := range changes {
 		b.WriteString("\n" + ch.message + " " + ch.user)
 	}
-	err := o.near.pc.c.Do(func() error { return o.near.pc.c.rdb.Publish(ctx, o.channel, b.String()).Err() })
+	err := o.near.pc.c.Do(func() error { return o.near.pc.c.Redis().Publish(ctx, o.channel, b.String()).Err() })
 	result := "ok"
 	if err != nil {
 		result = "error"
