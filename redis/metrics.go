@@ -11,7 +11,6 @@ import (
 // of every MetricSet. They always exist, so code never checks for nil;
 // they are exported only when a Registerer is given.
 type metrics struct {
-	publish *prometheus.CounterVec
 	feed    *prometheus.CounterVec
 	breaker prometheus.Gauge
 
@@ -21,10 +20,6 @@ type metrics struct {
 
 func newMetrics() *metrics {
 	m := &metrics{
-		publish: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "messageapi_stream_appends_total",
-			Help: "Reaction changes appended to the stream, by result: ok, error or dropped (queue full); failed ones are swept.",
-		}, []string{"result"}),
 		feed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "messageapi_feed_appends_total",
 			Help: "Events appended to the live feed, by result: ok, error or dropped (queue full).",
@@ -78,7 +73,7 @@ func (s MetricSet[T]) Of(c *Client) T {
 }
 
 func (m *metrics) register(reg prometheus.Registerer, rdb goredis.UniversalClient) error {
-	for _, c := range append([]prometheus.Collector{m.publish, m.feed, m.breaker, poolCollector{rdb}}, m.collectors...) {
+	for _, c := range append([]prometheus.Collector{m.feed, m.breaker, poolCollector{rdb}}, m.collectors...) {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

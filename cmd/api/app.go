@@ -16,6 +16,7 @@ import (
 	"messageapi/query"
 	"messageapi/redis"
 	"messageapi/redis/pagecache"
+	"messageapi/redis/stream"
 	"messageapi/sse"
 )
 
@@ -26,7 +27,7 @@ type app struct {
 	hub       *sse.Hub
 	cache     *pagecache.Cache
 	near      *pagecache.NearCache // nil when off
-	publisher *redis.Publisher
+	publisher *stream.Publisher
 	feed      *redis.Feed
 	writes    *postgres.GroupCommitStore
 	own       *pagecache.OwnReactions // nil when off
@@ -75,7 +76,7 @@ func newApp(cfg config, db, readDB *postgres.DB, rc *redis.Client, log *slog.Log
 	readReactions := postgres.NewReactionStore(readDB)
 	a := &app{
 		cache:     pagecache.New(rc, pagecache.Config{Pages: cfg.cachePages, TTL: cfg.CacheTTL}),
-		publisher: redis.NewPublisher(redis.NewStream(rc, redis.StreamConfig{MaxLen: int64(cfg.streamMaxLen), Partitions: cfg.Partitions}), redis.QueueConfig{}),
+		publisher: stream.NewPublisher(stream.New(rc, stream.Config{MaxLen: int64(cfg.streamMaxLen), Partitions: cfg.Partitions}), redis.QueueConfig{}),
 		feed:      redis.NewFeed(rc, redis.FeedConfig{MaxLen: int64(cfg.FeedMaxLen)}),
 		writes:    reactions,
 	}

@@ -14,6 +14,7 @@ import (
 	"messageapi/postgres"
 	"messageapi/redis"
 	"messageapi/redis/pagecache"
+	"messageapi/redis/stream"
 	"messageapi/sse"
 )
 
@@ -126,7 +127,7 @@ func defineFlags(f *daemon.Flags, c *config, raw *rawSettings, sub string) {
 	f.String(&c.accessLogLevel, "access-log-level", "info", "level of the one access-log line per request; set it below -log-level to silence access logs", "ACCESS_LOG_LEVEL")
 	f.Duration(&c.requestTimeout, "request-timeout", 5*time.Second, "deadline of each API request", "REQUEST_TIMEOUT")
 	f.Int(&c.cachePages, "cache-pages", pagecache.DefaultPages, "how many of the latest pages of 10 messages Redis caches", "CACHE_PAGES")
-	f.Int(&c.streamMaxLen, "stream-max-len", redis.DefaultStreamMaxLen, "approximate length the reaction stream is trimmed to (entries trimmed unread are folded by the sweeper)", "STREAM_MAX_LEN")
+	f.Int(&c.streamMaxLen, "stream-max-len", stream.DefaultMaxLen, "approximate length the reaction stream is trimmed to (entries trimmed unread are folded by the sweeper)", "STREAM_MAX_LEN")
 	f.Int(&c.maxReactionTypes, "max-reaction-types", messageapi.DefaultMaxReactionTypes, "distinct reaction types one message may have; a post of one more gets 422; 0 turns the cap off", "MAX_REACTION_TYPES")
 	f.Int(&c.maxConns, "max-conns", 0, "client connections held at once; at the limit the longest-idle keep-alive connection makes room, else 503; 0: as many as the open-file limit leaves beside the process's own pools", "MAX_CONNS")
 	f.Int(&c.maxConnsPerClient, "max-conns-per-client", 256, "connections one client address may hold (429 beyond; trusted proxies are exempt); 0: no limit", "MAX_CONNS_PER_CLIENT")

@@ -13,6 +13,7 @@ import (
 	"messageapi/projection"
 	"messageapi/redis"
 	"messageapi/redis/pagecache"
+	"messageapi/redis/stream"
 )
 
 // run is the whole program; main only adds the signals.
@@ -28,14 +29,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if sub == "reconcile" {
 		return reconcile(ctx, log, deps.DB, projector, cache, cfg.reconcileSize, stdout)
 	}
-	stream := redis.NewStream(deps.Redis, redis.StreamConfig{Partitions: cfg.Partitions})
+	reactionStream := stream.New(deps.Redis, stream.Config{Partitions: cfg.Partitions})
 	feed := redis.NewFeed(deps.Redis, redis.FeedConfig{MaxLen: int64(cfg.FeedMaxLen)})
 	d := projection.Deps{Store: projector, Cache: cache, Feed: feed, Log: log, Metrics: projection.NewMetrics(deps.Registry)}
-	for i := range stream.Partitions() {
-		d.Partitions = append(d.Partitions, stream.Consumer(i, cfg.projection.Group, cfg.projection.Consumer))
+	for i := range reactionStream.Partitions() {
+		d.Partitions = append(d.Partitions, reactionStream.Consumer(i, cfg.projection.Group, cfg.projection.Consumer))
 	}
 	if cfg.leases {
-		d.Leases = stream.Leases(cfg.projection.Consumer)
+		d.Leases = reactionStream.Leases(cfg.projection.Consumer)
 	}
 	worker, err := projection.NewWorker(d, cfg.projection)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"messageapi/redis"
 	"messageapi/redis/pagecache"
+	"messageapi/redis/stream"
 )
 
 // Defaults both programs share. The URLs point at the services of
@@ -52,7 +53,7 @@ func DefineCommon(f *Flags, c *Common, def Common) {
 	f.String(&c.DatabaseURL, "database-url", DefaultDatabaseURL, "PostgreSQL URL; a search_path parameter selects the schema (created when missing)", "DATABASE_URL")
 	f.String(&c.RedisURL, "redis-url", DefaultRedisURL, "Redis URL of a single server (its password also serves -redis-cluster-addrs)", "REDIS_URL")
 	f.List(&c.RedisCluster, "redis-cluster-addrs", "comma-separated host:port seed addresses of a Redis Cluster, used instead of -redis-url", "REDIS_CLUSTER_ADDRS")
-	f.Int(&c.Partitions, "stream-partitions", redis.DefaultPartitions, "partitions of the reaction stream, each on a hash tag of its own (so a Redis Cluster spreads them); the same in every API and worker", "STREAM_PARTITIONS")
+	f.Int(&c.Partitions, "stream-partitions", stream.DefaultPartitions, "partitions of the reaction stream, each on a hash tag of its own (so a Redis Cluster spreads them); the same in every API and worker", "STREAM_PARTITIONS")
 	f.Int(&c.FeedMaxLen, "feed-max-len", redis.DefaultFeedMaxLen, "approximate length the live-event feed is trimmed to: how far back a reconnecting client can resume", "FEED_MAX_LEN")
 	f.String(&c.RedisPrefix, "redis-prefix", "", "prefix of every Redis key; default "+DefaultRedisPrefix+" for the default database and schema, else derived from the database and schema, so two schemas never share keys", "REDIS_PREFIX")
 	f.String(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error", "LOG_LEVEL")
@@ -81,7 +82,7 @@ func (c *Common) Validate() error {
 		Require(c.RedisTimeout > 0, "redis-timeout", "must be positive"),
 		Require(c.ShutdownGrace > 0, "shutdown-grace", "must be positive"),
 		Require(c.CacheTTL >= time.Second, "cache-ttl", "must be at least 1s"),
-		Require(c.Partitions >= 1 && c.Partitions <= redis.MaxPartitions, "stream-partitions", "must be from 1 to %d", redis.MaxPartitions),
+		Require(c.Partitions >= 1 && c.Partitions <= stream.MaxPartitions, "stream-partitions", "must be from 1 to %d", stream.MaxPartitions),
 		Require(c.FeedMaxLen >= 1000, "feed-max-len", "must be at least 1000"),
 		Require(validAddrs(c.RedisCluster), "redis-cluster-addrs", "must be host:port addresses separated by commas"),
 		Require(!strings.ContainsAny(c.RedisPrefix, "{}"), "redis-prefix", "must not contain { or }, which Redis Cluster reads as a hash tag"),

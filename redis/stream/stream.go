@@ -1,4 +1,4 @@
-package redis
+package stream
 
 import (
 	"cmp"
@@ -12,21 +12,22 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"messageapi"
+	"messageapi/redis"
 )
 
-// Defaults of StreamConfig.
+// Defaults of Config.
 const (
-	DefaultStreamMaxLen = 1_000_000
-	DefaultPartitions   = 1
-	MaxPartitions       = 1024
+	DefaultMaxLen     = 1_000_000
+	DefaultPartitions = 1
+	MaxPartitions     = 1024
 )
 
-// StreamConfig configures a Stream.
-type StreamConfig struct {
+// Config configures a Stream.
+type Config struct {
 	// MaxLen trims the stream to about this many entries on every append
 	// (MAXLEN ~), each partition to its share (at least 1000). Trimming can drop an entry no worker has read;
 	// the projection's sweeper folds that change from PostgreSQL, so
-	// nothing is lost. Default DefaultStreamMaxLen.
+	// nothing is lost. Default DefaultMaxLen.
 	MaxLen int64
 	// Partitions splits the stream by message: a change goes to partition
 	// PartitionOf(message, Partitions). Each partition is a stream key of
@@ -39,7 +40,8 @@ type StreamConfig struct {
 // Stream is the Redis Stream of reaction changes, split into partitions,
 // each with its consumer group and a dead-letter stream beside it.
 type Stream struct {
-	c          *Client
+	c          *redis.Client
+	metrics    *metrics
 	partitions []partition
 	maxLen     int64
 }
@@ -49,12 +51,12 @@ type partition struct {
 	key, dead string
 }
 
-// NewStream returns the reaction stream on c.
-func NewStream(c *Client, cfg StreamConfig) *Stream {
-	cfg.MaxLen = cmp.Or(max(cfg.MaxLen, 0), DefaultStreamMaxLen)
+// New returns the reaction stream on c.
+func New(c *redis.Client, cfg Config) *Stream {
+	cfg.MaxLen = cmp.Or(max(cfg.MaxLen, 0), DefaultMaxLen)
 	n := min(cmp.Or(max(cfg.Partitions, 0), DefaultPartitions), MaxPartitions)
 	// MaxLen bounds the whole stream: each partition keeps its share.
-	s := &Stream{c: c, maxLen: max(cfg.MaxLen/int64(n), 1000), partitions: make([]partition, n)}
+	s := &Stream{c: c, metrics: metricSet.Of(c), maxLen: max(cfg.MaxLen/int64(n), 1000), partitions: make([]partition, n)}
 	for i := range s.partitions {
 		group := "reactions:" + strconv.Itoa(i)
 		s.partitions[i] = partition{key: c.Key(group, ""), dead: c.Key(group, ":dead")}
@@ -91,13 +93,13 @@ const (
 
 // Publish appends e to the stream.
 func (s *Stream) Publish(ctx context.Context, e messageapi.ReactionChanged) error {
-	return Translate(s.append(ctx, []messageapi.ReactionChanged{e}), "publish")
+	return redis.Translate(s.append(ctx, []messageapi.ReactionChanged{e}), "publish")
 }
 
 // append appends events in one pipelined round trip and counts them.
 func (s *Stream) append(ctx context.Context, events []messageapi.ReactionChanged) error {
 	err := s.c.Do(func() error {
-		_, err := s.c.rdb.Pipelined(ctx, func(pipe goredis.Pipeliner) error {
+		_, err := s.c.Redis().Pipelined(ctx, func(pipe goredis.Pipeliner) error {
 			for _, e := range events {
 				pipe.XAdd(ctx, s.addArgs(e))
 			}
@@ -111,7 +113,7 @@ func (s *Stream) append(ctx context.Context, events []messageapi.ReactionChanged
 
 // countDropped counts events that never reached the stream.
 func (s *Stream) countDropped(n int) {
-	s.c.metrics.publish.WithLabelValues("dropped").Add(float64(n))
+	s.metrics.publish.WithLabelValues("dropped").Add(float64(n))
 }
 
 func (s *Stream) addArgs(e messageapi.ReactionChanged) *goredis.XAddArgs {
@@ -133,7 +135,7 @@ func (s *Stream) countAppends(n int, err error) {
 	if err != nil {
 		result = "error"
 	}
-	s.c.metrics.publish.WithLabelValues(result).Add(float64(n))
+	s.metrics.publish.WithLabelValues(result).Add(float64(n))
 }
 
 // Consumer is one named consumer of the consumer group of one partition.
@@ -156,9 +158,9 @@ func (s *Stream) Consumer(partition int, group, name string) *Consumer {
 // idempotent, so reading old entries again costs work, never correctness.
 func (c *Consumer) EnsureGroup(ctx context.Context) error {
 	s := c.s
-	err := s.c.Do(func() error { return s.c.rdb.XGroupCreateMkStream(ctx, c.key, c.group, "0").Err() })
+	err := s.c.Do(func() error { return s.c.Redis().XGroupCreateMkStream(ctx, c.key, c.group, "0").Err() })
 	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
-		return Translate(err, "create group")
+		return redis.Translate(err, "create group")
 	}
 	return nil
 }
@@ -184,7 +186,7 @@ func (c *Consumer) read(ctx context.Context, from string, count int, block time.
 	}
 	var res []goredis.XStream
 	readGroup := func() (err error) {
-		res, err = s.c.rdb.XReadGroup(ctx, args).Result()
+		res, err = s.c.Redis().XReadGroup(ctx, args).Result()
 		return err
 	}
 	err := s.c.Do(readGroup)
@@ -198,7 +200,7 @@ func (c *Consumer) read(ctx context.Context, from string, count int, block time.
 		return nil, nil
 	}
 	if err != nil {
-		return nil, Translate(err, "read")
+		return nil, redis.Translate(err, "read")
 	}
 	var entries []messageapi.StreamEntry
 	for _, st := range res {
@@ -244,7 +246,7 @@ func (c *Consumer) Claim(ctx context.Context, minIdle time.Duration, count int) 
 	s := c.s
 	var msgs []goredis.XMessage
 	err := s.c.Do(func() (err error) {
-		msgs, _, err = s.c.rdb.XAutoClaim(ctx, &goredis.XAutoClaimArgs{
+		msgs, _, err = s.c.Redis().XAutoClaim(ctx, &goredis.XAutoClaimArgs{
 			Stream: c.key, Group: c.group, Consumer: c.name, MinIdle: minIdle, Start: "0", Count: int64(count),
 		}).Result()
 		return err
@@ -253,7 +255,7 @@ func (c *Consumer) Claim(ctx context.Context, minIdle time.Duration, count int) 
 		if strings.HasPrefix(err.Error(), "NOGROUP") {
 			return nil, nil // nothing pending in a group that does not exist yet
 		}
-		return nil, Translate(err, "claim")
+		return nil, redis.Translate(err, "claim")
 	}
 	if len(msgs) == 0 {
 		return nil, nil
@@ -262,7 +264,7 @@ func (c *Consumer) Claim(ctx context.Context, minIdle time.Duration, count int) 
 	// query could return other pending entries in between instead.
 	var counts []*goredis.XPendingExtCmd
 	err = s.c.Do(func() error {
-		_, err := s.c.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		_, err := s.c.Redis().Pipelined(ctx, func(p goredis.Pipeliner) error {
 			counts = counts[:0]
 			for _, m := range msgs {
 				counts = append(counts, p.XPendingExt(ctx, &goredis.XPendingExtArgs{
@@ -274,7 +276,7 @@ func (c *Consumer) Claim(ctx context.Context, minIdle time.Duration, count int) 
 		return err
 	})
 	if err != nil {
-		return nil, Translate(err, "claim: pending")
+		return nil, redis.Translate(err, "claim: pending")
 	}
 	deliveries := make(map[string]int64, len(msgs))
 	for _, cmd := range counts {
@@ -296,7 +298,7 @@ func (c *Consumer) Ack(ctx context.Context, ids []string) error {
 		return nil
 	}
 	s := c.s
-	return Translate(s.c.Do(func() error { return s.c.rdb.XAck(ctx, c.key, c.group, ids...).Err() }), "ack")
+	return redis.Translate(s.c.Do(func() error { return s.c.Redis().XAck(ctx, c.key, c.group, ids...).Err() }), "ack")
 }
 
 // DeadLetter copies entries to the dead-letter stream with the reason,
@@ -311,7 +313,7 @@ func (c *Consumer) DeadLetter(ctx context.Context, entries []messageapi.StreamEn
 	s := c.s
 	ids := make([]string, len(entries))
 	err := s.c.Do(func() error {
-		cmds, err := s.c.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		cmds, err := s.c.Redis().Pipelined(ctx, func(p goredis.Pipeliner) error {
 			for i, e := range entries {
 				ids[i] = e.ID
 				p.XAdd(ctx, &goredis.XAddArgs{
@@ -336,9 +338,9 @@ func (c *Consumer) DeadLetter(ctx context.Context, entries []messageapi.StreamEn
 		return nil
 	})
 	if err == nil {
-		err = s.c.Do(func() error { return s.c.rdb.XAck(ctx, c.key, c.group, ids...).Err() })
+		err = s.c.Do(func() error { return s.c.Redis().XAck(ctx, c.key, c.group, ids...).Err() })
 	}
-	return Translate(err, "dead-letter")
+	return redis.Translate(err, "dead-letter")
 }
 
 // Backlog returns what the consumer's group has still to do.
@@ -346,14 +348,14 @@ func (c *Consumer) Backlog(ctx context.Context) (messageapi.StreamBacklog, error
 	s := c.s
 	var groups []goredis.XInfoGroup
 	err := s.c.Do(func() (err error) {
-		groups, err = s.c.rdb.XInfoGroups(ctx, c.key).Result()
+		groups, err = s.c.Redis().XInfoGroups(ctx, c.key).Result()
 		return err
 	})
 	if err != nil {
 		if strings.Contains(err.Error(), "no such key") {
 			return messageapi.StreamBacklog{}, nil
 		}
-		return messageapi.StreamBacklog{}, Translate(err, "backlog")
+		return messageapi.StreamBacklog{}, redis.Translate(err, "backlog")
 	}
 	for _, g := range groups {
 		if g.Name == c.group {
@@ -370,18 +372,18 @@ func (c *Consumer) RemoveIdleConsumers(ctx context.Context, idle time.Duration) 
 	s := c.s
 	var consumers []goredis.XInfoConsumer
 	err := s.c.Do(func() (err error) {
-		consumers, err = s.c.rdb.XInfoConsumers(ctx, c.key, c.group).Result()
+		consumers, err = s.c.Redis().XInfoConsumers(ctx, c.key, c.group).Result()
 		return err
 	})
 	if err != nil {
-		return 0, Translate(err, "list consumers")
+		return 0, redis.Translate(err, "list consumers")
 	}
 	removed := 0
 	for _, other := range consumers {
 		if other.Pending == 0 && other.Idle > idle {
-			err := s.c.Do(func() error { return s.c.rdb.XGroupDelConsumer(ctx, c.key, c.group, other.Name).Err() })
+			err := s.c.Do(func() error { return s.c.Redis().XGroupDelConsumer(ctx, c.key, c.group, other.Name).Err() })
 			if err != nil {
-				return removed, Translate(err, "remove consumer")
+				return removed, redis.Translate(err, "remove consumer")
 			}
 			removed++
 		}

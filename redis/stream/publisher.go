@@ -1,10 +1,11 @@
-package redis
+package stream
 
 import (
 	"context"
 	"time"
 
 	"messageapi"
+	"messageapi/redis"
 )
 
 // Publisher appends reaction changes to the stream in the background, so a
@@ -14,18 +15,18 @@ import (
 // killed) is not lost: its change is in PostgreSQL and the sweeper folds
 // it.
 type Publisher struct {
-	q *Queue[messageapi.ReactionChanged]
+	q *redis.Queue[messageapi.ReactionChanged]
 }
 
 // NewPublisher returns a Publisher on s. Run must be running for events to
 // leave the queue.
-func NewPublisher(s *Stream, cfg QueueConfig) *Publisher {
-	return &Publisher{q: NewQueue(cfg, s.append, s.countDropped)}
+func NewPublisher(s *Stream, cfg redis.QueueConfig) *Publisher {
+	return &Publisher{q: redis.NewQueue(cfg, s.append, s.countDropped)}
 }
 
 // Publish queues e without blocking. It fails only when the queue is full.
 func (p *Publisher) Publish(_ context.Context, e messageapi.ReactionChanged) error {
-	return Translate(p.q.Put(e), "publish")
+	return redis.Translate(p.q.Put(e), "publish")
 }
 
 // Run appends queued events until ctx is done, then appends what is still
