@@ -22,6 +22,7 @@ import (
 	"messageapi/projection"
 	"messageapi/query"
 	"messageapi/redis"
+	"messageapi/redis/feed"
 	"messageapi/redis/pagecache"
 	"messageapi/redis/redistest"
 	"messageapi/redis/stream"
@@ -35,7 +36,7 @@ type fixture struct {
 	stream    *stream.Stream
 	rc        *redis.Client
 	cache     *pagecache.Cache
-	feed      *redis.Feed
+	feed      *feed.Feed
 	projector *postgres.Projector
 	messages  *postgres.MessageStore
 	create    *command.CreateMessageHandler
@@ -62,7 +63,7 @@ func newFixtureOn(t *testing.T, rc *redis.Client, partitions int) *fixture {
 	log := slog.New(slog.DiscardHandler)
 	reg := prometheus.NewRegistry()
 	return &fixture{
-		t: t, db: db, stream: reactionStream, rc: rc, cache: cache, feed: redis.NewFeed(rc, redis.FeedConfig{}),
+		t: t, db: db, stream: reactionStream, rc: rc, cache: cache, feed: feed.New(rc, feed.Config{}),
 		projector: postgres.NewProjector(db),
 		messages:  messages,
 		create:    command.NewCreateMessageHandler(messages, cache, log),

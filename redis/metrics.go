@@ -11,7 +11,6 @@ import (
 // of every MetricSet. They always exist, so code never checks for nil;
 // they are exported only when a Registerer is given.
 type metrics struct {
-	feed    *prometheus.CounterVec
 	breaker prometheus.Gauge
 
 	sets       []any                  // by MetricSet.index
@@ -20,10 +19,6 @@ type metrics struct {
 
 func newMetrics() *metrics {
 	m := &metrics{
-		feed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "messageapi_feed_appends_total",
-			Help: "Events appended to the live feed, by result: ok, error or dropped (queue full).",
-		}, []string{"result"}),
 		breaker: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "messageapi_redis_breaker_state",
 			Help: "State of the Redis circuit breaker: 0 closed, 1 half-open, 2 open.",
@@ -73,7 +68,7 @@ func (s MetricSet[T]) Of(c *Client) T {
 }
 
 func (m *metrics) register(reg prometheus.Registerer, rdb goredis.UniversalClient) error {
-	for _, c := range append([]prometheus.Collector{m.feed, m.breaker, poolCollector{rdb}}, m.collectors...) {
+	for _, c := range append([]prometheus.Collector{m.breaker, poolCollector{rdb}}, m.collectors...) {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

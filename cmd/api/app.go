@@ -15,6 +15,7 @@ import (
 	"messageapi/postgres"
 	"messageapi/query"
 	"messageapi/redis"
+	"messageapi/redis/feed"
 	"messageapi/redis/pagecache"
 	"messageapi/redis/stream"
 	"messageapi/sse"
@@ -28,7 +29,7 @@ type app struct {
 	cache     *pagecache.Cache
 	near      *pagecache.NearCache // nil when off
 	publisher *stream.Publisher
-	feed      *redis.Feed
+	feed      *feed.Feed
 	writes    *postgres.GroupCommitStore
 	own       *pagecache.OwnReactions // nil when off
 }
@@ -77,7 +78,7 @@ func newApp(cfg config, db, readDB *postgres.DB, rc *redis.Client, log *slog.Log
 	a := &app{
 		cache:     pagecache.New(rc, pagecache.Config{Pages: cfg.cachePages, TTL: cfg.CacheTTL}),
 		publisher: stream.NewPublisher(stream.New(rc, stream.Config{MaxLen: int64(cfg.streamMaxLen), Partitions: cfg.Partitions}), redis.QueueConfig{}),
-		feed:      redis.NewFeed(rc, redis.FeedConfig{MaxLen: int64(cfg.FeedMaxLen)}),
+		feed:      feed.New(rc, feed.Config{MaxLen: int64(cfg.FeedMaxLen)}),
 		writes:    reactions,
 	}
 	pages, ownReader := a.nearCaches(cfg, readReactions)

@@ -11,7 +11,7 @@ import (
 	"messageapi/cmd/internal/daemon"
 	"messageapi/postgres"
 	"messageapi/projection"
-	"messageapi/redis"
+	"messageapi/redis/feed"
 	"messageapi/redis/pagecache"
 	"messageapi/redis/stream"
 )
@@ -30,8 +30,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return reconcile(ctx, log, deps.DB, projector, cache, cfg.reconcileSize, stdout)
 	}
 	reactionStream := stream.New(deps.Redis, stream.Config{Partitions: cfg.Partitions})
-	feed := redis.NewFeed(deps.Redis, redis.FeedConfig{MaxLen: int64(cfg.FeedMaxLen)})
-	d := projection.Deps{Store: projector, Cache: cache, Feed: feed, Log: log, Metrics: projection.NewMetrics(deps.Registry)}
+	events := feed.New(deps.Redis, feed.Config{MaxLen: int64(cfg.FeedMaxLen)})
+	d := projection.Deps{Store: projector, Cache: cache, Feed: events, Log: log, Metrics: projection.NewMetrics(deps.Registry)}
 	for i := range reactionStream.Partitions() {
 		d.Partitions = append(d.Partitions, reactionStream.Consumer(i, cfg.projection.Group, cfg.projection.Consumer))
 	}

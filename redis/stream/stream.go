@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 	goredis "github.com/redis/go-redis/v9"
 
 	"messageapi"
@@ -41,7 +42,7 @@ type Config struct {
 // each with its consumer group and a dead-letter stream beside it.
 type Stream struct {
 	c          *redis.Client
-	metrics    *metrics
+	appends    *prometheus.CounterVec
 	partitions []partition
 	maxLen     int64
 }
@@ -56,7 +57,7 @@ func New(c *redis.Client, cfg Config) *Stream {
 	cfg.MaxLen = cmp.Or(max(cfg.MaxLen, 0), DefaultMaxLen)
 	n := min(cmp.Or(max(cfg.Partitions, 0), DefaultPartitions), MaxPartitions)
 	// MaxLen bounds the whole stream: each partition keeps its share.
-	s := &Stream{c: c, metrics: metricSet.Of(c), maxLen: max(cfg.MaxLen/int64(n), 1000), partitions: make([]partition, n)}
+	s := &Stream{c: c, appends: appendsMetric.Of(c), maxLen: max(cfg.MaxLen/int64(n), 1000), partitions: make([]partition, n)}
 	for i := range s.partitions {
 		group := "reactions:" + strconv.Itoa(i)
 		s.partitions[i] = partition{key: c.Key(group, ""), dead: c.Key(group, ":dead")}
@@ -113,7 +114,7 @@ func (s *Stream) append(ctx context.Context, events []messageapi.ReactionChanged
 
 // countDropped counts events that never reached the stream.
 func (s *Stream) countDropped(n int) {
-	s.metrics.publish.WithLabelValues("dropped").Add(float64(n))
+	s.appends.WithLabelValues("dropped").Add(float64(n))
 }
 
 func (s *Stream) addArgs(e messageapi.ReactionChanged) *goredis.XAddArgs {
@@ -135,7 +136,7 @@ func (s *Stream) countAppends(n int, err error) {
 	if err != nil {
 		result = "error"
 	}
-	s.metrics.publish.WithLabelValues(result).Add(float64(n))
+	s.appends.WithLabelValues(result).Add(float64(n))
 }
 
 // Consumer is one named consumer of the consumer group of one partition.

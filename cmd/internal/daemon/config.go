@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"messageapi/redis"
+	"messageapi/redis/feed"
 	"messageapi/redis/pagecache"
 	"messageapi/redis/stream"
 )
@@ -54,7 +54,7 @@ func DefineCommon(f *Flags, c *Common, def Common) {
 	f.String(&c.RedisURL, "redis-url", DefaultRedisURL, "Redis URL of a single server (its password also serves -redis-cluster-addrs)", "REDIS_URL")
 	f.List(&c.RedisCluster, "redis-cluster-addrs", "comma-separated host:port seed addresses of a Redis Cluster, used instead of -redis-url", "REDIS_CLUSTER_ADDRS")
 	f.Int(&c.Partitions, "stream-partitions", stream.DefaultPartitions, "partitions of the reaction stream, each on a hash tag of its own (so a Redis Cluster spreads them); the same in every API and worker", "STREAM_PARTITIONS")
-	f.Int(&c.FeedMaxLen, "feed-max-len", redis.DefaultFeedMaxLen, "approximate length the live-event feed is trimmed to: how far back a reconnecting client can resume", "FEED_MAX_LEN")
+	f.Int(&c.FeedMaxLen, "feed-max-len", feed.DefaultMaxLen, "approximate length the live-event feed is trimmed to: how far back a reconnecting client can resume", "FEED_MAX_LEN")
 	f.String(&c.RedisPrefix, "redis-prefix", "", "prefix of every Redis key; default "+DefaultRedisPrefix+" for the default database and schema, else derived from the database and schema, so two schemas never share keys", "REDIS_PREFIX")
 	f.String(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error", "LOG_LEVEL")
 	f.Int(&c.DBMaxConns, "db-max-conns", def.DBMaxConns, "maximum PostgreSQL connections", "DB_MAX_CONNS")
