@@ -23,7 +23,7 @@ type Config struct {
 	// Cluster, used instead of URL; a password in URL, if any, is used
 	// for the cluster too.
 	ClusterAddrs []string
-	// Prefix starts every key this package writes.
+	// Prefix begins the hash tag of every key made by Key.
 	Prefix string
 	// Timeout bounds dialing and each read and write on a connection, so a
 	// slow or unreachable Redis costs at most this much per call. 0 means
@@ -36,8 +36,10 @@ type Config struct {
 	// probe decides. Defaults: 5 and 1 second.
 	BreakAfter uint32
 	BreakFor   time.Duration
-	// Registerer, when set, receives the package's metrics: cache results,
-	// stream appends, breaker state and pool statistics.
+	// Registerer, when set, receives the client's metrics (breaker state
+	// and pool statistics) and those of every capability package linked
+	// into the program (see MetricSet): cache results, stream and feed
+	// appends, the near cache and own reactions.
 	Registerer prometheus.Registerer
 	// Log receives breaker state changes; nil discards them.
 	Log *slog.Logger
@@ -53,10 +55,10 @@ const DefaultTimeout = 250 * time.Millisecond
 // deployment. Creating it does not connect, so a process starts while Redis
 // is down; connections are made on demand.
 //
-// Every call goes through a circuit breaker: once Redis has failed
-// BreakAfter calls in a row, calls fail at once instead of each waiting for
-// a timeout, so an unreachable Redis costs microseconds per request and
-// callers fall back to PostgreSQL.
+// Every call made with Do goes through a circuit breaker: once Redis has
+// failed BreakAfter calls in a row, calls fail at once instead of each
+// waiting for a timeout, so an unreachable Redis costs microseconds per
+// request and callers fall back to PostgreSQL.
 //
 // Keys are grouped under hash tags (see Key), so that every script and
 // every multi-key command touches one hash slot, and a Redis Cluster can
