@@ -118,7 +118,8 @@ func (h *CreateMessageHandler) Handle(ctx context.Context, cmd CreateMessage) (m
 // announces it. It runs even when the client has gone, since other
 // readers need it, and a failure does not fail the write: PostgreSQL has
 // the message, the cache drops an index that may lack it (see
-// PageCache.Heal), and live clients see the message when they next read.
+// pagecache.Cache.AddMessage), and live clients see the message when they
+// next read.
 func (h *CreateMessageHandler) writeThrough(ctx context.Context, v messageapi.MessageView) {
 	ctx = context.WithoutCancel(ctx)
 	if err := h.cache.AddMessage(ctx, v); err != nil {

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"messageapi/redis"
 	"messageapi/redis/redistest"
+	"messageapi/redis/stream"
 )
 
 // clusterStack starts the API and three workers on a Redis Cluster, the
@@ -90,7 +90,7 @@ func TestOnRedisCluster(t *testing.T) {
 				prefix = v
 			}
 		}
-		hot := fmt.Sprintf("{%sreactions:%d}", prefix, redis.PartitionOf(tr.messages[0], 8))
+		hot := fmt.Sprintf("{%sreactions:%d}", prefix, stream.PartitionOf(tr.messages[0], 8))
 		master := cluster.MasterOf(hot)
 		cluster.Kill(master)
 		start := time.Now()

@@ -244,7 +244,7 @@ func (s *ReactionStore) OwnReactions(ctx context.Context, messageIDs []string, u
 
 // MessageReactions calls each with up to limit live reactions of a
 // message, in no particular order, and returns how many there were: all
-// of them, for a copy of who reacted how (see redis.OwnReactions). It
+// of them, for a copy of who reacted how (see pagecache.OwnReactions). It
 // reads every live reaction of the message, so callers bound how often,
 // and how many. The reaction each gets is reused for the next row, with
 // new strings: keep what it holds, not the pointer.

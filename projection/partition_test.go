@@ -10,8 +10,8 @@ import (
 
 	"messageapi/command"
 	"messageapi/projection"
-	"messageapi/redis"
 	"messageapi/redis/redistest"
+	"messageapi/redis/stream"
 )
 
 // startOwner runs a worker that leases its share of the fixture's
@@ -107,8 +107,8 @@ func TestPartitionOfSpreadsMessages(t *testing.T) {
 	seen := map[int]int{}
 	for i := range 800 {
 		id := fmt.Sprintf("01a21b77-d171-76be-88ab-%012d", i)
-		p := redis.PartitionOf(id, 8)
-		if again := redis.PartitionOf(id, 8); again != p || p < 0 || p >= 8 {
+		p := stream.PartitionOf(id, 8)
+		if again := stream.PartitionOf(id, 8); again != p || p < 0 || p >= 8 {
 			t.Fatalf("PartitionOf(%s) = %d, then %d", id, p, again)
 		}
 		seen[p]++
@@ -118,7 +118,7 @@ func TestPartitionOfSpreadsMessages(t *testing.T) {
 			t.Errorf("partition %d got %d of 800 messages: %v", p, seen[p], seen)
 		}
 	}
-	if redis.PartitionOf("anything", 1) != 0 {
+	if stream.PartitionOf("anything", 1) != 0 {
 		t.Error("one partition, yet not 0")
 	}
 }

@@ -22,7 +22,10 @@ import (
 	"messageapi/projection"
 	"messageapi/query"
 	"messageapi/redis"
+	"messageapi/redis/feed"
+	"messageapi/redis/pagecache"
 	"messageapi/redis/redistest"
+	"messageapi/redis/stream"
 )
 
 // fixture is the whole pipeline on a schema and key prefix of its own: the
@@ -30,10 +33,10 @@ import (
 type fixture struct {
 	t         *testing.T
 	db        *postgres.DB
-	stream    *redis.Stream
+	stream    *stream.Stream
 	rc        *redis.Client
-	cache     *redis.PageCache
-	feed      *redis.Feed
+	cache     *pagecache.Cache
+	feed      *feed.Feed
 	projector *postgres.Projector
 	messages  *postgres.MessageStore
 	create    *command.CreateMessageHandler
@@ -53,19 +56,19 @@ func newFixture(t *testing.T) *fixture {
 func newFixtureOn(t *testing.T, rc *redis.Client, partitions int) *fixture {
 	t.Helper()
 	db := postgrestest.NewDB(t)
-	stream := redis.NewStream(rc, redis.StreamConfig{Partitions: partitions})
-	cache := redis.NewPageCache(rc, redis.PageCacheConfig{TTL: time.Minute})
+	reactionStream := stream.New(rc, stream.Config{Partitions: partitions})
+	cache := pagecache.New(rc, pagecache.Config{TTL: time.Minute})
 	messages := postgres.NewMessageStore(db)
 	reactions := postgres.NewReactionStore(db)
 	log := slog.New(slog.DiscardHandler)
 	reg := prometheus.NewRegistry()
 	return &fixture{
-		t: t, db: db, stream: stream, rc: rc, cache: cache, feed: redis.NewFeed(rc, redis.FeedConfig{}),
+		t: t, db: db, stream: reactionStream, rc: rc, cache: cache, feed: feed.New(rc, feed.Config{}),
 		projector: postgres.NewProjector(db),
 		messages:  messages,
 		create:    command.NewCreateMessageHandler(messages, cache, log),
-		add:       command.NewAddReactionHandler(reactions, stream, log, command.AddReactionConfig{}),
-		remove:    command.NewRemoveReactionHandler(reactions, stream, log),
+		add:       command.NewAddReactionHandler(reactions, reactionStream, log, command.AddReactionConfig{}),
+		remove:    command.NewRemoveReactionHandler(reactions, reactionStream, log),
 		reg:       reg,
 		metrics:   projection.NewMetrics(reg),
 	}
@@ -94,7 +97,7 @@ func (f *fixture) deps(stream projection.Stream) projection.Deps {
 }
 
 // consumer returns the fixture's stream as the consumer cfg names.
-func (f *fixture) consumer(cfg projection.Config) *redis.Consumer {
+func (f *fixture) consumer(cfg projection.Config) *stream.Consumer {
 	return f.stream.Consumer(0, cmp.Or(cfg.Group, projection.DefaultConfig().Group), cfg.Consumer)
 }
 
@@ -416,7 +419,7 @@ func TestLostEntriesAreSwept(t *testing.T) {
 // crashingStream is the real stream, except that Ack kills its worker
 // instead: the fold has committed, the entries are not acknowledged.
 type crashingStream struct {
-	*redis.Consumer
+	*stream.Consumer
 	crash   context.CancelFunc
 	crashed chan struct{}
 	once    sync.Once

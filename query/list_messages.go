@@ -24,7 +24,7 @@ type OwnReactionReader interface {
 }
 
 // PageCache serves the latest messages. It owns how it stays exact (see
-// the redis package): given a range of the newest messages, it answers
+// package redis/pagecache): given a range of the newest messages, it answers
 // from what it holds when it can, and otherwise calls load, which reads
 // PostgreSQL, rebuilding itself from load when that pays.
 type PageCache interface {

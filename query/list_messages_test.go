@@ -18,12 +18,13 @@ import (
 	"messageapi/postgres/postgrestest"
 	"messageapi/query"
 	"messageapi/redis"
+	"messageapi/redis/pagecache"
 	"messageapi/redis/redistest"
 )
 
 type fixture struct {
 	db     *postgres.DB
-	cache  *redis.PageCache
+	cache  *pagecache.Cache
 	reg    *prometheus.Registry
 	create *command.CreateMessageHandler
 	list   *query.ListMessagesHandler
@@ -39,7 +40,7 @@ func newFixture(t *testing.T, rc *redis.Client) *fixture {
 		rc = redistest.Open(t, redis.Config{Registerer: reg})
 	}
 	store := postgres.NewMessageStore(db)
-	cache := redis.NewPageCache(rc, redis.PageCacheConfig{Pages: 5, TTL: time.Minute})
+	cache := pagecache.New(rc, pagecache.Config{Pages: 5, TTL: time.Minute})
 	return &fixture{
 		db:     db,
 		cache:  cache,

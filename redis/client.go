@@ -23,7 +23,7 @@ type Config struct {
 	// Cluster, used instead of URL; a password in URL, if any, is used
 	// for the cluster too.
 	ClusterAddrs []string
-	// Prefix starts every key this package writes.
+	// Prefix begins the hash tag of every key made by Key.
 	Prefix string
 	// Timeout bounds dialing and each read and write on a connection, so a
 	// slow or unreachable Redis costs at most this much per call. 0 means
@@ -36,8 +36,10 @@ type Config struct {
 	// probe decides. Defaults: 5 and 1 second.
 	BreakAfter uint32
 	BreakFor   time.Duration
-	// Registerer, when set, receives the package's metrics: cache results,
-	// stream appends, breaker state and pool statistics.
+	// Registerer, when set, receives the client's metrics (breaker state
+	// and pool statistics) and those of every capability package linked
+	// into the program (see MetricSet): cache results, stream and feed
+	// appends, the near cache and own reactions.
 	Registerer prometheus.Registerer
 	// Log receives breaker state changes; nil discards them.
 	Log *slog.Logger
@@ -53,12 +55,12 @@ const DefaultTimeout = 250 * time.Millisecond
 // deployment. Creating it does not connect, so a process starts while Redis
 // is down; connections are made on demand.
 //
-// Every call goes through a circuit breaker: once Redis has failed
-// BreakAfter calls in a row, calls fail at once instead of each waiting for
-// a timeout, so an unreachable Redis costs microseconds per request and
-// callers fall back to PostgreSQL.
+// Every call made with Do goes through a circuit breaker: once Redis has
+// failed BreakAfter calls in a row, calls fail at once instead of each
+// waiting for a timeout, so an unreachable Redis costs microseconds per
+// request and callers fall back to PostgreSQL.
 //
-// Keys are grouped under hash tags (see tagged), so that every script and
+// Keys are grouped under hash tags (see Key), so that every script and
 // every multi-key command touches one hash slot, and a Redis Cluster can
 // serve them: the cached pages share one tag, each stream partition has
 // its own.
@@ -141,23 +143,28 @@ func Open(cfg Config) (*Client, error) {
 	return c, nil
 }
 
-// do runs one Redis call through the circuit breaker and returns its error
-// untranslated, so callers can tell goredis.Nil and error replies apart.
-func (c *Client) do(fn func() error) error {
+// Do runs fn, one Redis call made on Redis(), through the circuit breaker,
+// and returns its error untranslated, so callers can tell goredis.Nil and
+// error replies apart before they pass it to Translate. While the breaker
+// is open, fn is not run and Do fails at once.
+func (c *Client) Do(fn func() error) error {
 	_, err := c.breaker.Execute(func() (struct{}, error) { return struct{}{}, fn() })
 	return err
 }
 
-// Redis returns the underlying go-redis client, for tests.
+// Redis returns the underlying go-redis client. The capability packages
+// make their calls on it inside Do; a call made outside Do (a test's, or a
+// long-lived subscription) bypasses the breaker.
 func (c *Client) Redis() goredis.UniversalClient { return c.rdb }
 
 // Cluster reports whether the client talks to a Redis Cluster.
 func (c *Client) Cluster() bool { return c.cluster }
 
-// tagged returns a key of the group named group: {prefix+group}+suffix.
-// Keys of one group share a hash tag, and so a slot of a Redis Cluster.
+// Key returns a key of the group named group: {prefix+group}+suffix.
+// Keys of one group share a hash tag, and so a slot of a Redis Cluster:
+// a script or a multi-key command may touch only keys of one group.
 // Config validation keeps braces out of the prefix.
-func (c *Client) tagged(group, suffix string) string {
+func (c *Client) Key(group, suffix string) string {
 	return "{" + c.prefix + group + "}" + suffix
 }
 
@@ -178,12 +185,14 @@ func (c *Client) Close() error { return c.rdb.Close() }
 // Ping checks that Redis answers. It bypasses the circuit breaker, so
 // readiness reports Redis itself, not the breaker's memory of it.
 func (c *Client) Ping(ctx context.Context) error {
-	return translate(c.rdb.Ping(ctx).Err(), "ping")
+	return Translate(c.rdb.Ping(ctx).Err(), "ping")
 }
 
-// translate reports every Redis failure as unavailable: to callers Redis is
-// an accelerator that may be missing, never a reason for a 500.
-func translate(err error, op string) error {
+// Translate reports every Redis failure as unavailable: to callers Redis
+// is an accelerator that may be missing, never a reason for a 500. op
+// names the operation in the message; a nil err stays nil, and a
+// cancelled context stays a cancellation.
+func Translate(err error, op string) error {
 	if err == nil {
 		return nil
 	}

@@ -1,84 +1,74 @@
 package redis
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 	goredis "github.com/redis/go-redis/v9"
 )
 
-// metrics are the package's Prometheus metrics. They always exist, so code
-// never checks for nil; they are exported only when a Registerer is given.
+// metrics are the client's Prometheus metrics: its own, and an instance
+// of every MetricSet. They always exist, so code never checks for nil;
+// they are exported only when a Registerer is given.
 type metrics struct {
-	cache   *prometheus.CounterVec
-	fills   *prometheus.CounterVec
-	publish *prometheus.CounterVec
-	feed    *prometheus.CounterVec
 	breaker prometheus.Gauge
 
-	near      *prometheus.CounterVec
-	nearDrops prometheus.Counter
-	nearLive  prometheus.Gauge
-
-	own          *prometheus.CounterVec
-	ownLoads     *prometheus.CounterVec
-	ownHeld      prometheus.Gauge
-	ownAnnounced *prometheus.CounterVec
+	sets       []any                  // by MetricSet.index
+	collectors []prometheus.Collector // of sets
 }
 
 func newMetrics() *metrics {
-	return &metrics{
-		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "messageapi_cache_requests_total",
-			Help: "Page reads asked of the cache, by result: hit, miss (served from PostgreSQL) or error.",
-		}, []string{"result"}),
-		fills: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "messageapi_cache_fills_total",
-			Help: "Rebuilds of the cached page index, by result: installed, refused (a write raced it) or error.",
-		}, []string{"result"}),
-		publish: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "messageapi_stream_appends_total",
-			Help: "Reaction changes appended to the stream, by result: ok, error or dropped (queue full); failed ones are swept.",
-		}, []string{"result"}),
-		feed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "messageapi_feed_appends_total",
-			Help: "Events appended to the live feed, by result: ok, error or dropped (queue full).",
-		}, []string{"result"}),
+	m := &metrics{
 		breaker: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "messageapi_redis_breaker_state",
 			Help: "State of the Redis circuit breaker: 0 closed, 1 half-open, 2 open.",
 		}),
-		near: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "messageapi_near_cache_requests_total",
-			Help: "Page reads asked of the in-process near cache, by result: hit, miss (read from Redis) or bypass (its subscription is down).",
-		}, []string{"result"}),
-		nearDrops: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "messageapi_near_cache_drops_total",
-			Help: "Announced changes of the cached pages that emptied the near cache.",
-		}),
-		nearLive: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "messageapi_near_cache_live",
-			Help: "1 while the near cache's subscription to changes is confirmed, else 0 (every read goes to Redis).",
-		}),
-		own: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "messageapi_own_reactions_lookups_total",
-			Help: "A reader's own reactions on one message, by where they came from: hit (the process's copy of the message), store (PostgreSQL) or bypass (PostgreSQL, the near cache's subscription is down).",
-		}, []string{"result"}),
-		ownLoads: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "messageapi_own_reactions_loads_total",
-			Help: "Loads of every live reaction of a message into the process's copy, by result: ok, too_many (the message has more than a copy may hold) or error.",
-		}, []string{"result"}),
-		ownHeld: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "messageapi_own_reactions_held",
-			Help: "Reactions held in the process's copies of messages.",
-		}),
-		ownAnnounced: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "messageapi_own_reactions_announced_total",
-			Help: "Changes of a user's reactions on a message announced to the other processes, by result: ok, error or dropped (queue full).",
-		}, []string{"result"}),
 	}
+	setsMu.Lock()
+	defer setsMu.Unlock()
+	for _, newSet := range sets {
+		set, collectors := newSet()
+		m.sets = append(m.sets, set)
+		m.collectors = append(m.collectors, collectors...)
+	}
+	return m
+}
+
+// A MetricSet is the metrics of one capability built on the Client (the
+// page cache, the stream, the live feed), which that capability's package
+// declares and uses. Every Client has an instance of every set declared
+// in the program, made by Open and registered with Config.Registerer
+// beside the client's own metrics when one is given. So a set is exported
+// as soon as the Client is opened, whether or not the process uses the
+// capability, and a process's second client, whose metrics are not
+// registered, has instances of its own that collide with nothing.
+type MetricSet[T any] struct{ index int }
+
+var (
+	setsMu sync.Mutex
+	sets   []func() (any, []prometheus.Collector)
+)
+
+// DeclareMetrics declares a MetricSet whose instances newSet makes, each
+// with the collectors to register. Call it to initialize a package-level
+// variable, so that the set is declared before any Client is opened.
+func DeclareMetrics[T any](newSet func() (T, []prometheus.Collector)) MetricSet[T] {
+	setsMu.Lock()
+	defer setsMu.Unlock()
+	sets = append(sets, func() (any, []prometheus.Collector) { return newSet() })
+	return MetricSet[T]{index: len(sets) - 1}
+}
+
+// Of returns c's instance of the set.
+func (s MetricSet[T]) Of(c *Client) T {
+	if s.index >= len(c.metrics.sets) {
+		panic("redis: a MetricSet was declared after the client was opened")
+	}
+	return c.metrics.sets[s.index].(T)
 }
 
 func (m *metrics) register(reg prometheus.Registerer, rdb goredis.UniversalClient) error {
-	for _, c := range []prometheus.Collector{m.cache, m.fills, m.publish, m.feed, m.breaker, m.near, m.nearDrops, m.nearLive, m.own, m.ownLoads, m.ownHeld, m.ownAnnounced, poolCollector{rdb}} {
+	for _, c := range append([]prometheus.Collector{m.breaker, poolCollector{rdb}}, m.collectors...) {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

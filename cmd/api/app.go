@@ -15,6 +15,9 @@ import (
 	"messageapi/postgres"
 	"messageapi/query"
 	"messageapi/redis"
+	"messageapi/redis/feed"
+	"messageapi/redis/pagecache"
+	"messageapi/redis/stream"
 	"messageapi/sse"
 )
 
@@ -23,12 +26,12 @@ import (
 type app struct {
 	server    *httpapi.Server
 	hub       *sse.Hub
-	cache     *redis.PageCache
-	near      *redis.NearCache // nil when off
-	publisher *redis.Publisher
-	feed      *redis.Feed
+	cache     *pagecache.Cache
+	near      *pagecache.NearCache // nil when off
+	publisher *stream.Publisher
+	feed      *feed.Feed
 	writes    *postgres.GroupCommitStore
-	own       *redis.OwnReactions // nil when off
+	own       *pagecache.OwnReactions // nil when off
 }
 
 // background is the app's background work, in the order it depends on
@@ -73,9 +76,9 @@ func newApp(cfg config, db, readDB *postgres.DB, rc *redis.Client, log *slog.Log
 		postgres.NewGroupCommitMetrics(reg), log)
 	readReactions := postgres.NewReactionStore(readDB)
 	a := &app{
-		cache:     redis.NewPageCache(rc, redis.PageCacheConfig{Pages: cfg.cachePages, TTL: cfg.CacheTTL}),
-		publisher: redis.NewPublisher(redis.NewStream(rc, redis.StreamConfig{MaxLen: int64(cfg.streamMaxLen), Partitions: cfg.Partitions}), redis.PublisherConfig{}),
-		feed:      redis.NewFeed(rc, redis.FeedConfig{MaxLen: int64(cfg.FeedMaxLen)}),
+		cache:     pagecache.New(rc, pagecache.Config{Pages: cfg.cachePages, TTL: cfg.CacheTTL}),
+		publisher: stream.NewPublisher(stream.New(rc, stream.Config{MaxLen: int64(cfg.streamMaxLen), Partitions: cfg.Partitions}), redis.QueueConfig{}),
+		feed:      feed.New(rc, feed.Config{MaxLen: int64(cfg.FeedMaxLen)}),
 		writes:    reactions,
 	}
 	pages, ownReader := a.nearCaches(cfg, readReactions)
@@ -109,10 +112,10 @@ func (a *app) nearCaches(cfg config, reactions *postgres.ReactionStore) (pages, 
 	if cfg.nearCacheMaxAge <= 0 {
 		return a.cache, reactions
 	}
-	a.near = redis.NewNearCache(a.cache, redis.NearCacheConfig{MaxAge: cfg.nearCacheMaxAge})
+	a.near = pagecache.NewNearCache(a.cache, pagecache.NearCacheConfig{MaxAge: cfg.nearCacheMaxAge})
 	if cfg.ownReactions <= 0 {
 		return a.near, reactions
 	}
-	a.own = redis.NewOwnReactions(a.near, reactions, redis.OwnReactionsConfig{MaxReactions: cfg.ownReactions})
+	a.own = pagecache.NewOwnReactions(a.near, reactions, pagecache.OwnReactionsConfig{MaxReactions: cfg.ownReactions})
 	return a.near, a.own
 }

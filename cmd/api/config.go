@@ -13,6 +13,8 @@ import (
 	"messageapi/cmd/internal/daemon"
 	"messageapi/postgres"
 	"messageapi/redis"
+	"messageapi/redis/pagecache"
+	"messageapi/redis/stream"
 	"messageapi/sse"
 )
 
@@ -124,14 +126,14 @@ func defineFlags(f *daemon.Flags, c *config, raw *rawSettings, sub string) {
 	f.String(&c.addr, "addr", "localhost:8080", "API listen address", "ADDR")
 	f.String(&c.accessLogLevel, "access-log-level", "info", "level of the one access-log line per request; set it below -log-level to silence access logs", "ACCESS_LOG_LEVEL")
 	f.Duration(&c.requestTimeout, "request-timeout", 5*time.Second, "deadline of each API request", "REQUEST_TIMEOUT")
-	f.Int(&c.cachePages, "cache-pages", redis.DefaultCachePages, "how many of the latest pages of 10 messages Redis caches", "CACHE_PAGES")
-	f.Int(&c.streamMaxLen, "stream-max-len", redis.DefaultStreamMaxLen, "approximate length the reaction stream is trimmed to (entries trimmed unread are folded by the sweeper)", "STREAM_MAX_LEN")
+	f.Int(&c.cachePages, "cache-pages", pagecache.DefaultPages, "how many of the latest pages of 10 messages Redis caches", "CACHE_PAGES")
+	f.Int(&c.streamMaxLen, "stream-max-len", stream.DefaultMaxLen, "approximate length the reaction stream is trimmed to (entries trimmed unread are folded by the sweeper)", "STREAM_MAX_LEN")
 	f.Int(&c.maxReactionTypes, "max-reaction-types", messageapi.DefaultMaxReactionTypes, "distinct reaction types one message may have; a post of one more gets 422; 0 turns the cap off", "MAX_REACTION_TYPES")
 	f.Int(&c.maxConns, "max-conns", 0, "client connections held at once; at the limit the longest-idle keep-alive connection makes room, else 503; 0: as many as the open-file limit leaves beside the process's own pools", "MAX_CONNS")
 	f.Int(&c.maxConnsPerClient, "max-conns-per-client", 256, "connections one client address may hold (429 beyond; trusted proxies are exempt); 0: no limit", "MAX_CONNS_PER_CLIENT")
 	f.Duration(&c.idleTimeout, "idle-timeout", 30*time.Second, "how long an idle keep-alive connection is kept", "IDLE_TIMEOUT")
-	f.Duration(&c.nearCacheMaxAge, "near-cache-max-age", redis.DefaultNearCacheMaxAge, "how long a cached page is served from the process's memory at most (pages are dropped at once when another process announces a change); 0 turns the near cache off", "NEAR_CACHE_MAX_AGE")
-	f.Int(&c.ownReactions, "own-reactions-cache", redis.DefaultOwnReactions, "reactions the process holds in memory so that readers' own reactions (user_id) cost no PostgreSQL read: every reaction of the messages read most, for at most -near-cache-max-age; a message with more than half of them is read from PostgreSQL; 0 turns it off", "OWN_REACTIONS_CACHE")
+	f.Duration(&c.nearCacheMaxAge, "near-cache-max-age", pagecache.DefaultNearCacheMaxAge, "how long a cached page is served from the process's memory at most (pages are dropped at once when another process announces a change); 0 turns the near cache off", "NEAR_CACHE_MAX_AGE")
+	f.Int(&c.ownReactions, "own-reactions-cache", pagecache.DefaultOwnReactions, "reactions the process holds in memory so that readers' own reactions (user_id) cost no PostgreSQL read: every reaction of the messages read most, for at most -near-cache-max-age; a message with more than half of them is read from PostgreSQL; 0 turns it off", "OWN_REACTIONS_CACHE")
 	f.Int(&c.writeBatch, "write-batch", postgres.DefaultMaxBatch, "most reaction writes one transaction carries (group commit: writes that arrive while others commit share the next transaction)", "WRITE_BATCH")
 	f.Int(&c.writeCommitters, "write-committers", postgres.DefaultCommitters, "reaction-write transactions run at once; at most -db-max-conns", "WRITE_COMMITTERS")
 	f.Int(&c.sse.MaxClients, "sse-max-clients", 10_000, "live-event streams (GET /events) one process holds; more get 503", "SSE_MAX_CLIENTS")

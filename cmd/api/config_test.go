@@ -12,7 +12,7 @@ import (
 	"messageapi/auth"
 	"messageapi/cmd/internal/daemon"
 	"messageapi/postgres/postgrestest"
-	"messageapi/redis"
+	"messageapi/redis/pagecache"
 	"messageapi/redis/redistest"
 )
 
@@ -45,7 +45,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if sub != "serve" || c.addr != "localhost:8080" || c.AdminAddr != "localhost:6060" || c.DatabaseURL != daemon.DefaultDatabaseURL ||
-		c.RedisURL != daemon.DefaultRedisURL || c.RedisPrefix != daemon.DefaultRedisPrefix || c.cachePages != redis.DefaultCachePages || c.rateLimit != 0 {
+		c.RedisURL != daemon.DefaultRedisURL || c.RedisPrefix != daemon.DefaultRedisPrefix || c.cachePages != pagecache.DefaultPages || c.rateLimit != 0 {
 		t.Errorf("defaults = %+v (%s)", c, sub)
 	}
 	if _, sub, _ := parseConfig([]string{"migrate"}, func(string) string { return "" }, io.Discard); sub != "migrate" {

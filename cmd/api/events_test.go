@@ -11,8 +11,8 @@ import (
 	"messageapi/httpapi"
 )
 
-// stream is an open GET /events.
-type stream struct {
+// eventStream is an open GET /events.
+type eventStream struct {
 	t      *testing.T
 	resp   *http.Response
 	lines  chan string
@@ -20,7 +20,7 @@ type stream struct {
 }
 
 // openStream opens GET path as an event stream with the given headers.
-func (a *testAPI) openStream(path string, header http.Header) *stream {
+func (a *testAPI) openStream(path string, header http.Header) *eventStream {
 	a.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.URL+path, nil)
@@ -35,7 +35,7 @@ func (a *testAPI) openStream(path string, header http.Header) *stream {
 		cancel()
 		a.t.Fatal(err)
 	}
-	s := &stream{t: a.t, resp: resp, lines: make(chan string, 1024), cancel: cancel}
+	s := &eventStream{t: a.t, resp: resp, lines: make(chan string, 1024), cancel: cancel}
 	go func() {
 		defer close(s.lines)
 		sc := bufio.NewScanner(resp.Body)
@@ -47,14 +47,14 @@ func (a *testAPI) openStream(path string, header http.Header) *stream {
 	return s
 }
 
-func (s *stream) close() {
+func (s *eventStream) close() {
 	s.cancel()
 	s.resp.Body.Close()
 }
 
 // next returns the next event's type and data, skipping comments and
 // the retry line; "" when the stream ended.
-func (s *stream) next() (typ, data string) {
+func (s *eventStream) next() (typ, data string) {
 	s.t.Helper()
 	timeout := time.After(10 * time.Second)
 	for {
@@ -132,7 +132,7 @@ func TestEventsStreamNewMessages(t *testing.T) {
 func TestEventsCapacity(t *testing.T) {
 	t.Parallel()
 	api := newTestAPI(t) // 4 streams at most
-	var streams []*stream
+	var streams []*eventStream
 	for range 4 {
 		s := api.openStream("/events", nil)
 		if typ, _ := s.next(); typ != "ready" {

@@ -15,6 +15,7 @@ import (
 	"messageapi"
 	"messageapi/postgres/postgrestest"
 	"messageapi/redis"
+	"messageapi/redis/feed"
 	"messageapi/redis/redistest"
 	"messageapi/sse"
 )
@@ -61,10 +62,10 @@ func postMessages(t *testing.T, api *testAPI, rc *redis.Client, n int) []string 
 			t.Fatalf("POST /messages = %d: %s", r.status, r.body)
 		}
 	}
-	feed := redis.NewFeed(rc, redis.FeedConfig{})
+	events := feed.New(rc, feed.Config{})
 	var ids []string
 	eventually(t, func() bool {
-		entries, _, err := feed.Since(context.Background(), "0-0", n+1)
+		entries, _, err := events.Since(context.Background(), "0-0", n+1)
 		ids = ids[:0]
 		for _, e := range entries {
 			ids = append(ids, e.ID)
@@ -259,8 +260,8 @@ func TestHubOnAFeedTrimmedEmpty(t *testing.T) {
 	hubCfg := sse.Config{MaxClients: 10, Buffer: 64, Heartbeat: time.Minute, Block: 20 * time.Millisecond}
 	writer := runningAPI(t, newTestApp(t, db, rc, hubCfg))
 	postMessages(t, writer, rc, 3)
-	feed := redis.NewFeed(rc, redis.FeedConfig{})
-	if err := rc.Redis().XTrimMaxLen(context.Background(), feed.Key(), 0).Err(); err != nil {
+	events := feed.New(rc, feed.Config{})
+	if err := rc.Redis().XTrimMaxLen(context.Background(), events.Key(), 0).Err(); err != nil {
 		t.Fatal(err)
 	}
 

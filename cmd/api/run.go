@@ -13,7 +13,7 @@ import (
 	"messageapi/cmd/internal/daemon"
 	"messageapi/httpapi"
 	"messageapi/limits"
-	"messageapi/redis"
+	"messageapi/redis/feed"
 )
 
 // run is the whole program; main only adds the signals. TestRunInProcess
@@ -73,7 +73,7 @@ func serveAPI(ctx context.Context, cfg config, deps *daemon.Deps, log *slog.Logg
 	if err != nil {
 		return err
 	}
-	app.hub.ResumeFrom(redis.NewFeed(resumeRC, redis.FeedConfig{MaxLen: int64(cfg.FeedMaxLen)}))
+	app.hub.ResumeFrom(feed.New(resumeRC, feed.Config{MaxLen: int64(cfg.FeedMaxLen)}))
 	api := newServer(cfg, app, deps, log)
 	apiLn, adminLn, err := listen(cfg, api, deps, log, deps.Redis.PoolSize()+resumeRC.PoolSize())
 	if err != nil {

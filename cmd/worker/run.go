@@ -11,7 +11,9 @@ import (
 	"messageapi/cmd/internal/daemon"
 	"messageapi/postgres"
 	"messageapi/projection"
-	"messageapi/redis"
+	"messageapi/redis/feed"
+	"messageapi/redis/pagecache"
+	"messageapi/redis/stream"
 )
 
 // run is the whole program; main only adds the signals.
@@ -23,18 +25,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer deps.Close()
 	projector := postgres.NewProjector(deps.DB)
-	cache := redis.NewPageCache(deps.Redis, redis.PageCacheConfig{TTL: cfg.CacheTTL})
+	cache := pagecache.New(deps.Redis, pagecache.Config{TTL: cfg.CacheTTL})
 	if sub == "reconcile" {
 		return reconcile(ctx, log, deps.DB, projector, cache, cfg.reconcileSize, stdout)
 	}
-	stream := redis.NewStream(deps.Redis, redis.StreamConfig{Partitions: cfg.Partitions})
-	feed := redis.NewFeed(deps.Redis, redis.FeedConfig{MaxLen: int64(cfg.FeedMaxLen)})
-	d := projection.Deps{Store: projector, Cache: cache, Feed: feed, Log: log, Metrics: projection.NewMetrics(deps.Registry)}
-	for i := range stream.Partitions() {
-		d.Partitions = append(d.Partitions, stream.Consumer(i, cfg.projection.Group, cfg.projection.Consumer))
+	reactionStream := stream.New(deps.Redis, stream.Config{Partitions: cfg.Partitions})
+	events := feed.New(deps.Redis, feed.Config{MaxLen: int64(cfg.FeedMaxLen)})
+	d := projection.Deps{Store: projector, Cache: cache, Feed: events, Log: log, Metrics: projection.NewMetrics(deps.Registry)}
+	for i := range reactionStream.Partitions() {
+		d.Partitions = append(d.Partitions, reactionStream.Consumer(i, cfg.projection.Group, cfg.projection.Consumer))
 	}
 	if cfg.leases {
-		d.Leases = stream.Leases(cfg.projection.Consumer)
+		d.Leases = reactionStream.Leases(cfg.projection.Consumer)
 	}
 	worker, err := projection.NewWorker(d, cfg.projection)
 	if err != nil {
@@ -67,7 +69,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 // reconcile runs the reconcile subcommand: it checks every view against
 // its reactions, rebuilds those that differ, and prints the report as one
 // JSON line.
-func reconcile(ctx context.Context, log *slog.Logger, db *postgres.DB, p *postgres.Projector, cache *redis.PageCache, pageSize int, stdout io.Writer) error {
+func reconcile(ctx context.Context, log *slog.Logger, db *postgres.DB, p *postgres.Projector, cache *pagecache.Cache, pageSize int, stdout io.Writer) error {
 	if err := db.Migrate(ctx); err != nil {
 		return err
 	}

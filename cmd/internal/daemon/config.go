@@ -6,7 +6,9 @@ import (
 	"strings"
 	"time"
 
-	"messageapi/redis"
+	"messageapi/redis/feed"
+	"messageapi/redis/pagecache"
+	"messageapi/redis/stream"
 )
 
 // Defaults both programs share. The URLs point at the services of
@@ -51,8 +53,8 @@ func DefineCommon(f *Flags, c *Common, def Common) {
 	f.String(&c.DatabaseURL, "database-url", DefaultDatabaseURL, "PostgreSQL URL; a search_path parameter selects the schema (created when missing)", "DATABASE_URL")
 	f.String(&c.RedisURL, "redis-url", DefaultRedisURL, "Redis URL of a single server (its password also serves -redis-cluster-addrs)", "REDIS_URL")
 	f.List(&c.RedisCluster, "redis-cluster-addrs", "comma-separated host:port seed addresses of a Redis Cluster, used instead of -redis-url", "REDIS_CLUSTER_ADDRS")
-	f.Int(&c.Partitions, "stream-partitions", redis.DefaultPartitions, "partitions of the reaction stream, each on a hash tag of its own (so a Redis Cluster spreads them); the same in every API and worker", "STREAM_PARTITIONS")
-	f.Int(&c.FeedMaxLen, "feed-max-len", redis.DefaultFeedMaxLen, "approximate length the live-event feed is trimmed to: how far back a reconnecting client can resume", "FEED_MAX_LEN")
+	f.Int(&c.Partitions, "stream-partitions", stream.DefaultPartitions, "partitions of the reaction stream, each on a hash tag of its own (so a Redis Cluster spreads them); the same in every API and worker", "STREAM_PARTITIONS")
+	f.Int(&c.FeedMaxLen, "feed-max-len", feed.DefaultMaxLen, "approximate length the live-event feed is trimmed to: how far back a reconnecting client can resume", "FEED_MAX_LEN")
 	f.String(&c.RedisPrefix, "redis-prefix", "", "prefix of every Redis key, so two schemas or databases never share keys; no { or }", "REDIS_PREFIX")
 	f.ShowDefault("redis-prefix", "`"+DefaultRedisPrefix+"` for the default database and schema, else `"+DefaultRedisPrefix+"<database>:<schema>:`")
 	f.String(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error", "LOG_LEVEL")
@@ -62,7 +64,7 @@ func DefineCommon(f *Flags, c *Common, def Common) {
 	f.Duration(&c.DBIdleTx, "db-idle-tx-timeout", def.DBIdleTx, "how long a session may sit idle inside a transaction before PostgreSQL ends it, releasing its locks: a frozen or cut-off process cannot hold them longer", "DB_IDLE_TX_TIMEOUT")
 	f.Duration(&c.RedisTimeout, "redis-timeout", def.RedisTimeout, "timeout of each Redis call", "REDIS_TIMEOUT")
 	f.Duration(&c.ShutdownGrace, "shutdown-grace", DefaultGrace, "how long each step of a stop waits for work in flight (the API: requests, then queued appends; the worker: the batch being folded) before it goes on anyway", "SHUTDOWN_GRACE")
-	f.Duration(&c.CacheTTL, "cache-ttl", redis.DefaultCacheTTL, "lifetime of the cached page index; bounds staleness after an outage; keep the API's and the worker's equal", "CACHE_TTL")
+	f.Duration(&c.CacheTTL, "cache-ttl", pagecache.DefaultTTL, "lifetime of the cached page index; bounds staleness after an outage; keep the API's and the worker's equal", "CACHE_TTL")
 }
 
 // Validate checks the shared settings and derives the Redis prefix when
@@ -81,7 +83,7 @@ func (c *Common) Validate() error {
 		Require(c.RedisTimeout > 0, "redis-timeout", "must be positive"),
 		Require(c.ShutdownGrace > 0, "shutdown-grace", "must be positive"),
 		Require(c.CacheTTL >= time.Second, "cache-ttl", "must be at least 1s"),
-		Require(c.Partitions >= 1 && c.Partitions <= redis.MaxPartitions, "stream-partitions", "must be from 1 to %d", redis.MaxPartitions),
+		Require(c.Partitions >= 1 && c.Partitions <= stream.MaxPartitions, "stream-partitions", "must be from 1 to %d", stream.MaxPartitions),
 		Require(c.FeedMaxLen >= 1000, "feed-max-len", "must be at least 1000"),
 		Require(validAddrs(c.RedisCluster), "redis-cluster-addrs", "must be host:port addresses separated by commas"),
 		Require(!strings.ContainsAny(c.RedisPrefix, "{}"), "redis-prefix", "must not contain { or }, which Redis Cluster reads as a hash tag"),

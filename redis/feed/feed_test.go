@@ -1,4 +1,4 @@
-package redis_test
+package feed_test
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"messageapi"
-	"messageapi/redis"
+	"messageapi/redis/feed"
 	"messageapi/redis/redistest"
 )
 
@@ -23,7 +23,7 @@ func reactionEvent(i int) messageapi.Event {
 	}
 }
 
-func appendEvents(t *testing.T, f *redis.Feed, n int) []messageapi.Event {
+func appendEvents(t *testing.T, f *feed.Feed, n int) []messageapi.Event {
 	t.Helper()
 	events := make([]messageapi.Event, n)
 	for i := range events {
@@ -38,7 +38,7 @@ func appendEvents(t *testing.T, f *redis.Feed, n int) []messageapi.Event {
 func TestFeedKeepsEventsInOrderWithTheirData(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	f := redis.NewFeed(redistest.NewClient(t), redis.FeedConfig{})
+	f := feed.New(redistest.NewClient(t), feed.Config{})
 
 	events := appendEvents(t, f, 5)
 	got, err := f.Read(ctx, "0-0", 10, time.Second)
@@ -84,7 +84,7 @@ func TestFeedSinceTellsWhatItStillHolds(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	c := redistest.NewClient(t)
-	f := redis.NewFeed(c, redis.FeedConfig{MaxLen: 1000})
+	f := feed.New(c, feed.Config{MaxLen: 1000})
 
 	if got, kept, err := f.Since(ctx, "0-0", 10); err != nil || !kept || len(got) != 0 {
 		t.Fatalf("Since(0-0) on no feed = %d, %v, %v; want nothing missed", len(got), kept, err)
@@ -149,7 +149,7 @@ func TestFeedTailStartsAWindow(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	c := redistest.NewClient(t)
-	f := redis.NewFeed(c, redis.FeedConfig{MaxLen: 1000})
+	f := feed.New(c, feed.Config{MaxLen: 1000})
 	ids := func(es []messageapi.FeedEntry) []string {
 		out := make([]string, len(es))
 		for i, e := range es {
@@ -199,7 +199,7 @@ func TestFeedTailStartsAWindow(t *testing.T) {
 func TestFeedPublishAppendsInTheBackground(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
-	f := redis.NewFeed(redistest.NewClient(t), redis.FeedConfig{})
+	f := feed.New(redistest.NewClient(t), feed.Config{})
 	done := make(chan struct{})
 	go func() { defer close(done); f.Run(ctx, time.Second) }()
 	var sent []string

@@ -1,4 +1,4 @@
-package redis
+package feed
 
 import (
 	"cmp"
@@ -11,21 +11,23 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	goredis "github.com/redis/go-redis/v9"
 
 	"messageapi"
+	"messageapi/redis"
 )
 
-// DefaultFeedMaxLen is FeedConfig.MaxLen when none is given.
-const DefaultFeedMaxLen = 100_000
+// DefaultMaxLen is Config.MaxLen when none is given.
+const DefaultMaxLen = 100_000
 
-// FeedConfig configures a Feed.
-type FeedConfig struct {
+// Config configures a Feed.
+type Config struct {
 	// MaxLen caps the feed at about this many events (MAXLEN ~): how far
-	// back a client can resume. Default DefaultFeedMaxLen.
+	// back a client can resume. Default DefaultMaxLen.
 	MaxLen int64
 	// Queue configures the queue of Publish.
-	Queue PublisherConfig
+	Queue redis.QueueConfig
 }
 
 // Feed is the live feed of public events: a capped Redis Stream that the
@@ -34,16 +36,17 @@ type FeedConfig struct {
 // reads and fans out to its clients. A stream id is an event's position,
 // so a client that reconnects resumes after the last id it saw.
 type Feed struct {
-	c      *Client
-	key    string
-	maxLen int64
-	q      *batchQueue[messageapi.Event]
+	c       *redis.Client
+	appends *prometheus.CounterVec
+	key     string
+	maxLen  int64
+	q       *redis.Queue[messageapi.Event]
 }
 
-// NewFeed returns the feed on c.
-func NewFeed(c *Client, cfg FeedConfig) *Feed {
-	f := &Feed{c: c, key: c.tagged("events", ""), maxLen: cmp.Or(max(cfg.MaxLen, 0), DefaultFeedMaxLen)}
-	f.q = newBatchQueue(cfg.Queue, f.Append, func(n int) { c.metrics.feed.WithLabelValues("dropped").Add(float64(n)) })
+// New returns the feed on c.
+func New(c *redis.Client, cfg Config) *Feed {
+	f := &Feed{c: c, appends: appendsMetric.Of(c), key: c.Key("events", ""), maxLen: cmp.Or(max(cfg.MaxLen, 0), DefaultMaxLen)}
+	f.q = redis.NewQueue(cfg.Queue, f.Append, func(n int) { f.appends.WithLabelValues("dropped").Add(float64(n)) })
 	return f
 }
 
@@ -72,8 +75,8 @@ func (f *Feed) Append(ctx context.Context, events []messageapi.Event) error {
 		args[i] = &goredis.XAddArgs{Stream: f.key, MaxLen: f.maxLen, Approx: true,
 			Values: []any{feedType, e.Type, feedMessage, e.MessageID, feedAt, e.At.UnixMicro(), feedData, data}}
 	}
-	err := f.c.do(func() error {
-		_, err := f.c.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+	err := f.c.Do(func() error {
+		_, err := f.c.Redis().Pipelined(ctx, func(p goredis.Pipeliner) error {
 			for _, a := range args {
 				p.XAdd(ctx, a)
 			}
@@ -85,36 +88,36 @@ func (f *Feed) Append(ctx context.Context, events []messageapi.Event) error {
 	if err != nil {
 		result = "error"
 	}
-	f.c.metrics.feed.WithLabelValues(result).Add(float64(len(events)))
-	return translate(err, "append events")
+	f.appends.WithLabelValues(result).Add(float64(len(events)))
+	return redis.Translate(err, "append events")
 }
 
 // Publish queues an event for Append without blocking; Run appends it.
 func (f *Feed) Publish(_ context.Context, e messageapi.Event) error {
-	return translate(f.q.put(e), "publish event")
+	return redis.Translate(f.q.Put(e), "publish event")
 }
 
 // Run appends published events until ctx is done, then what is still
 // queued, for at most drain.
-func (f *Feed) Run(ctx context.Context, drain time.Duration) { f.q.run(ctx, drain) }
+func (f *Feed) Run(ctx context.Context, drain time.Duration) { f.q.Run(ctx, drain) }
 
 // Read returns up to count events after the id after ("$" for only those
 // appended from now on), waiting up to block for the first. It returns
 // none and no error when none came.
 func (f *Feed) Read(ctx context.Context, after string, count int, block time.Duration) ([]messageapi.FeedEntry, error) {
 	var res []goredis.XStream
-	err := f.c.do(func() (err error) {
+	err := f.c.Do(func() (err error) {
 		if block <= 0 {
 			block = -1 // go-redis: no BLOCK; zero would wait forever
 		}
-		res, err = f.c.rdb.XRead(ctx, &goredis.XReadArgs{Streams: []string{f.key, after}, Count: int64(count), Block: block}).Result()
+		res, err = f.c.Redis().XRead(ctx, &goredis.XReadArgs{Streams: []string{f.key, after}, Count: int64(count), Block: block}).Result()
 		return err
 	})
 	if errors.Is(err, goredis.Nil) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, translate(err, "read events")
+		return nil, redis.Translate(err, "read events")
 	}
 	var out []messageapi.FeedEntry
 	for _, s := range res {
@@ -142,13 +145,13 @@ func (f *Feed) Tail(ctx context.Context, count, maxBytes int) (entries []message
 		if first {
 			info, page, err = f.infoAndRange(ctx, func(p goredis.Pipeliner) { p.XRevRangeN(ctx, f.key, end, "-", n) })
 		} else {
-			err = f.c.do(func() (err error) {
-				page, err = f.c.rdb.XRevRangeN(ctx, f.key, end, "-", n).Result()
+			err = f.c.Do(func() (err error) {
+				page, err = f.c.Redis().XRevRangeN(ctx, f.key, end, "-", n).Result()
 				return err
 			})
 		}
 		if err != nil {
-			return nil, "", translate(err, "newest events")
+			return nil, "", redis.Translate(err, "newest events")
 		}
 		msgs = append(msgs, page...)
 		for _, m := range page {
@@ -200,13 +203,13 @@ func (f *Feed) Has(ctx context.Context, id string) (bool, error) {
 		return true, nil
 	}
 	var n int
-	err := f.c.do(func() error {
-		msgs, err := f.c.rdb.XRangeN(ctx, f.key, a.String(), a.String(), 1).Result()
+	err := f.c.Do(func() error {
+		msgs, err := f.c.Redis().XRangeN(ctx, f.key, a.String(), a.String(), 1).Result()
 		n = len(msgs)
 		return err
 	})
 	if err != nil {
-		return false, translate(err, "find event")
+		return false, redis.Translate(err, "find event")
 	}
 	return n == 1, nil
 }
@@ -225,7 +228,7 @@ func (f *Feed) Since(ctx context.Context, after string, count int) (entries []me
 		// has trimmed events since.
 		info, msgs, err := f.infoAndRange(ctx, func(p goredis.Pipeliner) { p.XRangeN(ctx, f.key, "-", "+", int64(count)) })
 		if err != nil {
-			return nil, false, translate(err, "events since")
+			return nil, false, redis.Translate(err, "events since")
 		}
 		if info != nil && info.EntriesAdded != info.Length { // some were trimmed
 			return nil, false, nil
@@ -235,12 +238,12 @@ func (f *Feed) Since(ctx context.Context, after string, count int) (entries []me
 	// The range starts at after itself: its presence proves the feed kept
 	// everything since.
 	var msgs []goredis.XMessage
-	err = f.c.do(func() (err error) {
-		msgs, err = f.c.rdb.XRangeN(ctx, f.key, a.String(), "+", int64(count)+1).Result()
+	err = f.c.Do(func() (err error) {
+		msgs, err = f.c.Redis().XRangeN(ctx, f.key, a.String(), "+", int64(count)+1).Result()
 		return err
 	})
 	if err != nil {
-		return nil, false, translate(err, "events since")
+		return nil, false, redis.Translate(err, "events since")
 	}
 	if len(msgs) == 0 || msgs[0].ID != a.String() {
 		return nil, false, nil
@@ -255,8 +258,8 @@ func (f *Feed) Since(ctx context.Context, after string, count int) (entries []me
 func (f *Feed) infoAndRange(ctx context.Context, read func(goredis.Pipeliner)) (*goredis.XInfoStream, []goredis.XMessage, error) {
 	var info *goredis.XInfoStream
 	var msgs []goredis.XMessage
-	err := f.c.do(func() error {
-		cmds, err := f.c.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+	err := f.c.Do(func() error {
+		cmds, err := f.c.Redis().Pipelined(ctx, func(p goredis.Pipeliner) error {
 			read(p)
 			p.XInfoStream(ctx, f.key)
 			return nil

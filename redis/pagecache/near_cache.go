@@ -1,4 +1,4 @@
-package redis
+package pagecache
 
 import (
 	"cmp"
@@ -33,11 +33,11 @@ type NearCacheConfig struct {
 }
 
 // NearCache keeps, inside one API process, the pages of the latest
-// messages it read from the PageCache, and serves them again without a
-// round trip to Redis. It is exact in the way the PageCache is, within a
+// messages it read from the page cache (Cache), and serves them again without a
+// round trip to Redis. It is exact in the way the page cache is, within a
 // bound:
 //
-//   - every change of the PageCache (a message written through, a view
+//   - every change of the page cache (a message written through, a view
 //     refreshed by the projection, a rebuild, an invalidation) is
 //     announced on a pub/sub channel, from the same Lua script that makes
 //     it; every process drops its pages on receipt;
@@ -52,7 +52,7 @@ type NearCacheConfig struct {
 // pub/sub delivery time, and never beyond MaxAge. Run keeps the
 // subscription.
 type NearCache struct {
-	pc      *PageCache
+	pc      *Cache
 	channel string
 	maxAge  time.Duration
 	max     int
@@ -80,9 +80,9 @@ type nearEntry struct {
 }
 
 // NewNearCache returns a near cache in front of pc.
-func NewNearCache(pc *PageCache, cfg NearCacheConfig) *NearCache {
+func NewNearCache(pc *Cache, cfg NearCacheConfig) *NearCache {
 	return &NearCache{
-		pc: pc, channel: pc.changesChannel(), metrics: pc.c.metrics,
+		pc: pc, channel: pc.changesChannel(), metrics: pc.metrics,
 		maxAge:  cmp.Or(max(cfg.MaxAge, 0), DefaultNearCacheMaxAge),
 		max:     cmp.Or(max(cfg.Entries, 0), DefaultNearCacheEntries),
 		entries: map[nearKey]nearEntry{},
@@ -90,8 +90,8 @@ func NewNearCache(pc *PageCache, cfg NearCacheConfig) *NearCache {
 }
 
 // Latest serves r from memory when this process read it from the
-// PageCache less than MaxAge ago and nothing changed since; else it asks
-// the PageCache, and keeps the answer when r is one of the cached pages.
+// page cache less than MaxAge ago and nothing changed since; else it asks
+// the page cache, and keeps the answer when r is one of the cached pages.
 func (n *NearCache) Latest(ctx context.Context, r messageapi.MessageRange, load messageapi.LoadViews) ([]messageapi.EncodedView, error) {
 	key, ok := n.keyOf(r)
 	if !ok {
@@ -126,7 +126,7 @@ func (n *NearCache) Latest(ctx context.Context, r messageapi.MessageRange, load 
 	return views, nil
 }
 
-// keyOf returns the key of r when r is a page the PageCache may hold: a
+// keyOf returns the key of r when r is a page the page cache may hold: a
 // range of the newest messages inside its capacity, or a cursor's page.
 func (n *NearCache) keyOf(r messageapi.MessageRange) (nearKey, bool) {
 	switch {
@@ -138,7 +138,7 @@ func (n *NearCache) keyOf(r messageapi.MessageRange) (nearKey, bool) {
 	return nearKey{}, false
 }
 
-// AddMessage writes the message through to the PageCache and drops this
+// AddMessage writes the message through to the page cache and drops this
 // process's pages, so its author reads it at once from here.
 func (n *NearCache) AddMessage(ctx context.Context, v messageapi.MessageView) error {
 	err := n.pc.AddMessage(ctx, v)
@@ -177,7 +177,7 @@ func (n *NearCache) Live() bool {
 	return n.live
 }
 
-// Run keeps the subscription to the PageCache's announcements until ctx
+// Run keeps the subscription to the page cache's announcements until ctx
 // is done, dropping the pages on each, and holding none while it is not
 // confirmed.
 func (n *NearCache) Run(ctx context.Context) {
@@ -204,7 +204,7 @@ func (n *NearCache) follow(ctx context.Context) (confirmed bool) {
 	if n.own != nil {
 		channels = append(channels, n.own.channel)
 	}
-	ps := n.pc.c.rdb.Subscribe(ctx, channels...)
+	ps := n.pc.c.Redis().Subscribe(ctx, channels...)
 	defer ps.Close()
 	subscribed := map[string]bool{}
 	awaitingPong := false

@@ -1,4 +1,4 @@
-package redis
+package pagecache
 
 import (
 	"bytes"
@@ -16,6 +16,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"messageapi"
+	"messageapi/redis"
 )
 
 // OwnReactionStore is where OwnReactions reads what it does not hold.
@@ -77,7 +78,7 @@ type OwnReactions struct {
 	sender  string // this process, so that it skips its own announcements
 	maxAge  time.Duration
 	max     int
-	queue   *batchQueue[ownChange]
+	queue   *redis.Queue[ownChange]
 	metrics *metrics
 
 	mu     sync.Mutex
@@ -133,11 +134,11 @@ func NewOwnReactions(n *NearCache, store OwnReactionStore, cfg OwnReactionsConfi
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	o := &OwnReactions{
-		near: n, store: store, channel: n.pc.c.tagged("cache", ":own"), sender: hex.EncodeToString(b),
+		near: n, store: store, channel: n.pc.c.Key("cache", ":own"), sender: hex.EncodeToString(b),
 		maxAge: n.maxAge, max: cmp.Or(max(cfg.MaxReactions, 0), DefaultOwnReactions), metrics: n.metrics,
 		copies: map[string]*ownCopy{}, lru: list.New(),
 	}
-	o.queue = newBatchQueue(PublisherConfig{}, o.announce, func(k int) { o.metrics.ownAnnounced.WithLabelValues("dropped").Add(float64(k)) })
+	o.queue = redis.NewQueue(redis.QueueConfig{}, o.announce, func(k int) { o.metrics.ownAnnounced.WithLabelValues("dropped").Add(float64(k)) })
 	n.own = o
 	return o
 }
@@ -369,7 +370,7 @@ func (o *OwnReactions) evict(keep *ownCopy) {
 // returns, whatever it returned, and before answering its client.
 func (o *OwnReactions) Forget(_ context.Context, messageID, userID string) {
 	o.forget(messageID, userID)
-	_ = o.queue.put(ownChange{message: messageID, user: userID})
+	_ = o.queue.Put(ownChange{message: messageID, user: userID})
 }
 
 // forget marks the user's reactions on the message forgotten. o.mu is
@@ -409,7 +410,7 @@ func (o *OwnReactions) announce(ctx context.Context, changes []ownChange) error 
 	for _, ch := range changes {
 		b.WriteString("\n" + ch.message + " " + ch.user)
 	}
-	err := o.near.pc.c.do(func() error { return o.near.pc.c.rdb.Publish(ctx, o.channel, b.String()).Err() })
+	err := o.near.pc.c.Do(func() error { return o.near.pc.c.Redis().Publish(ctx, o.channel, b.String()).Err() })
 	result := "ok"
 	if err != nil {
 		result = "error"
@@ -433,4 +434,4 @@ func (o *OwnReactions) received(m *goredis.Message) {
 
 // Run publishes the announcements of Forget until ctx is done, then
 // what is still queued, for at most drain.
-func (o *OwnReactions) Run(ctx context.Context, drain time.Duration) { o.queue.run(ctx, drain) }
+func (o *OwnReactions) Run(ctx context.Context, drain time.Duration) { o.queue.Run(ctx, drain) }

@@ -1,4 +1,4 @@
-package redis_test
+package pagecache_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 
 	"messageapi"
 	"messageapi/redis"
+	"messageapi/redis/pagecache"
 	"messageapi/redis/redistest"
 )
 
@@ -75,13 +76,13 @@ func encode(t *testing.T, vs []messageapi.MessageView) []messageapi.EncodedView 
 
 // newCache returns a cache of pages pages of 2 on a key prefix of its own,
 // and its client.
-func newCache(t *testing.T, pages int) (*redis.PageCache, *redis.Client) {
+func newCache(t *testing.T, pages int) (*pagecache.Cache, *redis.Client) {
 	t.Helper()
 	c := redistest.NewClient(t)
-	return redis.NewPageCache(c, redis.PageCacheConfig{Pages: pages, PageSize: 2, TTL: time.Minute}), c
+	return pagecache.New(c, pagecache.Config{Pages: pages, PageSize: 2, TTL: time.Minute}), c
 }
 
-func fill(t *testing.T, pc *redis.PageCache, newest []messageapi.MessageView) {
+func fill(t *testing.T, pc *pagecache.Cache, newest []messageapi.MessageView) {
 	t.Helper()
 	ctx := context.Background()
 	token, err := pc.BeginFill(ctx)
@@ -97,7 +98,7 @@ func fill(t *testing.T, pc *redis.PageCache, newest []messageapi.MessageView) {
 	}
 }
 
-func mustPage(t *testing.T, pc *redis.PageCache, offset, count int) ([]messageapi.EncodedView, bool) {
+func mustPage(t *testing.T, pc *pagecache.Cache, offset, count int) ([]messageapi.EncodedView, bool) {
 	t.Helper()
 	vs, hit, err := pc.Page(context.Background(), offset, count)
 	if err != nil {
@@ -159,7 +160,7 @@ func TestPageCacheLostIndexKeyIsAMiss(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	c := redistest.NewClient(t)
-	pc := redis.NewPageCache(c, redis.PageCacheConfig{Pages: 2, PageSize: 2, TTL: time.Minute})
+	pc := pagecache.New(c, pagecache.Config{Pages: 2, PageSize: 2, TTL: time.Minute})
 	fill(t, pc, newestFirst(views(3)))
 	// As under an eviction policy: the index goes, its state stays.
 	if err := c.Redis().Del(ctx, "{"+c.Prefix()+"cache}:latest").Err(); err != nil {
@@ -173,8 +174,8 @@ func TestPageCacheLostIndexKeyIsAMiss(t *testing.T) {
 func TestPageCacheCapacityTravelsWithTheIndex(t *testing.T) {
 	t.Parallel()
 	c := redistest.NewClient(t)
-	small := redis.NewPageCache(c, redis.PageCacheConfig{Pages: 1, PageSize: 2, TTL: time.Minute}) // capacity 3
-	large := redis.NewPageCache(c, redis.PageCacheConfig{Pages: 4, PageSize: 2, TTL: time.Minute}) // capacity 9
+	small := pagecache.New(c, pagecache.Config{Pages: 1, PageSize: 2, TTL: time.Minute}) // capacity 3
+	large := pagecache.New(c, pagecache.Config{Pages: 4, PageSize: 2, TTL: time.Minute}) // capacity 9
 	all := newestFirst(views(10))
 	fill(t, small, all)
 	// The large process must not take the small index for a complete one.

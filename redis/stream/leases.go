@@ -1,4 +1,4 @@
-package redis
+package stream
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"messageapi/redis"
 )
 
 // Leases gives each stream partition one owning worker at a time: a lease,
@@ -28,7 +30,7 @@ type Leases struct {
 // Leases returns the partitions' leases as the worker name holds and
 // seeks them.
 func (s *Stream) Leases(name string) *Leases {
-	return &Leases{s: s, name: name, live: s.c.tagged("workers", "")}
+	return &Leases{s: s, name: name, live: s.c.Key("workers", "")}
 }
 
 // leaseKey is the key of a partition's lease. Its suffix stays ":owner",
@@ -41,8 +43,8 @@ func (o *Leases) leaseKey(partition int) string { return o.s.partitions[partitio
 func (o *Leases) Heartbeat(ctx context.Context, ttl time.Duration) (int, error) {
 	now := time.Now()
 	var alive *goredis.IntCmd
-	err := o.s.c.do(func() error {
-		_, err := o.s.c.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+	err := o.s.c.Do(func() error {
+		_, err := o.s.c.Redis().TxPipelined(ctx, func(p goredis.Pipeliner) error {
 			p.ZAdd(ctx, o.live, goredis.Z{Score: float64(now.UnixMilli()), Member: o.name})
 			p.ZRemRangeByScore(ctx, o.live, "-inf", "("+strconv.FormatInt(now.Add(-ttl).UnixMilli(), 10))
 			alive = p.ZCard(ctx, o.live)
@@ -52,26 +54,26 @@ func (o *Leases) Heartbeat(ctx context.Context, ttl time.Duration) (int, error) 
 		return err
 	})
 	if err != nil {
-		return 0, translate(err, "heartbeat")
+		return 0, redis.Translate(err, "heartbeat")
 	}
 	return int(alive.Val()), nil
 }
 
 // Leave removes this worker from the registry, so peers rebalance at once.
 func (o *Leases) Leave(ctx context.Context) error {
-	return translate(o.s.c.do(func() error { return o.s.c.rdb.ZRem(ctx, o.live, o.name).Err() }), "leave")
+	return redis.Translate(o.s.c.Do(func() error { return o.s.c.Redis().ZRem(ctx, o.live, o.name).Err() }), "leave")
 }
 
 // Acquire takes the lease of a partition for ttl if nobody holds it, and
 // reports whether this worker holds it now.
 func (o *Leases) Acquire(ctx context.Context, partition int, ttl time.Duration) (bool, error) {
 	var ok bool
-	err := o.s.c.do(func() (err error) {
-		ok, err = o.s.c.rdb.SetNX(ctx, o.leaseKey(partition), o.name, ttl).Result()
+	err := o.s.c.Do(func() (err error) {
+		ok, err = o.s.c.Redis().SetNX(ctx, o.leaseKey(partition), o.name, ttl).Result()
 		return err
 	})
 	if err != nil {
-		return false, translate(err, "acquire partition")
+		return false, redis.Translate(err, "acquire partition")
 	}
 	return ok, nil
 }
@@ -97,19 +99,19 @@ return 0
 // whether it still held it.
 func (o *Leases) Renew(ctx context.Context, partition int, ttl time.Duration) (bool, error) {
 	var n int
-	err := o.s.c.do(func() (err error) {
-		n, err = renewScript.Run(ctx, o.s.c.rdb, []string{o.leaseKey(partition)}, o.name, ttl.Milliseconds()).Int()
+	err := o.s.c.Do(func() (err error) {
+		n, err = renewScript.Run(ctx, o.s.c.Redis(), []string{o.leaseKey(partition)}, o.name, ttl.Milliseconds()).Int()
 		return err
 	})
 	if err != nil {
-		return false, translate(err, "renew partition")
+		return false, redis.Translate(err, "renew partition")
 	}
 	return n == 1, nil
 }
 
 // Release gives up this worker's lease of a partition, if it holds it.
 func (o *Leases) Release(ctx context.Context, partition int) error {
-	return translate(o.s.c.do(func() error {
-		return releaseScript.Run(ctx, o.s.c.rdb, []string{o.leaseKey(partition)}, o.name).Err()
+	return redis.Translate(o.s.c.Do(func() error {
+		return releaseScript.Run(ctx, o.s.c.Redis(), []string{o.leaseKey(partition)}, o.name).Err()
 	}), "release partition")
 }

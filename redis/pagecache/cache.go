@@ -1,4 +1,4 @@
-package redis
+package pagecache
 
 import (
 	"cmp"
@@ -14,28 +14,29 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"messageapi"
+	"messageapi/redis"
 )
 
-// Defaults of PageCacheConfig.
+// Defaults of Config.
 const (
-	DefaultCachePages = 50
-	DefaultCacheTTL   = time.Minute
+	DefaultPages = 50
+	DefaultTTL   = time.Minute
 )
 
-// PageCacheConfig configures a PageCache.
-type PageCacheConfig struct {
+// Config configures a Cache.
+type Config struct {
 	// Pages and PageSize give the cached range: the latest Pages*PageSize
-	// messages. Defaults: DefaultCachePages pages of
+	// messages. Defaults: DefaultPages pages of
 	// messageapi.DefaultPageSize.
 	Pages    int
 	PageSize int
 	// TTL bounds how long an index lives before it is rebuilt from
 	// PostgreSQL, and so how long any staleness can last. Default
-	// DefaultCacheTTL.
+	// DefaultTTL.
 	TTL time.Duration
 }
 
-// PageCache caches the latest messages with their views.
+// Cache caches the latest messages with their views.
 //
 // Keys, under the client's prefix:
 //   - cache:latest, a sorted set of the newest message ids. Every member has
@@ -63,8 +64,9 @@ type PageCacheConfig struct {
 // installs a snapshot that lacks a message. A write-through that finds no
 // index adds nothing, so an index that Redis lost (restart) never comes
 // back holding only the messages written since.
-type PageCache struct {
-	c        *Client
+type Cache struct {
+	c        *redis.Client
+	metrics  *metrics
 	capacity int
 	ttl      time.Duration
 	// failures counts writes that failed, after which the index may lack a
@@ -88,29 +90,29 @@ type fillCall struct {
 	err   error
 }
 
-// NewPageCache returns a PageCache on c.
-func NewPageCache(c *Client, cfg PageCacheConfig) *PageCache {
-	cfg.Pages = cmp.Or(max(cfg.Pages, 0), DefaultCachePages)
+// New returns a Cache on c.
+func New(c *redis.Client, cfg Config) *Cache {
+	cfg.Pages = cmp.Or(max(cfg.Pages, 0), DefaultPages)
 	cfg.PageSize = cmp.Or(max(cfg.PageSize, 0), messageapi.DefaultPageSize)
-	cfg.TTL = cmp.Or(max(cfg.TTL, 0), DefaultCacheTTL)
-	return &PageCache{c: c, capacity: cfg.Pages*cfg.PageSize + 1, ttl: cfg.TTL}
+	cfg.TTL = cmp.Or(max(cfg.TTL, 0), DefaultTTL)
+	return &Cache{c: c, metrics: metricSet.Of(c), capacity: cfg.Pages*cfg.PageSize + 1, ttl: cfg.TTL}
 }
 
 // Every key of the cache shares one hash tag, so the scripts, which touch
 // the index, its state and the entries together, run on one slot.
-func (pc *PageCache) indexKey() string          { return pc.c.tagged("cache", ":latest") }
-func (pc *PageCache) stateKey() string          { return pc.c.tagged("cache", ":latest:state") }
-func (pc *PageCache) pendingKey() string        { return pc.c.tagged("cache", ":latest:pending") }
-func (pc *PageCache) entryPrefix() string       { return pc.c.tagged("cache", ":msg:") }
-func (pc *PageCache) entryKey(id string) string { return pc.entryPrefix() + id }
+func (pc *Cache) indexKey() string          { return pc.c.Key("cache", ":latest") }
+func (pc *Cache) stateKey() string          { return pc.c.Key("cache", ":latest:state") }
+func (pc *Cache) pendingKey() string        { return pc.c.Key("cache", ":latest:pending") }
+func (pc *Cache) entryPrefix() string       { return pc.c.Key("cache", ":msg:") }
+func (pc *Cache) entryKey(id string) string { return pc.entryPrefix() + id }
 
 // changesChannel is the pub/sub channel every change of the cache is
 // announced on, for the near caches of API processes (see NearCache).
-func (pc *PageCache) changesChannel() string { return pc.c.tagged("cache", ":changes") }
+func (pc *Cache) changesChannel() string { return pc.c.Key("cache", ":changes") }
 
 // Entries outlive the index that lists them, so a ready index never points
 // at an expired entry in normal operation.
-func (pc *PageCache) entryTTL() int64 { return (2 * pc.ttl).Milliseconds() }
+func (pc *Cache) entryTTL() int64 { return (2 * pc.ttl).Milliseconds() }
 
 // luaHelpers are shared by the scripts that write the index.
 //
@@ -170,7 +172,7 @@ return out
 // rebuilds the index from load (the newest messages up to the capacity)
 // while concurrent ones wait for that rebuild. Everything else, and
 // everything while Redis is unavailable, comes from load.
-func (pc *PageCache) Latest(ctx context.Context, r messageapi.MessageRange, load messageapi.LoadViews) ([]messageapi.EncodedView, error) {
+func (pc *Cache) Latest(ctx context.Context, r messageapi.MessageRange, load messageapi.LoadViews) ([]messageapi.EncodedView, error) {
 	switch {
 	case r.BeforeID != "":
 		if views, hit, err := pc.pageBefore(ctx, r.BeforeID, r.Limit); err == nil && hit {
@@ -210,11 +212,11 @@ func (pc *PageCache) Latest(ctx context.Context, r messageapi.MessageRange, load
 // rebuild was begun by another request of this process. The rebuild runs
 // to its end even when the request that began it gives up, because others
 // wait for it.
-func (pc *PageCache) fill(ctx context.Context, load messageapi.LoadViews) (views []messageapi.EncodedView, joined bool, err error) {
+func (pc *Cache) fill(ctx context.Context, load messageapi.LoadViews) (views []messageapi.EncodedView, joined bool, err error) {
 	pc.fillMu.Lock()
 	if c := pc.filling; c != nil {
 		pc.fillMu.Unlock()
-		pc.c.metrics.fills.WithLabelValues("joined").Inc()
+		pc.metrics.fills.WithLabelValues("joined").Inc()
 		select {
 		case <-c.done:
 			return c.views, true, c.err
@@ -238,7 +240,7 @@ func (pc *PageCache) fill(ctx context.Context, load messageapi.LoadViews) (views
 // newest views, and installs them unless another rebuild or an
 // invalidation came in between. A refused or failed install only means
 // the next read misses too.
-func (pc *PageCache) rebuild(ctx context.Context, load messageapi.LoadViews) ([]messageapi.EncodedView, error) {
+func (pc *Cache) rebuild(ctx context.Context, load messageapi.LoadViews) ([]messageapi.EncodedView, error) {
 	token, err := pc.beginFill(ctx)
 	if err != nil {
 		return nil, nil
@@ -264,7 +266,7 @@ func window(views []messageapi.EncodedView, offset, count int) []messageapi.Enco
 
 // Run drops an index that may lack a message as soon as Redis answers
 // again, rather than when this process next reads a page, until ctx ends.
-func (pc *PageCache) Run(ctx context.Context) {
+func (pc *Cache) Run(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -280,32 +282,32 @@ func (pc *PageCache) Run(ctx context.Context) {
 // page returns up to count views starting at rank offset (0 is the newest
 // message), as the stored JSON. hit is false when the cache cannot answer
 // exactly.
-func (pc *PageCache) page(ctx context.Context, offset, count int) (views []messageapi.EncodedView, hit bool, err error) {
+func (pc *Cache) page(ctx context.Context, offset, count int) (views []messageapi.EncodedView, hit bool, err error) {
 	return pc.read(ctx, "rank", strconv.Itoa(offset), count)
 }
 
 // pageBefore returns up to count views of the messages older than
 // beforeID, newest first.
-func (pc *PageCache) pageBefore(ctx context.Context, beforeID string, count int) (views []messageapi.EncodedView, hit bool, err error) {
+func (pc *Cache) pageBefore(ctx context.Context, beforeID string, count int) (views []messageapi.EncodedView, hit bool, err error) {
 	return pc.read(ctx, "lex", beforeID, count)
 }
 
-func (pc *PageCache) read(ctx context.Context, mode, from string, count int) ([]messageapi.EncodedView, bool, error) {
+func (pc *Cache) read(ctx context.Context, mode, from string, count int) ([]messageapi.EncodedView, bool, error) {
 	if err := pc.heal(ctx); err != nil {
 		return nil, false, err
 	}
 	var res []any
-	err := pc.c.do(func() (err error) {
-		res, err = readScript.Run(ctx, pc.c.rdb, []string{pc.indexKey(), pc.stateKey()},
+	err := pc.c.Do(func() (err error) {
+		res, err = readScript.Run(ctx, pc.c.Redis(), []string{pc.indexKey(), pc.stateKey()},
 			pc.entryPrefix(), mode, from, count).Slice()
 		return err
 	})
 	if err != nil {
-		pc.c.metrics.cache.WithLabelValues("error").Inc()
-		return nil, false, translate(err, "read page")
+		pc.metrics.cache.WithLabelValues("error").Inc()
+		return nil, false, redis.Translate(err, "read page")
 	}
 	if len(res) == 0 || res[0] != int64(1) || len(res)%2 != 1 {
-		pc.c.metrics.cache.WithLabelValues("miss").Inc()
+		pc.metrics.cache.WithLabelValues("miss").Inc()
 		return nil, false, nil
 	}
 	views := make([]messageapi.EncodedView, 0, len(res)/2)
@@ -317,7 +319,7 @@ func (pc *PageCache) read(ctx context.Context, mode, from string, count int) ([]
 		}
 		views = append(views, messageapi.EncodedView{ID: id, JSON: []byte(data)})
 	}
-	pc.c.metrics.cache.WithLabelValues("hit").Inc()
+	pc.metrics.cache.WithLabelValues("hit").Inc()
 	return views, true, nil
 }
 
@@ -349,26 +351,26 @@ return 1
 // at once; a retried create writes the stored view through again. When
 // this fails the index may lack the message, so the cache drops the index
 // as soon as Redis answers again (see Run).
-func (pc *PageCache) AddMessage(ctx context.Context, v messageapi.MessageView) error {
+func (pc *Cache) AddMessage(ctx context.Context, v messageapi.MessageView) error {
 	e, err := v.Encode()
 	if err != nil {
 		return err
 	}
-	err = pc.c.do(func() error {
-		return addScript.Run(ctx, pc.c.rdb,
+	err = pc.c.Do(func() error {
+		return addScript.Run(ctx, pc.c.Redis(),
 			[]string{pc.indexKey(), pc.stateKey(), pc.entryKey(v.ID), pc.pendingKey()},
 			v.ID, v.Version, e.JSON, pc.entryTTL(), pc.entryPrefix(), pc.changesChannel()).Err()
 	})
 	if err != nil {
 		pc.failures.Add(1)
-		return translate(err, "add message")
+		return redis.Translate(err, "add message")
 	}
 	return nil
 }
 
 // heal drops the index if a write-through failed since the last heal.
 // Reads call it first, and Run on a timer.
-func (pc *PageCache) heal(ctx context.Context) error {
+func (pc *Cache) heal(ctx context.Context) error {
 	failures := pc.failures.Load()
 	if failures == pc.healed.Load() {
 		return nil
@@ -381,9 +383,9 @@ func (pc *PageCache) heal(ctx context.Context) error {
 }
 
 // Invalidate drops the index; the next read of a cached page rebuilds it.
-func (pc *PageCache) Invalidate(ctx context.Context) error {
-	return translate(pc.c.do(func() error {
-		_, err := pc.c.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+func (pc *Cache) Invalidate(ctx context.Context) error {
+	return redis.Translate(pc.c.Do(func() error {
+		_, err := pc.c.Redis().Pipelined(ctx, func(p goredis.Pipeliner) error {
 			p.Del(ctx, pc.stateKey(), pc.indexKey(), pc.pendingKey())
 			p.Publish(ctx, pc.changesChannel(), "i")
 			return nil
@@ -395,12 +397,12 @@ func (pc *PageCache) Invalidate(ctx context.Context) error {
 // beginFill starts a rebuild of the index and returns its token. Read the
 // newest capacity views from PostgreSQL after this call, then pass them to
 // completeFill. A rebuild started later takes over from this one.
-func (pc *PageCache) beginFill(ctx context.Context) (string, error) {
+func (pc *Cache) beginFill(ctx context.Context) (string, error) {
 	b := make([]byte, 12)
 	_, _ = rand.Read(b)
 	token := "fill:" + hex.EncodeToString(b) + ":" + strconv.Itoa(pc.capacity)
-	err := pc.c.do(func() error {
-		_, err := pc.c.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+	err := pc.c.Do(func() error {
+		_, err := pc.c.Redis().TxPipelined(ctx, func(p goredis.Pipeliner) error {
 			p.Set(ctx, pc.stateKey(), token, pc.ttl)
 			p.Del(ctx, pc.pendingKey())
 			return nil
@@ -408,8 +410,8 @@ func (pc *PageCache) beginFill(ctx context.Context) (string, error) {
 		return err
 	})
 	if err != nil {
-		pc.c.metrics.fills.WithLabelValues("error").Inc()
-		return "", translate(err, "begin fill")
+		pc.metrics.fills.WithLabelValues("error").Inc()
+		return "", redis.Translate(err, "begin fill")
 	}
 	return token, nil
 }
@@ -439,23 +441,23 @@ return 1
 // beginFill. It is refused (installed is false) when another rebuild or an
 // invalidation came in between. Entries are written by compare-and-set, so
 // a view the projection refreshed meanwhile stays.
-func (pc *PageCache) completeFill(ctx context.Context, token string, views []messageapi.EncodedView) (installed bool, err error) {
+func (pc *Cache) completeFill(ctx context.Context, token string, views []messageapi.EncodedView) (installed bool, err error) {
 	args := make([]any, 0, 6+3*len(views))
 	args = append(args, token, pc.ttl.Milliseconds(), pc.entryTTL(), pc.entryPrefix(), pc.capacity, pc.changesChannel())
 	for _, v := range views {
 		args = append(args, v.ID, v.Version, v.JSON)
 	}
 	var n int
-	err = pc.c.do(func() (err error) {
-		n, err = fillScript.Run(ctx, pc.c.rdb, []string{pc.indexKey(), pc.stateKey(), pc.pendingKey()}, args...).Int()
+	err = pc.c.Do(func() (err error) {
+		n, err = fillScript.Run(ctx, pc.c.Redis(), []string{pc.indexKey(), pc.stateKey(), pc.pendingKey()}, args...).Int()
 		return err
 	})
 	if err != nil {
-		pc.c.metrics.fills.WithLabelValues("error").Inc()
-		return false, translate(err, "complete fill")
+		pc.metrics.fills.WithLabelValues("error").Inc()
+		return false, redis.Translate(err, "complete fill")
 	}
 	result := map[bool]string{true: "installed", false: "refused"}[n == 1]
-	pc.c.metrics.fills.WithLabelValues(result).Inc()
+	pc.metrics.fills.WithLabelValues(result).Inc()
 	return n == 1, nil
 }
 
@@ -489,7 +491,7 @@ return n
 // (see refreshScript), each only over an older version, and reports how
 // many it wrote. After a failure the index is dropped once Redis answers
 // again (see Run), so a process that refreshes views must run Run.
-func (pc *PageCache) RefreshViews(ctx context.Context, views []messageapi.MessageView) (int, error) {
+func (pc *Cache) RefreshViews(ctx context.Context, views []messageapi.MessageView) (int, error) {
 	if len(views) == 0 {
 		return 0, nil
 	}
@@ -507,8 +509,8 @@ func (pc *PageCache) RefreshViews(ctx context.Context, views []messageapi.Messag
 	}
 	args = append(args, pc.changesChannel())
 	var n int
-	err := pc.c.do(func() (err error) {
-		n, err = refreshScript.Run(ctx, pc.c.rdb, keys, args...).Int()
+	err := pc.c.Do(func() (err error) {
+		n, err = refreshScript.Run(ctx, pc.c.Redis(), keys, args...).Int()
 		return err
 	})
 	if err != nil {
@@ -516,7 +518,7 @@ func (pc *PageCache) RefreshViews(ctx context.Context, views []messageapi.Messag
 		// change may find nothing left to fold and never refresh them: drop
 		// the index as soon as Redis answers again, so pages are rebuilt.
 		pc.failures.Add(1)
-		return 0, translate(err, "refresh views")
+		return 0, redis.Translate(err, "refresh views")
 	}
 	return n, nil
 }

@@ -1,4 +1,4 @@
-package redis_test
+package stream_test
 
 import (
 	"context"
@@ -11,14 +11,15 @@ import (
 	"messageapi"
 	"messageapi/redis"
 	"messageapi/redis/redistest"
+	"messageapi/redis/stream"
 )
 
 // newConsumer returns a client on a key prefix of its own, its stream, and
 // the consumer c1 of group g, created.
-func newConsumer(t *testing.T) (*redis.Client, *redis.Stream, *redis.Consumer) {
+func newConsumer(t *testing.T) (*redis.Client, *stream.Stream, *stream.Consumer) {
 	t.Helper()
 	c := redistest.NewClient(t)
-	s := redis.NewStream(c, redis.StreamConfig{Partitions: 1})
+	s := stream.New(c, stream.Config{Partitions: 1})
 	consumer := s.Consumer(0, "g", "c1")
 	if err := consumer.EnsureGroup(context.Background()); err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package redis
+package stream
 
 import (
 	"cmp"
@@ -9,24 +9,26 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 	goredis "github.com/redis/go-redis/v9"
 
 	"messageapi"
+	"messageapi/redis"
 )
 
-// Defaults of StreamConfig.
+// Defaults of Config.
 const (
-	DefaultStreamMaxLen = 1_000_000
-	DefaultPartitions   = 1
-	MaxPartitions       = 1024
+	DefaultMaxLen     = 1_000_000
+	DefaultPartitions = 1
+	MaxPartitions     = 1024
 )
 
-// StreamConfig configures a Stream.
-type StreamConfig struct {
+// Config configures a Stream.
+type Config struct {
 	// MaxLen trims the stream to about this many entries on every append
 	// (MAXLEN ~), each partition to its share (at least 1000). Trimming can drop an entry no worker has read;
 	// the projection's sweeper folds that change from PostgreSQL, so
-	// nothing is lost. Default DefaultStreamMaxLen.
+	// nothing is lost. Default DefaultMaxLen.
 	MaxLen int64
 	// Partitions splits the stream by message: a change goes to partition
 	// PartitionOf(message, Partitions). Each partition is a stream key of
@@ -39,7 +41,8 @@ type StreamConfig struct {
 // Stream is the Redis Stream of reaction changes, split into partitions,
 // each with its consumer group and a dead-letter stream beside it.
 type Stream struct {
-	c          *Client
+	c          *redis.Client
+	appends    *prometheus.CounterVec
 	partitions []partition
 	maxLen     int64
 }
@@ -49,15 +52,15 @@ type partition struct {
 	key, dead string
 }
 
-// NewStream returns the reaction stream on c.
-func NewStream(c *Client, cfg StreamConfig) *Stream {
-	cfg.MaxLen = cmp.Or(max(cfg.MaxLen, 0), DefaultStreamMaxLen)
+// New returns the reaction stream on c.
+func New(c *redis.Client, cfg Config) *Stream {
+	cfg.MaxLen = cmp.Or(max(cfg.MaxLen, 0), DefaultMaxLen)
 	n := min(cmp.Or(max(cfg.Partitions, 0), DefaultPartitions), MaxPartitions)
 	// MaxLen bounds the whole stream: each partition keeps its share.
-	s := &Stream{c: c, maxLen: max(cfg.MaxLen/int64(n), 1000), partitions: make([]partition, n)}
+	s := &Stream{c: c, appends: appendsMetric.Of(c), maxLen: max(cfg.MaxLen/int64(n), 1000), partitions: make([]partition, n)}
 	for i := range s.partitions {
 		group := "reactions:" + strconv.Itoa(i)
-		s.partitions[i] = partition{key: c.tagged(group, ""), dead: c.tagged(group, ":dead")}
+		s.partitions[i] = partition{key: c.Key(group, ""), dead: c.Key(group, ":dead")}
 	}
 	return s
 }
@@ -91,13 +94,13 @@ const (
 
 // Publish appends e to the stream.
 func (s *Stream) Publish(ctx context.Context, e messageapi.ReactionChanged) error {
-	return translate(s.append(ctx, []messageapi.ReactionChanged{e}), "publish")
+	return redis.Translate(s.append(ctx, []messageapi.ReactionChanged{e}), "publish")
 }
 
 // append appends events in one pipelined round trip and counts them.
 func (s *Stream) append(ctx context.Context, events []messageapi.ReactionChanged) error {
-	err := s.c.do(func() error {
-		_, err := s.c.rdb.Pipelined(ctx, func(pipe goredis.Pipeliner) error {
+	err := s.c.Do(func() error {
+		_, err := s.c.Redis().Pipelined(ctx, func(pipe goredis.Pipeliner) error {
 			for _, e := range events {
 				pipe.XAdd(ctx, s.addArgs(e))
 			}
@@ -111,7 +114,7 @@ func (s *Stream) append(ctx context.Context, events []messageapi.ReactionChanged
 
 // countDropped counts events that never reached the stream.
 func (s *Stream) countDropped(n int) {
-	s.c.metrics.publish.WithLabelValues("dropped").Add(float64(n))
+	s.appends.WithLabelValues("dropped").Add(float64(n))
 }
 
 func (s *Stream) addArgs(e messageapi.ReactionChanged) *goredis.XAddArgs {
@@ -133,7 +136,7 @@ func (s *Stream) countAppends(n int, err error) {
 	if err != nil {
 		result = "error"
 	}
-	s.c.metrics.publish.WithLabelValues(result).Add(float64(n))
+	s.appends.WithLabelValues(result).Add(float64(n))
 }
 
 // Consumer is one named consumer of the consumer group of one partition.
@@ -156,9 +159,9 @@ func (s *Stream) Consumer(partition int, group, name string) *Consumer {
 // idempotent, so reading old entries again costs work, never correctness.
 func (c *Consumer) EnsureGroup(ctx context.Context) error {
 	s := c.s
-	err := s.c.do(func() error { return s.c.rdb.XGroupCreateMkStream(ctx, c.key, c.group, "0").Err() })
+	err := s.c.Do(func() error { return s.c.Redis().XGroupCreateMkStream(ctx, c.key, c.group, "0").Err() })
 	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
-		return translate(err, "create group")
+		return redis.Translate(err, "create group")
 	}
 	return nil
 }
@@ -184,21 +187,21 @@ func (c *Consumer) read(ctx context.Context, from string, count int, block time.
 	}
 	var res []goredis.XStream
 	readGroup := func() (err error) {
-		res, err = s.c.rdb.XReadGroup(ctx, args).Result()
+		res, err = s.c.Redis().XReadGroup(ctx, args).Result()
 		return err
 	}
-	err := s.c.do(readGroup)
+	err := s.c.Do(readGroup)
 	if err != nil && strings.HasPrefix(err.Error(), "NOGROUP") {
 		if err := c.EnsureGroup(ctx); err != nil {
 			return nil, err
 		}
-		err = s.c.do(readGroup)
+		err = s.c.Do(readGroup)
 	}
 	if errors.Is(err, goredis.Nil) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, translate(err, "read")
+		return nil, redis.Translate(err, "read")
 	}
 	var entries []messageapi.StreamEntry
 	for _, st := range res {
@@ -243,8 +246,8 @@ func isUUID(s string) bool {
 func (c *Consumer) Claim(ctx context.Context, minIdle time.Duration, count int) ([]messageapi.StreamEntry, error) {
 	s := c.s
 	var msgs []goredis.XMessage
-	err := s.c.do(func() (err error) {
-		msgs, _, err = s.c.rdb.XAutoClaim(ctx, &goredis.XAutoClaimArgs{
+	err := s.c.Do(func() (err error) {
+		msgs, _, err = s.c.Redis().XAutoClaim(ctx, &goredis.XAutoClaimArgs{
 			Stream: c.key, Group: c.group, Consumer: c.name, MinIdle: minIdle, Start: "0", Count: int64(count),
 		}).Result()
 		return err
@@ -253,7 +256,7 @@ func (c *Consumer) Claim(ctx context.Context, minIdle time.Duration, count int) 
 		if strings.HasPrefix(err.Error(), "NOGROUP") {
 			return nil, nil // nothing pending in a group that does not exist yet
 		}
-		return nil, translate(err, "claim")
+		return nil, redis.Translate(err, "claim")
 	}
 	if len(msgs) == 0 {
 		return nil, nil
@@ -261,8 +264,8 @@ func (c *Consumer) Claim(ctx context.Context, minIdle time.Duration, count int) 
 	// Each claimed entry's delivery count, looked up by its own id: a range
 	// query could return other pending entries in between instead.
 	var counts []*goredis.XPendingExtCmd
-	err = s.c.do(func() error {
-		_, err := s.c.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+	err = s.c.Do(func() error {
+		_, err := s.c.Redis().Pipelined(ctx, func(p goredis.Pipeliner) error {
 			counts = counts[:0]
 			for _, m := range msgs {
 				counts = append(counts, p.XPendingExt(ctx, &goredis.XPendingExtArgs{
@@ -274,7 +277,7 @@ func (c *Consumer) Claim(ctx context.Context, minIdle time.Duration, count int) 
 		return err
 	})
 	if err != nil {
-		return nil, translate(err, "claim: pending")
+		return nil, redis.Translate(err, "claim: pending")
 	}
 	deliveries := make(map[string]int64, len(msgs))
 	for _, cmd := range counts {
@@ -296,7 +299,7 @@ func (c *Consumer) Ack(ctx context.Context, ids []string) error {
 		return nil
 	}
 	s := c.s
-	return translate(s.c.do(func() error { return s.c.rdb.XAck(ctx, c.key, c.group, ids...).Err() }), "ack")
+	return redis.Translate(s.c.Do(func() error { return s.c.Redis().XAck(ctx, c.key, c.group, ids...).Err() }), "ack")
 }
 
 // DeadLetter copies entries to the dead-letter stream with the reason,
@@ -310,8 +313,8 @@ func (c *Consumer) DeadLetter(ctx context.Context, entries []messageapi.StreamEn
 	}
 	s := c.s
 	ids := make([]string, len(entries))
-	err := s.c.do(func() error {
-		cmds, err := s.c.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+	err := s.c.Do(func() error {
+		cmds, err := s.c.Redis().Pipelined(ctx, func(p goredis.Pipeliner) error {
 			for i, e := range entries {
 				ids[i] = e.ID
 				p.XAdd(ctx, &goredis.XAddArgs{
@@ -336,24 +339,24 @@ func (c *Consumer) DeadLetter(ctx context.Context, entries []messageapi.StreamEn
 		return nil
 	})
 	if err == nil {
-		err = s.c.do(func() error { return s.c.rdb.XAck(ctx, c.key, c.group, ids...).Err() })
+		err = s.c.Do(func() error { return s.c.Redis().XAck(ctx, c.key, c.group, ids...).Err() })
 	}
-	return translate(err, "dead-letter")
+	return redis.Translate(err, "dead-letter")
 }
 
 // Backlog returns what the consumer's group has still to do.
 func (c *Consumer) Backlog(ctx context.Context) (messageapi.StreamBacklog, error) {
 	s := c.s
 	var groups []goredis.XInfoGroup
-	err := s.c.do(func() (err error) {
-		groups, err = s.c.rdb.XInfoGroups(ctx, c.key).Result()
+	err := s.c.Do(func() (err error) {
+		groups, err = s.c.Redis().XInfoGroups(ctx, c.key).Result()
 		return err
 	})
 	if err != nil {
 		if strings.Contains(err.Error(), "no such key") {
 			return messageapi.StreamBacklog{}, nil
 		}
-		return messageapi.StreamBacklog{}, translate(err, "backlog")
+		return messageapi.StreamBacklog{}, redis.Translate(err, "backlog")
 	}
 	for _, g := range groups {
 		if g.Name == c.group {
@@ -369,19 +372,19 @@ func (c *Consumer) Backlog(ctx context.Context) (messageapi.StreamBacklog, error
 func (c *Consumer) RemoveIdleConsumers(ctx context.Context, idle time.Duration) (int, error) {
 	s := c.s
 	var consumers []goredis.XInfoConsumer
-	err := s.c.do(func() (err error) {
-		consumers, err = s.c.rdb.XInfoConsumers(ctx, c.key, c.group).Result()
+	err := s.c.Do(func() (err error) {
+		consumers, err = s.c.Redis().XInfoConsumers(ctx, c.key, c.group).Result()
 		return err
 	})
 	if err != nil {
-		return 0, translate(err, "list consumers")
+		return 0, redis.Translate(err, "list consumers")
 	}
 	removed := 0
 	for _, other := range consumers {
 		if other.Pending == 0 && other.Idle > idle {
-			err := s.c.do(func() error { return s.c.rdb.XGroupDelConsumer(ctx, c.key, c.group, other.Name).Err() })
+			err := s.c.Do(func() error { return s.c.Redis().XGroupDelConsumer(ctx, c.key, c.group, other.Name).Err() })
 			if err != nil {
-				return removed, translate(err, "remove consumer")
+				return removed, redis.Translate(err, "remove consumer")
 			}
 			removed++
 		}

@@ -1,4 +1,4 @@
-package redis_test
+package pagecache_test
 
 import (
 	"context"
@@ -9,20 +9,21 @@ import (
 
 	"messageapi"
 	"messageapi/redis"
+	"messageapi/redis/pagecache"
 	"messageapi/redis/redistest"
 )
 
 // twoProcesses returns two near caches on one key prefix, each on its own
 // client, as two API processes would have, and waits until both listen.
-func twoProcesses(t *testing.T, maxAge time.Duration) (a, b *redis.NearCache, pcA *redis.PageCache, regA *prometheus.Registry) {
+func twoProcesses(t *testing.T, maxAge time.Duration) (a, b *pagecache.NearCache, pcA *pagecache.Cache, regA *prometheus.Registry) {
 	t.Helper()
 	regA = prometheus.NewRegistry()
 	ca := redistest.Open(t, redis.Config{Registerer: regA})
 	cb := redistest.Open(t, redis.Config{Prefix: ca.Prefix()})
-	cfg := redis.PageCacheConfig{Pages: 3, PageSize: 2, TTL: time.Minute}
-	pcA = redis.NewPageCache(ca, cfg)
-	a = redis.NewNearCache(pcA, redis.NearCacheConfig{MaxAge: maxAge})
-	b = redis.NewNearCache(redis.NewPageCache(cb, cfg), redis.NearCacheConfig{MaxAge: maxAge})
+	cfg := pagecache.Config{Pages: 3, PageSize: 2, TTL: time.Minute}
+	pcA = pagecache.New(ca, cfg)
+	a = pagecache.NewNearCache(pcA, pagecache.NearCacheConfig{MaxAge: maxAge})
+	b = pagecache.NewNearCache(pagecache.New(cb, cfg), pagecache.NearCacheConfig{MaxAge: maxAge})
 	ctx, cancel := context.WithCancel(context.Background())
 	doneA, doneB := make(chan struct{}), make(chan struct{})
 	go func() { defer close(doneA); a.Run(ctx) }()
@@ -77,7 +78,7 @@ func TestNearCacheServesFromMemoryUntilAChange(t *testing.T) {
 	all := views(6)
 	l := &loader{newest: newestFirst(all[:5])}
 	first := messageapi.MessageRange{Limit: 2}
-	read := func(n *redis.NearCache) string {
+	read := func(n *pagecache.NearCache) string {
 		t.Helper()
 		vs, err := n.Latest(ctx, first, l.load)
 		if err != nil {
@@ -117,7 +118,7 @@ func TestNearCacheServesFromMemoryUntilAChange(t *testing.T) {
 	if _, err := pcA.RefreshViews(ctx, []messageapi.MessageView{v}); err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range []*redis.NearCache{a, b} {
+	for _, n := range []*pagecache.NearCache{a, b} {
 		deadline := time.Now().Add(time.Second)
 		for {
 			vs, err := n.Latest(ctx, first, l.load)

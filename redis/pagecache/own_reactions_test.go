@@ -1,4 +1,4 @@
-package redis_test
+package pagecache_test
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"messageapi/postgres"
 	"messageapi/postgres/postgrestest"
 	"messageapi/redis"
+	"messageapi/redis/pagecache"
 	"messageapi/redis/redistest"
 )
 
@@ -43,7 +44,7 @@ func (s *countingStore) MessageReactions(ctx context.Context, id string, limit i
 // ownProcess is one API process's own reactions: its near cache and its
 // copies, on a client of its own.
 type ownProcess struct {
-	own   *redis.OwnReactions
+	own   *pagecache.OwnReactions
 	store *countingStore
 }
 
@@ -81,11 +82,11 @@ func (f *ownFixture) process(t *testing.T, maxAge time.Duration, maxReactions in
 
 // start starts own reactions on store, and waits until their subscription
 // is confirmed.
-func (f *ownFixture) start(t *testing.T, store redis.OwnReactionStore, maxAge time.Duration, maxReactions int) *redis.OwnReactions {
+func (f *ownFixture) start(t *testing.T, store pagecache.OwnReactionStore, maxAge time.Duration, maxReactions int) *pagecache.OwnReactions {
 	t.Helper()
 	c := redistest.Open(t, redis.Config{Prefix: f.prefix})
-	near := redis.NewNearCache(redis.NewPageCache(c, redis.PageCacheConfig{}), redis.NearCacheConfig{MaxAge: maxAge})
-	own := redis.NewOwnReactions(near, store, redis.OwnReactionsConfig{MaxReactions: maxReactions})
+	near := pagecache.NewNearCache(pagecache.New(c, pagecache.Config{}), pagecache.NearCacheConfig{MaxAge: maxAge})
+	own := pagecache.NewOwnReactions(near, store, pagecache.OwnReactionsConfig{MaxReactions: maxReactions})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{}, 2)
 	go func() { near.Run(ctx); done <- struct{}{} }()
@@ -227,7 +228,7 @@ func TestOwnReactionsLoadRacingAChange(t *testing.T) {
 	p := f.process(t, time.Minute, 0)
 	gate := make(chan chan struct{})
 	p.store.gate = gate
-	read := func(o *redis.OwnReactions) <-chan error {
+	read := func(o *pagecache.OwnReactions) <-chan error {
 		done := make(chan error, 1)
 		go func() { _, err := o.OwnReactions(context.Background(), f.ids, "alice"); done <- err }()
 		return done
@@ -360,9 +361,9 @@ func TestOwnReactionsWithoutSubscription(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	near := redis.NewNearCache(redis.NewPageCache(c, redis.PageCacheConfig{}), redis.NearCacheConfig{MaxAge: time.Minute})
+	near := pagecache.NewNearCache(pagecache.New(c, pagecache.Config{}), pagecache.NearCacheConfig{MaxAge: time.Minute})
 	store := &countingStore{ReactionStore: f.reactions}
-	p := &ownProcess{own: redis.NewOwnReactions(near, store, redis.OwnReactionsConfig{}), store: store}
+	p := &ownProcess{own: pagecache.NewOwnReactions(near, store, pagecache.OwnReactionsConfig{}), store: store}
 	for i := range 5 {
 		if got := p.types(t, f.ids, "alice"); got != "[]|[like]" {
 			t.Fatalf("read %d: %s", i, got)

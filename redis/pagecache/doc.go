@@ -1,0 +1,27 @@
+// Package pagecache caches the latest pages of messages, in Redis and in
+// each API process, with readers' own reactions beside them.
+//
+//   - Cache is the page cache in Redis: a sorted set of the newest message
+//     ids and one entry per message with its view. Every write is a version
+//     compare-and-set in Lua; a rebuild from PostgreSQL marks itself in
+//     flight, and the messages written meanwhile are merged into it, so an
+//     installed index never lacks a message. A write that failed drops the
+//     index once Redis answers again. Its keys share the hash tag
+//     {<prefix>cache}.
+//   - NearCache keeps, in one process, the pages it read through the
+//     Cache. Each Lua script that changes the Cache announces it on the
+//     Pub/Sub channel {<prefix>cache}:changes, and every process drops its
+//     pages on the announcement; while the subscription is down nothing is
+//     kept, and no page is served past its maximum age.
+//   - OwnReactions holds, beside the near cache and on its subscription,
+//     every reaction of the messages read most, so that a reader's own
+//     reactions cost no read of PostgreSQL. A reaction write forgets the
+//     writer's reactions on its message at once and announces it on
+//     {<prefix>cache}:own for the other processes.
+//
+// Redis is never the source of truth: every failure is reported as
+// unavailable (see redis.Translate), and callers read PostgreSQL instead.
+// Why each piece is exact, and the staleness bound of each, are in
+// DESIGN.md at the root of the repository ("Reads: three tiers, and how
+// stale each may be").
+package pagecache
