@@ -6,18 +6,24 @@ import (
 	"time"
 )
 
-// MessageNew is the live feed's event of a new message; the reaction
-// changes are ReactionNew, ReactionUpdated and ReactionDeleted.
-const MessageNew = "message.new"
+// The live feed's events of messages: a new message, an edit, a delete.
+// The reaction changes are ReactionNew, ReactionUpdated and
+// ReactionDeleted.
+const (
+	MessageNew     = "message.new"
+	MessageUpdated = "message.updated"
+	MessageDeleted = "message.deleted"
+)
 
-// Event is one event of the live feed: a new message, or a change of a
+// Event is one event of the live feed: a new, edited or deleted message, or a change of a
 // reaction with its message's reaction data as projected by the fold that
 // took the change in. Clients order a message's events by Counts.Version
 // (several changes folded together carry the same counts).
 type Event struct {
 	Type      string `json:"type"`
 	MessageID string `json:"message_id"`
-	// Message is the new message, for message.new.
+	// Message is the message after the event, for message.new,
+	// message.updated and message.deleted.
 	Message *MessageView `json:"message,omitempty"`
 	// Reaction is the reaction after the change (its last state, for a
 	// delete).
@@ -41,6 +47,19 @@ type EventCounts struct {
 // NewMessageEvent returns the event of a new message.
 func NewMessageEvent(v MessageView) Event {
 	return Event{Type: MessageNew, MessageID: v.ID, Message: &v, At: v.CreatedAt}
+}
+
+// MessageChangedEvent returns the event of an edit or a delete, carrying
+// the message as it is after the change.
+func MessageChangedEvent(v MessageView) Event {
+	e := Event{Type: MessageUpdated, MessageID: v.ID, Message: &v, At: v.CreatedAt}
+	if v.UpdatedAt != nil {
+		e.At = *v.UpdatedAt
+	}
+	if v.Deleted() {
+		e.Type = MessageDeleted
+	}
+	return e
 }
 
 // FoldEvents returns the events of a fold's changes, each with the counts

@@ -39,12 +39,32 @@ const (
 	DefaultMaxReactionTypes = 25
 )
 
-// Message is a chat message as written by a user.
+// Message is a chat message as written by a user. UpdatedAt is set once
+// the message was edited (or deleted). A deleted message is a tombstone:
+// DeletedAt is set, Text is empty and it has no reactions, but it keeps its
+// id and so its place in every page.
 type Message struct {
 	ID        string `json:"id"`
 	Text      string `json:"text"`
 	UserID    string `json:"user_id"`
 	CreatedAt Time   `json:"created_at"`
+	UpdatedAt *Time  `json:"updated_at,omitempty"`
+	DeletedAt *Time  `json:"deleted_at,omitempty"`
+}
+
+// Deleted reports whether m is a tombstone.
+func (m Message) Deleted() bool { return m.DeletedAt != nil }
+
+// MessageChange is an edit or a delete of a message by UserID, at At.
+// Text is the new text of an edit, and empty for a delete. AnyAuthor lets
+// the change apply whoever wrote the message (a server's token);
+// otherwise UserID must be its author.
+type MessageChange struct {
+	ID        string
+	UserID    string
+	Text      string
+	At        time.Time
+	AnyAuthor bool
 }
 
 // Reaction is one user's reaction of one type to a message. There is at most

@@ -125,10 +125,17 @@ func (h *CreateMessageHandler) writeThrough(ctx context.Context, v messageapi.Me
 	if err := h.cache.AddMessage(ctx, v); err != nil {
 		h.log.DebugContext(ctx, "cache write-through failed", "message_id", v.ID, "err", err)
 	}
-	if h.feed != nil {
-		if err := h.feed.Publish(ctx, messageapi.NewMessageEvent(v)); err != nil {
-			h.log.DebugContext(ctx, "live feed publish failed", "message_id", v.ID, "err", err)
-		}
+	announce(ctx, h.feed, h.log, messageapi.NewMessageEvent(v))
+}
+
+// announce queues e on feed, when there is one. A failure is logged: live
+// clients see the message when they next read.
+func announce(ctx context.Context, feed MessageFeed, log *slog.Logger, e messageapi.Event) {
+	if feed == nil {
+		return
+	}
+	if err := feed.Publish(ctx, e); err != nil {
+		log.DebugContext(ctx, "live feed publish failed", "message_id", e.MessageID, "err", err)
 	}
 }
 

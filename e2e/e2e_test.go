@@ -564,12 +564,42 @@ func endToEnd(t *testing.T, s *stack) {
 		"reaction_count": 1, "reaction_groups.wow.count": 1, "reaction_groups.like": nil, "reaction_groups.love": nil,
 	})
 
+	// Edit and delete a message: only its author may; a tombstone keeps
+	// its place in the pages, without text or reactions.
+	edited := answered(c.CreateMessageWithResponse(ctx, nil, client.CreateMessageRequest{Text: "to be edited", UserId: client.Ptr("alice")})).want(t, 201).JSON201
+	editedID := edited.Id.String()
+	answered(c.AddReactionWithResponse(ctx, editedID, nil, client.AddReactionRequest{Type: "like", UserId: client.Ptr("bob")})).want(t, 201)
+	expectError(t, s.call(t, http.MethodPatch, "/messages/"+editedID, "application/json", `{"text": "edited", "user_id": "bob"}`), 403, "permission_denied")
+	after := answered(c.EditMessageWithResponse(ctx, editedID, nil, client.EditMessageRequest{Text: "edited", UserId: client.Ptr("alice")})).want(t, 200).JSON200
+	if after.Text != "edited" || after.UpdatedAt == nil || after.CreatedAt != edited.CreatedAt {
+		t.Errorf("the edited message: %+v", after)
+	}
+	want(t, expect(t, s.get(t, "/messages"), 200), map[string]any{"messages.0.id": editedID, "messages.0.text": "edited"})
+	expectError(t, s.call(t, http.MethodPatch, "/messages/"+editedID, "application/json", `{"text": " ", "user_id": "alice"}`), 400, "invalid_argument", "text")
+	expectError(t, s.del(t, "/messages/"+editedID+"?user_id=bob"), 403, "permission_denied")
+	for range 2 { // deleting a tombstone again changes nothing
+		answered(c.DeleteMessageWithResponse(ctx, editedID, &client.DeleteMessageParams{UserId: client.Ptr("alice")})).want(t, 204)
+	}
+	tomb := expect(t, s.get(t, "/messages"), 200)
+	want(t, tomb, map[string]any{"messages.0.id": editedID, "messages.0.text": "", "messages.0.reaction_count": 0, "#messages.0.reactions": 0})
+	if field(tomb.body, "messages.0.deleted_at") == nil {
+		t.Errorf("the tombstone has no deleted_at: %s", tomb.raw)
+	}
+	want(t, expect(t, s.get(t, "/messages/"+editedID+"/reactions"), 200), map[string]any{"#reactions": 0})
+	expectError(t, s.post(t, "/messages/"+editedID+"/reactions", `{"type": "like", "user_id": "bob"}`), 404, "not_found")
+	expectError(t, s.call(t, http.MethodPatch, "/messages/"+editedID, "application/json", `{"text": "back", "user_id": "alice"}`), 404, "not_found")
+
 	// Live events: a stream that resumes from the start of the feed
 	// replays this message's events, then says it is live.
 	eventually(t, 10*time.Second, func() (bool, string) {
 		r := s.send(t, http.MethodGet, "/events?message_id="+unique+"&duration=1s", http.Header{"Last-Event-Id": {"0-0"}}, "")
 		ok := r.status == 200 && r.header.Get("Content-Type") == "text/event-stream" && strings.Contains(r.raw, "event: reaction.new") &&
 			strings.Contains(r.raw, `"type":"wow"`) && strings.Contains(r.raw, "event: ready")
+		return ok, fmt.Sprintf("%d %s", r.status, r.raw)
+	})
+	eventually(t, 10*time.Second, func() (bool, string) {
+		r := s.send(t, http.MethodGet, "/events?message_id="+editedID+"&duration=1s", http.Header{"Last-Event-Id": {"0-0"}}, "")
+		ok := r.status == 200 && strings.Contains(r.raw, "event: message.updated") && strings.Contains(r.raw, "event: message.deleted")
 		return ok, fmt.Sprintf("%d %s", r.status, r.raw)
 	})
 	expectError(t, s.get(t, "/events?message_id=nope"), 400, "invalid_argument", "message_id")
@@ -597,8 +627,8 @@ func endToEnd(t *testing.T, s *stack) {
 		Checked, Rebuilt int
 		Drifted          []string
 	}
-	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &report); err != nil || report.Checked != 22 || report.Rebuilt != 0 || len(report.Drifted) != 0 {
-		t.Errorf("worker reconcile = %s (%v); want 22 checked, nothing rebuilt or drifted", lines[len(lines)-1], err)
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &report); err != nil || report.Checked != 23 || report.Rebuilt != 0 || len(report.Drifted) != 0 {
+		t.Errorf("worker reconcile = %s (%v); want 23 checked, nothing rebuilt or drifted", lines[len(lines)-1], err)
 	}
 	// ...migrate is a no-op on a migrated schema...
 	runOnce(t, "api", s.env, "migrate")

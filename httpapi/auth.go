@@ -43,6 +43,13 @@ func actingUser(r *http.Request, given string) (string, error) {
 	return "", messageapi.Errorf(messageapi.EPERMISSION, "a user token acts only as its own user (its sub): leave user_id out or name that user")
 }
 
+// actsForAnyUser reports whether the request carries a server's token,
+// which may change what any user wrote.
+func actsForAnyUser(r *http.Request) bool {
+	id, ok := identityFrom(r.Context())
+	return ok && id.Server
+}
+
 // isWrite reports whether a request method changes something. OPTIONS
 // and HEAD follow GET.
 func isWrite(method string) bool {

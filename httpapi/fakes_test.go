@@ -84,13 +84,64 @@ func (m *memory) Latest(ctx context.Context, r messageapi.MessageRange, load mes
 
 func (m *memory) AddMessage(context.Context, messageapi.MessageView) error { return nil }
 
+func (m *memory) UpdateMessage(context.Context, messageapi.MessageView) error { return nil }
+
+func (m *memory) EditMessage(ctx context.Context, c messageapi.MessageChange) (messageapi.MessageView, error) {
+	return m.change(c, func(msg *messageapi.Message) error {
+		if msg.Deleted() {
+			return notFound("message")
+		}
+		msg.Text = c.Text
+		return nil
+	})
+}
+
+func (m *memory) DeleteMessage(ctx context.Context, c messageapi.MessageChange) (messageapi.MessageView, error) {
+	return m.change(c, func(msg *messageapi.Message) error {
+		if msg.Deleted() {
+			return nil
+		}
+		msg.Text, msg.DeletedAt = "", &msg.CreatedAt
+		for key := range m.reactions {
+			if key[0] == msg.ID {
+				delete(m.reactions, key)
+			}
+		}
+		return nil
+	})
+}
+
+// change applies an edit or a delete to the message, with its author
+// check. m.mu is not held.
+func (m *memory) change(c messageapi.MessageChange, apply func(*messageapi.Message) error) (messageapi.MessageView, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fail != nil {
+		return messageapi.MessageView{}, m.fail
+	}
+	msg, ok := m.messages[c.ID]
+	switch {
+	case !ok:
+		return messageapi.MessageView{}, notFound("message")
+	case !c.AnyAuthor && msg.UserID != c.UserID:
+		return messageapi.MessageView{}, messageapi.Errorf(messageapi.EPERMISSION, "only the author of a message may change it")
+	}
+	if err := apply(&msg); err != nil {
+		return messageapi.MessageView{}, err
+	}
+	at := messageapi.NewTime(c.At)
+	msg.UpdatedAt = &at
+	m.messages[c.ID] = msg
+	return messageapi.NewMessageView(msg), nil
+}
+
 func (m *memory) PutReaction(_ context.Context, p messageapi.PutReactionParams) (messageapi.PutReactionResult, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.fail != nil {
 		return messageapi.PutReactionResult{}, m.fail
 	}
-	if _, ok := m.messages[p.MessageID]; !ok {
+	if msg, ok := m.messages[p.MessageID]; !ok || msg.Deleted() {
 		return messageapi.PutReactionResult{}, notFound("message")
 	}
 	key := [3]string{p.MessageID, p.UserID, p.Type}

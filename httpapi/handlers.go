@@ -78,6 +78,42 @@ func (s *Server) handleGetMessage(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, r, http.StatusOK, v)
 }
 
+func (s *Server) handleEditMessage(w http.ResponseWriter, r *http.Request) {
+	var cmd command.EditMessage
+	if err := decodeWrite(w, r, &cmd, &cmd.UserID); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	cmd.ID, cmd.AnyAuthor = pathParam(r, "id"), actsForAnyUser(r)
+	v, err := s.ChangeMessage.Edit(r.Context(), cmd)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, r, http.StatusOK, v)
+}
+
+func (s *Server) handleDeleteMessage(w http.ResponseWriter, r *http.Request) {
+	params, err := queryParams(r, "user_id")
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	cmd := command.DeleteMessage{ID: pathParam(r, "id"), AnyAuthor: actsForAnyUser(r)}
+	if err = params.err(); err == nil {
+		cmd.UserID, err = actingUser(r, deref(params.str("user_id")))
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if err := s.ChangeMessage.Delete(r.Context(), cmd); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
 func (s *Server) handleAddReaction(w http.ResponseWriter, r *http.Request) {
 	var cmd command.AddReaction
 	if err := decodeWrite(w, r, &cmd, &cmd.UserID); err != nil {
@@ -104,12 +140,8 @@ func (s *Server) handleRemoveReaction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cmd := command.RemoveReaction{MessageID: pathParam(r, "id"), Type: pathParam(r, "type")}
-	if userID := params.str("user_id"); userID != nil {
-		cmd.UserID = *userID
-	}
-	err = params.err()
-	if err == nil {
-		cmd.UserID, err = actingUser(r, cmd.UserID)
+	if err = params.err(); err == nil {
+		cmd.UserID, err = actingUser(r, deref(params.str("user_id")))
 	}
 	if err != nil {
 		writeError(w, r, err)
@@ -164,6 +196,14 @@ func readerUser(r *http.Request, params *params) (*string, error) {
 		return nil, err
 	}
 	return &user, nil
+}
+
+// deref returns *s, or "" when s is nil.
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 // pathParam returns a path segment captured by the route, decoded: a

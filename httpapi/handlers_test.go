@@ -50,6 +50,7 @@ func newFastAPI(t *testing.T, edit ...func(*httpapi.Config)) *fastAPI {
 	go func() { hub.Run(ctx); close(done) }()
 	srv, err := httpapi.New(httpapi.UseCases{
 		CreateMessage:  command.NewCreateMessageHandler(store, store, log).AnnounceTo(feed),
+		ChangeMessage:  command.NewChangeMessageHandler(store, store, log).AnnounceTo(feed),
 		AddReaction:    command.NewAddReactionHandler(store, store, log, command.AddReactionConfig{}),
 		RemoveReaction: command.NewRemoveReactionHandler(store, store, log),
 		ListMessages:   query.NewListMessagesHandler(store, store, store, query.ListMessagesConfig{}),
@@ -155,6 +156,48 @@ func TestFastMessagesAndReactions(t *testing.T) {
 	api.want(api.do("POST", "/messages/"+unknown+"/reactions", `{"type":"like","user_id":"bob"}`), 404, "not_found")
 	api.want(api.do("GET", "/nowhere", ""), 404, "not_found")
 	api.want(api.do("PUT", "/messages", ""), 405, "method_not_allowed")
+}
+
+func TestFastEditAndDelete(t *testing.T) {
+	t.Parallel()
+	api := newFastAPI(t)
+	id, _ := api.want(api.do("POST", "/messages", `{"text":"hello","user_id":"alice"}`), 201, "").body["id"].(string)
+	api.want(api.do("POST", "/messages/"+id+"/reactions", `{"type":"like","user_id":"bob"}`), 201, "")
+
+	api.want(api.do("PATCH", "/messages/"+id, `{"text":"mine","user_id":"bob"}`), 403, "permission_denied")
+	api.want(api.do("PATCH", "/messages/"+id, `{"text":" ","user_id":"alice"}`), 400, "invalid_argument")
+	api.want(api.do("PATCH", "/messages/"+id, `{"user_id":"alice"}`), 400, "invalid_argument")
+	edited := api.want(api.do("PATCH", "/messages/"+id, `{"text":"hello, all","user_id":"alice"}`), 200, "")
+	if edited.body["text"] != "hello, all" || edited.body["updated_at"] == nil {
+		t.Errorf("PATCH = %v", edited.body)
+	}
+	if got := api.store.messages[id].Text; got != "hello, all" {
+		t.Errorf("stored text = %q after the edit", got)
+	}
+
+	api.want(api.do("DELETE", "/messages/"+id+"?user_id=bob", ""), 403, "permission_denied")
+	api.want(api.do("DELETE", "/messages/"+id, ""), 400, "invalid_argument")
+	for range 2 { // a second delete changes nothing, and succeeds
+		if got := api.do("DELETE", "/messages/"+id+"?user_id=alice", ""); got.status != 204 {
+			t.Fatalf("DELETE = %d %v", got.status, got.body)
+		}
+	}
+	tomb := api.want(api.do("GET", "/messages/"+id, ""), 200, "")
+	if tomb.body["deleted_at"] == nil || tomb.body["text"] != "" {
+		t.Errorf("the tombstone = %v", tomb.body)
+	}
+	api.want(api.do("POST", "/messages/"+id+"/reactions", `{"type":"like","user_id":"bob"}`), 404, "not_found")
+	api.want(api.do("PATCH", "/messages/"+id, `{"text":"back","user_id":"alice"}`), 404, "not_found")
+	api.want(api.do("PATCH", "/messages/0192f0a4-8a4b-7cc1-9e8a-5a3b1c2d3e4f", `{"text":"x","user_id":"alice"}`), 404, "not_found")
+
+	var types []string
+	entries, _ := api.feed.after("")
+	for _, e := range entries {
+		types = append(types, e.Type)
+	}
+	if want := "message.new message.updated message.deleted message.deleted"; strings.Join(types, " ") != want {
+		t.Errorf("live events = %v, want %s", types, want)
+	}
 }
 
 func TestFastBadInputChangesNothing(t *testing.T) {

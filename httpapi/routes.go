@@ -21,6 +21,7 @@ import (
 // one command or query, encode.
 type UseCases struct {
 	CreateMessage  *command.CreateMessageHandler
+	ChangeMessage  *command.ChangeMessageHandler
 	AddReaction    *command.AddReactionHandler
 	RemoveReaction *command.RemoveReactionHandler
 	ListMessages   *query.ListMessagesHandler
@@ -96,6 +97,8 @@ func (s *Server) Handler(cfg Config) http.Handler {
 		r.Get("/messages", s.handleListMessages)
 		r.Post("/messages", s.handleCreateMessage)
 		r.Get("/messages/{id}", s.handleGetMessage)
+		r.Patch("/messages/{id}", s.handleEditMessage)
+		r.Delete("/messages/{id}", s.handleDeleteMessage)
 		r.Post("/messages/{id}/reactions", s.handleAddReaction)
 		r.Get("/messages/{id}/reactions", s.handleListReactions)
 		r.Delete("/messages/{id}/reactions/{type}", s.handleRemoveReaction)

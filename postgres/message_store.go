@@ -43,17 +43,114 @@ func (s *MessageStore) CreateMessage(ctx context.Context, m messageapi.Message) 
 
 // viewColumns selects what scanView reads, from messages m joined to
 // message_views v.
-const viewColumns = `m.id::text, m.text, m.user_id, m.created_at,
+const viewColumns = `m.id::text, m.text, m.user_id, m.created_at, m.updated_at, m.deleted_at,
 	v.reaction_count, v.reaction_groups, v.latest_reactions, v.version`
 
 func scanView(row pgx.Row) (messageapi.MessageView, error) {
 	var v messageapi.MessageView
 	var created time.Time
+	var updated, deleted *time.Time
 	var groups map[string]messageapi.ReactionGroup
-	err := row.Scan(&v.ID, &v.Text, &v.UserID, &created, &v.ReactionCount, &groups, &v.Reactions, &v.Version)
+	err := row.Scan(&v.ID, &v.Text, &v.UserID, &created, &updated, &deleted, &v.ReactionCount, &groups, &v.Reactions, &v.Version)
 	v.CreatedAt = messageapi.NewTime(created)
+	v.UpdatedAt, v.DeletedAt = optionalTime(updated), optionalTime(deleted)
 	v.SetGroups(groups)
 	return v, err
+}
+
+func optionalTime(t *time.Time) *messageapi.Time {
+	if t == nil {
+		return nil
+	}
+	at := messageapi.NewTime(*t)
+	return &at
+}
+
+// EditMessage sets the text of a message that is not deleted, and raises
+// its view's version in the same transaction, so that caches take the
+// returned view over any they hold. It returns a not-found error for an
+// unknown or deleted message, and a permission error when c.UserID is not
+// the author and c.AnyAuthor is not set.
+//
+// The message row is locked for no-key update, which reaction writes
+// (for key share) do not wait for.
+func (s *MessageStore) EditMessage(ctx context.Context, c messageapi.MessageChange) (messageapi.MessageView, error) {
+	return s.change(ctx, c, "edit message", false, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `update messages set text = $2, updated_at = $3 where id = $1`, c.ID, c.Text, c.At)
+		return err
+	})
+}
+
+// DeleteMessage makes a message a tombstone: it empties its text, sets
+// deleted_at, removes its reactions and empties its view, in one
+// transaction. It returns the tombstone, also when the message was deleted
+// already; errors as EditMessage.
+//
+// The message row is locked for update, so the delete waits for the
+// reaction writes in progress on the message, and every later one waits
+// for the delete and then finds the message deleted (put_reaction). The
+// reactions are locked in id order before the view, as every fold and
+// rebuild locks them, so none of those can deadlock with a delete. Once
+// the reactions are gone and the view is empty, no fold, sweep or rebuild
+// has anything of the message left to count, whatever stream entries of
+// its reactions are still to come.
+func (s *MessageStore) DeleteMessage(ctx context.Context, c messageapi.MessageChange) (messageapi.MessageView, error) {
+	return s.change(ctx, c, "delete message", true, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		b.Queue(`select from reactions where message_id = $1 order by id for update`, c.ID)
+		b.Queue(`select from message_views where message_id = $1 for update`, c.ID)
+		b.Queue(`delete from reactions where message_id = $1`, c.ID)
+		b.Queue(`update messages set text = '', updated_at = $2, deleted_at = $2 where id = $1`, c.ID, c.At)
+		b.Queue(`
+			update message_views set reaction_count = 0, reaction_counts = '{}', reaction_scores = '{}',
+				reaction_groups = '{}', latest_reactions = '[]'
+			where message_id = $1`, c.ID)
+		return tx.SendBatch(ctx, b).Close()
+	})
+}
+
+// change runs an edit or, when deleting, a delete: it locks the message,
+// checks that it exists, is not deleted (a delete of a tombstone changes
+// nothing) and may be changed by c.UserID, runs write, raises the view's
+// version and returns the view as the transaction leaves it.
+func (s *MessageStore) change(ctx context.Context, c messageapi.MessageChange, op string, deleting bool, write func(pgx.Tx) error) (messageapi.MessageView, error) {
+	ctx, cancel := s.db.withTimeout(ctx)
+	defer cancel()
+	lock := "for no key update"
+	if deleting {
+		lock = "for update"
+	}
+	var v messageapi.MessageView
+	err := pgx.BeginFunc(ctx, s.db.pool, func(tx pgx.Tx) error {
+		var author string
+		var deleted bool
+		err := tx.QueryRow(ctx, `select user_id, deleted_at is not null from messages where id = $1 `+lock, c.ID).Scan(&author, &deleted)
+		switch {
+		case isNoRows(err):
+			return messageapi.Errorf(messageapi.ENOTFOUND, "message not found")
+		case err != nil:
+			return err
+		case !c.AnyAuthor && author != c.UserID:
+			return messageapi.Errorf(messageapi.EPERMISSION, "only the author of a message may change it")
+		case deleted && deleting:
+			// Deleting a tombstone again: nothing to do.
+		case deleted:
+			return messageapi.Errorf(messageapi.ENOTFOUND, "message not found")
+		default:
+			if err := write(tx); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `update message_views set version = version + 1 where message_id = $1`, c.ID); err != nil {
+				return err
+			}
+		}
+		v, err = scanView(tx.QueryRow(ctx, `
+			select `+viewColumns+`
+			from messages m join message_views v on v.message_id = m.id
+			where m.id = $1`, c.ID))
+		return err
+	})
+	return v, translate(err, op)
 }
 
 // GetMessage returns the message with its view, or a not-found error.

@@ -212,23 +212,51 @@ func writeFold(ctx context.Context, tx pgx.Tx, f messageapi.Fold, locked []messa
 
 // lockViews locks and reads the views of messageIDs, which must be sorted;
 // with skipLocked it leaves out the views another transaction holds.
+//
+// The views are read by a second statement, after the first has locked
+// them: an edit or a delete changes the message and raises its view's
+// version in one transaction, so a read under the lock sees both or
+// neither. One statement that locked and read at once would, after
+// waiting for such a change, see the view's new version (a locked row is
+// re-read) beside the message's old text, and a cache would keep that
+// old text under the newer version.
 func lockViews(ctx context.Context, tx pgx.Tx, messageIDs []string, skipLocked bool) ([]messageapi.MessageView, error) {
-	lock := "for update of v"
+	lock := "for update"
 	if skipLocked {
 		lock += " skip locked"
 	}
-	rows, err := tx.Query(ctx, `
+	var locked []string
+	var views []messageapi.MessageView
+	b := &pgx.Batch{}
+	b.Queue(`
+		select message_id::text from message_views
+		where message_id = any($1::uuid[])
+		order by message_id
+		`+lock, messageIDs).Query(func(rows pgx.Rows) (err error) {
+		locked, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	b.Queue(`
 		select `+viewColumns+`
 		from message_views v join messages m on m.id = v.message_id
 		where v.message_id = any($1::uuid[])
-		order by v.message_id
-		`+lock, messageIDs)
-	if err != nil {
+		order by v.message_id`, messageIDs).Query(func(rows pgx.Rows) (err error) {
+		views, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (messageapi.MessageView, error) {
+			return scanView(row)
+		})
+		return err
+	})
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("lock views: %w", err)
 	}
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (messageapi.MessageView, error) {
-		return scanView(row)
-	})
+	// Both lists are in message order, and locked is a subset of views.
+	kept := views[:0]
+	for _, v := range views {
+		if len(locked) > 0 && locked[0] == v.ID {
+			kept, locked = append(kept, v), locked[1:]
+		}
+	}
+	return kept, nil
 }
 
 // reread sets what a view holds that is not a delta, in one round trip:

@@ -64,6 +64,7 @@ func (a *app) background(grace time.Duration) []daemon.Component {
 type pages interface {
 	query.PageCache
 	command.MessageCache
+	command.ChangedMessageCache
 }
 
 // newApp wires the use cases: the commands on the write pool db, the
@@ -84,9 +85,11 @@ func newApp(cfg config, db, readDB *postgres.DB, rc *redis.Client, log *slog.Log
 	pages, ownReader := a.nearCaches(cfg, readReactions)
 	addReaction := command.NewAddReactionHandler(reactions, a.publisher, log, command.AddReactionConfig{MaxTypes: cmp.Or(cfg.maxReactionTypes, -1)})
 	removeReaction := command.NewRemoveReactionHandler(reactions, a.publisher, log)
+	changeMessage := command.NewChangeMessageHandler(messages, pages, log).AnnounceTo(a.feed)
 	if a.own != nil {
 		addReaction.ForgetIn(a.own)
 		removeReaction.ForgetIn(a.own)
+		changeMessage.ForgetIn(a.own)
 	}
 	hubCfg := cfg.sse
 	hubCfg.WriteTimeout = cfg.requestTimeout
@@ -94,6 +97,7 @@ func newApp(cfg config, db, readDB *postgres.DB, rc *redis.Client, log *slog.Log
 	var err error
 	a.server, err = httpapi.New(httpapi.UseCases{
 		CreateMessage:  command.NewCreateMessageHandler(messages, pages, log).AnnounceTo(a.feed),
+		ChangeMessage:  changeMessage,
 		AddReaction:    addReaction,
 		RemoveReaction: removeReaction,
 		ListMessages:   query.NewListMessagesHandler(readMessages, ownReader, pages, query.ListMessagesConfig{HeavyReads: cfg.heavyReads}),

@@ -92,7 +92,7 @@ func TestCheckerAcceptsWhatTheDocumentDescribes(t *testing.T) {
 		"a method not allowed": {"PATCH", "/messages", "", "",
 			405, jsonHeaders("Allow", "GET, HEAD, POST, OPTIONS"), `{"error":"no","code":"method_not_allowed"}`},
 		"OPTIONS": {"OPTIONS", "/messages/" + id, "", "",
-			204, headers("Allow", "GET, HEAD, OPTIONS"), ""},
+			204, headers("Allow", "GET, HEAD, PATCH, DELETE, OPTIONS"), ""},
 		"HEAD": {"HEAD", "/messages/" + id, "", "",
 			200, jsonHeaders(), ""},
 		"HEAD where only DELETE is": {"HEAD", "/messages/" + id + "/reactions/like", "", "",

@@ -487,6 +487,13 @@ redis.call('PUBLISH', ARGV[#ARGV], 'v')
 return n
 `)
 
+// UpdateMessage writes the view of an edited or deleted message to the
+// cache where it keeps it, over any older version; see RefreshViews.
+func (pc *Cache) UpdateMessage(ctx context.Context, v messageapi.MessageView) error {
+	_, err := pc.RefreshViews(ctx, []messageapi.MessageView{v})
+	return err
+}
+
 // RefreshViews writes the given views to the cache where it keeps them
 // (see refreshScript), each only over an older version, and reports how
 // many it wrote. After a failure the index is dropped once Redis answers

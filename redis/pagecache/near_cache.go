@@ -146,6 +146,15 @@ func (n *NearCache) AddMessage(ctx context.Context, v messageapi.MessageView) er
 	return err
 }
 
+// UpdateMessage writes the changed message to the page cache and drops
+// this process's pages, so its client reads the change at once from here;
+// the page cache announces it to the other processes.
+func (n *NearCache) UpdateMessage(ctx context.Context, v messageapi.MessageView) error {
+	err := n.pc.UpdateMessage(ctx, v)
+	n.dropPages()
+	return err
+}
+
 // dropPages forgets every page.
 func (n *NearCache) dropPages() {
 	n.mu.Lock()

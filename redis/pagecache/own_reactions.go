@@ -325,6 +325,8 @@ func (o *OwnReactions) load(c *ownCopy, gen uint64) {
 		o.metrics.ownLoads.WithLabelValues("error").Inc()
 		c.reads = 0
 		return
+	case pending[everyUser]:
+		return // the message was deleted meanwhile: the load may predate it
 	case n > limit:
 		o.metrics.ownLoads.WithLabelValues("too_many").Inc()
 		o.drop(c)
@@ -373,8 +375,20 @@ func (o *OwnReactions) Forget(_ context.Context, messageID, userID string) {
 	_ = o.queue.Put(ownChange{message: messageID, user: userID})
 }
 
-// forget marks the user's reactions on the message forgotten. o.mu is
-// not held.
+// ForgetMessage tells o that every reaction on the message changed (it
+// was deleted): it drops the message's copy at once and announces it to
+// the other processes.
+func (o *OwnReactions) ForgetMessage(_ context.Context, messageID string) {
+	o.forget(messageID, everyUser)
+	_ = o.queue.Put(ownChange{message: messageID, user: everyUser})
+}
+
+// everyUser stands for all users of a message in forget and in
+// announcements; no user id holds a "*".
+const everyUser = "*"
+
+// forget marks the user's reactions on the message forgotten, or, for
+// everyUser, drops the message's copy. o.mu is not held.
 func (o *OwnReactions) forget(messageID, userID string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -385,7 +399,11 @@ func (o *OwnReactions) forget(messageID, userID string) {
 	if c.loading {
 		c.pending[userID] = true
 	}
-	if c.ready {
+	switch {
+	case userID == everyUser:
+		o.drop(c)
+		o.metrics.ownHeld.Set(float64(o.held))
+	case c.ready:
 		c.seq++
 		c.dirty[userID] = c.seq
 	}

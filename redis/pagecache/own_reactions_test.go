@@ -373,3 +373,36 @@ func TestOwnReactionsWithoutSubscription(t *testing.T) {
 		t.Errorf("%d store reads and %d loads; want 5 and none", n, store.loads.Load())
 	}
 }
+
+// TestOwnReactionsForgetADeletedMessage: a delete removes every reaction of
+// the message. The deleting process drops its copy at once, another one
+// as soon as the announcement arrives, and neither serves a reaction of
+// the tombstone again.
+func TestOwnReactionsForgetADeletedMessage(t *testing.T) {
+	t.Parallel()
+	f := newOwnFixture(t, 2)
+	f.put(t, f.ids[0], "alice", "like")
+	f.put(t, f.ids[1], "alice", "love")
+	a, b := f.process(t, time.Minute, 0), f.process(t, time.Minute, 0)
+	a.copyOf(t, f.ids)
+	b.copyOf(t, f.ids)
+
+	if _, err := postgres.NewMessageStore(f.db).DeleteMessage(context.Background(), messageapi.MessageChange{
+		ID: f.ids[0], UserID: "u", At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	a.own.ForgetMessage(context.Background(), f.ids[0])
+	if got := a.types(t, f.ids, "alice"); got != "[]|[love]" {
+		t.Errorf("alice on the deleting process right after the delete: %s", got)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for b.types(t, f.ids, "alice") != "[]|[love]" {
+		if time.Now().After(deadline) {
+			t.Fatalf("b still serves %s two seconds after the announcement", b.types(t, f.ids, "alice"))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if !b.own.Copied(f.ids[1]) {
+		t.Error("the copy of the other message went with the deleted one")
+	}
+}
