@@ -148,11 +148,19 @@ func TestReadPlansStayBoundedOnAHotMessage(t *testing.T) {
 	// common types from as many users, what a load test's posts leave, and
 	// a rare type.
 	grow := func(hot string) {
-		if _, err := pool.Exec(ctx, `
+		// The bulk insert is set-up, not a query under test: it may take
+		// longer than the pool's statement timeout on a busy machine.
+		if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `set local statement_timeout = 0`); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, `
 			insert into reactions (id, message_id, user_id, type, score, created_at, updated_at)
 			select gen_random_uuid(), $1, 'fan-' || i, (array['like', 'love', 'clap'])[1 + i % 3], 1 + i % 50,
 				now() - make_interval(secs => i), now() - make_interval(secs => i)
-			from generate_series(1, 30000) i`, hot); err != nil {
+			from generate_series(1, 30000) i`, hot)
+			return err
+		}); err != nil {
 			t.Fatal(err)
 		}
 		for _, typ := range []string{"wow", "like", "love"} {
