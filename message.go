@@ -19,6 +19,11 @@ const (
 	MaxUserIDLength = 128
 	// MaxReactionTypeLength is the maximum length of a reaction type.
 	MaxReactionTypeLength = 30
+	// MaxChannelIDLength is the maximum length of a channel id.
+	MaxChannelIDLength = 64
+	// DefaultChannel is the channel of the routes that name none
+	// (/messages).
+	DefaultChannel = "default"
 	// MinScore and MaxScore bound a reaction's score (a user's claps).
 	MinScore = 1
 	MaxScore = 1_000_000
@@ -39,12 +44,13 @@ const (
 	DefaultMaxReactionTypes = 25
 )
 
-// Message is a chat message as written by a user. UpdatedAt is set once
+// Message is a chat message as written by a user, in a channel. UpdatedAt is set once
 // the message was edited (or deleted). A deleted message is a tombstone:
 // DeletedAt is set, Text is empty and it has no reactions, but it keeps its
 // id and so its place in every page.
 type Message struct {
 	ID        string `json:"id"`
+	ChannelID string `json:"channel_id"`
 	Text      string `json:"text"`
 	UserID    string `json:"user_id"`
 	CreatedAt Time   `json:"created_at"`
@@ -204,6 +210,7 @@ var (
 	TextRule         = fmt.Sprintf("must be 1 to %d characters, not only white space or invisible characters, without NUL", MaxTextLength)
 	UserIDRule       = fmt.Sprintf("must be 1 to %d characters of A-Z a-z 0-9 _ . @ -", MaxUserIDLength)
 	ReactionTypeRule = fmt.Sprintf("must be 1 to %d characters of a-z 0-9 _ + -", MaxReactionTypeLength)
+	ChannelIDRule    = fmt.Sprintf("must be 1 to %d characters of A-Z a-z 0-9 _ -", MaxChannelIDLength)
 	ScoreRule        = fmt.Sprintf("must be an integer from %d to %d", MinScore, MaxScore)
 	LimitRule        = fmt.Sprintf("must be an integer from 1 to %d", MaxPageSize)
 	PageRule         = "must be an integer of at least 1"
@@ -270,6 +277,24 @@ func ValidUserID(s string) bool {
 	return true
 }
 
+// ValidChannelID reports whether s is a channel id: 1 to
+// MaxChannelIDLength of [A-Za-z0-9_-].
+func ValidChannelID(s string) bool {
+	if len(s) == 0 || len(s) > MaxChannelIDLength {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 // ValidReactionType reports whether s is a reaction type: 1 to
 // MaxReactionTypeLength of [a-z0-9_+-].
 func ValidReactionType(s string) bool {
@@ -307,13 +332,15 @@ const (
 	MaxClientIDLead = 5 * time.Second
 )
 
-// MessageRange selects up to Limit messages, always listed newest first:
+// MessageRange selects up to Limit messages of one channel (ChannelID;
+// empty is DefaultChannel), always listed newest first:
 //   - with BeforeID, the newest of those older than it (a cursor);
 //   - with AtOrBeforeID, that message and the newest of those older;
 //   - with AfterID, the oldest of those newer than it (a newer-direction
 //     cursor: the next messages toward the present);
 //   - otherwise the newest from Offset (a page number).
 type MessageRange struct {
+	ChannelID    string
 	BeforeID     string
 	AtOrBeforeID string
 	AfterID      string
@@ -325,6 +352,14 @@ type MessageRange struct {
 // only kind a cache of the latest messages can hold by rank.
 func (r MessageRange) Latest() bool {
 	return r.BeforeID == "" && r.AtOrBeforeID == "" && r.AfterID == ""
+}
+
+// Channel returns the channel of r.
+func (r MessageRange) Channel() string {
+	if r.ChannelID == "" {
+		return DefaultChannel
+	}
+	return r.ChannelID
 }
 
 // LoadViews reads the views of a range of messages from the read model,

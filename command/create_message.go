@@ -1,6 +1,7 @@
 package command
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"log/slog"
@@ -33,12 +34,14 @@ type MessageFeed interface {
 	Publish(ctx context.Context, e messageapi.Event) error
 }
 
-// CreateMessage posts a message. ID is optional: a client that sets it can
+// CreateMessage posts a message to a channel (from the path; empty is
+// messageapi.DefaultChannel). ID is optional: a client that sets it can
 // retry safely, because the same id with the same content is recognised.
 type CreateMessage struct {
-	ID     string `json:"id" validate:"omitempty,uuidv7"`
-	Text   string `json:"text" validate:"required,text"`
-	UserID string `json:"user_id" validate:"required,user_id"`
+	ChannelID string `json:"-" field:"channel_id" validate:"omitempty,channel_id"`
+	ID        string `json:"id" validate:"omitempty,uuidv7"`
+	Text      string `json:"text" validate:"required,text"`
+	UserID    string `json:"user_id" validate:"required,user_id"`
 }
 
 // validate checks every field and returns the message's id: the client's,
@@ -78,7 +81,8 @@ func (h *CreateMessageHandler) AnnounceTo(feed MessageFeed) *CreateMessageHandle
 
 // Handle stores the message and returns it with created == true, or, for a
 // retry of a message that exists with the same content, the stored message
-// with created == false. The same id with other content is a conflict.
+// with created == false. The same id with other content, or in another
+// channel, is a conflict.
 //
 // created_at is the time inside the UUIDv7 id, so id order and created_at
 // order never disagree. A client-supplied id must therefore be at most
@@ -92,6 +96,7 @@ func (h *CreateMessageHandler) Handle(ctx context.Context, cmd CreateMessage) (m
 	}
 	m := messageapi.Message{
 		ID:        id.String(),
+		ChannelID: cmp.Or(cmd.ChannelID, messageapi.DefaultChannel),
 		Text:      cmd.Text,
 		UserID:    cmd.UserID,
 		CreatedAt: messageapi.NewTime(idTime(id)),
@@ -149,7 +154,7 @@ func (h *CreateMessageHandler) existing(ctx context.Context, m messageapi.Messag
 		return messageapi.MessageView{}, false, ifMissing
 	case err != nil:
 		return messageapi.MessageView{}, false, err
-	case v.Text != m.Text || v.UserID != m.UserID:
+	case v.Text != m.Text || v.UserID != m.UserID || v.ChannelID != m.ChannelID:
 		return messageapi.MessageView{}, false, messageapi.Errorf(messageapi.ECONFLICT,
 			"a different message with id %s exists", m.ID)
 	}

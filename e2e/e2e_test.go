@@ -589,6 +589,21 @@ func endToEnd(t *testing.T, s *stack) {
 	expectError(t, s.post(t, "/messages/"+editedID+"/reactions", `{"type": "like", "user_id": "bob"}`), 404, "not_found")
 	expectError(t, s.call(t, http.MethodPatch, "/messages/"+editedID, "application/json", `{"text": "back", "user_id": "alice"}`), 404, "not_found")
 
+	// Channels: a message in one is listed there only; GET /messages is
+	// the channel default.
+	general := answered(c.CreateChannelMessageWithResponse(ctx, "general", nil, client.CreateMessageRequest{Text: "hi, general", UserId: client.Ptr("alice")})).want(t, 201).JSON201
+	if general.ChannelId != "general" {
+		t.Errorf("a message posted to general: %+v", general)
+	}
+	inGeneral := answered(c.ListChannelMessagesWithResponse(ctx, "general", nil)).want(t, 200).JSON200
+	if len(inGeneral.Messages) != 1 || inGeneral.Messages[0].Id != general.Id || inGeneral.Messages[0].ChannelId != "general" {
+		t.Errorf("GET /channels/general/messages: %+v", inGeneral.Messages)
+	}
+	want(t, expect(t, s.get(t, "/messages"), 200), map[string]any{"messages.0.id": editedID, "messages.0.channel_id": "default"})
+	want(t, expect(t, s.get(t, "/channels/nobody-here/messages"), 200), map[string]any{"#messages": 0})
+	expectError(t, s.get(t, "/channels/no%20spaces/messages"), 400, "invalid_argument", "channel_id")
+	expectError(t, s.post(t, "/channels/other/messages", `{"id": "`+general.Id.String()+`", "text": "hi, general", "user_id": "alice"}`), 409, "conflict")
+
 	// Live events: a stream that resumes from the start of the feed
 	// replays this message's events, then says it is live.
 	eventually(t, 10*time.Second, func() (bool, string) {
@@ -627,8 +642,8 @@ func endToEnd(t *testing.T, s *stack) {
 		Checked, Rebuilt int
 		Drifted          []string
 	}
-	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &report); err != nil || report.Checked != 23 || report.Rebuilt != 0 || len(report.Drifted) != 0 {
-		t.Errorf("worker reconcile = %s (%v); want 23 checked, nothing rebuilt or drifted", lines[len(lines)-1], err)
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &report); err != nil || report.Checked != 24 || report.Rebuilt != 0 || len(report.Drifted) != 0 {
+		t.Errorf("worker reconcile = %s (%v); want 24 checked, nothing rebuilt or drifted", lines[len(lines)-1], err)
 	}
 	// ...migrate is a no-op on a migrated schema...
 	runOnce(t, "api", s.env, "migrate")

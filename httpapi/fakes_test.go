@@ -71,8 +71,15 @@ func (m *memory) ListMessages(_ context.Context, r messageapi.MessageRange) ([]m
 		return nil, m.fail
 	}
 	var out []messageapi.MessageView
-	for i := len(m.order) - 1 - r.Offset; i >= 0 && len(out) < r.Limit; i-- {
-		out = append(out, messageapi.NewMessageView(m.messages[m.order[i]]))
+	skip := r.Offset
+	for i := len(m.order) - 1; i >= 0 && len(out) < r.Limit; i-- {
+		if msg := m.messages[m.order[i]]; msg.ChannelID == r.Channel() {
+			if skip > 0 {
+				skip--
+				continue
+			}
+			out = append(out, messageapi.NewMessageView(msg))
+		}
 	}
 	return out, nil
 }

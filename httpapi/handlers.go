@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 
@@ -18,6 +19,7 @@ func (s *Server) handleCreateMessage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
+	cmd.ChannelID = channelParam(r)
 	v, created, err := s.CreateMessage.Handle(r.Context(), cmd)
 	if err != nil {
 		writeError(w, r, err)
@@ -37,7 +39,7 @@ func (s *Server) handleListMessages(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	q := query.ListMessages{Cursor: params.str("cursor"), Around: params.str("around")}
+	q := query.ListMessages{ChannelID: channelParam(r), Cursor: params.str("cursor"), Around: params.str("around")}
 	q.Limit = params.int("limit", messageapi.LimitRule)
 	q.Page = params.int("page", messageapi.PageRule)
 	if err := params.err(); err != nil {
@@ -196,6 +198,15 @@ func readerUser(r *http.Request, params *params) (*string, error) {
 		return nil, err
 	}
 	return &user, nil
+}
+
+// channelParam returns the channel a route names, or
+// messageapi.DefaultChannel for the routes that name none.
+func channelParam(r *http.Request) string {
+	if rc := chi.RouteContext(r.Context()); rc != nil && strings.HasPrefix(rc.RoutePattern(), "/channels/") {
+		return pathParam(r, "channel_id") // an empty one fails validation
+	}
+	return messageapi.DefaultChannel
 }
 
 // deref returns *s, or "" when s is nil.

@@ -158,6 +158,37 @@ func TestFastMessagesAndReactions(t *testing.T) {
 	api.want(api.do("PUT", "/messages", ""), 405, "method_not_allowed")
 }
 
+func TestFastChannels(t *testing.T) {
+	t.Parallel()
+	api := newFastAPI(t)
+	general := api.want(api.do("POST", "/channels/general/messages", `{"text":"hi, general","user_id":"alice"}`), 201, "")
+	if general.body["channel_id"] != "general" {
+		t.Errorf("POST /channels/general/messages = %v", general.body)
+	}
+	plain := api.want(api.do("POST", "/messages", `{"text":"hi","user_id":"alice"}`), 201, "")
+	if plain.body["channel_id"] != messageapi.DefaultChannel {
+		t.Errorf("POST /messages = %v", plain.body)
+	}
+	for path, want := range map[string]string{
+		"/channels/general/messages": "hi, general", "/messages": "hi", "/channels/default/messages": "hi", "/channels/nobody-here/messages": "",
+	} {
+		page := api.want(api.do("GET", path, ""), 200, "")
+		messages, _ := page.body["messages"].([]any)
+		var texts []string
+		for _, m := range messages {
+			texts = append(texts, m.(map[string]any)["text"].(string))
+		}
+		if strings.Join(texts, ",") != want {
+			t.Errorf("GET %s = %v, want %q", path, texts, want)
+		}
+	}
+	api.want(api.do("GET", "/channels/no%20spaces/messages", ""), 400, "invalid_argument")
+	api.want(api.do("POST", "/channels/"+strings.Repeat("x", 65)+"/messages", `{"text":"hi","user_id":"alice"}`), 400, "invalid_argument")
+	// A client's id reused in another channel is a conflict.
+	api.want(api.do("POST", "/channels/other/messages", `{"id":"`+general.body["id"].(string)+`","text":"hi, general","user_id":"alice"}`), 409, "conflict")
+	api.want(api.do("POST", "/channels/general/messages", `{"id":"`+general.body["id"].(string)+`","text":"hi, general","user_id":"alice"}`), 200, "")
+}
+
 func TestFastEditAndDelete(t *testing.T) {
 	t.Parallel()
 	api := newFastAPI(t)

@@ -94,6 +94,8 @@ func (s *Server) Handler(cfg Config) http.Handler {
 	r.Get("/openapi.json", s.document.json.serve)
 	r.Group(func(r chi.Router) {
 		r.Use(requireToken(cfg.Auth, cfg.AuthReads), requireReady(cfg.Ready), withTimeout(cfg.RequestTimeout))
+		r.Get("/channels/{channel_id}/messages", s.handleListMessages)
+		r.Post("/channels/{channel_id}/messages", s.handleCreateMessage)
 		r.Get("/messages", s.handleListMessages)
 		r.Post("/messages", s.handleCreateMessage)
 		r.Get("/messages/{id}", s.handleGetMessage)

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -179,4 +180,44 @@ func ids(views []messageapi.MessageView) []string {
 		out[i] = v.ID
 	}
 	return out
+}
+
+// TestListMessagesByChannel: every form of page reads one channel only.
+func TestListMessagesByChannel(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newStoreFixture(t)
+	var general, other []string
+	for i := range 6 {
+		m := newMessage(t, "m")
+		if i%2 == 0 {
+			m.ChannelID = "general"
+			general = append(general, m.ID)
+		} else {
+			other = append(other, m.ID)
+		}
+		if _, err := f.messages.CreateMessage(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		name string
+		r    messageapi.MessageRange
+		want []string
+	}{
+		{"first page", messageapi.MessageRange{ChannelID: "general", Limit: 10}, []string{general[2], general[1], general[0]}},
+		{"default", messageapi.MessageRange{Limit: 10}, []string{other[2], other[1], other[0]}},
+		{"page 2", messageapi.MessageRange{ChannelID: "general", Offset: 1, Limit: 1}, []string{general[1]}},
+		{"before", messageapi.MessageRange{ChannelID: "general", BeforeID: general[2], Limit: 10}, []string{general[1], general[0]}},
+		{"after", messageapi.MessageRange{ChannelID: "general", AfterID: general[0], Limit: 10}, []string{general[2], general[1]}},
+		{"unknown channel", messageapi.MessageRange{ChannelID: "nobody", Limit: 10}, []string{}},
+	} {
+		page, err := f.messages.ListMessages(ctx, tt.r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ids(page); fmt.Sprint(got) != fmt.Sprint(tt.want) {
+			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
+		}
+	}
 }

@@ -19,6 +19,7 @@ func newMessage(t *testing.T, text string) messageapi.Message {
 	id := uuid.Must(uuid.NewV7())
 	return messageapi.Message{
 		ID:        id.String(),
+		ChannelID: messageapi.DefaultChannel,
 		Text:      text,
 		UserID:    "alice",
 		CreatedAt: messageapi.NewTime(time.Unix(id.Time().UnixTime())),

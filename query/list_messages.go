@@ -38,11 +38,12 @@ type PageCache interface {
 // other. Nil fields take their defaults.
 // With UserID, every message carries own_reactions: that user's reactions.
 type ListMessages struct {
-	Limit  *int    `field:"limit" validate:"omitnil,limit"`
-	Page   *int    `field:"page"` // checked with cursor and around
-	Cursor *string `field:"cursor"`
-	Around *string `field:"around"`
-	UserID *string `field:"user_id" validate:"omitnil,user_id"`
+	ChannelID string  `field:"channel_id" validate:"omitempty,channel_id"` // from the path; empty: messageapi.DefaultChannel
+	Limit     *int    `field:"limit" validate:"omitnil,limit"`
+	Page      *int    `field:"page"` // checked with cursor and around
+	Cursor    *string `field:"cursor"`
+	Around    *string `field:"around"`
+	UserID    *string `field:"user_id" validate:"omitnil,user_id"`
 }
 
 // MessagePage is a page of messages, already encoded: pages inside the
@@ -117,7 +118,7 @@ func NewListMessagesHandler(store MessageReader, own OwnReactionReader, cache Pa
 // around set for a page around a message.
 func (q ListMessages) validate() (r messageapi.MessageRange, around string, err error) {
 	f := validation.Check(q)
-	r = messageapi.MessageRange{Limit: messageapi.DefaultPageSize}
+	r = messageapi.MessageRange{ChannelID: q.ChannelID, Limit: messageapi.DefaultPageSize}
 	if q.Limit != nil {
 		r.Limit = *q.Limit
 	}
@@ -157,7 +158,7 @@ func (h *ListMessagesHandler) Handle(ctx context.Context, q ListMessages) (Messa
 	var p MessagePage
 	switch {
 	case around != "":
-		p, err = h.around(ctx, around, r.Limit)
+		p, err = h.around(ctx, r.ChannelID, around, r.Limit)
 	case r.AfterID != "":
 		p, err = h.newer(ctx, r)
 	default:
@@ -239,15 +240,15 @@ func (h *ListMessagesHandler) newer(ctx context.Context, r messageapi.MessageRan
 // messages, the message, and older ones to fill the limit; near either end
 // of the list the other side fills in. A jump to a message in the
 // history, with cursors to walk both ways from it.
-func (h *ListMessagesHandler) around(ctx context.Context, id string, limit int) (MessagePage, error) {
+func (h *ListMessagesHandler) around(ctx context.Context, channel, id string, limit int) (MessagePage, error) {
 	var newer, older []messageapi.EncodedView // newest first, each up to limit+1
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() (err error) {
-		newer, err = h.load(gctx, messageapi.MessageRange{AfterID: id, Limit: limit + 1})
+		newer, err = h.load(gctx, messageapi.MessageRange{ChannelID: channel, AfterID: id, Limit: limit + 1})
 		return err
 	})
 	g.Go(func() (err error) {
-		older, err = h.load(gctx, messageapi.MessageRange{AtOrBeforeID: id, Limit: limit + 1})
+		older, err = h.load(gctx, messageapi.MessageRange{ChannelID: channel, AtOrBeforeID: id, Limit: limit + 1})
 		return err
 	})
 	if err := g.Wait(); err != nil {

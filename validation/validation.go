@@ -34,6 +34,7 @@ type rule struct {
 var rules = map[string]rule{
 	"text":          {str(messageapi.ValidText), messageapi.TextRule},
 	"user_id":       {str(messageapi.ValidUserID), messageapi.UserIDRule},
+	"channel_id":    {str(messageapi.ValidChannelID), messageapi.ChannelIDRule},
 	"reaction_type": {str(messageapi.ValidReactionType), messageapi.ReactionTypeRule},
 	"uuid":          {str(validUUID), messageapi.UUIDRule},
 	"uuidv7":        {str(validUUIDv7), messageapi.UUIDv7Rule},

@@ -382,6 +382,7 @@ func TestUserTokensActOnlyAsTheirUser(t *testing.T) {
 func writeRoutes(id string) map[string]struct{ path, body string } {
 	return map[string]struct{ path, body string }{
 		"POST /messages":                         {"/messages", `{"text":"hi","user_id":"alice"}`},
+		"POST /channels/{channel_id}/messages":   {"/channels/general/messages", `{"text":"hi","user_id":"alice"}`},
 		"POST /messages/{id}/reactions":          {"/messages/" + id + "/reactions", `{"type":"like","user_id":"alice"}`},
 		"DELETE /messages/{id}/reactions/{type}": {"/messages/" + id + "/reactions/like?user_id=alice", ""},
 		"PATCH /messages/{id}":                   {"/messages/" + id, `{"text":"edited","user_id":"alice"}`},

@@ -23,7 +23,7 @@ func TestDocumentIsValidOpenAPI(t *testing.T) {
 
 const (
 	id      = "01a21b77-d171-76be-88ab-728585d7e80f"
-	message = `{"id":"` + id + `","text":"hi","user_id":"u","created_at":"2026-11-27T05:26:06.961Z",` +
+	message = `{"id":"` + id + `","channel_id":"default","text":"hi","user_id":"u","created_at":"2026-11-27T05:26:06.961Z",` +
 		`"reaction_count":0,"reaction_counts":{},"reaction_scores":{},"reaction_groups":{},"reactions":[]}`
 )
 

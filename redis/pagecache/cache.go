@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -36,7 +37,9 @@ type Config struct {
 	TTL time.Duration
 }
 
-// Cache caches the latest messages with their views.
+// Cache caches the latest messages of the default channel with their
+// views; it reads the pages of other channels from PostgreSQL, and keeps
+// nothing of their messages.
 //
 // Keys, under the client's prefix:
 //   - cache:latest, a sorted set of the newest message ids. Every member has
@@ -174,6 +177,8 @@ return out
 // everything while Redis is unavailable, comes from load.
 func (pc *Cache) Latest(ctx context.Context, r messageapi.MessageRange, load messageapi.LoadViews) ([]messageapi.EncodedView, error) {
 	switch {
+	case r.Channel() != messageapi.DefaultChannel:
+		return load(ctx, r)
 	case r.BeforeID != "":
 		if views, hit, err := pc.pageBefore(ctx, r.BeforeID, r.Limit); err == nil && hit {
 			return views, nil
@@ -352,6 +357,9 @@ return 1
 // this fails the index may lack the message, so the cache drops the index
 // as soon as Redis answers again (see Run).
 func (pc *Cache) AddMessage(ctx context.Context, v messageapi.MessageView) error {
+	if !cached(v) {
+		return nil
+	}
 	e, err := v.Encode()
 	if err != nil {
 		return err
@@ -487,6 +495,12 @@ redis.call('PUBLISH', ARGV[#ARGV], 'v')
 return n
 `)
 
+// cached reports whether v is of the channel the cache holds. A view
+// read before channels existed has none, and is of the default channel.
+func cached(v messageapi.MessageView) bool {
+	return v.ChannelID == "" || v.ChannelID == messageapi.DefaultChannel
+}
+
 // UpdateMessage writes the view of an edited or deleted message to the
 // cache where it keeps it, over any older version; see RefreshViews.
 func (pc *Cache) UpdateMessage(ctx context.Context, v messageapi.MessageView) error {
@@ -499,6 +513,7 @@ func (pc *Cache) UpdateMessage(ctx context.Context, v messageapi.MessageView) er
 // many it wrote. After a failure the index is dropped once Redis answers
 // again (see Run), so a process that refreshes views must run Run.
 func (pc *Cache) RefreshViews(ctx context.Context, views []messageapi.MessageView) (int, error) {
+	views = slices.DeleteFunc(slices.Clone(views), func(v messageapi.MessageView) bool { return !cached(v) })
 	if len(views) == 0 {
 		return 0, nil
 	}

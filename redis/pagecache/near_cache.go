@@ -130,6 +130,8 @@ func (n *NearCache) Latest(ctx context.Context, r messageapi.MessageRange, load 
 // range of the newest messages inside its capacity, or a cursor's page.
 func (n *NearCache) keyOf(r messageapi.MessageRange) (nearKey, bool) {
 	switch {
+	case r.Channel() != messageapi.DefaultChannel:
+		return nearKey{}, false
 	case r.BeforeID != "" && r.AfterID == "":
 		return nearKey{before: r.BeforeID, limit: r.Limit}, true
 	case r.Latest() && r.Offset+r.Limit <= n.pc.capacity:
