@@ -19,8 +19,7 @@ func (s *Server) handleCreateMessage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	cmd.ChannelID = channelParam(r)
-	v, created, err := s.CreateMessage.Handle(r.Context(), cmd)
+	v, created, err := s.createMessage(r, cmd)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -33,13 +32,25 @@ func (s *Server) handleCreateMessage(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, r, status, v)
 }
 
+func (s *Server) createMessage(r *http.Request, cmd command.CreateMessage) (messageapi.MessageView, bool, error) {
+	var err error
+	if cmd.ChannelID, err = channelParam(r); err != nil {
+		return messageapi.MessageView{}, false, err
+	}
+	return s.CreateMessage.Handle(r.Context(), cmd)
+}
+
 func (s *Server) handleListMessages(w http.ResponseWriter, r *http.Request) {
 	params, err := queryParams(r, "limit", "page", "cursor", "around", "user_id")
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	q := query.ListMessages{ChannelID: channelParam(r), Cursor: params.str("cursor"), Around: params.str("around")}
+	q := query.ListMessages{Cursor: params.str("cursor"), Around: params.str("around")}
+	if q.ChannelID, err = channelParam(r); err != nil {
+		writeError(w, r, err)
+		return
+	}
 	q.Limit = params.int("limit", messageapi.LimitRule)
 	q.Page = params.int("page", messageapi.PageRule)
 	if err := params.err(); err != nil {
@@ -201,12 +212,19 @@ func readerUser(r *http.Request, params *params) (*string, error) {
 }
 
 // channelParam returns the channel a route names, or
-// messageapi.DefaultChannel for the routes that name none.
-func channelParam(r *http.Request) string {
-	if rc := chi.RouteContext(r.Context()); rc != nil && strings.HasPrefix(rc.RoutePattern(), "/channels/") {
-		return pathParam(r, "channel_id") // an empty one fails validation
+// messageapi.DefaultChannel for the routes that name none. An empty
+// segment (/channels//messages) is no route, as the contract has it; it
+// is refused here because the use cases read an empty channel as the
+// default one.
+func channelParam(r *http.Request) (string, error) {
+	rc := chi.RouteContext(r.Context())
+	if rc == nil || !strings.HasPrefix(rc.RoutePattern(), "/channels/") {
+		return messageapi.DefaultChannel, nil
 	}
-	return messageapi.DefaultChannel
+	if channel := pathParam(r, "channel_id"); channel != "" {
+		return channel, nil
+	}
+	return "", messageapi.Errorf(messageapi.ENOTFOUND, "no route for %s %s", r.Method, r.URL.Path)
 }
 
 // deref returns *s, or "" when s is nil.

@@ -183,6 +183,11 @@ func TestFastChannels(t *testing.T) {
 		}
 	}
 	api.want(api.do("GET", "/channels/no%20spaces/messages", ""), 400, "invalid_argument")
+	api.want(api.do("GET", "/channels//messages", ""), 404, "not_found")
+	api.want(api.do("POST", "/channels//messages", `{"text":"hi","user_id":"alice"}`), 404, "not_found")
+	if n := len(api.store.messages); n != 2 {
+		t.Errorf("%d messages stored, want the 2 posted to real channels", n)
+	}
 	api.want(api.do("POST", "/channels/"+strings.Repeat("x", 65)+"/messages", `{"text":"hi","user_id":"alice"}`), 400, "invalid_argument")
 	// A client's id reused in another channel is a conflict.
 	api.want(api.do("POST", "/channels/other/messages", `{"id":"`+general.body["id"].(string)+`","text":"hi, general","user_id":"alice"}`), 409, "conflict")
