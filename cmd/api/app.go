@@ -77,7 +77,8 @@ func newApp(cfg config, db, readDB *postgres.DB, rc *redis.Client, log *slog.Log
 		postgres.NewGroupCommitMetrics(reg), log)
 	readReactions := postgres.NewReactionStore(readDB)
 	a := &app{
-		cache:     pagecache.New(rc, pagecache.Config{Pages: cfg.cachePages, TTL: cfg.CacheTTL}),
+		cache: pagecache.New(rc, pagecache.Config{Pages: cfg.cachePages, ChannelPages: cfg.cacheChannelPages,
+			Channels: cfg.cacheChannels, TTL: cfg.CacheTTL}),
 		publisher: stream.NewPublisher(stream.New(rc, stream.Config{MaxLen: int64(cfg.streamMaxLen), Partitions: cfg.Partitions}), redis.QueueConfig{}),
 		feed:      feed.New(rc, feed.Config{MaxLen: int64(cfg.FeedMaxLen)}),
 		writes:    reactions,

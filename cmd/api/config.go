@@ -37,6 +37,8 @@ type config struct {
 	heavyReads        int
 	requestTimeout    time.Duration
 	cachePages        int
+	cacheChannelPages int
+	cacheChannels     int
 	streamMaxLen      int
 	maxReactionTypes  int
 	rateLimit         int
@@ -126,7 +128,9 @@ func defineFlags(f *daemon.Flags, c *config, raw *rawSettings, sub string) {
 	f.String(&c.addr, "addr", "localhost:8080", "API listen address", "ADDR")
 	f.String(&c.accessLogLevel, "access-log-level", "info", "level of the one access-log line per request; set it below -log-level to silence access logs", "ACCESS_LOG_LEVEL")
 	f.Duration(&c.requestTimeout, "request-timeout", 5*time.Second, "deadline of each API request", "REQUEST_TIMEOUT")
-	f.Int(&c.cachePages, "cache-pages", pagecache.DefaultPages, "how many of the latest pages of 10 messages Redis caches", "CACHE_PAGES")
+	f.Int(&c.cachePages, "cache-pages", pagecache.DefaultPages, "how many of the latest pages of 10 messages of the default channel Redis caches", "CACHE_PAGES")
+	f.Int(&c.cacheChannelPages, "cache-channel-pages", pagecache.DefaultChannelPages, "how many of the latest pages of 10 messages Redis caches of each other channel the process reads through the cache", "CACHE_CHANNEL_PAGES")
+	f.Int(&c.cacheChannels, "cache-channels", pagecache.DefaultChannels, "how many channels besides the default one the process reads through the page cache: the ones it read most recently; the pages of others come from PostgreSQL", "CACHE_CHANNELS")
 	f.Int(&c.streamMaxLen, "stream-max-len", stream.DefaultMaxLen, "approximate length the reaction stream is trimmed to (entries trimmed unread are folded by the sweeper)", "STREAM_MAX_LEN")
 	f.Int(&c.maxReactionTypes, "max-reaction-types", messageapi.DefaultMaxReactionTypes, "distinct reaction types one message may have; a post of one more gets 422; 0 turns the cap off", "MAX_REACTION_TYPES")
 	f.Int(&c.maxConns, "max-conns", 0, "client connections held at once; at the limit the longest-idle keep-alive connection makes room, else 503; 0: as many as the open-file limit leaves beside the process's own pools", "MAX_CONNS")
@@ -192,6 +196,8 @@ func (c *config) validate() error {
 		daemon.Require(c.heavyReads >= 1 && c.heavyReads <= c.dbReadConns, "heavy-reads", "must be from 1 to -db-read-conns"),
 		daemon.Require(c.requestTimeout > 0, "request-timeout", "must be positive"),
 		daemon.Require(c.cachePages >= 1 && c.cachePages <= 1000, "cache-pages", "must be from 1 to 1000"),
+		daemon.Require(c.cacheChannelPages >= 1 && c.cacheChannelPages <= 1000, "cache-channel-pages", "must be from 1 to 1000"),
+		daemon.Require(c.cacheChannels >= 1 && c.cacheChannels <= 100_000, "cache-channels", "must be from 1 to 100000"),
 		daemon.Require(c.streamMaxLen >= 1000, "stream-max-len", "must be at least 1000"),
 		daemon.Require(c.maxReactionTypes >= 0, "max-reaction-types", "must not be negative"),
 		daemon.Require(c.maxConns >= 0, "max-conns", "must not be negative"),

@@ -2,11 +2,13 @@ package pagecache
 
 import (
 	"cmp"
+	"container/list"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
-	"slices"
+	"maps"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -20,40 +22,54 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultPages = 50
-	DefaultTTL   = time.Minute
+	DefaultPages        = 50
+	DefaultChannelPages = 5
+	DefaultChannels     = 64
+	DefaultTTL          = time.Minute
 )
 
 // Config configures a Cache.
 type Config struct {
-	// Pages and PageSize give the cached range: the latest Pages*PageSize
-	// messages. Defaults: DefaultPages pages of
+	// Pages and PageSize give the cached range of the default channel:
+	// its latest Pages*PageSize messages. Defaults: DefaultPages pages of
 	// messageapi.DefaultPageSize.
 	Pages    int
 	PageSize int
+	// ChannelPages is Pages for every other channel. Default
+	// DefaultChannelPages.
+	ChannelPages int
+	// Channels caps how many channels besides the default one this
+	// process reads through the cache: the ones it read most recently.
+	// Default DefaultChannels.
+	Channels int
 	// TTL bounds how long an index lives before it is rebuilt from
 	// PostgreSQL, and so how long any staleness can last. Default
 	// DefaultTTL.
 	TTL time.Duration
 }
 
-// Cache caches the latest messages of the default channel with their
-// views; it reads the pages of other channels from PostgreSQL, and keeps
-// nothing of their messages.
+// Cache caches the latest messages of channels with their views: always
+// those of the default channel, and those of the channels this process
+// read most recently (Config.Channels of them). It reads every other page
+// from PostgreSQL.
 //
-// Keys, under the client's prefix:
-//   - cache:latest, a sorted set of the newest message ids. Every member has
-//     score 0, so the set orders by member; a UUIDv7 in canonical form sorts
-//     by creation time, so the set is in creation order.
-//   - cache:latest:state, "ready:<capacity>" while the index holds the
+// Keys, under the client's prefix, for each cached channel; a channel's
+// keys share the hash tag {<prefix>cache} for the default channel and
+// {<prefix>cache:<channel>} for any other, so each channel's scripts run
+// on one slot:
+//   - :latest, a sorted set of the channel's newest message ids. Every
+//     member has score 0, so the set orders by member; a UUIDv7 in
+//     canonical form sorts by creation time, so the set is in creation
+//     order.
+//   - :latest:state, "ready:<capacity>" while the index holds the
 //     newest <capacity> messages (or all of them, when there are fewer),
 //     "fill:<token>:<capacity>" while a rebuild is in flight, absent
 //     otherwise. Reads use the index only when it is ready, and judge
 //     whether it covers a page by the capacity recorded there, so processes
 //     configured with different page counts still read it right.
-//   - cache:latest:pending, the ids written through while a rebuild is in
+//   - :latest:pending, the ids written through while a rebuild is in
 //     flight, which the rebuild merges.
-//   - cache:msg:<id>, a hash {v: view version, d: the view as the API
+//   - :msg:<id>, a hash {v: view version, d: the view as the API
 //     writes it}, kept for the messages in the index. It is replaced only
 //     by a higher version (compare-and-set in Lua), and served as stored.
 //
@@ -67,21 +83,52 @@ type Config struct {
 // installs a snapshot that lacks a message. A write-through that finds no
 // index adds nothing, so an index that Redis lost (restart) never comes
 // back holding only the messages written since.
+//
+// Every process writes through to the index of any channel, whichever
+// channels it reads itself, so an index is exact whoever built it. A
+// process that stops reading a channel (it fell out of the recently read)
+// drops that channel's index, so Redis holds the pages of about
+// Config.Channels channels per API process; the entries of a dropped index
+// expire within twice the TTL.
 type Cache struct {
 	c        *redis.Client
 	metrics  *metrics
-	capacity int
+	pageSize int
+	pages    int // Config.ChannelPages
 	ttl      time.Duration
-	// failures counts writes that failed, after which the index may lack a
+	// failures counts writes that failed, after which an index may lack a
 	// message (a write-through) or hold a stale view (a refresh); healed is
-	// the count the last heal dropped the index for. A generation rather than a flag: a failure during a heal is not
-	// forgotten by it.
+	// the count the last heal dropped the failed indexes for. A generation
+	// rather than a flag: a failure during a heal is not forgotten by it.
+	// failedBy holds, by channel, the failures not yet healed.
 	failures atomic.Uint64
 	healed   atomic.Uint64
+	failMu   sync.Mutex
+	failedBy map[string]uint64
 
-	// filling is the rebuild in flight in this process, if any: requests
-	// that miss while it runs wait for it instead of starting their own, so
-	// a cold cache under load costs one PostgreSQL read, not one a request.
+	def *index // the default channel's, always cached
+
+	// channels are the other channels this process reads through the
+	// cache, the most recently read first (an LRU of *index).
+	lruMu    sync.Mutex
+	lru      *list.List
+	byName   map[string]*list.Element
+	channels int
+}
+
+// index is one channel's cached pages: its keys, and the rebuild in
+// flight in this process, if any. Requests that miss while a rebuild runs
+// wait for it instead of starting their own, so a cold cache under load
+// costs one PostgreSQL read, not one a request.
+type index struct {
+	channel  string
+	capacity int
+	index    string // the key of the sorted set
+	state    string
+	pending  string
+	prefix   string // of the entries' keys
+	note     string // added to the channel's announcements
+
 	fillMu  sync.Mutex
 	filling *fillCall
 }
@@ -96,21 +143,86 @@ type fillCall struct {
 // New returns a Cache on c.
 func New(c *redis.Client, cfg Config) *Cache {
 	cfg.Pages = cmp.Or(max(cfg.Pages, 0), DefaultPages)
+	cfg.ChannelPages = cmp.Or(max(cfg.ChannelPages, 0), DefaultChannelPages)
 	cfg.PageSize = cmp.Or(max(cfg.PageSize, 0), messageapi.DefaultPageSize)
+	cfg.Channels = cmp.Or(max(cfg.Channels, 0), DefaultChannels)
 	cfg.TTL = cmp.Or(max(cfg.TTL, 0), DefaultTTL)
-	return &Cache{c: c, metrics: metricSet.Of(c), capacity: cfg.Pages*cfg.PageSize + 1, ttl: cfg.TTL}
+	pc := &Cache{c: c, metrics: metricSet.Of(c), pageSize: cfg.PageSize, pages: cfg.ChannelPages, ttl: cfg.TTL,
+		failedBy: map[string]uint64{}, lru: list.New(), byName: map[string]*list.Element{}, channels: cfg.Channels}
+	pc.def = pc.newIndex(messageapi.DefaultChannel, cfg.Pages)
+	return pc
 }
 
-// Every key of the cache shares one hash tag, so the scripts, which touch
-// the index, its state and the entries together, run on one slot.
-func (pc *Cache) indexKey() string          { return pc.c.Key("cache", ":latest") }
-func (pc *Cache) stateKey() string          { return pc.c.Key("cache", ":latest:state") }
-func (pc *Cache) pendingKey() string        { return pc.c.Key("cache", ":latest:pending") }
-func (pc *Cache) entryPrefix() string       { return pc.c.Key("cache", ":msg:") }
-func (pc *Cache) entryKey(id string) string { return pc.entryPrefix() + id }
+// newIndex returns the index of channel, holding pages pages.
+func (pc *Cache) newIndex(channel string, pages int) *index {
+	group, note := "cache", ""
+	if channel != messageapi.DefaultChannel {
+		group, note = "cache:"+channel, " "+channel
+	}
+	return &index{channel: channel, capacity: pages*pc.pageSize + 1, note: note,
+		index: pc.c.Key(group, ":latest"), state: pc.c.Key(group, ":latest:state"),
+		pending: pc.c.Key(group, ":latest:pending"), prefix: pc.c.Key(group, ":msg:")}
+}
+
+// of returns the index of channel, for a write: a channel this process
+// does not read gets one that it does not keep.
+func (pc *Cache) of(channel string) *index {
+	if channel == "" || channel == messageapi.DefaultChannel {
+		return pc.def
+	}
+	pc.lruMu.Lock()
+	defer pc.lruMu.Unlock()
+	if e, ok := pc.byName[channel]; ok {
+		return e.Value.(*index)
+	}
+	return pc.newIndex(channel, pc.pages)
+}
+
+// reading returns the index of channel for a read, and counts it as the
+// most recently read; when that pushes the least recently read channel
+// out, its index is dropped, and the pages it served come from
+// PostgreSQL until it is read again.
+func (pc *Cache) reading(ctx context.Context, channel string) *index {
+	if channel == "" || channel == messageapi.DefaultChannel {
+		return pc.def
+	}
+	pc.lruMu.Lock()
+	if e, ok := pc.byName[channel]; ok {
+		pc.lru.MoveToFront(e)
+		pc.lruMu.Unlock()
+		return e.Value.(*index)
+	}
+	ix := pc.newIndex(channel, pc.pages)
+	pc.byName[channel] = pc.lru.PushFront(ix)
+	var out *index
+	if pc.lru.Len() > pc.channels {
+		e := pc.lru.Back()
+		out = pc.lru.Remove(e).(*index)
+		delete(pc.byName, out.channel)
+	}
+	pc.lruMu.Unlock()
+	if out != nil {
+		// Best effort: another process may still read it, and will rebuild
+		// it; if the drop fails, the index expires with its TTL.
+		_ = pc.invalidate(ctx, out)
+	}
+	return ix
+}
+
+// capacityOf returns how many ids the index of channel holds at most.
+func (pc *Cache) capacityOf(channel string) int {
+	if channel == "" || channel == messageapi.DefaultChannel {
+		return pc.def.capacity
+	}
+	return pc.pages*pc.pageSize + 1
+}
+
+func (ix *index) entryKey(id string) string { return ix.prefix + id }
 
 // changesChannel is the pub/sub channel every change of the cache is
-// announced on, for the near caches of API processes (see NearCache).
+// announced on, for the near caches of API processes (see NearCache). An
+// announcement is a letter, followed for any channel but the default one
+// by a space and the channel.
 func (pc *Cache) changesChannel() string { return pc.c.Key("cache", ":changes") }
 
 // Entries outlive the index that lists them, so a ready index never points
@@ -169,31 +281,30 @@ end
 return out
 `)
 
-// Latest returns the views of r, a range of the newest messages, newest
-// first. A range inside the cached pages is served from Redis in one round
-// trip when the index holds it exactly. On a miss, the first request
-// rebuilds the index from load (the newest messages up to the capacity)
-// while concurrent ones wait for that rebuild. Everything else, and
-// everything while Redis is unavailable, comes from load.
+// Latest returns the views of r, a range of the newest messages of its
+// channel, newest first. A range inside the cached pages is served from
+// Redis in one round trip when the index holds it exactly. On a miss, the
+// first request rebuilds the index from load (the newest messages up to
+// the capacity) while concurrent ones wait for that rebuild. Everything
+// else, and everything while Redis is unavailable, comes from load.
 func (pc *Cache) Latest(ctx context.Context, r messageapi.MessageRange, load messageapi.LoadViews) ([]messageapi.EncodedView, error) {
-	switch {
-	case r.Channel() != messageapi.DefaultChannel:
+	if r.BeforeID == "" && !r.Latest() {
 		return load(ctx, r)
-	case r.BeforeID != "":
-		if views, hit, err := pc.pageBefore(ctx, r.BeforeID, r.Limit); err == nil && hit {
+	}
+	ix := pc.reading(ctx, r.Channel())
+	if r.BeforeID != "" {
+		if views, hit, err := pc.pageBefore(ctx, ix, r.BeforeID, r.Limit); err == nil && hit {
 			return views, nil
 		}
 		return load(ctx, r)
-	case !r.Latest():
+	}
+	if r.Offset+r.Limit > ix.capacity {
 		return load(ctx, r)
 	}
-	if r.Offset+r.Limit > pc.capacity {
-		return load(ctx, r)
-	}
-	if views, hit, err := pc.page(ctx, r.Offset, r.Limit); err == nil && hit {
+	if views, hit, err := pc.page(ctx, ix, r.Offset, r.Limit); err == nil && hit {
 		return views, nil
 	}
-	latest, joined, err := pc.fill(ctx, load)
+	latest, joined, err := pc.fill(ctx, ix, load)
 	switch {
 	case err != nil:
 		return nil, err
@@ -204,7 +315,7 @@ func (pc *Cache) Latest(ctx context.Context, r messageapi.MessageRange, load mes
 		// before a message this request must see was committed. The rebuilt
 		// index has that message (a rebuild merges the writes made while it
 		// runs), and so does PostgreSQL; the rebuild's snapshot may not.
-		if views, hit, err := pc.page(ctx, r.Offset, r.Limit); err == nil && hit {
+		if views, hit, err := pc.page(ctx, ix, r.Offset, r.Limit); err == nil && hit {
 			return views, nil
 		}
 		return load(ctx, r)
@@ -217,10 +328,10 @@ func (pc *Cache) Latest(ctx context.Context, r messageapi.MessageRange, load mes
 // rebuild was begun by another request of this process. The rebuild runs
 // to its end even when the request that began it gives up, because others
 // wait for it.
-func (pc *Cache) fill(ctx context.Context, load messageapi.LoadViews) (views []messageapi.EncodedView, joined bool, err error) {
-	pc.fillMu.Lock()
-	if c := pc.filling; c != nil {
-		pc.fillMu.Unlock()
+func (pc *Cache) fill(ctx context.Context, ix *index, load messageapi.LoadViews) (views []messageapi.EncodedView, joined bool, err error) {
+	ix.fillMu.Lock()
+	if c := ix.filling; c != nil {
+		ix.fillMu.Unlock()
 		pc.metrics.fills.WithLabelValues("joined").Inc()
 		select {
 		case <-c.done:
@@ -230,13 +341,13 @@ func (pc *Cache) fill(ctx context.Context, load messageapi.LoadViews) (views []m
 		}
 	}
 	c := &fillCall{done: make(chan struct{})}
-	pc.filling = c
-	pc.fillMu.Unlock()
+	ix.filling = c
+	ix.fillMu.Unlock()
 
-	c.views, c.err = pc.rebuild(context.WithoutCancel(ctx), load)
-	pc.fillMu.Lock()
-	pc.filling = nil
-	pc.fillMu.Unlock()
+	c.views, c.err = pc.rebuild(context.WithoutCancel(ctx), ix, load)
+	ix.fillMu.Lock()
+	ix.filling = nil
+	ix.fillMu.Unlock()
 	close(c.done)
 	return c.views, false, c.err
 }
@@ -245,19 +356,19 @@ func (pc *Cache) fill(ctx context.Context, load messageapi.LoadViews) (views []m
 // newest views, and installs them unless another rebuild or an
 // invalidation came in between. A refused or failed install only means
 // the next read misses too.
-func (pc *Cache) rebuild(ctx context.Context, load messageapi.LoadViews) ([]messageapi.EncodedView, error) {
-	token, err := pc.beginFill(ctx)
+func (pc *Cache) rebuild(ctx context.Context, ix *index, load messageapi.LoadViews) ([]messageapi.EncodedView, error) {
+	token, err := pc.beginFill(ctx, ix)
 	if err != nil {
 		return nil, nil
 	}
-	views, err := load(ctx, messageapi.MessageRange{Limit: pc.capacity})
+	views, err := load(ctx, messageapi.MessageRange{ChannelID: ix.channel, Limit: ix.capacity})
 	if err != nil {
 		return nil, err
 	}
 	if views == nil {
 		views = []messageapi.EncodedView{}
 	}
-	_, _ = pc.completeFill(ctx, token, views)
+	_, _ = pc.completeFill(ctx, ix, token, views)
 	return views, nil
 }
 
@@ -287,24 +398,24 @@ func (pc *Cache) Run(ctx context.Context) {
 // page returns up to count views starting at rank offset (0 is the newest
 // message), as the stored JSON. hit is false when the cache cannot answer
 // exactly.
-func (pc *Cache) page(ctx context.Context, offset, count int) (views []messageapi.EncodedView, hit bool, err error) {
-	return pc.read(ctx, "rank", strconv.Itoa(offset), count)
+func (pc *Cache) page(ctx context.Context, ix *index, offset, count int) (views []messageapi.EncodedView, hit bool, err error) {
+	return pc.read(ctx, ix, "rank", strconv.Itoa(offset), count)
 }
 
 // pageBefore returns up to count views of the messages older than
 // beforeID, newest first.
-func (pc *Cache) pageBefore(ctx context.Context, beforeID string, count int) (views []messageapi.EncodedView, hit bool, err error) {
-	return pc.read(ctx, "lex", beforeID, count)
+func (pc *Cache) pageBefore(ctx context.Context, ix *index, beforeID string, count int) (views []messageapi.EncodedView, hit bool, err error) {
+	return pc.read(ctx, ix, "lex", beforeID, count)
 }
 
-func (pc *Cache) read(ctx context.Context, mode, from string, count int) ([]messageapi.EncodedView, bool, error) {
+func (pc *Cache) read(ctx context.Context, ix *index, mode, from string, count int) ([]messageapi.EncodedView, bool, error) {
 	if err := pc.heal(ctx); err != nil {
 		return nil, false, err
 	}
 	var res []any
 	err := pc.c.Do(func() (err error) {
-		res, err = readScript.Run(ctx, pc.c.Redis(), []string{pc.indexKey(), pc.stateKey()},
-			pc.entryPrefix(), mode, from, count).Slice()
+		res, err = readScript.Run(ctx, pc.c.Redis(), []string{ix.index, ix.state},
+			ix.prefix, mode, from, count).Slice()
 		return err
 	})
 	if err != nil {
@@ -334,7 +445,7 @@ func (pc *Cache) read(ctx context.Context, mode, from string, count int) ([]mess
 var addScript = goredis.NewScript(luaHelpers + `
 -- Every new message is announced, cached or not: a near cache may hold a
 -- page read from PostgreSQL that lacks it.
-redis.call('PUBLISH', ARGV[6], 'm')
+redis.call('PUBLISH', ARGV[6], 'm' .. ARGV[7])
 local st = redis.call('GET', KEYS[2])
 if not st then return 0 end
 if string.sub(st, 1, 6) == 'ready:' then
@@ -352,50 +463,68 @@ put(KEYS[3], ARGV[2], ARGV[3], ARGV[4])
 return 1
 `)
 
-// AddMessage writes a message through to the cache, so its author reads it
-// at once; a retried create writes the stored view through again. When
-// this fails the index may lack the message, so the cache drops the index
-// as soon as Redis answers again (see Run).
+// AddMessage writes a message through to the index of its channel, so
+// its author reads it at once; a retried create writes the stored view
+// through again. When this fails the index may lack the message, so the
+// cache drops the index as soon as Redis answers again (see Run).
 func (pc *Cache) AddMessage(ctx context.Context, v messageapi.MessageView) error {
-	if !cached(v) {
-		return nil
-	}
 	e, err := v.Encode()
 	if err != nil {
 		return err
 	}
+	ix := pc.of(v.ChannelID)
 	err = pc.c.Do(func() error {
 		return addScript.Run(ctx, pc.c.Redis(),
-			[]string{pc.indexKey(), pc.stateKey(), pc.entryKey(v.ID), pc.pendingKey()},
-			v.ID, v.Version, e.JSON, pc.entryTTL(), pc.entryPrefix(), pc.changesChannel()).Err()
+			[]string{ix.index, ix.state, ix.entryKey(v.ID), ix.pending},
+			v.ID, v.Version, e.JSON, pc.entryTTL(), ix.prefix, pc.changesChannel(), ix.note).Err()
 	})
 	if err != nil {
-		pc.failures.Add(1)
+		pc.fail(ix.channel)
 		return redis.Translate(err, "add message")
 	}
 	return nil
 }
 
-// heal drops the index if a write-through failed since the last heal.
+// fail records a failed write to the index of channel, which the next
+// heal drops.
+func (pc *Cache) fail(channel string) {
+	pc.failMu.Lock()
+	defer pc.failMu.Unlock()
+	pc.failedBy[channel]++
+	pc.failures.Add(1)
+}
+
+// heal drops each index that a write failed for since the last heal.
 // Reads call it first, and Run on a timer.
 func (pc *Cache) heal(ctx context.Context) error {
 	failures := pc.failures.Load()
 	if failures == pc.healed.Load() {
 		return nil
 	}
-	if err := pc.Invalidate(ctx); err != nil {
-		return err
+	pc.failMu.Lock()
+	failed := maps.Clone(pc.failedBy)
+	pc.failMu.Unlock()
+	for channel, n := range failed {
+		if err := pc.invalidate(ctx, pc.of(channel)); err != nil {
+			return err
+		}
+		pc.failMu.Lock()
+		if pc.failedBy[channel] == n { // else it failed again meanwhile
+			delete(pc.failedBy, channel)
+		}
+		pc.failMu.Unlock()
 	}
 	pc.healed.Store(failures)
 	return nil
 }
 
-// Invalidate drops the index; the next read of a cached page rebuilds it.
-func (pc *Cache) Invalidate(ctx context.Context) error {
+// invalidate drops the index ix; the next read of one of its cached pages
+// rebuilds it.
+func (pc *Cache) invalidate(ctx context.Context, ix *index) error {
 	return redis.Translate(pc.c.Do(func() error {
 		_, err := pc.c.Redis().Pipelined(ctx, func(p goredis.Pipeliner) error {
-			p.Del(ctx, pc.stateKey(), pc.indexKey(), pc.pendingKey())
-			p.Publish(ctx, pc.changesChannel(), "i")
+			p.Del(ctx, ix.state, ix.index, ix.pending)
+			p.Publish(ctx, pc.changesChannel(), "i"+ix.note)
 			return nil
 		})
 		return err
@@ -405,14 +534,14 @@ func (pc *Cache) Invalidate(ctx context.Context) error {
 // beginFill starts a rebuild of the index and returns its token. Read the
 // newest capacity views from PostgreSQL after this call, then pass them to
 // completeFill. A rebuild started later takes over from this one.
-func (pc *Cache) beginFill(ctx context.Context) (string, error) {
+func (pc *Cache) beginFill(ctx context.Context, ix *index) (string, error) {
 	b := make([]byte, 12)
 	_, _ = rand.Read(b)
-	token := "fill:" + hex.EncodeToString(b) + ":" + strconv.Itoa(pc.capacity)
+	token := "fill:" + hex.EncodeToString(b) + ":" + strconv.Itoa(ix.capacity)
 	err := pc.c.Do(func() error {
 		_, err := pc.c.Redis().TxPipelined(ctx, func(p goredis.Pipeliner) error {
-			p.Set(ctx, pc.stateKey(), token, pc.ttl)
-			p.Del(ctx, pc.pendingKey())
+			p.Set(ctx, ix.state, token, pc.ttl)
+			p.Del(ctx, ix.pending)
 			return nil
 		})
 		return err
@@ -429,7 +558,7 @@ func (pc *Cache) beginFill(ctx context.Context) (string, error) {
 var fillScript = goredis.NewScript(luaHelpers + `
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
-for i = 7, #ARGV, 3 do
+for i = 8, #ARGV, 3 do
   redis.call('ZADD', KEYS[1], 0, ARGV[i])
   put(ARGV[4] .. ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[3])
 end
@@ -440,7 +569,7 @@ redis.call('DEL', KEYS[3])
 trim(KEYS[1], tonumber(ARGV[5]), ARGV[4])
 redis.call('SET', KEYS[2], 'ready:' .. ARGV[5], 'PX', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-redis.call('PUBLISH', ARGV[6], 'f')
+redis.call('PUBLISH', ARGV[6], 'f' .. ARGV[7])
 return 1
 `)
 
@@ -449,15 +578,15 @@ return 1
 // beginFill. It is refused (installed is false) when another rebuild or an
 // invalidation came in between. Entries are written by compare-and-set, so
 // a view the projection refreshed meanwhile stays.
-func (pc *Cache) completeFill(ctx context.Context, token string, views []messageapi.EncodedView) (installed bool, err error) {
-	args := make([]any, 0, 6+3*len(views))
-	args = append(args, token, pc.ttl.Milliseconds(), pc.entryTTL(), pc.entryPrefix(), pc.capacity, pc.changesChannel())
+func (pc *Cache) completeFill(ctx context.Context, ix *index, token string, views []messageapi.EncodedView) (installed bool, err error) {
+	args := make([]any, 0, 7+3*len(views))
+	args = append(args, token, pc.ttl.Milliseconds(), pc.entryTTL(), ix.prefix, ix.capacity, pc.changesChannel(), ix.note)
 	for _, v := range views {
 		args = append(args, v.ID, v.Version, v.JSON)
 	}
 	var n int
 	err = pc.c.Do(func() (err error) {
-		n, err = fillScript.Run(ctx, pc.c.Redis(), []string{pc.indexKey(), pc.stateKey(), pc.pendingKey()}, args...).Int()
+		n, err = fillScript.Run(ctx, pc.c.Redis(), []string{ix.index, ix.state, ix.pending}, args...).Int()
 		return err
 	})
 	if err != nil {
@@ -491,15 +620,9 @@ for i = 3, #KEYS do
 end
 -- Announced even when no entry changed: a near cache may hold a page
 -- of these messages read from PostgreSQL.
-redis.call('PUBLISH', ARGV[#ARGV], 'v')
+redis.call('PUBLISH', ARGV[#ARGV - 1], 'v' .. ARGV[#ARGV])
 return n
 `)
-
-// cached reports whether v is of the channel the cache holds. A view
-// read before channels existed has none, and is of the default channel.
-func cached(v messageapi.MessageView) bool {
-	return v.ChannelID == "" || v.ChannelID == messageapi.DefaultChannel
-}
 
 // UpdateMessage writes the view of an edited or deleted message to the
 // cache where it keeps it, over any older version; see RefreshViews.
@@ -510,26 +633,46 @@ func (pc *Cache) UpdateMessage(ctx context.Context, v messageapi.MessageView) er
 
 // RefreshViews writes the given views to the cache where it keeps them
 // (see refreshScript), each only over an older version, and reports how
-// many it wrote. After a failure the index is dropped once Redis answers
-// again (see Run), so a process that refreshes views must run Run.
+// many it wrote: one round trip for each channel of the views. After a
+// failure the channel's index is dropped once Redis answers again (see
+// Run), so a process that refreshes views must run Run.
 func (pc *Cache) RefreshViews(ctx context.Context, views []messageapi.MessageView) (int, error) {
-	views = slices.DeleteFunc(slices.Clone(views), func(v messageapi.MessageView) bool { return !cached(v) })
-	if len(views) == 0 {
-		return 0, nil
+	byChannel := map[string][]messageapi.MessageView{}
+	var channels []string
+	for _, v := range views {
+		ch := cmp.Or(v.ChannelID, messageapi.DefaultChannel) // a view read before channels existed
+		if byChannel[ch] == nil {
+			channels = append(channels, ch)
+		}
+		byChannel[ch] = append(byChannel[ch], v)
 	}
+	written := 0
+	var errs []error
+	for _, ch := range channels {
+		n, err := pc.refresh(ctx, pc.of(ch), byChannel[ch])
+		written += n
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return written, errors.Join(errs...)
+}
+
+// refresh is RefreshViews for the views of one channel.
+func (pc *Cache) refresh(ctx context.Context, ix *index, views []messageapi.MessageView) (int, error) {
 	keys := make([]string, 0, 2+len(views))
-	keys = append(keys, pc.indexKey(), pc.stateKey())
-	args := make([]any, 0, 2+3*len(views))
+	keys = append(keys, ix.index, ix.state)
+	args := make([]any, 0, 3+3*len(views))
 	args = append(args, pc.entryTTL())
 	for _, v := range views {
 		e, err := v.Encode()
 		if err != nil {
 			return 0, err
 		}
-		keys = append(keys, pc.entryKey(v.ID))
+		keys = append(keys, ix.entryKey(v.ID))
 		args = append(args, v.ID, v.Version, e.JSON)
 	}
-	args = append(args, pc.changesChannel())
+	args = append(args, pc.changesChannel(), ix.note)
 	var n int
 	err := pc.c.Do(func() (err error) {
 		n, err = refreshScript.Run(ctx, pc.c.Redis(), keys, args...).Int()
@@ -539,7 +682,7 @@ func (pc *Cache) RefreshViews(ctx context.Context, views []messageapi.MessageVie
 		// The cached entries of these views may now be stale, and a later
 		// change may find nothing left to fold and never refresh them: drop
 		// the index as soon as Redis answers again, so pages are rebuilt.
-		pc.failures.Add(1)
+		pc.fail(ix.channel)
 		return 0, redis.Translate(err, "refresh views")
 	}
 	return n, nil

@@ -1,17 +1,19 @@
 // Package pagecache caches the latest pages of messages, in Redis and in
 // each API process, with readers' own reactions beside them.
 //
-//   - Cache is the page cache in Redis: a sorted set of the newest message
-//     ids and one entry per message with its view. Every write is a version
-//     compare-and-set in Lua; a rebuild from PostgreSQL marks itself in
-//     flight, and the messages written meanwhile are merged into it, so an
-//     installed index never lacks a message. A write that failed drops the
-//     index once Redis answers again. Its keys share the hash tag
-//     {<prefix>cache}.
+//   - Cache is the page cache in Redis: for each cached channel (the
+//     default one, and those the process read most recently), a sorted
+//     set of the newest message ids and one entry per message with its
+//     view. Every write is a version compare-and-set in Lua; a rebuild
+//     from PostgreSQL marks itself in flight, and the messages written
+//     meanwhile are merged into it, so an installed index never lacks a
+//     message. A write that failed drops its channel's index once Redis
+//     answers again. A channel's keys share the hash tag {<prefix>cache}
+//     (the default channel) or {<prefix>cache:<channel>}.
 //   - NearCache keeps, in one process, the pages it read through the
 //     Cache. Each Lua script that changes the Cache announces it on the
 //     Pub/Sub channel {<prefix>cache}:changes, and every process drops its
-//     pages on the announcement; while the subscription is down nothing is
+//     pages of the announced channel; while the subscription is down nothing is
 //     kept, and no page is served past its maximum age.
 //   - OwnReactions holds, beside the near cache and on its subscription,
 //     every reaction of the messages read most, so that a reader's own

@@ -10,23 +10,43 @@ import (
 // The steps of the rebuild protocol, for tests that interleave them with
 // writes the way concurrent processes would.
 
-func (pc *Cache) BeginFill(ctx context.Context) (string, error) { return pc.beginFill(ctx) }
+// They work on the default channel's index.
+
+func (pc *Cache) BeginFill(ctx context.Context) (string, error) { return pc.beginFill(ctx, pc.def) }
 
 func (pc *Cache) CompleteFill(ctx context.Context, token string, views []messageapi.EncodedView) (bool, error) {
-	return pc.completeFill(ctx, token, views)
+	return pc.completeFill(ctx, pc.def, token, views)
 }
 
 func (pc *Cache) Page(ctx context.Context, offset, count int) ([]messageapi.EncodedView, bool, error) {
-	return pc.page(ctx, offset, count)
+	return pc.ChannelPage(ctx, messageapi.DefaultChannel, offset, count)
+}
+
+// ChannelPage reads a page of channel's index, as a read of this process
+// would, without rebuilding it on a miss.
+func (pc *Cache) ChannelPage(ctx context.Context, channel string, offset, count int) ([]messageapi.EncodedView, bool, error) {
+	return pc.page(ctx, pc.reading(ctx, channel), offset, count)
 }
 
 func (pc *Cache) PageBefore(ctx context.Context, beforeID string, count int) ([]messageapi.EncodedView, bool, error) {
-	return pc.pageBefore(ctx, beforeID, count)
+	return pc.pageBefore(ctx, pc.def, beforeID, count)
 }
 
-func (pc *Cache) Capacity() int { return pc.capacity }
+func (pc *Cache) Capacity() int { return pc.def.capacity }
 
-func (pc *Cache) EntryKey(id string) string { return pc.entryKey(id) }
+func (pc *Cache) EntryKey(id string) string { return pc.def.entryKey(id) }
+
+// ReadChannels returns the channels besides the default one that pc reads
+// through the cache, the most recently read first.
+func (pc *Cache) ReadChannels() []string {
+	pc.lruMu.Lock()
+	defer pc.lruMu.Unlock()
+	var out []string
+	for e := pc.lru.Front(); e != nil; e = e.Next() {
+		out = append(out, e.Value.(*index).channel)
+	}
+	return out
+}
 
 func (pc *Cache) Client() *redis.Client { return pc.c }
 

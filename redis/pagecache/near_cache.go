@@ -4,7 +4,9 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,8 +42,8 @@ type NearCacheConfig struct {
 //   - every change of the page cache (a message written through, a view
 //     refreshed by the projection, a rebuild, an invalidation) is
 //     announced on a pub/sub channel, from the same Lua script that makes
-//     it; every process drops its pages on receipt;
-//   - the process that writes a message drops its pages before it
+//     it; every process drops its pages of the announced channel on receipt;
+//   - the process that writes a message drops its pages of the channel before it
 //     answers, so its client reads its own write at once;
 //   - while the subscription is down or not yet confirmed, the near cache
 //     holds nothing and every read goes to Redis, so an announcement lost
@@ -67,11 +69,13 @@ type NearCache struct {
 	entries map[nearKey]nearEntry
 }
 
-// nearKey names a cached range: an offset, or a cursor's id, and a count.
+// nearKey names a cached range: a channel, an offset or a cursor's id,
+// and a count.
 type nearKey struct {
-	offset int
-	before string
-	limit  int
+	channel string
+	offset  int
+	before  string
+	limit   int
 }
 
 type nearEntry struct {
@@ -129,40 +133,51 @@ func (n *NearCache) Latest(ctx context.Context, r messageapi.MessageRange, load 
 // keyOf returns the key of r when r is a page the page cache may hold: a
 // range of the newest messages inside its capacity, or a cursor's page.
 func (n *NearCache) keyOf(r messageapi.MessageRange) (nearKey, bool) {
+	ch := r.Channel()
 	switch {
-	case r.Channel() != messageapi.DefaultChannel:
-		return nearKey{}, false
 	case r.BeforeID != "" && r.AfterID == "":
-		return nearKey{before: r.BeforeID, limit: r.Limit}, true
-	case r.Latest() && r.Offset+r.Limit <= n.pc.capacity:
-		return nearKey{offset: r.Offset, limit: r.Limit}, true
+		return nearKey{channel: ch, before: r.BeforeID, limit: r.Limit}, true
+	case r.Latest() && r.Offset+r.Limit <= n.pc.capacityOf(ch):
+		return nearKey{channel: ch, offset: r.Offset, limit: r.Limit}, true
 	}
 	return nearKey{}, false
 }
 
 // AddMessage writes the message through to the page cache and drops this
-// process's pages, so its author reads it at once from here.
+// process's pages of its channel, so its author reads it at once from
+// here.
 func (n *NearCache) AddMessage(ctx context.Context, v messageapi.MessageView) error {
 	err := n.pc.AddMessage(ctx, v)
-	n.dropPages()
+	n.dropPages(cmp.Or(v.ChannelID, messageapi.DefaultChannel))
 	return err
 }
 
 // UpdateMessage writes the changed message to the page cache and drops
-// this process's pages, so its client reads the change at once from here;
-// the page cache announces it to the other processes.
+// this process's pages of its channel, so its client reads the change at
+// once from here; the page cache announces it to the other processes.
 func (n *NearCache) UpdateMessage(ctx context.Context, v messageapi.MessageView) error {
 	err := n.pc.UpdateMessage(ctx, v)
-	n.dropPages()
+	n.dropPages(cmp.Or(v.ChannelID, messageapi.DefaultChannel))
 	return err
 }
 
-// dropPages forgets every page.
-func (n *NearCache) dropPages() {
+// dropPages forgets every page of channel. A read of any channel that
+// began before is not kept: the generation is one for all channels, which
+// costs a page kept now and then, and never keeps a stale one.
+func (n *NearCache) dropPages(channel string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.gen++
-	clear(n.entries)
+	maps.DeleteFunc(n.entries, func(k nearKey, _ nearEntry) bool { return k.channel == channel })
+}
+
+// announcedChannel returns the channel an announcement of the page cache
+// names: the text after its letter and a space, or the default channel.
+func announcedChannel(payload string) string {
+	if _, ch, ok := strings.Cut(payload, " "); ok && ch != "" {
+		return ch
+	}
+	return messageapi.DefaultChannel
 }
 
 // setLive forgets every page, and says whether pages may be kept from
@@ -247,7 +262,7 @@ func (n *NearCache) follow(ctx context.Context) (confirmed bool) {
 				n.own.received(m)
 				continue
 			}
-			n.dropPages()
+			n.dropPages(announcedChannel(m.Payload))
 			n.metrics.nearDrops.Inc()
 		}
 	}
