@@ -1,6 +1,7 @@
 package messageapi
 
 import (
+	"cmp"
 	"strconv"
 	"strings"
 	"time"
@@ -22,6 +23,8 @@ const (
 type Event struct {
 	Type      string `json:"type"`
 	MessageID string `json:"message_id"`
+	// ChannelID is the channel of the message.
+	ChannelID string `json:"channel_id"`
 	// Message is the message after the event, for message.new,
 	// message.updated and message.deleted.
 	Message *MessageView `json:"message,omitempty"`
@@ -46,13 +49,22 @@ type EventCounts struct {
 
 // NewMessageEvent returns the event of a new message.
 func NewMessageEvent(v MessageView) Event {
-	return Event{Type: MessageNew, MessageID: v.ID, Message: &v, At: v.CreatedAt}
+	return Event{Type: MessageNew, MessageID: v.ID, ChannelID: channelOf(v), Message: &v, At: v.CreatedAt}
+}
+
+// channelOf returns the channel of v: a view read before channels existed
+// has none, and is of the default channel.
+func channelOf(v MessageView) string {
+	if v.ChannelID == "" {
+		return DefaultChannel
+	}
+	return v.ChannelID
 }
 
 // MessageChangedEvent returns the event of an edit or a delete, carrying
 // the message as it is after the change.
 func MessageChangedEvent(v MessageView) Event {
-	e := Event{Type: MessageUpdated, MessageID: v.ID, Message: &v, At: v.CreatedAt}
+	e := Event{Type: MessageUpdated, MessageID: v.ID, ChannelID: channelOf(v), Message: &v, At: v.CreatedAt}
 	if v.UpdatedAt != nil {
 		e.At = *v.UpdatedAt
 	}
@@ -63,28 +75,34 @@ func MessageChangedEvent(v MessageView) Event {
 }
 
 // FoldEvents returns the events of a fold's changes, each with the counts
-// of its message's view as the fold wrote it, in the order of the changes.
+// and the channel of its message's view as the fold wrote it, in the
+// order of the changes.
 func FoldEvents(changes []ReactionChange, views []MessageView) []Event {
 	counts := make(map[string]*EventCounts, len(views))
+	channels := make(map[string]string, len(views))
 	for _, v := range views {
 		counts[v.ID] = &EventCounts{ReactionCount: v.ReactionCount, ReactionCounts: v.ReactionCounts,
 			ReactionScores: v.ReactionScores, ReactionGroups: v.ReactionGroups, Version: v.Version}
+		channels[v.ID] = channelOf(v)
 	}
 	events := make([]Event, 0, len(changes))
 	for _, c := range changes {
 		c := c
-		events = append(events, Event{Type: c.Kind, MessageID: c.Reaction.MessageID, Reaction: &c.Reaction,
-			Counts: counts[c.Reaction.MessageID], At: c.Reaction.UpdatedAt})
+		id := c.Reaction.MessageID
+		events = append(events, Event{Type: c.Kind, MessageID: id, ChannelID: cmp.Or(channels[id], DefaultChannel),
+			Reaction: &c.Reaction, Counts: counts[id], At: c.Reaction.UpdatedAt})
 	}
 	return events
 }
 
 // FeedEntry is one event as the feed stores it: its position in the feed
-// (the text of a FeedPosition), its type, message and time, and its JSON.
+// (the text of a FeedPosition), its type, message, channel and time, and
+// its JSON.
 type FeedEntry struct {
 	ID        string
 	Type      string
 	MessageID string
+	ChannelID string
 	At        time.Time
 	Data      []byte
 }

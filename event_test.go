@@ -15,7 +15,7 @@ func TestFoldEventsCarryTheirMessagesCounts(t *testing.T) {
 		{Kind: messageapi.ReactionUpdated, Reaction: messageapi.Reaction{ID: "r3", MessageID: "m1", UpdatedAt: at}},
 	}
 	views := []messageapi.MessageView{
-		{Message: messageapi.Message{ID: "m1"}, ReactionCount: 2, ReactionCounts: map[string]int64{"like": 2}, Version: 7},
+		{Message: messageapi.Message{ID: "m1", ChannelID: "general"}, ReactionCount: 2, ReactionCounts: map[string]int64{"like": 2}, Version: 7},
 		{Message: messageapi.Message{ID: "m2"}, ReactionCount: 0, ReactionCounts: map[string]int64{}, Version: 3},
 	}
 	events := messageapi.FoldEvents(changes, views)
@@ -34,7 +34,11 @@ func TestFoldEventsCarryTheirMessagesCounts(t *testing.T) {
 	if events[1].Counts.Version != 3 || events[1].Counts.ReactionCount != 0 {
 		t.Errorf("m2's event carries %+v", events[1].Counts)
 	}
-	if e := messageapi.NewMessageEvent(views[0]); e.Type != messageapi.MessageNew || e.Message.ID != "m1" || e.Counts != nil {
+	// A view read before channels existed is of the default channel.
+	if events[0].ChannelID != "general" || events[2].ChannelID != "general" || events[1].ChannelID != messageapi.DefaultChannel {
+		t.Errorf("channels of the events: %q %q %q, want general, default, general", events[0].ChannelID, events[1].ChannelID, events[2].ChannelID)
+	}
+	if e := messageapi.NewMessageEvent(views[0]); e.Type != messageapi.MessageNew || e.Message.ID != "m1" || e.ChannelID != "general" || e.Counts != nil {
 		t.Errorf("NewMessageEvent = %+v", e)
 	}
 }

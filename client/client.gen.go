@@ -462,8 +462,11 @@ type CreateChannelMessageParams struct {
 
 // StreamEventsParams defines parameters for StreamEvents.
 type StreamEventsParams struct {
-	// MessageId Only the events of these messages (repeatable, at most 100).
+	// MessageId Only the events of these messages (repeatable, at most 100), and of the channels in `channel_id` when it is given too.
 	MessageId *[]MessageID `form:"message_id,omitempty" json:"message_id,omitempty"`
+
+	// ChannelId Only the events of the messages of these channels (repeatable, at most 100), and of the messages in `message_id` when it is given too. `/messages` is the channel `default`.
+	ChannelId *[]ChannelID `form:"channel_id,omitempty" json:"channel_id,omitempty"`
 
 	// LastEventId Resume after this event (the `Last-Event-ID` header wins when both are sent).
 	LastEventId *string `form:"last_event_id,omitempty" json:"last_event_id,omitempty"`
@@ -803,6 +806,8 @@ type ClientInterface interface {
 	// | event | when | data |
 	// |---|---|---|
 	// | `message.new` | a message was posted | an `Event` with `message` |
+	// | `message.updated` | a message was edited | an `Event` with `message` as edited |
+	// | `message.deleted` | a message was deleted | an `Event` with `message`, its tombstone |
 	// | `reaction.new` | a reaction was counted for the first time | an `Event` with `reaction` and `counts` |
 	// | `reaction.updated` | a counted reaction's score changed, or it was posted again | the same |
 	// | `reaction.deleted` | a counted reaction was deleted | the same, `reaction` in its last state |
@@ -1115,6 +1120,8 @@ func (c *Client) CreateChannelMessage(ctx context.Context, channelId ChannelIDPa
 // | event | when | data |
 // |---|---|---|
 // | `message.new` | a message was posted | an `Event` with `message` |
+// | `message.updated` | a message was edited | an `Event` with `message` as edited |
+// | `message.deleted` | a message was deleted | an `Event` with `message`, its tombstone |
 // | `reaction.new` | a reaction was counted for the first time | an `Event` with `reaction` and `counts` |
 // | `reaction.updated` | a counted reaction's score changed, or it was posted again | the same |
 // | `reaction.deleted` | a counted reaction was deleted | the same, `reaction` in its last state |
@@ -1715,6 +1722,18 @@ func NewStreamEventsRequest(server string, params *StreamEventsParams) (*http.Re
 		if params.MessageId != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "message_id", *params.MessageId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.ChannelId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "channel_id", *params.ChannelId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -2633,6 +2652,8 @@ type ClientWithResponsesInterface interface {
 	// | event | when | data |
 	// |---|---|---|
 	// | `message.new` | a message was posted | an `Event` with `message` |
+	// | `message.updated` | a message was edited | an `Event` with `message` as edited |
+	// | `message.deleted` | a message was deleted | an `Event` with `message`, its tombstone |
 	// | `reaction.new` | a reaction was counted for the first time | an `Event` with `reaction` and `counts` |
 	// | `reaction.updated` | a counted reaction's score changed, or it was posted again | the same |
 	// | `reaction.deleted` | a counted reaction was deleted | the same, `reaction` in its last state |
@@ -4924,6 +4945,8 @@ func (c *ClientWithResponses) CreateChannelMessageWithResponse(ctx context.Conte
 // | event | when | data |
 // |---|---|---|
 // | `message.new` | a message was posted | an `Event` with `message` |
+// | `message.updated` | a message was edited | an `Event` with `message` as edited |
+// | `message.deleted` | a message was deleted | an `Event` with `message`, its tombstone |
 // | `reaction.new` | a reaction was counted for the first time | an `Event` with `reaction` and `counts` |
 // | `reaction.updated` | a counted reaction's score changed, or it was posted again | the same |
 // | `reaction.deleted` | a counted reaction was deleted | the same, `reaction` in its last state |

@@ -618,6 +618,14 @@ func endToEnd(t *testing.T, s *stack) {
 		return ok, fmt.Sprintf("%d %s", r.status, r.raw)
 	})
 	expectError(t, s.get(t, "/events?message_id=nope"), 400, "invalid_argument", "message_id")
+	// A stream of one channel has that channel's events only.
+	eventually(t, 10*time.Second, func() (bool, string) {
+		r := s.send(t, http.MethodGet, "/events?channel_id=general&duration=1s", http.Header{"Last-Event-Id": {"0-0"}}, "")
+		ok := r.status == 200 && strings.Contains(r.raw, "event: message.new") && strings.Contains(r.raw, general.Id.String()) &&
+			strings.Contains(r.raw, `"channel_id":"general"`) && !strings.Contains(r.raw, `"channel_id":"default"`)
+		return ok, fmt.Sprintf("%d %s", r.status, r.raw)
+	})
+	expectError(t, s.get(t, "/events?channel_id=no%20spaces"), 400, "invalid_argument", "channel_id")
 
 	// Metrics count requests per route.
 	r = callAdmin(t, s.admin+"/metrics")

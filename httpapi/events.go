@@ -22,28 +22,17 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// parseEventsRequest reads GET /events: message_id (repeatable), the
-// position to resume after (the Last-Event-ID header, or last_event_id
-// for clients that cannot set it), and duration.
+// parseEventsRequest reads GET /events: message_id and channel_id (each
+// repeatable), the position to resume after (the Last-Event-ID header, or
+// last_event_id for clients that cannot set it), and duration.
 func parseEventsRequest(r *http.Request) (sse.Request, error) {
-	params, err := queryParams(r, "message_id", "last_event_id", "duration", "access_token")
+	params, err := queryParams(r, "message_id", "channel_id", "last_event_id", "duration", "access_token")
 	if err != nil {
 		return sse.Request{}, err
 	}
 	var req sse.Request
-	if ids := params.list("message_id"); len(ids) > 0 {
-		req.Filter = make(map[string]bool, len(ids))
-		if len(ids) > messageapi.MaxEventFilters {
-			params.fields["message_id"] = messageapi.EventFiltersRule
-		}
-		for _, id := range ids {
-			if ok, why := validation.Valid(id, "uuid"); !ok {
-				params.fields["message_id"] = why
-				break
-			}
-			req.Filter[validation.CanonicalUUID(id)] = true
-		}
-	}
+	req.Filter.Messages = params.filter("message_id", "uuid", validation.CanonicalUUID)
+	req.Filter.Channels = params.filter("channel_id", "channel_id", func(s string) string { return s })
 	if s := params.str("last_event_id"); s != nil {
 		req.LastID = *s
 	}
@@ -62,4 +51,26 @@ func parseEventsRequest(r *http.Request) (sse.Request, error) {
 		req.Duration, _ = time.ParseDuration(*s)
 	}
 	return req, params.err()
+}
+
+// filter reads the repeatable parameter name, each value valid by rule,
+// as a set of its values in canonical form; nil when it is absent. A bad
+// value, or too many, is recorded as the parameter's error.
+func (p *params) filter(name, rule string, canonical func(string) string) map[string]bool {
+	values := p.list(name)
+	if len(values) == 0 {
+		return nil
+	}
+	if len(values) > messageapi.MaxEventFilters {
+		p.fields[name] = messageapi.EventFiltersRule
+	}
+	set := make(map[string]bool, len(values))
+	for _, v := range values {
+		if ok, why := validation.Valid(v, rule); !ok {
+			p.fields[name] = why
+			break
+		}
+		set[canonical(v)] = true
+	}
+	return set
 }

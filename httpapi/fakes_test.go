@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 	"sync"
 	"time"
@@ -234,7 +235,12 @@ func (f *memoryFeed) Publish(_ context.Context, e messageapi.Event) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	id := messageapi.FeedPosition{Ms: uint64(time.Now().UnixMilli()), Seq: uint64(len(f.entries))}
-	f.entries = append(f.entries, messageapi.FeedEntry{ID: id.String(), Type: e.Type, MessageID: e.MessageID, At: time.Now(), Data: []byte(`{}`)})
+	data, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	f.entries = append(f.entries, messageapi.FeedEntry{ID: id.String(), Type: e.Type, MessageID: e.MessageID,
+		ChannelID: e.ChannelID, At: time.Now(), Data: data})
 	close(f.added)
 	f.added = make(chan struct{})
 	return nil

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -312,6 +313,22 @@ func TestFastTokensAndRateLimits(t *testing.T) {
 	}
 }
 
+// sseLines sends the rest of each line of an event stream that starts
+// with prefix, and closes when the stream ends.
+func sseLines(body io.Reader, prefix string) <-chan string {
+	out := make(chan string, 8)
+	go func() {
+		sc := bufio.NewScanner(body)
+		for sc.Scan() {
+			if rest, ok := strings.CutPrefix(sc.Text(), prefix); ok {
+				out <- rest
+			}
+		}
+		close(out)
+	}()
+	return out
+}
+
 // TestFastEvents: a stream gets ready, then the events of new messages,
 // from the hub reading the feed.
 func TestFastEvents(t *testing.T) {
@@ -328,16 +345,7 @@ func TestFastEvents(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
 		t.Fatalf("GET /events = %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
-	events := make(chan string, 8)
-	go func() {
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			if typ, ok := strings.CutPrefix(sc.Text(), "event: "); ok {
-				events <- typ
-			}
-		}
-		close(events)
-	}()
+	events := sseLines(resp.Body, "event: ")
 	if typ := <-events; typ != "ready" {
 		t.Fatalf("first event %q, want ready", typ)
 	}
@@ -350,4 +358,26 @@ func TestFastEvents(t *testing.T) {
 	case <-time.After(3 * time.Second):
 		t.Error("no event for the new message")
 	}
+
+	// A stream of one channel gets the events of that channel only.
+	general, err := api.Client().Get(api.URL + "/events?channel_id=general&duration=5s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer general.Body.Close()
+	data := sseLines(general.Body, "data: ")
+	if d := <-data; d != "{}" {
+		t.Fatalf("first data %q, want ready's {}", d)
+	}
+	api.want(api.do("POST", "/messages", `{"text":"elsewhere","user_id":"alice"}`), 201, "")
+	api.want(api.do("POST", "/channels/general/messages", `{"text":"in general","user_id":"alice"}`), 201, "")
+	select {
+	case d := <-data:
+		if !strings.Contains(d, `"text":"in general"`) || !strings.Contains(d, `"channel_id":"general"`) {
+			t.Errorf("the channel's stream got %s, want the message in general", d)
+		}
+	case <-time.After(3 * time.Second):
+		t.Error("no event for the message in the channel")
+	}
+	api.want(api.do("GET", "/events?channel_id=no%20spaces", ""), 400, "invalid_argument")
 }

@@ -1,7 +1,7 @@
 // Package sse serves the live events to clients as Server-Sent Events.
 //
 // A Hub reads the live feed once per process and fans each entry out to
-// the process's streams, each filtered by message. It keeps the newest
+// the process's streams, each filtered by message or channel. It keeps the newest
 // entries in a window in memory, so that the clients that reconnect
 // together after a restart or a network blip resume (Last-Event-ID) with
 // no read of the feed; resumes from before the window read the feed page

@@ -96,7 +96,7 @@ type Hub struct {
 
 // subscriber is one SSE client of the hub.
 type subscriber struct {
-	filter map[string]bool // message ids; nil for all
+	filter Filter
 	ch     chan delivery
 	gone   chan struct{} // closed when the hub drops the client
 }
@@ -264,7 +264,7 @@ func (h *Hub) broadcast(entries []messageapi.FeedEntry) {
 	defer h.mu.Unlock()
 	for _, e := range entries {
 		for s := range h.clients {
-			if s.filter == nil || s.filter[e.MessageID] {
+			if s.filter.Wants(e) {
 				h.send(s, delivery{entry: e})
 			}
 		}
@@ -299,12 +299,11 @@ type resume struct {
 	answer  windowAnswer
 }
 
-// subscribe adds a client that wants the events of the messages in filter
-// (nil: all), and returns the hub's position: the client gets every entry
+// subscribe adds a client that wants the events filter selects, and returns the hub's position: the client gets every entry
 // after it. With after, it also returns what the window holds after that
 // position, at the same instant, so that a replay of those entries and
 // the live stream after the position meet exactly.
-func (h *Hub) subscribe(filter map[string]bool, after *messageapi.FeedPosition) (*subscriber, string, resume, error) {
+func (h *Hub) subscribe(filter Filter, after *messageapi.FeedPosition) (*subscriber, string, resume, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	switch {

@@ -14,9 +14,9 @@ import (
 
 // Request is a client's GET /events, parsed and checked by the caller.
 type Request struct {
-	// Filter holds the ids of the messages whose events the client
-	// wants; nil: all.
-	Filter map[string]bool
+	// Filter says which events the client wants; the zero Filter wants
+	// all.
+	Filter Filter
 	// LastID is the position the client resumes after (its Last-Event-ID,
 	// the text of a messageapi.FeedPosition); "": it starts afresh.
 	LastID string
@@ -25,6 +25,22 @@ type Request struct {
 	Duration time.Duration
 	// Log is the request's logger.
 	Log *slog.Logger
+}
+
+// Filter selects the events of some messages and channels. An event is
+// wanted when its message is one of Messages or its channel one of
+// Channels; when both are nil, every event is.
+type Filter struct {
+	Messages map[string]bool // message ids
+	Channels map[string]bool // channel ids
+}
+
+// Wants reports whether the filter selects e.
+func (f Filter) Wants(e messageapi.FeedEntry) bool {
+	if f.Messages == nil && f.Channels == nil {
+		return true
+	}
+	return f.Messages[e.MessageID] || f.Channels[e.ChannelID]
 }
 
 // Serve streams live events to a client as Server-Sent Events. Each event's id
@@ -151,7 +167,7 @@ func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, req Request) error {
 
 // replayWindow sends the client the entries of the window it missed, in
 // chunks of replayChunk bytes. It reports false when the stream must end.
-func (h *Hub) replayWindow(out *sseWriter, filter map[string]bool, entries []windowEntry, gone <-chan struct{}) bool {
+func (h *Hub) replayWindow(out *sseWriter, filter Filter, entries []windowEntry, gone <-chan struct{}) bool {
 	for _, e := range entries {
 		select {
 		case <-gone: // dropped meanwhile (shutdown, or too far behind)
@@ -237,11 +253,11 @@ func (o *sseWriter) deliver(d delivery, last messageapi.FeedPosition) messageapi
 	return id
 }
 
-// replayed buffers an entry of a replay, when filter (nil: all) wants it,
-// and writes the buffer once it holds replayChunk bytes, so that a client
-// that does not read holds little.
-func (o *sseWriter) replayed(filter map[string]bool, e messageapi.FeedEntry) error {
-	if filter != nil && !filter[e.MessageID] {
+// replayed buffers an entry of a replay, when filter wants it, and writes
+// the buffer once it holds replayChunk bytes, so that a client that does
+// not read holds little.
+func (o *sseWriter) replayed(filter Filter, e messageapi.FeedEntry) error {
+	if !filter.Wants(e) {
 		return nil
 	}
 	o.event(e.Type, e.ID, e.Data, time.Time{}) // a replay is not live: no lag

@@ -57,7 +57,7 @@ func newFeedWindow(maxEvents, maxBytes int) *feedWindow {
 }
 
 func entrySize(e messageapi.FeedEntry) int {
-	return entryOverhead + len(e.ID) + len(e.Type) + len(e.MessageID) + len(e.Data)
+	return entryOverhead + len(e.ID) + len(e.Type) + len(e.MessageID) + len(e.ChannelID) + len(e.Data)
 }
 
 // reset empties the window: it holds everything after from, which is

@@ -57,6 +57,7 @@ func (f *Feed) Key() string { return f.key }
 const (
 	feedType    = "t"
 	feedMessage = "m"
+	feedChannel = "c"
 	feedData    = "d"
 	feedAt      = "a" // Event.At in Unix microseconds
 )
@@ -73,7 +74,8 @@ func (f *Feed) Append(ctx context.Context, events []messageapi.Event) error {
 			return fmt.Errorf("encode %s event: %w", e.Type, err)
 		}
 		args[i] = &goredis.XAddArgs{Stream: f.key, MaxLen: f.maxLen, Approx: true,
-			Values: []any{feedType, e.Type, feedMessage, e.MessageID, feedAt, e.At.UnixMicro(), feedData, data}}
+			Values: []any{feedType, e.Type, feedMessage, e.MessageID, feedChannel, cmp.Or(e.ChannelID, messageapi.DefaultChannel),
+				feedAt, e.At.UnixMicro(), feedData, data}}
 	}
 	err := f.c.Do(func() error {
 		_, err := f.c.Redis().Pipelined(ctx, func(p goredis.Pipeliner) error {
@@ -279,8 +281,10 @@ func feedEntries(msgs []goredis.XMessage) []messageapi.FeedEntry {
 	for _, m := range msgs {
 		str := func(k string) string { v, _ := m.Values[k].(string); return v }
 		at, _ := strconv.ParseInt(str(feedAt), 10, 64)
+		// An entry appended before channels existed has none, and is of
+		// the default channel.
 		out = append(out, messageapi.FeedEntry{ID: m.ID, Type: str(feedType), MessageID: str(feedMessage),
-			At: time.UnixMicro(at), Data: []byte(str(feedData))})
+			ChannelID: cmp.Or(str(feedChannel), messageapi.DefaultChannel), At: time.UnixMicro(at), Data: []byte(str(feedData))})
 	}
 	return out
 }

@@ -28,6 +28,9 @@ func appendEvents(t *testing.T, f *feed.Feed, n int) []messageapi.Event {
 	events := make([]messageapi.Event, n)
 	for i := range events {
 		events[i] = reactionEvent(i)
+		if i%2 == 1 {
+			events[i].ChannelID = "general"
+		}
 	}
 	if err := f.Append(context.Background(), events); err != nil {
 		t.Fatal(err)
@@ -50,7 +53,8 @@ func TestFeedKeepsEventsInOrderWithTheirData(t *testing.T) {
 		if err := json.Unmarshal(e.Data, &decoded); err != nil {
 			t.Fatal(err)
 		}
-		if e.Type != events[i].Type || e.MessageID != events[i].MessageID || !e.At.Equal(events[i].At.Time) ||
+		channel := map[bool]string{true: "general", false: messageapi.DefaultChannel}[i%2 == 1] // none: the default one
+		if e.Type != events[i].Type || e.MessageID != events[i].MessageID || e.ChannelID != channel || !e.At.Equal(events[i].At.Time) ||
 			decoded.Reaction.ID != events[i].Reaction.ID || decoded.Reaction.Score != i {
 			t.Errorf("entry %d = %+v (%s), want event %+v", i, e, e.Data, events[i])
 		}
