@@ -197,7 +197,10 @@ func (v MessageView) CountsEqual(o MessageView) bool {
 type ReactionChanged struct {
 	ReactionID string
 	MessageID  string
-	Version    int64
+	// ChannelID is the message's channel, which chooses the stream
+	// partition; "" when it is not known, and then the message does.
+	ChannelID string
+	Version   int64
 	// ChangedAt is when the change was committed; it measures projection lag.
 	ChangedAt time.Time
 }

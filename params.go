@@ -27,6 +27,8 @@ type PutReactionResult struct {
 	Version  int64
 	Created  bool
 	Removed  []ReactionVersion
+	// ChannelID is the channel of the reaction's message.
+	ChannelID string
 }
 
 // ReactionVersion names one version of a reaction: the change that made
@@ -49,6 +51,8 @@ type DeleteReactionParams struct {
 type DeleteReactionResult struct {
 	ReactionID string
 	Version    int64
+	// ChannelID is the channel of the reaction's message.
+	ChannelID string
 }
 
 // SweepParams asks for up to Limit changes at least MinAge old that no

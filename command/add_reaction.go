@@ -118,11 +118,11 @@ func (h *AddReactionHandler) Handle(ctx context.Context, cmd AddReaction) (messa
 	}
 	r := res.Reaction
 	publish(ctx, h.publisher, h.log, messageapi.ReactionChanged{
-		ReactionID: r.ID, MessageID: r.MessageID, Version: res.Version, ChangedAt: r.UpdatedAt.Time,
+		ReactionID: r.ID, MessageID: r.MessageID, ChannelID: res.ChannelID, Version: res.Version, ChangedAt: r.UpdatedAt.Time,
 	})
 	for _, gone := range res.Removed {
 		publish(ctx, h.publisher, h.log, messageapi.ReactionChanged{
-			ReactionID: gone.ID, MessageID: r.MessageID, Version: gone.Version, ChangedAt: r.UpdatedAt.Time,
+			ReactionID: gone.ID, MessageID: r.MessageID, ChannelID: res.ChannelID, Version: gone.Version, ChangedAt: r.UpdatedAt.Time,
 		})
 	}
 	return r, res.Created, nil

@@ -65,7 +65,7 @@ func (h *RemoveReactionHandler) Handle(ctx context.Context, cmd RemoveReaction) 
 		return err
 	}
 	publish(ctx, h.publisher, h.log, messageapi.ReactionChanged{
-		ReactionID: res.ReactionID, MessageID: messageID, Version: res.Version, ChangedAt: at,
+		ReactionID: res.ReactionID, MessageID: messageID, ChannelID: res.ChannelID, Version: res.Version, ChangedAt: at,
 	})
 	return nil
 }

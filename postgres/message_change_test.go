@@ -221,3 +221,36 @@ func TestListMessagesByChannel(t *testing.T) {
 		}
 	}
 }
+
+// TestReactionWritesNameTheirMessagesChannel: a put and a delete, alone
+// or in a group commit, return the channel of the reaction's message,
+// which chooses the change's stream partition.
+func TestReactionWritesNameTheirMessagesChannel(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newStoreFixture(t)
+	group, _, run := groupStore(t, f, postgres.GroupCommitConfig{MaxBatch: 4, Committers: 1})
+	run()
+	m := newMessage(t, "m")
+	m.ChannelID = "general"
+	if _, err := f.messages.CreateMessage(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	def := f.message(t)
+	type writer interface {
+		PutReaction(context.Context, messageapi.PutReactionParams) (messageapi.PutReactionResult, error)
+		DeleteReaction(context.Context, messageapi.DeleteReactionParams) (messageapi.DeleteReactionResult, error)
+	}
+	for name, s := range map[string]writer{"alone": f.reactions, "group_commit": group} {
+		for id, want := range map[string]string{m.ID: "general", def: messageapi.DefaultChannel} {
+			put, err := s.PutReaction(ctx, putParams(id, "u-"+name, "like", 1))
+			if err != nil || put.ChannelID != want {
+				t.Errorf("%s: put = %q, %v; want channel %q", name, put.ChannelID, err, want)
+			}
+			del, err := s.DeleteReaction(ctx, messageapi.DeleteReactionParams{MessageID: id, UserID: "u-" + name, Type: "like", At: time.Now()})
+			if err != nil || del.ChannelID != want {
+				t.Errorf("%s: delete = %q, %v; want channel %q", name, del.ChannelID, err, want)
+			}
+		}
+	}
+}

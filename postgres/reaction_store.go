@@ -34,10 +34,13 @@ func (s *ReactionStore) PutReaction(ctx context.Context, p messageapi.PutReactio
 }
 
 // putReactionSQL calls put_reaction; its outputs are null unless the put
-// stored a row.
+// stored a row. The message's channel, which chooses the reaction's stream
+// partition, is a probe of the message's key, whose row put_reaction has
+// just read.
 const putReactionSQL = `
 	select status, coalesce(id::text, ''), coalesce(score, 0), coalesce(created_at, 'epoch'),
-		coalesce(updated_at, 'epoch'), coalesce(version, 0), removed_ids::text[], removed_versions
+		coalesce(updated_at, 'epoch'), coalesce(version, 0), removed_ids::text[], removed_versions,
+		coalesce((select m.channel_id from messages m where m.id = $2), '')
 	from put_reaction($1, $2, $3, $4, $5, $6, $7, $8)`
 
 // scanPut reads the row of putReactionSQL for p.
@@ -50,7 +53,7 @@ func scanPut(row pgx.Row, p messageapi.PutReactionParams) (messageapi.PutReactio
 		res              messageapi.PutReactionResult
 		r                = &res.Reaction
 	)
-	err := row.Scan(&status, &r.ID, &r.Score, &created, &updated, &res.Version, &removedIDs, &removedVersions)
+	err := row.Scan(&status, &r.ID, &r.Score, &created, &updated, &res.Version, &removedIDs, &removedVersions, &res.ChannelID)
 	if err != nil {
 		return messageapi.PutReactionResult{}, translate(err, "put reaction")
 	}
@@ -83,32 +86,31 @@ func (s *ReactionStore) DeleteReaction(ctx context.Context, p messageapi.DeleteR
 }
 
 // deleteReactionSQL deletes a live reaction and says, in the same
-// statement, whether there was one and whether its message exists, so an
-// unknown reaction is not an error that would fail a batch.
+// statement, whether there was one and the channel of its message, null
+// when the message does not exist, so an unknown reaction is not an error
+// that would fail a batch.
 const deleteReactionSQL = `
 	with d as (
 		update reactions set deleted_at = $4, updated_at = $4, version = version + 1
 		where message_id = $1 and user_id = $2 and type = $3 and deleted_at is null
 		returning id::text, version
 	)
-	select (select id from d), (select version from d),
-		exists (select from d) or exists (select from messages where id = $1)`
+	select (select id from d), (select version from d), (select channel_id from messages where id = $1)`
 
 // scanDelete reads the row of deleteReactionSQL.
 func scanDelete(row pgx.Row) (messageapi.DeleteReactionResult, error) {
-	var id *string
+	var id, channel *string
 	var version *int64
-	var messageExists bool
-	if err := row.Scan(&id, &version, &messageExists); err != nil {
+	if err := row.Scan(&id, &version, &channel); err != nil {
 		return messageapi.DeleteReactionResult{}, translate(err, "delete reaction")
 	}
 	switch {
-	case !messageExists:
+	case channel == nil:
 		return messageapi.DeleteReactionResult{}, messageapi.Errorf(messageapi.ENOTFOUND, "message not found")
 	case id == nil:
 		return messageapi.DeleteReactionResult{}, messageapi.Errorf(messageapi.ENOTFOUND, "reaction not found")
 	}
-	return messageapi.DeleteReactionResult{ReactionID: *id, Version: *version}, nil
+	return messageapi.DeleteReactionResult{ReactionID: *id, Version: *version, ChannelID: *channel}, nil
 }
 
 // requireMessage returns a not-found error when the message does not exist.

@@ -30,8 +30,9 @@ type Config struct {
 	// the projection's sweeper folds that change from PostgreSQL, so
 	// nothing is lost. Default DefaultMaxLen.
 	MaxLen int64
-	// Partitions splits the stream by message: a change goes to partition
-	// PartitionOf(message, Partitions). Each partition is a stream key of
+	// Partitions splits the stream by channel, and the default channel by
+	// message: a change goes to partition
+	// PartitionOf(PartitionKey(channel, message), Partitions). Each partition is a stream key of
 	// its own hash tag, so on a Redis Cluster the partitions spread over
 	// the masters. Every process of a deployment must agree on it.
 	// Default DefaultPartitions.
@@ -74,14 +75,28 @@ func (s *Stream) Key(partition int) string { return s.partitions[partition].key 
 // DeadLetterKey returns the key of a partition's dead-letter stream.
 func (s *Stream) DeadLetterKey(partition int) string { return s.partitions[partition].dead }
 
-// PartitionOf returns the partition of a message's changes among n: all
-// the changes of one message go to one partition, so that one worker folds
-// a hot message and its batches coalesce.
-func PartitionOf(messageID string, n int) int {
+// PartitionOf returns the partition among n of the changes with the
+// partition key key (see PartitionKey).
+func PartitionOf(key string, n int) int {
 	if n <= 1 {
 		return 0
 	}
-	return int(messageapi.Hash32(messageID) % uint32(n))
+	return int(messageapi.Hash32(key) % uint32(n))
+}
+
+// PartitionKey returns what chooses the partition of a change of a
+// reaction to a message of a channel: the channel, so that all of a
+// channel's changes go to one partition, where one worker reads them in
+// order and folds a hot channel's messages in shared batches. The default
+// channel, which holds every message of the clients of /messages, is
+// spread by message instead: as one partition it would put all of their
+// traffic on one worker. A change whose channel is unknown goes by its
+// message.
+func PartitionKey(channelID, messageID string) string {
+	if channelID == "" || channelID == messageapi.DefaultChannel {
+		return messageID
+	}
+	return "channel:" + channelID
 }
 
 // Event fields in a stream entry.
@@ -119,7 +134,7 @@ func (s *Stream) countDropped(n int) {
 
 func (s *Stream) addArgs(e messageapi.ReactionChanged) *goredis.XAddArgs {
 	return &goredis.XAddArgs{
-		Stream: s.partitions[PartitionOf(e.MessageID, len(s.partitions))].key,
+		Stream: s.partitions[PartitionOf(PartitionKey(e.ChannelID, e.MessageID), len(s.partitions))].key,
 		MaxLen: s.maxLen,
 		Approx: true,
 		Values: []any{

@@ -93,3 +93,38 @@ func TestDeadLetterKeepsEntriesItCannotCopy(t *testing.T) {
 		t.Errorf("dead-letter stream holds %d entries, want 1", n)
 	}
 }
+
+// TestStreamPartitionsByChannel: the changes of every message of a named
+// channel go to one partition; those of the default channel spread by
+// message.
+func TestStreamPartitionsByChannel(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c := redistest.NewClient(t)
+	s := stream.New(c, stream.Config{Partitions: 8})
+	for range 40 {
+		for _, ch := range []string{"general", messageapi.DefaultChannel} {
+			e := messageapi.ReactionChanged{ReactionID: uuid.NewString(), MessageID: uuid.NewString(), ChannelID: ch, Version: 1, ChangedAt: time.Now()}
+			if err := s.Publish(ctx, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	general := stream.PartitionOf(stream.PartitionKey("general", uuid.NewString()), 8)
+	used := 0
+	for p := range 8 {
+		n, err := c.Redis().XLen(ctx, s.Key(p)).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p == general && n < 40 {
+			t.Errorf("general's partition %d holds %d entries, want its 40 and some of the default channel's", p, n)
+		}
+		if n > 0 {
+			used++
+		}
+	}
+	if used < 4 {
+		t.Errorf("the 80 changes used %d of 8 partitions; the default channel's 40 messages should spread", used)
+	}
+}
