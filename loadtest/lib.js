@@ -249,14 +249,16 @@ export function isMessageView(v) {
 // isPage reports whether p is a list page of at most limit items under key,
 // whose next_cursor is either absent or a non-empty string, and present only
 // on a full page (the API asks for limit+1 items to decide).
-export function isPage(p, key, limit) {
+export function isPage(p, key, limit, newer) {
   if (!isObject(p) || !Array.isArray(p[key]) || p[key].length > limit) {
     return false;
   }
   if (p.next_cursor === undefined) {
     return true;
   }
-  return typeof p.next_cursor === 'string' && p.next_cursor.length > 0 && p[key].length === limit;
+  // A page read toward the present (by a prev_cursor) may be short and
+  // still have older messages after it.
+  return typeof p.next_cursor === 'string' && p.next_cursor.length > 0 && (newer === true || p[key].length === limit);
 }
 
 // ---------------------------------------------------------------------------
@@ -311,44 +313,64 @@ export function isOwn(ms, user) {
 
 const JSON_BODY = { headers: JSON_HEADERS };
 
+// The channel /messages lists and posts to.
+export const DEFAULT_CHANNEL = 'default';
+
+// messagesRoute returns the path of a channel's messages, and the route
+// that names its requests: /messages for the default channel (or none),
+// /channels/{channel_id}/messages for any other.
+export function messagesRoute(channel) {
+  if (channel === undefined || channel === DEFAULT_CHANNEL) {
+    return { path: '/messages', route: '/messages' };
+  }
+  return { path: `/channels/${channel}/messages`, route: '/channels/{channel_id}/messages' };
+}
+
 // ---------------------------------------------------------------------------
 // API calls. Each one checks the status and the shape of the answer, unless
 // opts.checks is false (polling loops), and returns the response with the
 // parsed body. opts.tags are added to the request's metrics; the `name` tag
 // groups URLs that carry ids.
 
-// createMessage posts a message and expects 201 with it, and a Location.
+// createMessage posts a message, to the channel opts.channel (default:
+// the default channel), and expects 201 with it, and a Location.
 export function createMessage(text, userId, opts) {
   const o = opts || {};
-  const res = http.post(`${BASE_URL}/messages`, JSON.stringify({ text: text, user_id: userId }),
-    params('POST /messages', o.tags, JSON_BODY, userId));
+  const { path, route } = messagesRoute(o.channel);
+  const res = http.post(`${BASE_URL}${path}`, JSON.stringify({ text: text, user_id: userId }),
+    params(`POST ${route}`, o.tags, JSON_BODY, userId));
   const msg = bodyJson(res);
   if (o.checks !== false) {
     const ok = check(res, {
       'POST /messages: status 201': (r) => r.status === 201,
       'POST /messages: returns the new message': () => isMessageView(msg) &&
-        msg.text === text && msg.user_id === userId && msg.reaction_count === 0,
+        msg.text === text && msg.user_id === userId && msg.reaction_count === 0 &&
+        msg.channel_id === (o.channel || DEFAULT_CHANNEL),
       'POST /messages: Location is /messages/{id}': (r) =>
         msg !== undefined && header(r, 'Location') === `/messages/${msg.id}`,
     });
     if (!ok) {
-      logFailure('POST /messages', res);
+      logFailure(`POST ${path}`, res);
     }
   }
   return { res: res, message: res.status === 201 ? msg : undefined };
 }
 
 // createMessages posts messages in parallel with http.batch and returns the
-// ids of those created. items are {text, user_id}. How many requests run at
-// once is bounded by the batch and batchPerHost options (defaults 20 and 6).
+// ids of those created. items are {text, user_id, channel?}. How many
+// requests run at once is bounded by the batch and batchPerHost options
+// (defaults 20 and 6).
 export function createMessages(items, opts) {
   const o = opts || {};
-  const requests = items.map((it) => ({
-    method: 'POST',
-    url: `${BASE_URL}/messages`,
-    body: JSON.stringify({ text: it.text, user_id: it.user_id }),
-    params: params('POST /messages', o.tags, JSON_BODY, it.user_id),
-  }));
+  const requests = items.map((it) => {
+    const { path, route } = messagesRoute(it.channel);
+    return {
+      method: 'POST',
+      url: `${BASE_URL}${path}`,
+      body: JSON.stringify({ text: it.text, user_id: it.user_id }),
+      params: params(`POST ${route}`, o.tags, JSON_BODY, it.user_id),
+    };
+  });
   const responses = http.batch(requests);
   const ids = [];
   for (let i = 0; i < responses.length; i++) {
@@ -388,24 +410,29 @@ export function getMessage(id, opts) {
   return { res: res, message: res.status === 200 ? msg : undefined };
 }
 
-// listMessages reads a page of messages. q holds limit and either page or
+// listMessages reads a page of the messages of the channel opts.channel
+// (default: the default channel). q holds limit and either page or
 // cursor, and user_id to read as that user (then every message must carry
 // the user's own reactions); opts.name overrides the name tag (default
-// 'GET /messages').
+// 'GET /messages', or 'GET /channels/{channel_id}/messages'); opts.newer
+// says the cursor is a prev_cursor, which reads toward the present.
 export function listMessages(q, opts) {
   const o = opts || {};
   const qq = q || {};
   const limit = qq.limit || DEFAULT_PAGE_SIZE;
-  const res = http.get(`${BASE_URL}/messages${query(qq)}`, params(o.name || 'GET /messages', o.tags, undefined, qq.user_id));
+  const { path, route } = messagesRoute(o.channel);
+  const name = o.name || `GET ${route}`;
+  const res = http.get(`${BASE_URL}${path}${query(qq)}`, params(name, o.tags, undefined, qq.user_id));
   const page = bodyJson(res);
-  const wellFormed = isPage(page, 'messages', limit) && (qq.user_id === undefined || isOwn(page.messages, qq.user_id));
+  const wellFormed = isPage(page, 'messages', limit, o.newer) && (qq.user_id === undefined || isOwn(page.messages, qq.user_id)) &&
+    page.messages.every((m) => m.channel_id === (o.channel || DEFAULT_CHANNEL));
   if (o.checks !== false) {
     const ok = check(res, {
       'GET /messages: status 200': (r) => r.status === 200,
       'GET /messages: well-formed page': () => wellFormed,
     });
     if (!ok) {
-      logFailure(`GET /messages${query(qq)}`, res);
+      logFailure(`GET ${path}${query(qq)}`, res);
     }
   }
   return { res: res, page: res.status === 200 && wellFormed ? page : undefined };

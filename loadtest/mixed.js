@@ -12,10 +12,15 @@
 //   jump             GET /messages?around={id}: the page centred on a message
 //                    of the pool, then one page newer by prev_cursor
 //
+// The traffic spreads over CHANNELS channels: the default one, which
+// /messages lists, and room-1, room-2, ..., read and posted to as
+// /channels/{channel_id}/messages. Each page read, walk and post picks a
+// channel at random; a jump reads the channel of its message.
+//
 // Every read is made as a chat client makes it: as a reader of the pool
 // (user_id, and with AUTH_SECRET the reader's own token), so every
 // message carries the reader's own_reactions, which are checked.
-//   post_message     POST /messages
+//   post_message     POST /messages, or /channels/{channel_id}/messages
 //   post_reaction    POST /messages/{id}/reactions: random type, user and score
 //                    1..50; REPOST_RATIO of them post again a reaction this VU
 //                    created before (same message, user and type), which
@@ -26,8 +31,9 @@
 //                    users of their own: the user's other types on the
 //                    message go, so a read of their reactions shows one
 //
-// setup() checks that the API answers, then creates POOL messages that the
-// reads and reactions target; their ids are passed to every VU.
+// setup() checks that the API answers, then creates POOL messages, spread
+// over the channels, that the reads and reactions target; their ids and
+// channels are passed to every VU.
 //
 // Run (the API and a worker must be running, e.g. `make run`):
 //
@@ -35,16 +41,16 @@
 //   k6 run -e READ_RATE=400 -e WRITE_RATE=80 -e DURATION=5m loadtest/mixed.js
 //
 // Environment (all optional): BASE_URL, AUTH_SECRET, DURATION, READ_RATE,
-// WRITE_RATE, the per-scenario *_RATE overrides, POOL, USERS, WALK_PAGES,
-// REPOST_RATIO and the latency thresholds *_P95 / *_P99 (ms). See
+// WRITE_RATE, the per-scenario *_RATE overrides, POOL, USERS, CHANNELS,
+// WALK_PAGES, REPOST_RATIO and the latency thresholds *_P95 / *_P99 (ms). See
 // loadtest/README.md.
 
 import { check } from 'k6';
 import { Counter } from 'k6/metrics';
 import {
   REACTION_TYPES, SUMMARY_TREND_STATS, arrival, chance, createMessage, createMessages, deleteReaction,
-  envFloat, envInt, envString, getMessage, latency, listMessages, listReactions, poolUser,
-  postReaction, randInt, randItem, randomText, requireService,
+  DEFAULT_CHANNEL, envFloat, envInt, envString, getMessage, latency, listMessages, listReactions, messagesRoute,
+  poolUser, postReaction, randInt, randItem, randomText, requireService,
 } from './lib.js';
 
 // ---------------------------------------------------------------------------
@@ -57,6 +63,13 @@ const POOL = envInt('POOL', 200); // messages created by setup()
 const USERS = envInt('USERS', 500); // size of the user id pool
 const WALK_PAGES = envInt('WALK_PAGES', 4); // pages per cursor walk
 const REPOST_RATIO = envFloat('REPOST_RATIO', 0.2); // share of reaction posts that re-post
+const CHANNELS = Math.max(1, envInt('CHANNELS', 4)); // the default channel and CHANNELS-1 others
+
+// CHANNEL_IDS are the channels of the traffic.
+const CHANNEL_IDS = [DEFAULT_CHANNEL];
+for (let i = 1; i < CHANNELS; i++) {
+  CHANNEL_IDS.push(`room-${i}`);
+}
 
 // Iterations per second of each scenario: a share of READ_RATE or
 // WRITE_RATE unless set on its own. 0 turns a scenario off.
@@ -122,19 +135,36 @@ const reactionsUpdated = new Counter('reactions_updated');
 export function setup() {
   requireService();
   const ids = [];
-  while (ids.length < POOL) {
+  const channelOf = {};
+  // A batch a channel, in turn.
+  for (let batch = 0; ids.length < POOL; batch++) {
+    const ch = CHANNEL_IDS[batch % CHANNELS];
     const items = [];
     for (let i = 0; i < Math.min(20, POOL - ids.length); i++) {
-      items.push({ text: randomText(10, 200), user_id: poolUser(USERS) });
+      items.push({ text: randomText(10, 200), user_id: poolUser(USERS), channel: ch });
     }
     const created = createMessages(items, { tags: { phase: 'setup' } });
     if (created.length === 0) {
       throw new Error('setup(): no message could be created; see the warnings above');
     }
+    for (const id of created) {
+      channelOf[id] = ch;
+    }
     ids.push(...created);
   }
-  console.log(`setup(): created ${ids.length} messages`);
-  return { ids: ids };
+  console.log(`setup(): created ${ids.length} messages in ${CHANNELS} channels`);
+  return { ids: ids, channelOf: channelOf };
+}
+
+// channel picks the channel of a read or a post.
+function channel() {
+  return randItem(CHANNEL_IDS);
+}
+
+// named returns the name tag of a read of channel with a suffix, such as
+// '?page=N', so that the requests of each route are reported together.
+function named(ch, suffix) {
+  return `GET ${messagesRoute(ch).route}${suffix}`;
 }
 
 // ---------------------------------------------------------------------------
@@ -147,12 +177,13 @@ function reader() {
 
 // firstPage reads the latest page, as every client opening the chat does.
 export function firstPage() {
-  listMessages({ user_id: reader() });
+  listMessages({ user_id: reader() }, { channel: channel() });
 }
 
 // laterPages reads one of pages 2 to 5 of 10 (the rest of the cached range).
 export function laterPages() {
-  listMessages({ page: randInt(2, 5), user_id: reader() }, { name: 'GET /messages?page=N' });
+  const ch = channel();
+  listMessages({ page: randInt(2, 5), user_id: reader() }, { channel: ch, name: named(ch, '?page=N') });
 }
 
 // cursorWalk scrolls back: the first page, then WALK_PAGES-1 pages by
@@ -160,6 +191,7 @@ export function laterPages() {
 // (UUIDv7, newest first), even while messages are being posted.
 export function cursorWalk() {
   const user = reader();
+  const ch = channel();
   const seen = {};
   let duplicates = 0;
   let misordered = 0;
@@ -167,8 +199,8 @@ export function cursorWalk() {
   let cursor;
   for (let i = 0; i < WALK_PAGES; i++) {
     const { page } = cursor === undefined
-      ? listMessages({ user_id: user })
-      : listMessages({ cursor: cursor, user_id: user }, { name: 'GET /messages?cursor' });
+      ? listMessages({ user_id: user }, { channel: ch })
+      : listMessages({ cursor: cursor, user_id: user }, { channel: ch, name: named(ch, '?cursor') });
     if (page === undefined) {
       return;
     }
@@ -201,13 +233,15 @@ export function readMessage(data) {
 export function jump(data) {
   const user = reader();
   const id = randItem(data.ids);
-  const { page } = listMessages({ around: id, user_id: user }, { name: 'GET /messages?around' });
+  const ch = data.channelOf[id];
+  const { page } = listMessages({ around: id, user_id: user }, { channel: ch, name: named(ch, '?around') });
   if (page === undefined) {
     return;
   }
   check(page.messages, { 'around: the page holds the message': (ms) => ms.some((m) => m.id === id) });
   if (page.prev_cursor !== undefined) {
-    const newer = listMessages({ cursor: page.prev_cursor, user_id: user }, { name: 'GET /messages?cursor (newer)' }).page;
+    const newer = listMessages({ cursor: page.prev_cursor, user_id: user },
+      { channel: ch, newer: true, name: named(ch, '?cursor (newer)') }).page;
     if (newer !== undefined && newer.messages.length > 0) {
       check(newer.messages, {
         'newer page: only messages newer than the jump': (ms) => ms.every((m) => m.id > page.messages[0].id),
@@ -221,7 +255,7 @@ export function jump(data) {
 
 // postMessage posts a new message from a user of the pool.
 export function postMessage() {
-  createMessage(randomText(5, 300), poolUser(USERS));
+  createMessage(randomText(5, 300), poolUser(USERS), { channel: channel() });
 }
 
 // Reactions this VU created, to post again later: a VU keeps its module
