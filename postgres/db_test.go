@@ -23,19 +23,27 @@ func TestMigrateCreatesTheSchema(t *testing.T) {
 	}
 }
 
+// migratedTo returns a database in a schema of its own, migrated to
+// version, for a test of the migrations after it.
+func migratedTo(t *testing.T, version int32) *postgres.DB {
+	t.Helper()
+	db, err := postgres.Open(postgres.Config{URL: postgrestest.NewSchema(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	if err := db.MigrateTo(context.Background(), version); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
 // TestReactionGroupsMigration: views made before migration 004 get groups
 // holding their counts and sums, with the times of their live reactions.
 func TestReactionGroupsMigration(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db, err := postgres.Open(postgres.Config{URL: postgrestest.NewSchema(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := db.MigrateTo(ctx, 3); err != nil {
-		t.Fatal(err)
-	}
+	db := migratedTo(t, 3)
 	const m = "01a21b77-d171-76be-88ab-728585d7e80f"
 	for _, sql := range []string{
 		`insert into messages (id, text, user_id, created_at) values ('` + m + `', 'old', 'u', now())`,
