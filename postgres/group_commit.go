@@ -248,7 +248,12 @@ func (s *GroupCommitStore) tryBatch(ctx context.Context, batch []*groupWrite) ([
 	ctx, cancel := s.db.withTimeout(ctx)
 	defer cancel()
 	results := make([]groupResult, len(batch))
+	// One round trip: the begin, every write and the commit go in one
+	// pipeline. A statement that fails makes the server skip the rest,
+	// the commit too, and leaves the transaction for the deferred
+	// rollback; a commit that finds the transaction failed says ROLLBACK.
 	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{})
 	for i, w := range batch {
 		if w.put != nil {
 			p := w.put
@@ -265,18 +270,15 @@ func (s *GroupCommitStore) tryBatch(ctx context.Context, batch []*groupWrite) ([
 			return failsBatch(results[i].err)
 		})
 	}
-	// An explicit transaction, so that the commit says whether the batch
-	// took effect: a statement that failed, even after sending its row,
-	// turns the commit into a rollback, which Commit reports.
-	tx, err := s.db.pool.Begin(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return nil, err
-	}
-	if err := tx.Commit(ctx); err != nil {
+	b.Queue("commit").Exec(func(tag pgconn.CommandTag) error {
+		if tag.String() != "COMMIT" {
+			return errors.New("the batch's transaction was rolled back")
+		}
+		return nil
+	})
+	br := s.db.pool.SendBatch(ctx, b)
+	defer br.Tx().Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after the commit; it returns the connection
+	if err := br.Close(); err != nil {
 		return nil, err
 	}
 	return results, nil

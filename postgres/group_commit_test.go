@@ -137,6 +137,40 @@ func TestGroupCommitAnswersEachWriteOfABatch(t *testing.T) {
 	}
 }
 
+// TestGroupCommitFailedBatchCommitsNothing: a batch whose later write
+// fails the transaction commits none of the writes before it, which are
+// then written alone, and each is told what it did.
+func TestGroupCommitFailedBatchCommitsNothing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newStoreFixture(t)
+	m := f.message(t)
+	s, reg, run := groupStore(t, f, postgres.GroupCommitConfig{MaxBatch: 64, Committers: 1})
+	// Key order puts amy's write first in the batch, zed's (a score the
+	// table refuses) after it.
+	var good, bad outcome
+	var wg sync.WaitGroup
+	wg.Go(func() { good = putWrite(s, putParams(m, "amy", "like", 1))(ctx) })
+	for s.Queued() < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	wg.Go(func() { bad = putWrite(s, putParams(m, "zed", "like", 0))(ctx) })
+	for s.Queued() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	run()
+	wg.Wait()
+	if messageapi.ErrorCode(bad.err) != messageapi.EINTERNAL {
+		t.Errorf("bad write: %v, want an internal error", bad.err)
+	}
+	if good.err != nil || !good.put.Created || good.put.Version != 1 {
+		t.Errorf("good write: %+v, %v; want it created once, by its write alone", good.put, good.err)
+	}
+	if n := counterValue(t, reg, "messageapi_write_batches_total", "split"); n != 1 {
+		t.Errorf("%v split batches, want 1", n)
+	}
+}
+
 func putWrite(s *postgres.GroupCommitStore, p messageapi.PutReactionParams) func(context.Context) outcome {
 	return func(ctx context.Context) outcome {
 		r, err := s.PutReaction(ctx, p)
@@ -242,4 +276,25 @@ func TestGroupCommitHotMessageBurst(t *testing.T) {
 		t.Errorf("%d created, %d rows, score sum %d; want %d, %d, %d", created, rows, sum, writers, writers, 2*writers)
 	}
 	t.Logf("%d writes in %d transactions", writers, batches)
+}
+
+// counterValue returns the value of the counter name whose only label has
+// the value label.
+func counterValue(t *testing.T, reg *prometheus.Registry, name, label string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range families {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == label {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }
