@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 
 	"messageapi"
 	"messageapi/auth"
@@ -160,14 +161,61 @@ func checkContentType(values []string) error {
 // exactly that name, and a field given twice. encoding/json would match
 // names in any case and let the last duplicate win. A body that is not an
 // object is left to the decoder to report.
+//
+// Every write runs it, so it first scans the body itself (topLevelNames);
+// a body that scan cannot follow (an escape in a name, broken JSON) goes
+// through encoding/json's tokenizer, which decides.
 func checkFieldNames(body []byte, dst any) error {
-	known := map[string]bool{}
-	t := reflect.TypeOf(dst).Elem()
+	known := knownFields(reflect.TypeOf(dst).Elem())
+	if names, ok := topLevelNames(body); ok {
+		var seen uint64 // the fields of a body: its first 64 names
+		for i, name := range names {
+			bit, found := known[string(name)]
+			switch {
+			case !found:
+				return messageapi.InvalidFields(map[string]string{string(name): "is not a known field"})
+			case i < 64 && seen&(1<<bit) != 0, i >= 64:
+				if duplicateName(names[:i], name) {
+					return messageapi.InvalidFields(map[string]string{string(name): "is given more than once"})
+				}
+			}
+			seen |= 1 << bit
+		}
+		return nil
+	}
+	return checkFieldTokens(body, known)
+}
+
+// knownByType caches, per struct type, the JSON names of its fields, each
+// with a bit of its own (types have far fewer than 64 fields).
+var knownByType sync.Map // reflect.Type -> map[string]uint
+
+func knownFields(t reflect.Type) map[string]uint {
+	if k, ok := knownByType.Load(t); ok {
+		return k.(map[string]uint)
+	}
+	known := map[string]uint{}
 	for i := range t.NumField() {
 		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "" && name != "-" {
-			known[name] = true
+			known[name] = uint(len(known) % 64)
 		}
 	}
+	knownByType.Store(t, known)
+	return known
+}
+
+func duplicateName(before [][]byte, name []byte) bool {
+	for _, b := range before {
+		if bytes.Equal(b, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkFieldTokens is checkFieldNames by encoding/json's tokenizer, for
+// the bodies topLevelNames cannot follow.
+func checkFieldTokens(body []byte, known map[string]uint) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return nil
@@ -179,8 +227,9 @@ func checkFieldNames(body []byte, dst any) error {
 			return nil
 		}
 		name, _ := tok.(string)
+		_, isKnown := known[name]
 		switch {
-		case !known[name]:
+		case !isKnown:
 			return messageapi.InvalidFields(map[string]string{name: "is not a known field"})
 		case seen[name]:
 			return messageapi.InvalidFields(map[string]string{name: "is given more than once"})
@@ -192,6 +241,100 @@ func checkFieldNames(body []byte, dst any) error {
 		}
 	}
 	return nil
+}
+
+// topLevelNames returns the names of the members of body, a JSON object,
+// in order, as they are written, skipping their values. ok is false when
+// body is not an object this scan can follow: a name holding an escape,
+// or anything but well-formed structure (the values themselves are only
+// skipped, not checked; the decoder checks them).
+func topLevelNames(body []byte) (names [][]byte, ok bool) {
+	i := skipSpace(body, 0)
+	if i >= len(body) || body[i] != '{' {
+		return nil, false
+	}
+	i = skipSpace(body, i+1)
+	if i < len(body) && body[i] == '}' {
+		return nil, skipSpace(body, i+1) == len(body)
+	}
+	for {
+		if i >= len(body) || body[i] != '"' {
+			return nil, false
+		}
+		end := bytes.IndexByte(body[i+1:], '"')
+		if end < 0 {
+			return nil, false
+		}
+		name := body[i+1 : i+1+end]
+		if bytes.IndexByte(name, '\\') >= 0 {
+			return nil, false
+		}
+		names = append(names, name)
+		i = skipSpace(body, i+2+end)
+		if i >= len(body) || body[i] != ':' {
+			return nil, false
+		}
+		if i = skipValue(body, skipSpace(body, i+1)); i < 0 {
+			return nil, false
+		}
+		i = skipSpace(body, i)
+		switch {
+		case i < len(body) && body[i] == ',':
+			i = skipSpace(body, i+1)
+		case i < len(body) && body[i] == '}':
+			return names, skipSpace(body, i+1) == len(body)
+		default:
+			return nil, false
+		}
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipValue returns the index after the JSON value that starts at b[i],
+// or -1 when its brackets or strings do not close.
+func skipValue(b []byte, i int) int {
+	if i >= len(b) || b[i] == ',' || b[i] == '}' || b[i] == ']' || b[i] == ':' {
+		return -1 // no value
+	}
+	depth := 0
+	for i < len(b) {
+		switch c := b[i]; c {
+		case '"':
+			for i++; i < len(b) && b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+			if i >= len(b) {
+				return -1
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 {
+				return i // the end of the enclosing object
+			}
+			depth--
+		case ',':
+			if depth == 0 {
+				return i
+			}
+		}
+		i++
+		if depth == 0 && i < len(b) && (b[i] == ',' || b[i] == '}') {
+			return i
+		}
+	}
+	if depth != 0 {
+		return -1
+	}
+	return i
 }
 
 func decodeError(err error) error {

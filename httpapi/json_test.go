@@ -1,9 +1,12 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"testing"
 
 	"messageapi"
@@ -40,6 +43,69 @@ func TestErrorStatuses(t *testing.T) {
 		}
 		if (tt.status == 401) != (rec.Header().Get("WWW-Authenticate") == `Bearer realm="message-api"`) {
 			t.Errorf("%v: WWW-Authenticate %q", tt.err, rec.Header().Get("WWW-Authenticate"))
+		}
+	}
+}
+
+// fieldsBody is a request body with the fields of a reaction post.
+type fieldsBody struct {
+	Type   string `json:"type"`
+	UserID string `json:"user_id"`
+	Score  *int   `json:"score"`
+	Unique bool   `json:"enforce_unique"`
+}
+
+func TestCheckFieldNames(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"type":"like","user_id":"bob"}`:                               "",
+		` { "type" : "like" , "score" : 5 , "enforce_unique" : true } `: "",
+		`{}`:                                 "",
+		`{"type":"x","Type":"y"}`:            "Type: is not a known field",
+		`{"type":"x","extra":{"a":[1,"}"]}}`: "extra: is not a known field",
+		`{"type":"x","type":"y"}`:            "type: is given more than once",
+		`{"user_id":"a\"b","type":"x","score":1,"type":2}`: "type: is given more than once",
+		`{"typ\u0065":"like","typ\u0065":"x"}`:             "type: is given more than once", // by the tokenizer
+		`[1]`:                                              "",                              // left to the decoder
+		`{"type":}`:                                        "",                              // the decoder's syntax error
+	} {
+		err := checkFieldNames([]byte(body), &fieldsBody{})
+		got := ""
+		var e *messageapi.Error
+		if errors.As(err, &e) {
+			for k, v := range e.Fields {
+				got = k + ": " + v
+			}
+		}
+		if got != want {
+			t.Errorf("%s: %q, want %q", body, got, want)
+		}
+	}
+}
+
+// FuzzCheckFieldNames: on every valid JSON body, the scan gives the
+// tokenizer's verdict.
+func FuzzCheckFieldNames(f *testing.F) {
+	for _, s := range []string{`{"type":"like","user_id":"bob"}`, `{"a":[{"b":"}"}],"type":1}`, `{"type":"\\"","type":2}`,
+		`{"score":1e5,"x":null}`, ` {} `, `{"user_id" : "\u00e9"}`} {
+		f.Add([]byte(s))
+	}
+	known := knownFields(reflect.TypeOf(fieldsBody{}))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if !json.Valid(body) {
+			return
+		}
+		fast, slow := checkFieldNames(body, &fieldsBody{}), checkFieldTokens(body, known)
+		if fmt.Sprint(fast) != fmt.Sprint(slow) {
+			t.Errorf("%q: scan %v, tokenizer %v", body, fast, slow)
+		}
+	})
+}
+
+func BenchmarkCheckFieldNames(b *testing.B) {
+	body := []byte(`{"type":"like","user_id":"lt-user-42","score":5}`)
+	for b.Loop() {
+		if err := checkFieldNames(body, &fieldsBody{}); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
