@@ -163,7 +163,7 @@ func (n *NearCache) UpdateMessage(ctx context.Context, v messageapi.MessageView)
 
 // dropPages forgets every page of channel. A read of any channel that
 // began before is not kept: the generation is one for all channels, which
-// costs a page kept now and then, and never keeps a stale one.
+// now and then keeps a page from being kept, and never keeps a stale one.
 func (n *NearCache) dropPages(channel string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
