@@ -49,22 +49,13 @@ type EventCounts struct {
 
 // NewMessageEvent returns the event of a new message.
 func NewMessageEvent(v MessageView) Event {
-	return Event{Type: MessageNew, MessageID: v.ID, ChannelID: channelOf(v), Message: &v, At: v.CreatedAt}
-}
-
-// channelOf returns the channel of v: a view read before channels existed
-// has none, and is of the default channel.
-func channelOf(v MessageView) string {
-	if v.ChannelID == "" {
-		return DefaultChannel
-	}
-	return v.ChannelID
+	return Event{Type: MessageNew, MessageID: v.ID, ChannelID: v.Channel(), Message: &v, At: v.CreatedAt}
 }
 
 // MessageChangedEvent returns the event of an edit or a delete, carrying
 // the message as it is after the change.
 func MessageChangedEvent(v MessageView) Event {
-	e := Event{Type: MessageUpdated, MessageID: v.ID, ChannelID: channelOf(v), Message: &v, At: v.CreatedAt}
+	e := Event{Type: MessageUpdated, MessageID: v.ID, ChannelID: v.Channel(), Message: &v, At: v.CreatedAt}
 	if v.UpdatedAt != nil {
 		e.At = *v.UpdatedAt
 	}
@@ -83,7 +74,7 @@ func FoldEvents(changes []ReactionChange, views []MessageView) []Event {
 	for _, v := range views {
 		counts[v.ID] = &EventCounts{ReactionCount: v.ReactionCount, ReactionCounts: v.ReactionCounts,
 			ReactionScores: v.ReactionScores, ReactionGroups: v.ReactionGroups, Version: v.Version}
-		channels[v.ID] = channelOf(v)
+		channels[v.ID] = v.Channel()
 	}
 	events := make([]Event, 0, len(changes))
 	for _, c := range changes {

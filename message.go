@@ -61,6 +61,15 @@ type Message struct {
 // Deleted reports whether m is a tombstone.
 func (m Message) Deleted() bool { return m.DeletedAt != nil }
 
+// Channel returns the channel of m: a message read before channels
+// existed has none, and is of the default channel.
+func (m Message) Channel() string {
+	if m.ChannelID == "" {
+		return DefaultChannel
+	}
+	return m.ChannelID
+}
+
 // MessageChange is an edit or a delete of a message by UserID, at At.
 // Text is the new text of an edit, and empty for a delete. AnyAuthor lets
 // the change apply whoever wrote the message (a server's token);

@@ -76,8 +76,10 @@ func optionalTime(t *time.Time) *messageapi.Time {
 // (for key share) do not wait for.
 func (s *MessageStore) EditMessage(ctx context.Context, c messageapi.MessageChange) (messageapi.MessageView, error) {
 	return s.change(ctx, c, "edit message", false, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `update messages set text = $2, updated_at = $3 where id = $1`, c.ID, c.Text, c.At)
-		return err
+		b := &pgx.Batch{}
+		b.Queue(`update messages set text = $2, updated_at = $3 where id = $1`, c.ID, c.Text, c.At)
+		b.Queue(`update message_views set version = version + 1 where message_id = $1`, c.ID)
+		return tx.SendBatch(ctx, b).Close()
 	})
 }
 
@@ -103,7 +105,7 @@ func (s *MessageStore) DeleteMessage(ctx context.Context, c messageapi.MessageCh
 		b.Queue(`update messages set text = '', updated_at = $2, deleted_at = $2 where id = $1`, c.ID, c.At)
 		b.Queue(`
 			update message_views set reaction_count = 0, reaction_counts = '{}', reaction_scores = '{}',
-				reaction_groups = '{}', latest_reactions = '[]'
+				reaction_groups = '{}', latest_reactions = '[]', version = version + 1
 			where message_id = $1`, c.ID)
 		return tx.SendBatch(ctx, b).Close()
 	})
@@ -111,8 +113,9 @@ func (s *MessageStore) DeleteMessage(ctx context.Context, c messageapi.MessageCh
 
 // change runs an edit or, when deleting, a delete: it locks the message,
 // checks that it exists, is not deleted (a delete of a tombstone changes
-// nothing) and may be changed by c.UserID, runs write, raises the view's
-// version and returns the view as the transaction leaves it.
+// nothing) and may be changed by c.UserID, runs write, which must raise
+// the view's version with its own write of the view, and returns the view
+// as the transaction leaves it.
 func (s *MessageStore) change(ctx context.Context, c messageapi.MessageChange, op string, deleting bool, write func(pgx.Tx) error) (messageapi.MessageView, error) {
 	ctx, cancel := s.db.withTimeout(ctx)
 	defer cancel()
@@ -138,9 +141,6 @@ func (s *MessageStore) change(ctx context.Context, c messageapi.MessageChange, o
 			return messageapi.Errorf(messageapi.ENOTFOUND, "message not found")
 		default:
 			if err := write(tx); err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, `update message_views set version = version + 1 where message_id = $1`, c.ID); err != nil {
 				return err
 			}
 		}

@@ -640,7 +640,7 @@ func (pc *Cache) RefreshViews(ctx context.Context, views []messageapi.MessageVie
 	byChannel := map[string][]messageapi.MessageView{}
 	var channels []string
 	for _, v := range views {
-		ch := cmp.Or(v.ChannelID, messageapi.DefaultChannel) // a view read before channels existed
+		ch := v.Channel()
 		if byChannel[ch] == nil {
 			channels = append(channels, ch)
 		}

@@ -148,7 +148,7 @@ func (n *NearCache) keyOf(r messageapi.MessageRange) (nearKey, bool) {
 // here.
 func (n *NearCache) AddMessage(ctx context.Context, v messageapi.MessageView) error {
 	err := n.pc.AddMessage(ctx, v)
-	n.dropPages(cmp.Or(v.ChannelID, messageapi.DefaultChannel))
+	n.dropPages(v.Channel())
 	return err
 }
 
@@ -157,7 +157,7 @@ func (n *NearCache) AddMessage(ctx context.Context, v messageapi.MessageView) er
 // once from here; the page cache announces it to the other processes.
 func (n *NearCache) UpdateMessage(ctx context.Context, v messageapi.MessageView) error {
 	err := n.pc.UpdateMessage(ctx, v)
-	n.dropPages(cmp.Or(v.ChannelID, messageapi.DefaultChannel))
+	n.dropPages(v.Channel())
 	return err
 }
 
