@@ -167,7 +167,7 @@ func TestPageCacheRefreshesViewsOfEveryChannel(t *testing.T) {
 func TestNearCacheDropsThePagesOfTheChangedChannelOnly(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	a, b, pcA, _ := twoProcesses(t, time.Minute)
+	a, b, pcA, regA, regB := twoProcesses(t, time.Minute)
 	general, marker, def := inChannel("general", 3), inChannel("marker", 2), views(2)
 	l := &channelLoader{calls: map[string]int{}, newest: map[string][]messageapi.MessageView{
 		"general": newestFirst(general[:2]), "marker": newestFirst(marker[:1]), messageapi.DefaultChannel: newestFirst(def)}}
@@ -194,15 +194,25 @@ func TestNearCacheDropsThePagesOfTheChangedChannelOnly(t *testing.T) {
 			read(n, ch)
 		}
 	}
-	// The rebuilds of these reads were announced too. Announcements arrive
-	// in order: once both processes saw a change of marker, they had those
-	// before it, and the default pages they read again stay.
+	// The rebuilds of a's first reads were announced (three), and so is a
+	// change of marker. A read that an announcement overtakes is not kept,
+	// and a page read before one of its channel is dropped: only once both
+	// processes have had all four do the default pages they read again stay.
 	l.newest["marker"] = newestFirst(marker)
 	if err := pcA.AddMessage(ctx, marker[1]); err != nil {
 		t.Fatal(err)
 	}
+	deadline := time.Now().Add(5 * time.Second)
+	for drops(t, regA) < 4 || drops(t, regB) < 4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("announcements received: a %v, b %v; want 4 each", drops(t, regA), drops(t, regB))
+		}
+		time.Sleep(time.Millisecond)
+	}
 	for _, n := range []*pagecache.NearCache{a, b} {
-		await(n, "marker", "[marker1 marker0]")
+		if got := read(n, "marker"); got != "[marker1 marker0]" {
+			t.Fatalf("marker's page after its change = %s", got)
+		}
 		read(n, "")
 	}
 	// Change the default channel's newest entry in Redis behind the near

@@ -15,11 +15,11 @@ import (
 
 // twoProcesses returns two near caches on one key prefix, each on its own
 // client, as two API processes would have, and waits until both listen.
-func twoProcesses(t *testing.T, maxAge time.Duration) (a, b *pagecache.NearCache, pcA *pagecache.Cache, regA *prometheus.Registry) {
+func twoProcesses(t *testing.T, maxAge time.Duration) (a, b *pagecache.NearCache, pcA *pagecache.Cache, regA, regB *prometheus.Registry) {
 	t.Helper()
-	regA = prometheus.NewRegistry()
+	regA, regB = prometheus.NewRegistry(), prometheus.NewRegistry()
 	ca := redistest.Open(t, redis.Config{Registerer: regA})
-	cb := redistest.Open(t, redis.Config{Prefix: ca.Prefix()})
+	cb := redistest.Open(t, redis.Config{Prefix: ca.Prefix(), Registerer: regB})
 	cfg := pagecache.Config{Pages: 3, PageSize: 2, TTL: time.Minute}
 	pcA = pagecache.New(ca, cfg)
 	a = pagecache.NewNearCache(pcA, pagecache.NearCacheConfig{MaxAge: maxAge})
@@ -32,7 +32,7 @@ func twoProcesses(t *testing.T, maxAge time.Duration) (a, b *pagecache.NearCache
 	for !a.Live() || !b.Live() {
 		time.Sleep(time.Millisecond)
 	}
-	return a, b, pcA, regA
+	return a, b, pcA, regA, regB
 }
 
 // drops returns how many announcements emptied the near cache whose
@@ -74,7 +74,7 @@ func (l *loader) load(_ context.Context, r messageapi.MessageRange) ([]messageap
 func TestNearCacheServesFromMemoryUntilAChange(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	a, b, pcA, _ := twoProcesses(t, time.Minute)
+	a, b, pcA, _, _ := twoProcesses(t, time.Minute)
 	all := views(6)
 	l := &loader{newest: newestFirst(all[:5])}
 	first := messageapi.MessageRange{Limit: 2}
@@ -142,7 +142,7 @@ func TestNearCacheMaxAge(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	const maxAge = 300 * time.Millisecond
-	a, _, pcA, reg := twoProcesses(t, maxAge)
+	a, _, pcA, reg, _ := twoProcesses(t, maxAge)
 	all := views(3)
 	l := &loader{newest: newestFirst(all)}
 	r := messageapi.MessageRange{Limit: 2}
