@@ -15,6 +15,13 @@
 # builds must accept that database's schema: a build refuses a schema
 # newer than its own migrations, so compare builds of one schema version.
 # ROUNDS (default 4) rounds of DURATION (default 10s) per build.
+#
+# OLD_SQL and NEW_SQL, when set, are run (psql) against that database
+# before each round of the old and the new build: with the same revision
+# twice, they compare two states of the schema under one build, e.g.
+#   OLD_SQL="$(sed -n '/^---- create above/,$p' postgres/migrations/009_cheap_checks.sql)" \
+#   NEW_SQL="$(sed '/^---- create above/,$d' postgres/migrations/009_cheap_checks.sql)" \
+#   loadtest/ab-writes.sh HEAD HEAD
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
@@ -23,6 +30,8 @@ cd "$(dirname "$0")/.."
 (($# == 2)) || { echo "usage: loadtest/ab-writes.sh OLD NEW (git revisions)" >&2; exit 2; }
 ROUNDS=${ROUNDS:-4}
 DURATION=${DURATION:-10s}
+OLD_SQL=${OLD_SQL:-}
+NEW_SQL=${NEW_SQL:-}
 CONNS=${CONNS:-32}
 DB_URL=$(url_with_db "$DATABASE_URL" message-api-bench)
 REDIS=$(url_with_db "$REDIS_URL" 14)
@@ -38,6 +47,7 @@ trap cleanup EXIT
 names=()
 for rev in "$1" "$2"; do
 	name=$(git rev-parse --short "$rev")
+	((${#names[@]})) && [ "$name" = "${names[0]}" ] && name+="-b" # one revision twice
 	names+=("$name")
 	git worktree add -q --detach "$work/src" "$rev"
 	(cd "$work/src" && go build -o "$work/api-$name" ./cmd/api && go build -o "$work/worker-$name" ./cmd/worker)
@@ -71,6 +81,9 @@ for round in $(seq "$ROUNDS"); do
 	order=("${names[0]}" "${names[1]}")
 	((round % 2 == 0)) && order=("${names[1]}" "${names[0]}")
 	for name in "${order[@]}"; do
+		sql=$OLD_SQL
+		[ "$name" = "${names[1]}" ] && sql=$NEW_SQL
+		[ -z "$sql" ] || psql -q -v ON_ERROR_STOP=1 "$DB_URL" -c "$sql" >/dev/null
 		start "$name"
 		wrk -t2 -c"$CONNS" -d2s -s loadtest/wrk/post-reaction.lua http://127.0.0.1:18085 -- "$work/ids.txt" "ab-warm-$round-$name-$$" >/dev/null
 		pg=$(ps -C postgres -o pid=)
