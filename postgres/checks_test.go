@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 
 	"messageapi/postgres"
 )
@@ -88,4 +89,33 @@ func accepted(t *testing.T, db *postgres.DB, insert string, values []string) []b
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestPutReactionOfTheBuildBeforeMigration10: migration 010 recreated
+// put_reaction with the message's channel as one more output. The
+// statement of the build before it, which probes the channel itself and
+// names the columns it reads, still works against the new function, so
+// that build runs on during a rolling upgrade.
+func TestPutReactionOfTheBuildBeforeMigration10(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := migratedTo(t, 10)
+	const m = "01a21b77-d171-76be-88ab-728585d7e810"
+	if _, err := db.Pool().Exec(ctx, `insert into messages (id, text, user_id, created_at, channel_id)
+		values ($1, 't', 'u', now(), 'general')`, m); err != nil {
+		t.Fatal(err)
+	}
+	const before = `
+		select status, coalesce(id::text, ''), coalesce(version, 0),
+			coalesce((select m.channel_id from messages m where m.id = $2), '')
+		from put_reaction($1, $2, $3, $4, $5, $6, $7, $8)`
+	var status, id, channel string
+	var version int64
+	if err := db.Pool().QueryRow(ctx, before, "01a21b77-d171-76be-88ab-000000000010", m, "a", "like", 1, time.Now(), 25, false).
+		Scan(&status, &id, &version, &channel); err != nil {
+		t.Fatal(err)
+	}
+	if status != "created" || id != "01a21b77-d171-76be-88ab-000000000010" || version != 1 || channel != "general" {
+		t.Errorf("the statement of the build before: %s %s version %d in %q", status, id, version, channel)
+	}
 }

@@ -34,13 +34,12 @@ func (s *ReactionStore) PutReaction(ctx context.Context, p messageapi.PutReactio
 }
 
 // putReactionSQL calls put_reaction; its outputs are null unless the put
-// stored a row. The message's channel, which chooses the reaction's stream
-// partition, is a probe of the message's key, whose row put_reaction has
-// just read.
+// stored a row, but for the message's channel (which chooses the
+// reaction's stream partition), set when the message exists.
 const putReactionSQL = `
 	select status, coalesce(id::text, ''), coalesce(score, 0), coalesce(created_at, 'epoch'),
 		coalesce(updated_at, 'epoch'), coalesce(version, 0), removed_ids::text[], removed_versions,
-		coalesce((select m.channel_id from messages m where m.id = $2), '')
+		coalesce(channel_id, '')
 	from put_reaction($1, $2, $3, $4, $5, $6, $7, $8)`
 
 // scanPut reads the row of putReactionSQL for p.
