@@ -264,7 +264,9 @@ func lockViews(ctx context.Context, tx pgx.Tx, messageIDs []string, skipLocked b
 // message: cheaper than patching the list and always right after a
 // delete), and
 // the first and latest reaction times of the touched groups (two index
-// probes a group, since deleting the first reaction of a type moves its
+// probes a group, each an ordered scan of one row: min and max in a
+// lateral subquery would read every reaction of the group; they are
+// re-read since deleting the first reaction of a type moves its
 // first_reaction_at to a reaction no change names). It runs after the
 // views are locked, so a later fold of the same message re-reads after
 // this one commits.
@@ -302,15 +304,20 @@ func reread(ctx context.Context, tx pgx.Tx, views []messageapi.MessageView, touc
 		select k.message_id::text, k.type, t.first, t.last
 		from unnest($1::uuid[], $2::text[]) as k(message_id, type)
 		cross join lateral (
-			select min(r.created_at) as first, max(r.created_at) as last
-			from reactions r
-			where r.message_id = k.message_id and r.type = k.type and r.deleted_at is null
-		) t
-		where t.first is not null`, keyIDs, keyTypes).Query(func(rows pgx.Rows) error {
+			select
+				(select r.created_at from reactions r
+				 where r.message_id = k.message_id and r.type = k.type and r.deleted_at is null
+				 order by r.created_at, r.id limit 1) as first,
+				(select r.created_at from reactions r
+				 where r.message_id = k.message_id and r.type = k.type and r.deleted_at is null
+				 order by r.created_at desc, r.id desc limit 1) as last
+		) t`, keyIDs, keyTypes).Query(func(rows pgx.Rows) error {
 		var id, typ string
-		var first, last time.Time
+		var first, last *time.Time // null: the group has no live reaction left
 		_, err := pgx.ForEachRow(rows, []any{&id, &typ, &first, &last}, func() error {
-			byID[id].SetGroupTimes(typ, first, last)
+			if first != nil && last != nil {
+				byID[id].SetGroupTimes(typ, *first, *last)
+			}
 			return nil
 		})
 		if err != nil {
