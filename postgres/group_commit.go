@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
 	"time"
@@ -255,15 +254,14 @@ func (s *GroupCommitStore) tryBatch(ctx context.Context, batch []*groupWrite) ([
 	// rollback; a commit that finds the transaction failed says ROLLBACK.
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{})
-	for i := 0; i < len(batch); i++ {
-		w := batch[i]
+	for i, w := range batch {
 		if w.put != nil {
-			run := i + 1
-			for run < len(batch) && batch[run].put != nil {
-				run++
-			}
-			queuePuts(b, batch[i:run], results[i:run])
-			i = run - 1
+			p := w.put
+			b.Queue(putReactionSQL, p.ID, p.MessageID, p.UserID, p.Type, p.Score, p.At, p.MaxTypes, p.Unique).
+				QueryRow(func(row pgx.Row) error {
+					results[i].put, results[i].err = scanPut(row, *p)
+					return failsBatch(results[i].err)
+				})
 			continue
 		}
 		p := w.del
@@ -284,48 +282,6 @@ func (s *GroupCommitStore) tryBatch(ctx context.Context, batch []*groupWrite) ([
 		return nil, err
 	}
 	return results, nil
-}
-
-// putReactionsSQL calls put_reaction for each of a run of puts, in the
-// order given, in one statement: each call sees the writes of the calls
-// before it, as it would as a statement of its own.
-const putReactionsSQL = `
-	select ` + putColumns + `
-	from unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int[], $6::timestamptz[], $7::int[], $8::boolean[])
-		with ordinality as u(id, message_id, user_id, type, score, at, max_types, uniq, n)
-	cross join lateral put_reaction(u.id, u.message_id, u.user_id, u.type, u.score, u.at, u.max_types, u.uniq) r
-	order by u.n`
-
-// queuePuts queues writes, a run of puts, as one statement, whose rows
-// answer them in order into results.
-func queuePuts(b *pgx.Batch, writes []*groupWrite, results []groupResult) {
-	n := len(writes)
-	ids, messages, users, types := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	scores, maxTypes, ats, unique := make([]int, n), make([]int, n), make([]time.Time, n), make([]bool, n)
-	for i, w := range writes {
-		p := w.put
-		ids[i], messages[i], users[i], types[i] = p.ID, p.MessageID, p.UserID, p.Type
-		scores[i], maxTypes[i], ats[i], unique[i] = p.Score, p.MaxTypes, p.At, p.Unique
-	}
-	b.Queue(putReactionsSQL, ids, messages, users, types, scores, ats, maxTypes, unique).Query(func(rows pgx.Rows) error {
-		answered := 0
-		for ; rows.Next(); answered++ {
-			if answered == n {
-				return errors.New("put_reaction answered more writes than it was given")
-			}
-			results[answered].put, results[answered].err = scanPut(rows, *writes[answered].put)
-			if err := failsBatch(results[answered].err); err != nil {
-				return err
-			}
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		if answered != n {
-			return fmt.Errorf("put_reaction answered %d of %d writes", answered, n)
-		}
-		return nil
-	})
 }
 
 // failsBatch returns err when it is not an answer for one write (an

@@ -36,12 +36,11 @@ func (s *ReactionStore) PutReaction(ctx context.Context, p messageapi.PutReactio
 // putReactionSQL calls put_reaction; its outputs are null unless the put
 // stored a row, but for the message's channel (which chooses the
 // reaction's stream partition), set when the message exists.
-const putReactionSQL = `select ` + putColumns + ` from put_reaction($1, $2, $3, $4, $5, $6, $7, $8) r`
-
-// putColumns are what scanPut reads of put_reaction's row r.
-const putColumns = `r.status, coalesce(r.id::text, ''), coalesce(r.score, 0), coalesce(r.created_at, 'epoch'),
-	coalesce(r.updated_at, 'epoch'), coalesce(r.version, 0), r.removed_ids::text[], r.removed_versions,
-	coalesce(r.channel_id, '')`
+const putReactionSQL = `
+	select status, coalesce(id::text, ''), coalesce(score, 0), coalesce(created_at, 'epoch'),
+		coalesce(updated_at, 'epoch'), coalesce(version, 0), removed_ids::text[], removed_versions,
+		coalesce(channel_id, '')
+	from put_reaction($1, $2, $3, $4, $5, $6, $7, $8)`
 
 // scanPut reads the row of putReactionSQL for p.
 func scanPut(row pgx.Row, p messageapi.PutReactionParams) (messageapi.PutReactionResult, error) {
