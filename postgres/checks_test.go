@@ -94,28 +94,47 @@ func accepted(t *testing.T, db *postgres.DB, insert string, values []string) []b
 // TestPutReactionOfTheBuildBeforeMigration10: migration 010 recreated
 // put_reaction with the message's channel as one more output. The
 // statement of the build before it, which probes the channel itself and
-// names the columns it reads, still works against the new function, so
-// that build runs on during a rolling upgrade.
+// names the columns it reads, still works against the new function, on a
+// connection that prepared it before the migration too, so that build
+// runs on during a rolling upgrade.
 func TestPutReactionOfTheBuildBeforeMigration10(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db := migratedTo(t, 10)
+	db := migratedTo(t, 9)
 	const m = "01a21b77-d171-76be-88ab-728585d7e810"
 	if _, err := db.Pool().Exec(ctx, `insert into messages (id, text, user_id, created_at, channel_id)
 		values ($1, 't', 'u', now(), 'general')`, m); err != nil {
 		t.Fatal(err)
 	}
+	conn, err := db.Pool().Acquire(ctx) // the old build's connection, kept across the migration
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
 	const before = `
 		select status, coalesce(id::text, ''), coalesce(version, 0),
 			coalesce((select m.channel_id from messages m where m.id = $2), '')
 		from put_reaction($1, $2, $3, $4, $5, $6, $7, $8)`
-	var status, id, channel string
-	var version int64
-	if err := db.Pool().QueryRow(ctx, before, "01a21b77-d171-76be-88ab-000000000010", m, "a", "like", 1, time.Now(), 25, false).
-		Scan(&status, &id, &version, &channel); err != nil {
+	put := func(id, user string) {
+		t.Helper()
+		var status, got, channel string
+		var version int64
+		if err := conn.QueryRow(ctx, before, id, m, user, "like", 1, time.Now(), 25, false).
+			Scan(&status, &got, &version, &channel); err != nil {
+			t.Fatal(err)
+		}
+		if status != "created" || got != id || version != 1 || channel != "general" {
+			t.Errorf("the statement of the build before: %s %s version %d in %q", status, got, version, channel)
+		}
+	}
+	put("01a21b77-d171-76be-88ab-000000000009", "a")
+	if err := db.MigrateTo(ctx, 10); err != nil {
 		t.Fatal(err)
 	}
-	if status != "created" || id != "01a21b77-d171-76be-88ab-000000000010" || version != 1 || channel != "general" {
-		t.Errorf("the statement of the build before: %s %s version %d in %q", status, id, version, channel)
+	var returnsChannel bool
+	if err := conn.QueryRow(ctx, `select 'channel_id' = any(proargnames) from pg_proc
+		where proname = 'put_reaction' and pronamespace = current_schema()::regnamespace`).Scan(&returnsChannel); err != nil || !returnsChannel {
+		t.Fatalf("put_reaction after migration 010 returns the channel: %v, %v", returnsChannel, err)
 	}
+	put("01a21b77-d171-76be-88ab-000000000010", "b")
 }
