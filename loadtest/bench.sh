@@ -25,6 +25,7 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-64}
 WRITE_CONNS=${WRITE_CONNS:-32}
+DRAIN_DURATION=${DRAIN_DURATION:-30s}
 ADMIN_URL=$(admin_database_url "$DATABASE_URL")
 DB_URL=$(url_with_db "$DATABASE_URL" message-api-bench)
 DB_OWNER=$(url_part "$DATABASE_URL" user)
@@ -233,6 +234,35 @@ for _ in $(seq 6000); do
 done
 elapsed=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { print e - s }')
 
+echo "a backlog under the full write rate" >&2
+# A backlog written with no worker, then a worker started while the posts
+# go on at full rate: the backlog must shrink, though the worker shares
+# the cores with the writes. Done is fewer unprojected reactions than one
+# batch (the worker's -batch-size, 500).
+kill -TERM "$worker_pid"; wait "$worker_pid" 2>/dev/null || true
+bench_wrk drain-backlog "$API" "$work/ids-spread.txt" drain-backlog >/dev/null
+unprojected() { psql "$DB_URL" -Atc "select count(*) from reactions where version <> projected_version"; }
+drain_from=$(unprojected)
+wrk -t2 -c"$WRITE_CONNS" -d"$DRAIN_DURATION" -s loadtest/wrk/post-reaction.lua "$API" -- "$work/ids-spread.txt" drain >"$work/wrk-drain.txt" &
+drain_wrk=$!
+pids+=($drain_wrk)
+start=$(date +%s.%N)
+start_worker
+drained="not under 500 while the posts ran ($DRAIN_DURATION)"
+while kill -0 "$drain_wrk" 2>/dev/null; do
+	if (($(unprojected) < 500)); then
+		drained="under 500 in $(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }')s"
+		break
+	fi
+	sleep 0.5
+done
+wait "$drain_wrk" || true
+drain_rps=$(rps <"$work/wrk-drain.txt")
+drained+="; $(unprojected) unprojected when the posts stopped"
+# What follows counts live events: let the last posts' folds end first.
+for _ in $(seq 600); do (($(unprojected) == 0)) && break; sleep 0.1; done
+sleep 1
+
 echo "live events" >&2
 sse=$("$work/sselag" -bases "$API" -clients 100 -rate 200 -messages 20 -duration 15s 2>&1 | tr '\n' ';')
 
@@ -279,6 +309,7 @@ live events (100 streams, 200 reactions/s)
   $sse
 projection
   backlog of $backlog reactions (written at $backlog_req/s with no worker) folded in ${elapsed}s: $(ratio "$backlog" "$elapsed") events/s
+  a backlog of $drain_from unprojected reactions, with posts going on at $drain_rps/s: $drained
 visibility lag (POST acknowledged -> GET /messages/{id} shows it)
   idle:      $lag_idle
   $(echo "$lag_load" | head -1)
