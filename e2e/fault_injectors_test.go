@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os/exec"
 	"path/filepath"
@@ -160,12 +161,35 @@ func (p *tcpProxy) cut() {
 	p.conns = map[net.Conn]bool{}
 }
 
+// Ports that freePort handed out, so that parallel tests get different ones.
+var (
+	portsMu  sync.Mutex
+	portsOut = map[int]bool{}
+)
+
+// freePort returns a port that is free now, for a server a test stops and
+// starts again on it. It is below 10000: the kernel gives ports of its
+// ephemeral range (32768 and up) to every listener on port 0, the
+// programs' admin servers among them, so a port of that range released
+// by a stopped server may be taken by another process before it starts
+// again. (The Redis Cluster of redistest takes ports from 10000 up.)
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 1000 {
+		port := 7000 + rand.IntN(3000)
+		if portsOut[port] {
+			continue
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue // taken
+		}
+		ln.Close()
+		portsOut[port] = true
+		return port
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port from 7000 to 9999")
+	return 0
 }
