@@ -4,7 +4,7 @@
 # less). Needs wrk, hey, pgbench and psql (apt-get install -y wrk hey
 # postgresql-client), and the PostgreSQL and Redis of make run.
 #
-#   loadtest/bench.sh            # all of it, about eight minutes
+#   loadtest/bench.sh            # all of it, about nine minutes
 #
 # The API runs as in production: access log on (to a file), metrics on,
 # near cache and group commit at their defaults. Reads use CONNS
