@@ -298,3 +298,89 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name, label string) fl
 	}
 	return 0
 }
+
+// TestGroupCommitSetBasedInsertAnswersLikePutReaction queues a batch whose
+// puts can go through the set-based insert (puts without enforce_unique,
+// one per user and message) beside puts it must leave to put_reaction,
+// and checks each answer against what put_reaction alone would give: a
+// new reaction of a type the message has is 201, a key that has a row is
+// 200, a new type is checked against the cap, and an unknown message is
+// 404, each for its own write only.
+func TestGroupCommitSetBasedInsertAnswersLikePutReaction(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newStoreFixture(t)
+	open, full := f.message(t), f.message(t)
+	dave := f.put(t, open, "dave", "like", 4)
+	f.put(t, full, "dave", "a", 1)
+	f.put(t, full, "dave", "b", 1)
+	s, _, run := groupStore(t, f, postgres.GroupCommitConfig{MaxBatch: 64, Committers: 1})
+
+	capped := func(p messageapi.PutReactionParams) messageapi.PutReactionParams { p.MaxTypes = 2; return p }
+	writes := []struct {
+		name string
+		p    messageapi.PutReactionParams
+	}{
+		{"new like", capped(putParams(open, "erin", "like", 2))},
+		{"dave's like again", capped(putParams(open, "dave", "like", 9))},
+		{"a second type", capped(putParams(open, "frank", "zap", 1))},
+		{"a third type", capped(putParams(full, "gina", "c", 1))},
+		{"a type the full message has", capped(putParams(full, "hank", "a", 3))},
+		{"unknown message", capped(putParams(uuid.Must(uuid.NewV7()).String(), "ivan", "like", 1))},
+		{"no cap", putParams(full, "jo", "d", 1)},
+	}
+	got := make([]outcome, len(writes))
+	var wg sync.WaitGroup
+	for i, w := range writes {
+		wg.Go(func() { got[i] = putWrite(s, w.p)(ctx) })
+	}
+	for s.Queued() < len(writes) {
+		time.Sleep(time.Millisecond)
+	}
+	run()
+	wg.Wait()
+
+	check := func(i int, ok bool) {
+		t.Helper()
+		if !ok {
+			t.Errorf("%s: got %+v", writes[i].name, got[i])
+		}
+	}
+	created := func(i, score int) bool {
+		o := got[i]
+		return o.err == nil && o.put.Created && o.put.Version == 1 && o.put.Reaction.Score == score &&
+			o.put.Reaction.ID == writes[i].p.ID && o.put.Reaction.MessageID == writes[i].p.MessageID &&
+			o.put.Reaction.UserID == writes[i].p.UserID && o.put.Reaction.Type == writes[i].p.Type &&
+			o.put.ChannelID == messageapi.DefaultChannel && o.put.Reaction.CreatedAt.Equal(writes[i].p.At)
+	}
+	check(0, created(0, 2))
+	check(1, got[1].err == nil && !got[1].put.Created && got[1].put.Version == 2 && got[1].put.Reaction.ID == dave &&
+		got[1].put.Reaction.Score == 9)
+	check(2, created(2, 1))
+	check(3, messageapi.ErrorCode(got[3].err) == messageapi.ELIMIT)
+	check(4, created(4, 3))
+	check(5, messageapi.ErrorCode(got[5].err) == messageapi.ENOTFOUND && messageapi.ErrorMessage(got[5].err) == "message not found")
+	check(6, created(6, 1))
+
+	var live []string
+	rows, err := f.db.Pool().Query(ctx, `
+		select case message_id when $1 then 'open' else 'full' end || ':' || user_id || ':' || type || ':' || score
+		from reactions where deleted_at is null order by 1`, open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		live = append(live, s)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := "[full:dave:a:1 full:dave:b:1 full:hank:a:3 full:jo:d:1 open:dave:like:9 open:erin:like:2 open:frank:zap:1]"
+	if fmt.Sprint(live) != want {
+		t.Errorf("live reactions = %v, want %s", live, want)
+	}
+}
