@@ -33,9 +33,7 @@ type GroupCommitConfig struct {
 // GroupCommitStore is a ReactionStore whose writes share transactions: a
 // write waits in a queue, and a committer takes everything waiting (up to
 // MaxBatch) and writes it in one transaction: the writes go in one
-// pipelined round trip (two when some go through the set-based insert of
-// new reactions, fastPutSQL, since the puts it leaves follow it), and
-// there is one commit. There is no
+// pipelined round trip, and there is one commit. There is no
 // timer: a lone write commits at once, and under load batches grow by
 // themselves while the previous ones commit. Each write gets its own
 // result, exactly as ReactionStore would give it: 201 or 200 decided under
