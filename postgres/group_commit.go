@@ -373,15 +373,13 @@ const fastPutSQL = `
 		where m.id = any($3::uuid[]) and m.deleted_at is null
 		order by m.id
 		for key share
-	), known as materialized (
-		select u.* from u join m on m.id = u.message_id
 	), ins as (
 		insert into reactions as r (id, message_id, user_id, type, score, created_at, updated_at)
-		select k.id, k.message_id, k.user_id, k.type, k.score, k.at, k.at
-		from known k
-		where k.max_types = 0 or exists (
-			select from reactions x where x.message_id = k.message_id and x.type = k.type and x.deleted_at is null)
-		order by k.message_id, k.user_id, k.type
+		select u.id, u.message_id, u.user_id, u.type, u.score, u.at, u.at
+		from u join m on m.id = u.message_id
+		where u.max_types = 0 or exists (
+			select from reactions x where x.message_id = u.message_id and x.type = u.type and x.deleted_at is null)
+		order by u.message_id, u.user_id, u.type
 		on conflict (message_id, user_id, type) do nothing
 		returning r.id, r.score, r.created_at, r.updated_at, r.version
 	)
