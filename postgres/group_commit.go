@@ -248,187 +248,40 @@ func (s *GroupCommitStore) tryBatch(ctx context.Context, batch []*groupWrite) ([
 	ctx, cancel := s.db.withTimeout(ctx)
 	defer cancel()
 	results := make([]groupResult, len(batch))
-	fast := fastPuts(batch)
-	inserted := make([]bool, len(batch))
-	// One round trip when no write can take the set-based insert: the
-	// begin, every write and the commit go in one pipeline. A statement
-	// that fails makes the server skip the rest, the commit too, and
-	// leaves the transaction for the deferred rollback; a commit that
-	// finds the transaction failed says ROLLBACK.
+	// One round trip: the begin, every write and the commit go in one
+	// pipeline. A statement that fails makes the server skip the rest,
+	// the commit too, and leaves the transaction for the deferred
+	// rollback; a commit that finds the transaction failed says ROLLBACK.
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{})
-	if len(fast) > 0 {
-		queueFastPuts(b, batch, fast, results, inserted)
-	}
-	isFast := make([]bool, len(batch))
-	for _, i := range fast {
-		isFast[i] = true
-	}
 	for i, w := range batch {
-		if !isFast[i] {
-			queueWrite(b, w, &results[i])
+		if w.put != nil {
+			p := w.put
+			b.Queue(putReactionSQL, p.ID, p.MessageID, p.UserID, p.Type, p.Score, p.At, p.MaxTypes, p.Unique).
+				QueryRow(func(row pgx.Row) error {
+					results[i].put, results[i].err = scanPut(row, *p)
+					return failsBatch(results[i].err)
+				})
+			continue
 		}
+		p := w.del
+		b.Queue(deleteReactionSQL, p.MessageID, p.UserID, p.Type, p.At).QueryRow(func(row pgx.Row) error {
+			results[i].del, results[i].err = scanDelete(row)
+			return failsBatch(results[i].err)
+		})
 	}
-	if len(fast) == 0 {
-		queueCommit(b)
-	}
-	br := s.db.pool.SendBatch(ctx, b)
-	defer br.Tx().Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after the commit; it returns the connection
-	if err := br.Close(); err != nil {
-		return nil, err
-	}
-	if len(fast) == 0 {
-		return results, nil
-	}
-	// The second round trip: the puts the set-based insert left to
-	// put_reaction (a key that has a row, a type new to the message), and
-	// the commit.
-	b = &pgx.Batch{}
-	for _, i := range fast {
-		if !inserted[i] {
-			queueWrite(b, batch[i], &results[i])
-		}
-	}
-	queueCommit(b)
-	return results, br.Tx().SendBatch(ctx, b).Close()
-}
-
-// queueWrite queues w's put_reaction call or delete, which fills r.
-func queueWrite(b *pgx.Batch, w *groupWrite, r *groupResult) {
-	if p := w.put; p != nil {
-		b.Queue(putReactionSQL, p.ID, p.MessageID, p.UserID, p.Type, p.Score, p.At, p.MaxTypes, p.Unique).
-			QueryRow(func(row pgx.Row) error {
-				r.put, r.err = scanPut(row, *p)
-				return failsBatch(r.err)
-			})
-		return
-	}
-	p := w.del
-	b.Queue(deleteReactionSQL, p.MessageID, p.UserID, p.Type, p.At).QueryRow(func(row pgx.Row) error {
-		r.del, r.err = scanDelete(row)
-		return failsBatch(r.err)
-	})
-}
-
-// queueCommit queues the commit, which fails when the transaction did.
-func queueCommit(b *pgx.Batch) {
 	b.Queue("commit").Exec(func(tag pgconn.CommandTag) error {
 		if tag.String() != "COMMIT" {
 			return errors.New("the batch's transaction was rolled back")
 		}
 		return nil
 	})
-}
-
-// fastPuts returns the indexes of the writes of batch (in key order) that
-// the set-based insert may write: the puts to a message whose writes in
-// the batch are all puts without enforce_unique, each by a different
-// user. Such writes touch distinct keys and delete nothing, so running
-// the insert before the batch's other writes, and put_reaction after it
-// for the puts it leaves, gives each the answer it would get in order:
-// the insert adds only types the message already has, so no type count
-// that a later cap check reads changes.
-func fastPuts(batch []*groupWrite) []int {
-	var fast []int
-	for start := 0; start < len(batch); {
-		m, _, _ := batch[start].key()
-		end, ok := start, true
-		for ; end < len(batch); end++ {
-			w := batch[end]
-			wm, wu, _ := w.key()
-			if wm != m {
-				break
-			}
-			if w.put == nil || w.put.Unique {
-				ok = false
-			}
-			if end > start {
-				if _, pu, _ := batch[end-1].key(); pu == wu {
-					ok = false // one user twice: in key order, neighbours
-				}
-			}
-		}
-		if ok {
-			for i := start; i < end; i++ {
-				fast = append(fast, i)
-			}
-		}
-		start = end
+	br := s.db.pool.SendBatch(ctx, b)
+	defer br.Tx().Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after the commit; it returns the connection
+	if err := br.Close(); err != nil {
+		return nil, err
 	}
-	return fast
-}
-
-// fastPutSQL inserts new reactions as one statement: the messages are
-// locked for key share and must not be deleted, as put_reaction checks;
-// a row goes in only when its type is one the message already has live
-// (or there is no cap) and its key has no row. It returns a row for each
-// put it inserted and for each put to an unknown message; the others are
-// left to put_reaction.
-const fastPutSQL = `
-	with u as (
-		select * from unnest($1::int[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::int[],
-			$7::timestamptz[], $8::int[]) as u(ord, id, message_id, user_id, type, score, at, max_types)
-	), m as (
-		select m.id, m.channel_id from messages m
-		where m.id = any($3::uuid[]) and m.deleted_at is null
-		order by m.id
-		for key share
-	), ins as (
-		insert into reactions as r (id, message_id, user_id, type, score, created_at, updated_at)
-		select u.id, u.message_id, u.user_id, u.type, u.score, u.at, u.at
-		from u join m on m.id = u.message_id
-		where u.max_types = 0 or exists (
-			select from reactions x where x.message_id = u.message_id and x.type = u.type and x.deleted_at is null)
-		order by u.message_id, u.user_id, u.type
-		on conflict (message_id, user_id, type) do nothing
-		returning r.id, r.score, r.created_at, r.updated_at, r.version
-	)
-	select u.ord, m.id is not null, coalesce(ins.id::text, ''), coalesce(ins.score, 0),
-		coalesce(ins.created_at, 'epoch'), coalesce(ins.updated_at, 'epoch'), coalesce(ins.version, 0),
-		coalesce(m.channel_id, '')
-	from u left join m on m.id = u.message_id left join ins on ins.id = u.id
-	where m.id is null or ins.id is not null`
-
-// queueFastPuts queues fastPutSQL for the writes of batch at fast, which
-// fills their results and marks in inserted those it answered.
-func queueFastPuts(b *pgx.Batch, batch []*groupWrite, fast []int, results []groupResult, inserted []bool) {
-	n := len(fast)
-	ords, scores, caps := make([]int32, n), make([]int32, n), make([]int32, n)
-	ids, messages, users, types := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	ats := make([]time.Time, n)
-	for j, i := range fast {
-		p := batch[i].put
-		ords[j], ids[j], messages[j], users[j], types[j] = int32(j), p.ID, p.MessageID, p.UserID, p.Type
-		scores[j], ats[j], caps[j] = int32(p.Score), p.At, int32(p.MaxTypes)
-	}
-	b.Queue(fastPutSQL, ords, ids, messages, users, types, scores, ats, caps).Query(func(rows pgx.Rows) error {
-		var (
-			ord              int32
-			found            bool
-			created, updated time.Time
-			res              messageapi.PutReactionResult
-		)
-		_, err := pgx.ForEachRow(rows, []any{&ord, &found, &res.Reaction.ID, &res.Reaction.Score, &created, &updated,
-			&res.Version, &res.ChannelID}, func() error {
-			i := fast[ord]
-			inserted[i] = true
-			if !found {
-				results[i].err = messageapi.Errorf(messageapi.ENOTFOUND, "message not found")
-				return nil
-			}
-			p := batch[i].put
-			r := res
-			r.Created = true
-			r.Reaction.MessageID, r.Reaction.UserID, r.Reaction.Type = p.MessageID, p.UserID, p.Type
-			r.Reaction.CreatedAt, r.Reaction.UpdatedAt = messageapi.NewTime(created), messageapi.NewTime(updated)
-			results[i].put = r
-			return nil
-		})
-		if err != nil {
-			return translate(err, "put reactions")
-		}
-		return nil
-	})
+	return results, nil
 }
 
 // failsBatch returns err when it is not an answer for one write (an
