@@ -133,6 +133,11 @@ cpu_per_write() { # before after writes
 		}' "$1" "$2"
 }
 requests() { awk '/requests in/ {print $1}' "$work/wrk-$1.txt"; }
+# The whole machine's busy CPU (every process, the load generator and
+# the kernel included), from /proc/stat: busy_ticks prints the busy
+# ticks so far; busy_per before after n prints microseconds per item.
+busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
+busy_per() { awk -v a="$1" -v b="$2" -v n="$3" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.0f", (b - a) * 1e6 / hz / n }'; }
 wait_projected() {
 	for _ in $(seq 600); do
 		lag=$(curl -s localhost:16061/metrics | awk '/^messageapi_projection_lag_seconds/ {print $2}')
@@ -160,11 +165,16 @@ half_page50=$("$work/fixedrate" -url "$API/messages?page=50" -rate "$(half "$pag
 
 echo "writes" >&2
 psql "$DB_URL" -qc 'create table if not exists bench_insert (id bigserial primary key, a int not null, b text not null, created_at timestamptz not null)'
-pgbench_tps=$(pgbench -n -f loadtest/pgbench-insert.sql -c "$WRITE_CONNS" -j 2 -T "${DURATION%s}" "$DB_URL" 2>/dev/null | awk '/^tps/ {print $3}')
+busy0=$(busy_ticks)
+pgbench -n -f loadtest/pgbench-insert.sql -c "$WRITE_CONNS" -j 2 -T "${DURATION%s}" "$DB_URL" >"$work/pgbench.txt" 2>/dev/null
+busy_pgbench=$(busy_per "$busy0" "$(busy_ticks)" "$(awk '/transactions actually processed/ {print $NF}' "$work/pgbench.txt")")
+pgbench_tps=$(awk '/^tps/ {print $3}' "$work/pgbench.txt")
 peak_rss "$api_pid" "$worker_pid" &
 sampler=$!
 cpu_snapshot; cpu_ticks >"$work/cpu-before"
+busy0=$(busy_ticks)
 spread=$(bench_wrk spread "$API" "$work/ids-spread.txt" spread)
+busy_spread=$(busy_per "$busy0" "$(busy_ticks)" "$(requests spread)")
 wait_projected # the worker's share of those writes
 cpu_snapshot; cpu_ticks >"$work/cpu-after"
 cpu_spread=$(cpu_per_write "$work/cpu-before" "$work/cpu-after" "$(requests spread)")
@@ -286,8 +296,10 @@ reads (requests/s, ratio to a bare net/http hello world)
   at half the maximum rate, page 50: $half_page50
 writes (per second, $WRITE_CONNS connections each, ratio to pgbench single-row INSERT)
   pgbench INSERT               $pgbench_tps
+    machine's busy CPU: $busy_pgbench us per insert
   POST reaction, 100 messages  $spread   $(ratio "$spread" "$pgbench_tps")
     CPU: $cpu_spread (the write and its projection)
+    machine's busy CPU: $busy_spread us per reaction during the posts
   POST reaction, one message   $hot   $(ratio "$hot" "$pgbench_tps")   (hot/spread $(ratio "$hot" "$spread"))
   at half the maximum rate:    $half_spread
   projection lag at half the maximum rate: $lag_half
