@@ -145,7 +145,7 @@ func foldBacklog(b *testing.B, redisEnv string, backlog, hotShare, workers int, 
 	}
 	for {
 		var left int
-		if err := conn.QueryRow(ctx, `select count(*) from reactions where version <> projected_version`).Scan(&left); err != nil {
+		if err := conn.QueryRow(ctx, `select count(*) from reaction_changes`).Scan(&left); err != nil {
 			b.Fatal(err)
 		}
 		if left == 0 {

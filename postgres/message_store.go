@@ -101,7 +101,9 @@ func (s *MessageStore) DeleteMessage(ctx context.Context, c messageapi.MessageCh
 		b := &pgx.Batch{}
 		b.Queue(`select from reactions where message_id = $1 order by id for update`, c.ID)
 		b.Queue(`select from message_views where message_id = $1 for update`, c.ID)
-		b.Queue(`delete from reactions where message_id = $1`, c.ID)
+		b.Queue(`
+			with gone as (delete from reactions where message_id = $1 returning id)
+			delete from reaction_changes c using gone where c.reaction_id = gone.id`, c.ID)
 		b.Queue(`update messages set text = '', updated_at = $2, deleted_at = $2 where id = $1`, c.ID, c.At)
 		b.Queue(`
 			update message_views set reaction_count = 0, reaction_counts = '{}', reaction_scores = '{}',

@@ -40,9 +40,19 @@ func NewProjector(db *DB) *Projector {
 	return &Projector{db: db}
 }
 
-// stateColumns selects what scanState reads from reactions.
-const stateColumns = `id::text, message_id::text, user_id, type, score, deleted_at is not null,
-	created_at, updated_at, version, projected_version, projected_score`
+// stateColumns selects what scanState reads from reactions r left joined
+// to reaction_changes c: a reaction's current state and what the views
+// count of it. Without a pending change they count its current state,
+// which FoldReactions reads as a projected version equal to the version;
+// with one they count its base score, and the version 0 that no row has
+// marks the change pending.
+const stateColumns = `r.id::text, r.message_id::text, r.user_id, r.type, r.score, r.deleted_at is not null,
+	r.created_at, r.updated_at, r.version,
+	case when c.reaction_id is null then r.version else 0 end,
+	case when c.reaction_id is not null then c.base_score when r.deleted_at is null then r.score else 0 end`
+
+// statesFrom is the from clause of stateColumns.
+const statesFrom = `reactions r left join reaction_changes c on c.reaction_id = r.id`
 
 func scanState(row pgx.CollectableRow) (messageapi.ReactionState, error) {
 	var r messageapi.ReactionState
@@ -51,22 +61,51 @@ func scanState(row pgx.CollectableRow) (messageapi.ReactionState, error) {
 	return r, err
 }
 
-// lockStates runs a locking select of stateColumns and returns the states.
-func lockStates(ctx context.Context, tx pgx.Tx, sql string, args ...any) ([]messageapi.ReactionState, error) {
-	rows, err := tx.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, fmt.Errorf("lock reactions: %w", err)
-	}
-	states, err := pgx.CollectRows(rows, scanState)
-	if err != nil {
-		return nil, fmt.Errorf("lock reactions: %w", err)
-	}
-	return states, nil
+// pending reports whether the views do not count r's current state yet.
+func pending(r messageapi.ReactionState) bool {
+	return r.Version != r.ProjectedVersion
 }
 
-// Project folds the unprojected changes of the given reactions into their
-// messages' views, in one transaction. Reactions that are gone or already
-// projected need nothing; those held by another transaction are skipped.
+// lockStates locks the reaction rows that lockSQL selects (their ids, in
+// id order) and then reads the states of the rows that whereSQL selects
+// from statesFrom (the same rows, or more), in one round trip, and
+// returns the states of the rows it locked, in id order.
+//
+// The states are read by a second statement, once the rows are locked: a
+// write of a reaction records its change (the trigger of migration 011)
+// in the transaction that changes the row, so a read under the row's lock
+// sees both or neither. One statement that locked and read at once would,
+// after a write committed during it, see the row's new state (a locked
+// row is re-read) beside its snapshot's reaction_changes, without the
+// write's record, and count the change as folded.
+func lockStates(ctx context.Context, tx pgx.Tx, lockSQL string, lockArgs []any, whereSQL string, whereArgs ...any) (locked, all []messageapi.ReactionState, err error) {
+	var ids []string
+	b := &pgx.Batch{}
+	b.Queue(lockSQL, lockArgs...).Query(func(rows pgx.Rows) (err error) {
+		ids, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	b.Queue(`select `+stateColumns+` from `+statesFrom+` where `+whereSQL+` order by r.id`, whereArgs...).Query(func(rows pgx.Rows) (err error) {
+		all, err = pgx.CollectRows(rows, scanState)
+		return err
+	})
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return nil, nil, fmt.Errorf("lock reactions: %w", err)
+	}
+	// Both lists are in id order; every locked row existed when the states
+	// were read, since the lock keeps it.
+	for _, r := range all {
+		if len(ids) > 0 && ids[0] == r.ID {
+			locked, ids = append(locked, r), ids[1:]
+		}
+	}
+	return locked, all, nil
+}
+
+// Project folds the pending changes of the given reactions into their
+// messages' views, in one transaction. Reactions that are gone or have no
+// pending change need nothing (but the purge of a tombstone); those held
+// by another transaction are skipped.
 func (p *Projector) Project(ctx context.Context, reactionIDs []string) (messageapi.FoldResult, error) {
 	if len(reactionIDs) == 0 {
 		return messageapi.FoldResult{}, nil
@@ -74,45 +113,61 @@ func (p *Projector) Project(ctx context.Context, reactionIDs []string) (messagea
 	ids := slices.Clone(reactionIDs)
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
-	return p.fold(ctx, "project", ids, `
-		select `+stateColumns+`
-		from reactions
-		where id = any($1::uuid[]) and version <> projected_version
-		order by id
-		for update skip locked`, ids)
+	return p.fold(ctx, "project", ids, true)
 }
 
-// Sweep folds up to p.Limit reactions whose change is at least p.MinAge
-// old and still unprojected: changes whose stream entry was lost (a Redis
-// restart, trimming, a failed append) or dead-lettered. It skips rows
-// another transaction holds.
+// Sweep folds up to p.Limit reactions whose pending change, recorded in
+// reaction_changes, is at least p.MinAge old: changes whose stream entry
+// was lost (a Redis restart, trimming, a failed append) or dead-lettered.
+// It skips rows another transaction holds. A record whose reaction is gone
+// is settled: a reaction id is never used again, and the statements that
+// remove reactions settle their records themselves, so it is only left
+// behind by hand.
 func (p *Projector) Sweep(ctx context.Context, params messageapi.SweepParams) (messageapi.FoldResult, error) {
-	return p.fold(ctx, "sweep", nil, `
-		select `+stateColumns+`
-		from reactions
-		where version <> projected_version and updated_at <= now() - $1::interval
-		order by updated_at
-		limit $2
-		for update skip locked`, params.MinAge, params.Limit)
+	qctx, cancel := p.db.withTimeout(ctx)
+	rows, err := p.db.pool.Query(qctx, `
+		with due as (
+			select reaction_id from reaction_changes
+			where changed_at <= now() - $1::interval
+			order by changed_at
+			limit $2
+		), gone as (
+			delete from reaction_changes c using due
+			where c.reaction_id = due.reaction_id
+				and not exists (select from reactions r where r.id = due.reaction_id)
+		)
+		select reaction_id::text from due order by reaction_id`, params.MinAge, params.Limit)
+	var ids []string
+	if err == nil {
+		ids, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	}
+	cancel()
+	if err != nil || len(ids) == 0 {
+		return messageapi.FoldResult{}, translate(err, "sweep")
+	}
+	return p.fold(ctx, "sweep", ids, false)
 }
 
-// fold folds the rows that selectSQL locks (skipping locked ones), in one
-// transaction. asked, when set, are the reactions the caller wants folded:
-// those still unprojected that the select skipped are reported skipped.
-func (p *Projector) fold(ctx context.Context, op string, asked []string, selectSQL string, args ...any) (messageapi.FoldResult, error) {
+// fold folds the pending changes of the reactions ids (sorted) that it can
+// lock without waiting, in one transaction. With reportSkipped, those
+// with a pending change that another transaction holds are reported
+// skipped.
+func (p *Projector) fold(ctx context.Context, op string, ids []string, reportSkipped bool) (messageapi.FoldResult, error) {
 	ctx, cancel := p.db.withTimeout(ctx)
 	defer cancel()
 	var res messageapi.FoldResult
 	err := pgx.BeginFunc(ctx, p.db.pool, func(tx pgx.Tx) error {
 		res = messageapi.FoldResult{}
-		states, err := lockStates(ctx, tx, selectSQL, args...)
+		states, all, err := lockStates(ctx, tx, `
+			select id::text from reactions
+			where id = any($1::uuid[])
+			order by id
+			for update skip locked`, []any{ids}, `r.id = any($1::uuid[])`, ids)
 		if err != nil {
 			return err
 		}
-		if len(states) < len(asked) {
-			if res.Skipped, err = heldElsewhere(ctx, tx, asked, states); err != nil {
-				return err
-			}
+		if reportSkipped && len(states) < len(all) {
+			res.Skipped = heldElsewhere(all, states)
 		}
 		if len(states) == 0 {
 			return nil
@@ -121,22 +176,27 @@ func (p *Projector) fold(ctx context.Context, op string, asked []string, selectS
 		if err != nil {
 			return err
 		}
-		// Rows whose view another transaction holds wait for a later fold.
+		// Pending changes whose view another transaction holds wait for a
+		// later fold.
 		locked := make(map[string]bool, len(views))
 		for _, v := range views {
 			locked[v.ID] = true
 		}
 		kept := states[:0]
 		for _, r := range states {
-			if locked[r.MessageID] {
+			switch {
+			case !pending(r):
 				kept = append(kept, r)
-			} else {
+			case locked[r.MessageID]:
+				kept = append(kept, r)
+				res.Folded++
+			default:
 				res.Skipped = append(res.Skipped, r.ID)
 			}
 		}
 		f := messageapi.FoldReactions(kept)
-		res.Folded, res.Changes = len(kept), f.Changes
-		res.Views, err = writeFold(ctx, tx, f, views, false)
+		res.Changes = f.Changes
+		res.Views, err = writeFold(ctx, tx, f, views, false, stateIDs(kept))
 		return err
 	})
 	if err != nil {
@@ -145,32 +205,40 @@ func (p *Projector) fold(ctx context.Context, op string, asked []string, selectS
 	return res, nil
 }
 
-// heldElsewhere returns the reactions among asked that need folding but
-// were not among the locked states: another transaction holds them.
-func heldElsewhere(ctx context.Context, tx pgx.Tx, asked []string, locked []messageapi.ReactionState) ([]string, error) {
-	lockedIDs := make([]string, len(locked))
-	for i, r := range locked {
-		lockedIDs[i] = r.ID
+// heldElsewhere returns the reactions of all, read after the locking
+// statement, that have a pending change but are not among the locked
+// states: another transaction holds them.
+func heldElsewhere(all, locked []messageapi.ReactionState) []string {
+	var held []string
+	for _, r := range all {
+		if len(locked) > 0 && locked[0].ID == r.ID {
+			locked = locked[1:]
+			continue
+		}
+		if pending(r) {
+			held = append(held, r.ID)
+		}
 	}
-	rows, err := tx.Query(ctx, `
-		select id::text from reactions
-		where id = any($1::uuid[]) and version <> projected_version and not (id = any($2::uuid[]))`, asked, lockedIDs)
-	if err != nil {
-		return nil, fmt.Errorf("find held reactions: %w", err)
+	return held
+}
+
+// stateIDs returns the ids of states.
+func stateIDs(states []messageapi.ReactionState) []string {
+	ids := make([]string, len(states))
+	for i, r := range states {
+		ids[i] = r.ID
 	}
-	held, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("find held reactions: %w", err)
-	}
-	return held, nil
+	return ids
 }
 
 // writeFold applies f inside tx to views, the locked views of the messages
 // it touches (more are ignored): it applies the deltas (to emptied views
 // when rebuild is set), re-reads their latest reactions, and writes the
-// views, the projected rows and the purges in one round trip. It returns
-// the views it wrote.
-func writeFold(ctx context.Context, tx pgx.Tx, f messageapi.Fold, locked []messageapi.MessageView, rebuild bool) ([]messageapi.MessageView, error) {
+// views, the purges and the settling of settled in one round trip.
+// settled are the reactions, locked by tx, whose current state the views
+// now count: their records leave reaction_changes. Nothing else of
+// reactions is written. It returns the views it wrote.
+func writeFold(ctx context.Context, tx pgx.Tx, f messageapi.Fold, locked []messageapi.MessageView, rebuild bool, settled []string) ([]messageapi.MessageView, error) {
 	views := make([]messageapi.MessageView, 0, len(f.Messages))
 	for _, v := range locked {
 		if _, touched := slices.BinarySearch(f.Messages, v.ID); touched {
@@ -191,18 +259,11 @@ func writeFold(ctx context.Context, tx pgx.Tx, f messageapi.Fold, locked []messa
 	if err := queueViewUpdates(b, views); err != nil {
 		return nil, err
 	}
-	if len(f.Projected) > 0 {
-		ids, versions, scores := make([]string, len(f.Projected)), make([]int64, len(f.Projected)), make([]int32, len(f.Projected))
-		for i, r := range f.Projected {
-			ids[i], versions[i], scores[i] = r.ID, r.Version, int32(r.Score)
-		}
-		b.Queue(`
-			update reactions r set projected_version = u.version, projected_score = u.score
-			from unnest($1::uuid[], $2::bigint[], $3::int[]) as u(id, version, score)
-			where r.id = u.id`, ids, versions, scores)
-	}
 	if len(f.Purged) > 0 {
 		b.Queue(`delete from reactions where id = any($1::uuid[])`, f.Purged)
+	}
+	if len(settled) > 0 {
+		b.Queue(`delete from reaction_changes where reaction_id = any($1::uuid[])`, settled)
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("write views: %w", err)
@@ -355,15 +416,15 @@ func queueViewUpdates(b *pgx.Batch, views []messageapi.MessageView) error {
 }
 
 // Lag returns how long the oldest unprojected change has waited: now minus
-// its commit time, or 0 when everything is projected. It reads the small
-// partial index reactions_unprojected_idx.
+// its commit time, or 0 when everything is projected. It reads one entry
+// of reaction_changes_changed_at_idx.
 func (p *Projector) Lag(ctx context.Context) (time.Duration, error) {
 	ctx, cancel := p.db.withTimeout(ctx)
 	defer cancel()
 	var seconds float64
 	err := p.db.pool.QueryRow(ctx, `
-		select coalesce(extract(epoch from now() - min(updated_at)), 0)::float8
-		from reactions where version <> projected_version`).Scan(&seconds)
+		select coalesce(extract(epoch from now() - min(changed_at)), 0)::float8
+		from reaction_changes`).Scan(&seconds)
 	if err != nil {
 		return 0, translate(err, "projection lag")
 	}

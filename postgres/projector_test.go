@@ -3,9 +3,12 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"messageapi"
 	"messageapi/postgres"
@@ -252,4 +255,119 @@ func TestReactionGroups(t *testing.T) {
 		t.Fatalf("reconcile = %+v, %v; want one view rebuilt, none drifted", res, err)
 	}
 	wantGroup("after reconcile", 1, 1, 5, 5)
+}
+
+// TestChangesAreSettledByTheirFold: every write of a reaction records its
+// change in reaction_changes, in its own transaction, and the fold that
+// counts it removes the record in its. A record left behind by a process
+// that did not settle it (its reaction already projected, or gone with its
+// message) is settled by the sweeper, so the lag returns to 0.
+func TestChangesAreSettledByTheirFold(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newStoreFixture(t)
+	changes := func() int {
+		t.Helper()
+		var n int
+		if err := f.db.Pool().QueryRow(ctx, `select count(*) from reaction_changes`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	m := f.message(t)
+	a := f.put(t, m, "alice", "like", 1)
+	b := f.put(t, m, "bob", "like", 2)
+	if _, err := f.reactions.DeleteReaction(ctx, messageapi.DeleteReactionParams{MessageID: m, UserID: "bob", Type: "like", At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if n := changes(); n != 2 {
+		t.Fatalf("%d changes recorded after two reactions and a delete of one, want 2 (one a reaction)", n)
+	}
+	f.project(t, a)
+	if n := changes(); n != 1 {
+		t.Fatalf("%d changes recorded after folding one of two, want 1", n)
+	}
+	f.project(t, b)
+	if n := changes(); n != 0 {
+		t.Fatalf("%d changes recorded after folding both, want 0", n)
+	}
+
+	// Left behind by hand: a record of a reaction that no longer exists.
+	c := f.put(t, m, "carol", "like", 3)
+	f.project(t, c)
+	if _, err := f.db.Pool().Exec(ctx, `insert into reaction_changes (reaction_id, changed_at, base_score)
+		values (gen_random_uuid(), now() - interval '1 minute', 1)`); err != nil {
+		t.Fatal(err)
+	}
+	if lag, err := f.projector.Lag(ctx); err != nil || lag < 50*time.Second {
+		t.Fatalf("lag = %v, %v; want about a minute while the record waits", lag, err)
+	}
+	if _, err := f.projector.Sweep(ctx, messageapi.SweepParams{Limit: 10}); err != nil {
+		t.Fatal(err)
+	}
+	if n := changes(); n != 0 {
+		t.Fatalf("%d records left after the sweep, want 0", n)
+	}
+	if lag, err := f.projector.Lag(ctx); err != nil || lag != 0 {
+		t.Errorf("lag = %v, %v after the sweep; want 0", lag, err)
+	}
+	wantCounts(t, f.view(t, m), map[string]int64{"like": 2}, map[string]int64{"like": 4})
+
+	// A write of a reaction whose change is pending keeps the first base: a
+	// re-score of a counted reaction before its fold, then another.
+	f.put(t, m, "alice", "like", 5)
+	f.put(t, m, "alice", "like", 7)
+	var base int
+	if err := f.db.Pool().QueryRow(ctx, `select base_score from reaction_changes where reaction_id = $1`, a).Scan(&base); err != nil || base != 1 {
+		t.Fatalf("base score = %d, %v after two re-scores of a reaction counted at 1, want 1", base, err)
+	}
+	f.project(t, a)
+	wantCounts(t, f.view(t, m), map[string]int64{"like": 2}, map[string]int64{"like": 10})
+
+	// A message delete takes its reactions' records with them.
+	f.put(t, m, "dave", "love", 1)
+	if _, err := f.messages.DeleteMessage(ctx, messageapi.MessageChange{ID: m, UserID: "u", AnyAuthor: true, At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if n := changes(); n != 0 {
+		t.Errorf("%d records left after the message's delete, want 0", n)
+	}
+}
+
+// TestFoldWritesNoReactionRow: a fold counts a change and settles its
+// record without writing the reaction's row, so the indexes of reactions
+// take no entry for it: every row keeps its place (ctid) through folds,
+// and only the purge of a counted tombstone removes one.
+func TestFoldWritesNoReactionRow(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newStoreFixture(t)
+	m := f.message(t)
+	var ids []string
+	for i := range 40 {
+		ids = append(ids, f.put(t, m, fmt.Sprintf("u%d", i), "like", 1))
+	}
+	places := func() map[string]string {
+		t.Helper()
+		rows, err := f.db.Pool().Query(ctx, `select id::text, ctid::text from reactions where message_id = $1`, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		var id, ctid string
+		if _, err := pgx.ForEachRow(rows, []any{&id, &ctid}, func() error { out[id] = ctid; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	before := places()
+	f.project(t, ids...)
+	f.project(t, ids...) // a duplicate delivery
+	if _, err := f.projector.Sweep(ctx, messageapi.SweepParams{Limit: 100}); err != nil {
+		t.Fatal(err)
+	}
+	if after := places(); !maps.Equal(before, after) {
+		t.Errorf("rows moved by folds: before %v, after %v", before, after)
+	}
+	wantCounts(t, f.view(t, m), map[string]int64{"like": 40}, map[string]int64{"like": 40})
 }

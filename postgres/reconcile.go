@@ -88,18 +88,18 @@ func (pr *Projector) reconcileCandidates(ctx context.Context, p messageapi.Recon
 }
 
 // rebuild recomputes one message's view from all its reaction rows, under
-// the locks a fold takes (reactions in id order, then the view), and marks
-// every row projected. drifted reports that the view disagreed with the
-// scores recorded as folded.
+// the locks a fold takes (reactions in id order, then the view), and
+// settles every pending change of them. drifted reports that the view
+// disagreed with what it should count: each reaction's base score while a
+// change is pending, its current state otherwise.
 func (pr *Projector) rebuild(ctx context.Context, messageID string) (view messageapi.MessageView, drifted bool, err error) {
 	ctx, cancel := pr.db.withTimeout(ctx)
 	defer cancel()
 	err = pgx.BeginFunc(ctx, pr.db.pool, func(tx pgx.Tx) error {
-		locked, err := lockStates(ctx, tx, `
-			select `+stateColumns+`
-			from reactions where message_id = $1
+		locked, _, err := lockStates(ctx, tx, `
+			select id::text from reactions where message_id = $1
 			order by id
-			for update`, messageID)
+			for update`, []any{messageID}, `r.message_id = $1`, messageID)
 		if err != nil {
 			return err
 		}
@@ -113,16 +113,14 @@ func (pr *Projector) rebuild(ctx context.Context, messageID string) (view messag
 		// Reactions created after the locking read above were not locked by
 		// it, and a fold may have counted them before this transaction took
 		// the view. Read them now, under the view lock: what was folded is
-		// visible, and a fold still waiting for the view will apply its
-		// change on top of the projected score counted here.
-		lockedIDs := make([]string, len(locked))
-		for i, r := range locked {
-			lockedIDs[i] = r.ID
-		}
+		// visible (a live reaction without a pending change), and a fold
+		// still waiting for the view will apply its change on top of what is
+		// counted here.
 		rows, err := tx.Query(ctx, `
 			select `+stateColumns+`
-			from reactions
-			where message_id = $1 and not (id = any($2::uuid[])) and projected_score > 0`, messageID, lockedIDs)
+			from `+statesFrom+`
+			where r.message_id = $1 and not (r.id = any($2::uuid[])) and c.reaction_id is null and r.deleted_at is null`,
+			messageID, stateIDs(locked))
 		if err != nil {
 			return fmt.Errorf("read kept reactions: %w", err)
 		}
@@ -138,7 +136,7 @@ func (pr *Projector) rebuild(ctx context.Context, messageID string) (view messag
 		if !slices.Contains(f.Messages, messageID) { // no reactions at all: still empty the view
 			f.Messages = append(f.Messages, messageID)
 		}
-		views, err := writeFold(ctx, tx, f, before, true)
+		views, err := writeFold(ctx, tx, f, before, true, stateIDs(locked))
 		if err != nil {
 			return err
 		}
