@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"messageapi/client"
 	"messageapi/httpapi/apitest"
@@ -643,7 +646,29 @@ func endToEnd(t *testing.T, s *stack) {
 	}
 	want(t, r, map[string]any{"info.title": "Message API"})
 
-	// Beyond e2e.hurl: reconcile finds every view right...
+	// Beyond e2e.hurl: both programs say whether PostgreSQL runs
+	// autovacuum, as the server says.
+	conn, err := pgx.Connect(context.Background(), databaseURLOf(s.env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var autovacuum bool
+	err = conn.QueryRow(context.Background(), `select current_setting('autovacuum')::bool`).Scan(&autovacuum)
+	conn.Close(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	gauge := "messageapi_postgres_autovacuum_enabled 0"
+	if autovacuum {
+		gauge = "messageapi_postgres_autovacuum_enabled 1"
+	}
+	for _, admin := range []string{s.admin, "http://" + s.worker.addr("admin")} {
+		if r := callAdmin(t, admin+"/metrics"); !strings.Contains(r.raw, "\n"+gauge+"\n") {
+			t.Errorf("%s/metrics lacks %q", admin, gauge)
+		}
+	}
+
+	// ...reconcile finds every view right...
 	out := runOnce(t, "worker", s.env, "reconcile")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	var report struct {

@@ -232,6 +232,20 @@ func ensureSchema(ctx context.Context, conn *pgx.Conn) error {
 	return nil
 }
 
+// Autovacuum reports whether the server runs autovacuum. The service's
+// tables churn (reaction tombstones, reaction_changes, views rewritten by
+// every fold): without it their dead rows are never reclaimed, and tables
+// and indexes grow without bound.
+func (db *DB) Autovacuum(ctx context.Context) (bool, error) {
+	ctx, cancel := db.withTimeout(ctx)
+	defer cancel()
+	var on bool
+	if err := db.pool.QueryRow(ctx, `select current_setting('autovacuum')::bool`).Scan(&on); err != nil {
+		return false, translate(err, "read autovacuum")
+	}
+	return on, nil
+}
+
 func (db *DB) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, db.timeout)
 }

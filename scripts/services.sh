@@ -161,7 +161,7 @@ start_postgres() {
 	log "starting PostgreSQL from $data on $host:$port"
 	started+=("PostgreSQL on $host:$port, data in $data")
 	as_pg_owner "$pg_ctl" -D "$data" -l "$data/server.log" -w \
-		-o "-p $port -c listen_addresses=$host -k $data" start >/dev/null ||
+		-o "-p $port -c listen_addresses=$host -k $data -c autovacuum=on" start >/dev/null ||
 		die "PostgreSQL did not start; see $data/server.log"
 }
 

@@ -58,7 +58,12 @@ func OpenDeps(cfg Common, log *slog.Logger) (*Deps, error) {
 		db.Close()
 		return nil, fmt.Errorf("-redis-url: %w", err)
 	}
-	return &Deps{DB: db, Redis: rc, Registry: reg, Schema: &Schema{db: db}, cfg: cfg, log: log}, nil
+	autovacuum := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "messageapi_postgres_autovacuum_enabled",
+		Help: "1 when PostgreSQL runs autovacuum, 0 when it is off (dead rows then accumulate without bound), as read at start.",
+	})
+	reg.MustRegister(autovacuum)
+	return &Deps{DB: db, Redis: rc, Registry: reg, Schema: &Schema{db: db, autovacuum: autovacuum}, cfg: cfg, log: log}, nil
 }
 
 func openDB(cfg Common, maxConns int, name string) (*postgres.DB, error) {
@@ -130,10 +135,13 @@ func (d *Deps) AdminServer(log *slog.Logger) *http.Server {
 	}
 }
 
-// Schema migrates the database and remembers that it did.
+// Schema migrates the database and remembers that it did. Once migrated,
+// it checks that the server runs autovacuum, and says so in a gauge and,
+// when it does not, in a warning.
 type Schema struct {
-	db       *postgres.DB
-	migrated atomic.Bool
+	db         *postgres.DB
+	migrated   atomic.Bool
+	autovacuum prometheus.Gauge
 }
 
 // Migrate runs the migrations, retrying while PostgreSQL is unavailable,
@@ -153,7 +161,28 @@ func (s *Schema) Migrate(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	s.migrated.Store(true)
+	s.checkAutovacuum(ctx, log)
 	return nil
+}
+
+// checkAutovacuum reads the server's autovacuum setting into the gauge,
+// and warns when it is off.
+func (s *Schema) checkAutovacuum(ctx context.Context, log *slog.Logger) {
+	on, err := s.db.Autovacuum(ctx)
+	switch {
+	case err != nil:
+		log.Warn("could not read the server's autovacuum setting", "err", err)
+		return
+	case !on:
+		log.Warn("PostgreSQL runs with autovacuum off: dead rows of reactions, reaction_changes and message_views will not be reclaimed, and tables and indexes grow without bound; turn it on (docs/operations.md)")
+	}
+	if s.autovacuum != nil {
+		v := 0.0
+		if on {
+			v = 1
+		}
+		s.autovacuum.Set(v)
+	}
 }
 
 // Ready reports whether the schema is migrated.
