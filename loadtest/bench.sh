@@ -251,7 +251,7 @@ echo "a backlog under the full write rate" >&2
 # batch (the worker's -batch-size, 500).
 kill -TERM "$worker_pid"; wait "$worker_pid" 2>/dev/null || true
 bench_wrk drain-backlog "$API" "$work/ids-spread.txt" drain-backlog >/dev/null
-unprojected() { psql "$DB_URL" -Atc "select count(*) from reactions where version <> projected_version"; }
+unprojected() { psql "$DB_URL" -Atc "select count(*) from reaction_changes"; }
 drain_from=$(unprojected)
 wrk -t2 -c"$WRITE_CONNS" -d"$DRAIN_DURATION" -s loadtest/wrk/post-reaction.lua "$API" -- "$work/ids-spread.txt" drain >"$work/wrk-drain.txt" &
 drain_wrk=$!
