@@ -50,11 +50,13 @@ func scanView(row pgx.Row) (messageapi.MessageView, error) {
 	var v messageapi.MessageView
 	var created time.Time
 	var updated, deleted *time.Time
-	var groups map[string]messageapi.ReactionGroup
-	err := row.Scan(&v.ID, &v.ChannelID, &v.Text, &v.UserID, &created, &updated, &deleted, &v.ReactionCount, &groups, &v.Reactions, &v.Version)
+	var groups storedGroups
+	var latest storedReactions
+	err := row.Scan(&v.ID, &v.ChannelID, &v.Text, &v.UserID, &created, &updated, &deleted, &v.ReactionCount, &groups, &latest, &v.Version)
 	v.CreatedAt = messageapi.NewTime(created)
 	v.UpdatedAt, v.DeletedAt = optionalTime(updated), optionalTime(deleted)
 	v.SetGroups(groups)
+	v.Reactions = latest.of(v.ID)
 	return v, err
 }
 
@@ -106,8 +108,7 @@ func (s *MessageStore) DeleteMessage(ctx context.Context, c messageapi.MessageCh
 			delete from reaction_changes c using gone where c.reaction_id = gone.id`, c.ID)
 		b.Queue(`update messages set text = '', updated_at = $2, deleted_at = $2 where id = $1`, c.ID, c.At)
 		b.Queue(`
-			update message_views set reaction_count = 0, reaction_counts = '{}', reaction_scores = '{}',
-				reaction_groups = '{}', latest_reactions = '[]', version = version + 1
+			update message_views set reaction_count = 0, reaction_groups = '{}', latest_reactions = '[]', version = version + 1
 			where message_id = $1`, c.ID)
 		return tx.SendBatch(ctx, b).Close()
 	})

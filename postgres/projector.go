@@ -2,8 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -389,29 +387,26 @@ func reread(ctx context.Context, tx pgx.Tx, views []messageapi.MessageView, touc
 	return tx.SendBatch(ctx, b).Close()
 }
 
-// queueViewUpdates queues one statement that writes every view.
+// queueViewUpdates queues one statement that writes every view, its JSON
+// in the compact forms of view_codec.go.
 func queueViewUpdates(b *pgx.Batch, views []messageapi.MessageView) error {
 	n := len(views)
 	ids, counts, versions := make([]string, n), make([]int64, n), make([]int64, n)
-	perType, scores, groups, latest := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	groups, latest := make([]string, n), make([]string, n)
 	for i, v := range views {
 		ids[i], counts[i], versions[i] = v.ID, v.ReactionCount, v.Version
-		c, err1 := json.Marshal(v.ReactionCounts)
-		s, err2 := json.Marshal(v.ReactionScores)
-		g, err3 := json.Marshal(v.ReactionGroups)
-		l, err4 := json.Marshal(v.Reactions)
-		if err := errors.Join(err1, err2, err3, err4); err != nil {
+		l, err := encodeReactions(v.Reactions)
+		if err != nil {
 			return fmt.Errorf("encode view %s: %w", v.ID, err)
 		}
-		perType[i], scores[i], groups[i], latest[i] = string(c), string(s), string(g), string(l)
+		groups[i], latest[i] = string(encodeGroups(v.ReactionGroups)), string(l)
 	}
 	b.Queue(`
 		update message_views v set
-			reaction_count = u.count, reaction_counts = u.counts::jsonb, reaction_scores = u.scores::jsonb,
-			reaction_groups = u.groups::jsonb, latest_reactions = u.latest::jsonb, version = u.version
-		from unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[])
-			as u(id, count, counts, scores, groups, latest, version)
-		where v.message_id = u.id`, ids, counts, perType, scores, groups, latest, versions)
+			reaction_count = u.count, reaction_groups = u.groups::jsonb, latest_reactions = u.latest::jsonb, version = u.version
+		from unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::bigint[])
+			as u(id, count, groups, latest, version)
+		where v.message_id = u.id`, ids, counts, groups, latest, versions)
 	return nil
 }
 

@@ -247,7 +247,7 @@ func TestReactionGroups(t *testing.T) {
 	// Wrong times are found and repaired by reconcile, as a rebuild, not
 	// as drift of the counts.
 	f.project(t, put("d", 5, 1))
-	if _, err := f.db.Pool().Exec(ctx, `update message_views set reaction_groups = jsonb_set(reaction_groups, '{like,first_reaction_at}', '"2000-01-01T00:00:00.000Z"') where message_id = $1`, m); err != nil {
+	if _, err := f.db.Pool().Exec(ctx, `update message_views set reaction_groups = jsonb_set(reaction_groups, '{like,2}', '946684800000') where message_id = $1`, m); err != nil {
 		t.Fatal(err)
 	}
 	res, err := f.projector.ReconcilePage(ctx, messageapi.ReconcileParams{Limit: 10})

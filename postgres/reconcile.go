@@ -42,20 +42,18 @@ func (pr *Projector) reconcileCandidates(ctx context.Context, p messageapi.Recon
 	if after == "" {
 		after = "00000000-0000-0000-0000-000000000000"
 	}
-	// The groups are compared whole: counts, sums and times, the times in
-	// the format Go writes them (messageapi.TimeLayout).
+	// The groups are compared whole: counts, sums and times, in the
+	// compact form (view_codec.go) to which compact_reaction_groups
+	// (migration 012) also brings a row of the older form.
 	rows, err := pr.db.pool.Query(ctx, `
 		select v.message_id::text,
 			v.reaction_count = coalesce(a.count, 0)
-			and v.reaction_counts = coalesce(a.counts, '{}')
-			and v.reaction_scores = coalesce(a.scores, '{}')
-			and v.reaction_groups = coalesce(a.groups, '{}')
+			and compact_reaction_groups(v.reaction_groups) = coalesce(a.groups, '{}')
 		from message_views v
 		left join lateral (
-			select sum(c)::bigint as count, jsonb_object_agg(type, c) as counts, jsonb_object_agg(type, s) as scores,
-				jsonb_object_agg(type, jsonb_build_object('count', c, 'sum_scores', s,
-					'first_reaction_at', to_char(f at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-					'last_reaction_at', to_char(l at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))) as groups
+			select sum(c)::bigint as count,
+				jsonb_object_agg(type, jsonb_build_array(c, s,
+					floor(extract(epoch from f) * 1000)::bigint, floor(extract(epoch from l) * 1000)::bigint)) as groups
 			from (
 				select type, count(*) as c, sum(score) as s, min(created_at) as f, max(created_at) as l
 				from reactions r

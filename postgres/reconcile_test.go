@@ -16,7 +16,7 @@ func TestReconcileRepairsDriftAndPendingChanges(t *testing.T) {
 	f.project(t, f.put(t, healthy, "a", "like", 2))
 	f.project(t, f.put(t, drifted, "a", "like", 2))
 	f.put(t, pending, "a", "wow", 5) // committed, never folded
-	if _, err := f.db.Pool().Exec(ctx, `update message_views set reaction_count = 99, reaction_counts = '{"like": 99}' where message_id = $1`, drifted); err != nil {
+	if _, err := f.db.Pool().Exec(ctx, `update message_views set reaction_count = 99, reaction_groups = jsonb_set(reaction_groups, '{like,0}', '99') where message_id = $1`, drifted); err != nil {
 		t.Fatal(err)
 	}
 

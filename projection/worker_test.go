@@ -683,7 +683,7 @@ func TestReconcileReportsAndRepairsDrift(t *testing.T) {
 	stop := f.startWorker(testConfig("w1", noSweep), nil)
 	f.waitConverged(10*time.Second, good, bad)
 	stop()
-	if _, err := f.db.Pool().Exec(ctx, `update message_views set reaction_count = 5, reaction_scores = '{"like": 50}' where message_id = $1`, bad); err != nil {
+	if _, err := f.db.Pool().Exec(ctx, `update message_views set reaction_count = 5, reaction_groups = jsonb_set(reaction_groups, '{like,1}', '50') where message_id = $1`, bad); err != nil {
 		t.Fatal(err)
 	}
 	report, err := projection.Reconcile(ctx, f.projector, f.cache, slog.New(slog.DiscardHandler), 1)
