@@ -227,19 +227,25 @@ func rateLimit(limit int, window time.Duration) func(http.Handler) http.Handler 
 
 // allowOrigins lets browser clients on origins call the API (CORS): it
 // answers their preflight requests itself, before any token is asked
-// for, and names the headers a script may send and read. It runs before
-// the rate limiter and the token check, so a script can read their 429
-// and 401 answers too. Tokens travel in Authorization, not in cookies,
-// so no credentials are allowed. No origins: no CORS headers.
+// for and before the rate limiter, so a preflight neither counts against
+// a client nor is refused when the client is limited; and it names the
+// headers a script may send and read. It runs before the rate limiter
+// and the token check and sets its headers before passing a request on,
+// so every answer to an allowed origin carries them, a 429 or a 401 as
+// much as a 201, and a script can read it. Tokens travel in
+// Authorization, not in cookies, so no credentials are allowed. No
+// origins: no CORS headers.
 func allowOrigins(origins []string) func(http.Handler) http.Handler {
 	if len(origins) == 0 {
 		return passThrough
 	}
 	return cors.Handler(cors.Options{
 		AllowedOrigins: origins,
-		AllowedMethods: []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodDelete},
-		AllowedHeaders: []string{"Authorization", "Content-Type", "X-Request-ID"},
-		ExposedHeaders: []string{"Location", "Retry-After", "X-Request-ID", "WWW-Authenticate"},
-		MaxAge:         600,
+		// Every method the router serves; OPTIONS is always allowed.
+		AllowedMethods: []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPatch, http.MethodDelete},
+		AllowedHeaders: []string{"Authorization", "Content-Type", "X-Request-ID", "If-None-Match"},
+		ExposedHeaders: []string{"Location", "ETag", "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining",
+			"X-RateLimit-Reset", "X-Request-ID", "WWW-Authenticate"},
+		MaxAge: 600,
 	})
 }
