@@ -378,7 +378,7 @@ func endToEnd(t *testing.T, s *stack) {
 	expectError(t, s.post(t, "/messages", `{"text": "hi", "user_id": "alice"}{"text": "again"}`+"\n"), 400, "invalid_argument")
 	expectError(t, s.post(t, "/messages", `{"id": "not-a-uuid", "text": "hi", "user_id": "alice"}`), 400, "invalid_argument", "id")
 	expectError(t, s.call(t, "POST", "/messages", "text/plain", `{"text": "hi", "user_id": "alice"}`+"\n"), 415, "unsupported_media_type")
-	large, err := os.ReadFile("testdata/too-large.json")
+	large, err := os.ReadFile("testdata/too-large.json") // e2e.hurl sends it too, as e2e/testdata/too-large.json
 	if err != nil {
 		t.Fatal(err)
 	}
