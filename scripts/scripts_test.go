@@ -989,6 +989,33 @@ func composePorts(compose string) map[string][]string {
 	return ports
 }
 
+// TestMakeTestNamesTheCCompiler: go test -race needs cgo, and so a C
+// compiler; without one make test fails first, naming gcc and how to
+// install it, rather than with go's "-race requires cgo". With one it
+// passes the check.
+func TestMakeTestNamesTheCCompiler(t *testing.T) {
+	t.Parallel()
+	makeBin, err := exec.LookPath("make")
+	if err != nil {
+		t.Fatalf("make is needed: %v", err)
+	}
+	unset := []string{"CC=", "CGO_ENABLED=", "GOFLAGS="}
+	r := run(t, time.Minute, env(append(unset, pathOnly(t, "go"))...), makeBin, "-s", "check-cc")
+	if r.code == 0 || !strings.Contains(r.out, "needs a C compiler") || !strings.Contains(r.out, "apt-get install -y gcc") {
+		t.Errorf("without a C compiler: exit %d; want a failure naming gcc and its package; output:\n%s", r.code, r.out)
+	}
+	r = run(t, time.Minute, env(append(unset, "CGO_ENABLED=0")...), makeBin, "-s", "check-cc")
+	if r.code == 0 || !strings.Contains(r.out, "CGO_ENABLED") {
+		t.Errorf("with CGO_ENABLED=0: exit %d; want a failure naming it; output:\n%s", r.code, r.out)
+	}
+	if _, err := exec.LookPath("gcc"); err != nil {
+		t.Fatalf("gcc is needed by make test itself: %v", err)
+	}
+	if r = run(t, time.Minute, env(unset...), makeBin, "-s", "check-cc"); r.code != 0 {
+		t.Errorf("with gcc installed: exit %d; output:\n%s", r.code, r.out)
+	}
+}
+
 // ---------------------------------------------------------------------------
 // e2e.hurl and scripts/e2e-hurl.sh
 
