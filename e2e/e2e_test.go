@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -631,6 +632,15 @@ func endToEnd(t *testing.T, s *stack) {
 	r = callAdmin(t, s.admin+"/metrics")
 	if !strings.Contains(r.raw, `messageapi_http_requests_total{code="201",method="POST",route="/messages"}`) {
 		t.Errorf("metrics lack the request counter:\n%.2000s", r.raw)
+	}
+	// Both programs say which build they are, with the version stamped
+	// at build time.
+	buildInfo := regexp.MustCompile(fmt.Sprintf(`(?m)^messageapi_build_info\{goversion=%q,revision="[^"]+",version=%q\} 1$`,
+		runtime.Version(), e2eVersion))
+	for name, admin := range map[string]string{"api": s.admin, "worker": "http://" + s.worker.addr("admin")} {
+		if raw := callAdmin(t, admin+"/metrics").raw; !buildInfo.MatchString(raw) {
+			t.Errorf("the %s's metrics lack %s:\n%.3000s", name, buildInfo, raw)
+		}
 	}
 
 	// The API's contract, openapi.yaml, as JSON.

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -114,7 +116,16 @@ func TestRunInProcess(t *testing.T) {
 	})
 	api := p.api
 	p.waitAdmin(t, "/readyz", http.StatusOK)
-	resp, err := http.Post(api+"/messages", "application/json", strings.NewReader(`{"text":"in process","user_id":"u"}`))
+	resp, err := http.Get(p.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := fmt.Sprintf(`messageapi_build_info{goversion=%q,`, runtime.Version()); !strings.Contains(string(metrics), want) {
+		t.Errorf("/metrics lacks %s...} 1", want)
+	}
+	resp, err = http.Post(api+"/messages", "application/json", strings.NewReader(`{"text":"in process","user_id":"u"}`))
 	if err != nil || resp.StatusCode != http.StatusCreated {
 		t.Fatalf("POST /messages = %v, %v", resp, err)
 	}

@@ -38,7 +38,8 @@ type Deps struct {
 }
 
 // OpenDeps opens the connection pools and a registry holding the runtime,
-// process and pool metrics. It fails only on invalid configuration.
+// process and pool metrics and messageapi_build_info. It fails only on
+// invalid configuration.
 func OpenDeps(cfg Common, log *slog.Logger) (*Deps, error) {
 	redis.LogTo(log)
 	db, err := openDB(cfg, cfg.DBMaxConns, cfg.SessionName)
@@ -50,6 +51,7 @@ func OpenDeps(cfg Common, log *slog.Logger) (*Deps, error) {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		pgxpoolprometheus.NewCollector(db.Pool(), map[string]string{"db": "postgres"}),
+		newBuildInfoGauge(ReadBuildInfo()),
 	)
 	rc, err := redis.Open(redis.Config{
 		URL: cfg.RedisURL, ClusterAddrs: cfg.RedisCluster, Prefix: cfg.RedisPrefix, Timeout: cfg.RedisTimeout, Registerer: reg, Log: log,
