@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -79,7 +80,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"method", "route", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "messageapi_http_request_duration_seconds",
-			Help:    "HTTP request latency, by method, route pattern and status code.",
+			Help:    "HTTP request latency, by method, route pattern and status code; event streams (which last as long as their client) are not observed.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"method", "route", "code"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -110,13 +111,21 @@ func observe(m *Metrics, accessLevel slog.Level) func(http.Handler) http.Handler
 			code := strconv.Itoa(status)
 			method := metricMethod(r.Method)
 			m.requests.WithLabelValues(method, route, code).Inc()
-			m.duration.WithLabelValues(method, route, code).Observe(elapsed.Seconds())
+			if !isEventStream(ww) { // a stream lasts as long as its client: no latency
+				m.duration.WithLabelValues(method, route, code).Observe(elapsed.Seconds())
+			}
 			requestLogger(r.Context()).Log(r.Context(), accessLevel, "request",
 				"method", r.Method, "route", route, "path", r.URL.Path, "status", status,
 				"bytes", ww.BytesWritten(), "duration_ms", float64(elapsed.Microseconds())/1000,
 				"client", middleware.GetClientIP(r.Context()))
 		})
 	}
+}
+
+// isEventStream tells an answer that was a stream of Server-Sent Events
+// from an ordinary one (a refused /events request included).
+func isEventStream(w http.ResponseWriter) bool {
+	return strings.HasPrefix(w.Header().Get("Content-Type"), "text/event-stream")
 }
 
 // routeOf is the pattern of the route a request was for, also when
