@@ -125,6 +125,12 @@ func TestRunInProcess(t *testing.T) {
 	if want := fmt.Sprintf(`messageapi_build_info{goversion=%q,`, runtime.Version()); !strings.Contains(string(metrics), want) {
 		t.Errorf("/metrics lacks %s...} 1", want)
 	}
+	for _, want := range []string{`pgxpool_acquires_total{db="postgres"}`, `pgxpool_acquires_total{db="postgres-read"}`,
+		`pgxpool_acquire_count{db="postgres"}`} { // the last deprecated, for one release
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 	resp, err = http.Post(api+"/messages", "application/json", strings.NewReader(`{"text":"in process","user_id":"u"}`))
 	if err != nil || resp.StatusCode != http.StatusCreated {
 		t.Fatalf("POST /messages = %v, %v", resp, err)

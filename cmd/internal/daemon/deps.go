@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/IBM/pgxpoolprometheus"
 	"github.com/cenkalti/backoff/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -50,7 +49,7 @@ func OpenDeps(cfg Common, log *slog.Logger) (*Deps, error) {
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		pgxpoolprometheus.NewCollector(db.Pool(), map[string]string{"db": "postgres"}),
+		postgres.NewPoolCollector(db, prometheus.Labels{"db": "postgres"}),
 		newBuildInfoGauge(ReadBuildInfo()),
 	)
 	rc, err := redis.Open(redis.Config{
@@ -82,7 +81,7 @@ func (d *Deps) OpenReadDB(maxConns int) (*postgres.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := d.Registry.Register(pgxpoolprometheus.NewCollector(db.Pool(), map[string]string{"db": "postgres-read"})); err != nil {
+	if err := d.Registry.Register(postgres.NewPoolCollector(db, prometheus.Labels{"db": "postgres-read"})); err != nil {
 		db.Close()
 		return nil, err
 	}
