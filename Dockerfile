@@ -4,8 +4,15 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/api ./cmd/api \
- && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/worker ./cmd/worker
+# The build's stamps, for messageapi_build_info; .git is not copied, so go
+# cannot stamp the commit itself:
+#   docker build --build-arg VERSION=$(git describe --tags --always --dirty) \
+#     --build-arg REVISION=$(git rev-parse HEAD) .
+ARG VERSION=unknown
+ARG REVISION=unknown
+RUN stamps="-X messageapi/cmd/internal/daemon.Version=${VERSION} -X messageapi/cmd/internal/daemon.Revision=${REVISION}" \
+ && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w $stamps" -o /out/api ./cmd/api \
+ && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w $stamps" -o /out/worker ./cmd/worker
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/api /out/worker /usr/local/bin/

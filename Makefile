@@ -8,13 +8,21 @@
 
 GO ?= go
 
-.PHONY: run test test-fast services services-run services-test services-down build migrate vet staticcheck e2e-hurl fuzz
+.PHONY: run test test-fast check-cc services services-run services-test services-down build migrate vet staticcheck e2e-hurl fuzz
 
 run: services-run
 	./scripts/run.sh
 
-test: services-test vet staticcheck
+test: check-cc services-test vet staticcheck
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+# go test -race needs cgo, so a C compiler. Without one Go quietly turns
+# cgo off, and -race then fails naming neither; this names both, first.
+check-cc:
+	@cc=$$($(GO) env CC); command -v "$${cc%% *}" >/dev/null || { \
+		echo "make test needs a C compiler: $$cc is not installed (go test -race needs cgo); install it with: sudo apt-get install -y gcc" >&2; exit 1; }
+	@[ "$$($(GO) env CGO_ENABLED)" = 1 ] || { \
+		echo "make test needs cgo (go test -race), but CGO_ENABLED is 0: unset it, or set CGO_ENABLED=1" >&2; exit 1; }
 
 # The fast tier: the tests that need neither PostgreSQL nor Redis (the
 # others skip under -short; make test never passes it). Under 30 s warm.
@@ -34,10 +42,17 @@ services-test:
 services-down:
 	./scripts/services.sh down
 
+# VERSION and REVISION (the commit) are stamped into both programs, for
+# messageapi_build_info; go build would stamp the commit too, but not
+# with -buildvcs=false. make build VERSION=1.4.0 names a release.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X messageapi/cmd/internal/daemon.Version=$(VERSION) -X messageapi/cmd/internal/daemon.Revision=$(REVISION)
+
 build:
 	mkdir -p bin
-	$(GO) build -o bin/api ./cmd/api
-	$(GO) build -o bin/worker ./cmd/worker
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/api ./cmd/api
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/worker ./cmd/worker
 
 migrate: services-run
 	$(GO) run ./cmd/api migrate

@@ -3,7 +3,6 @@ module messageapi
 go 1.26.0
 
 require (
-	github.com/IBM/pgxpoolprometheus v1.1.3
 	github.com/cenkalti/backoff/v5 v5.0.3
 	github.com/getkin/kin-openapi v0.153.0
 	github.com/go-chi/chi/v5 v5.5.0

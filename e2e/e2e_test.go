@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -381,7 +382,7 @@ func endToEnd(t *testing.T, s *stack) {
 	expectError(t, s.post(t, "/messages", `{"text": "hi", "user_id": "alice"}{"text": "again"}`+"\n"), 400, "invalid_argument")
 	expectError(t, s.post(t, "/messages", `{"id": "not-a-uuid", "text": "hi", "user_id": "alice"}`), 400, "invalid_argument", "id")
 	expectError(t, s.call(t, "POST", "/messages", "text/plain", `{"text": "hi", "user_id": "alice"}`+"\n"), 415, "unsupported_media_type")
-	large, err := os.ReadFile("testdata/too-large.json")
+	large, err := os.ReadFile("testdata/too-large.json") // e2e.hurl sends it too, as e2e/testdata/too-large.json
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -634,6 +635,15 @@ func endToEnd(t *testing.T, s *stack) {
 	r = callAdmin(t, s.admin+"/metrics")
 	if !strings.Contains(r.raw, `messageapi_http_requests_total{code="201",method="POST",route="/messages"}`) {
 		t.Errorf("metrics lack the request counter:\n%.2000s", r.raw)
+	}
+	// Both programs say which build they are, with the version stamped
+	// at build time.
+	buildInfo := regexp.MustCompile(fmt.Sprintf(`(?m)^messageapi_build_info\{goversion=%q,revision="[^"]+",version=%q\} 1$`,
+		runtime.Version(), e2eVersion))
+	for name, admin := range map[string]string{"api": s.admin, "worker": "http://" + s.worker.addr("admin")} {
+		if raw := callAdmin(t, admin+"/metrics").raw; !buildInfo.MatchString(raw) {
+			t.Errorf("the %s's metrics lack %s:\n%.3000s", name, buildInfo, raw)
+		}
 	}
 
 	// The API's contract, openapi.yaml, as JSON.

@@ -27,6 +27,10 @@ var binaries = struct {
 	err  error
 }{}
 
+// e2eVersion is the version the binaries are stamped with, as make build
+// and the Dockerfile stamp theirs.
+const e2eVersion = "0.0.0-e2e"
+
 // raceBinaries builds the binaries with the race detector, as tests want;
 // a benchmark that runs alone turns it off before its first build.
 var raceBinaries = true
@@ -44,7 +48,8 @@ func buildBinaries(t testing.TB) string {
 		}
 		binaries.dir = dir
 		for _, name := range []string{"api", "worker"} {
-			args := []string{"build", "-o", filepath.Join(dir, name), "messageapi/cmd/" + name}
+			args := []string{"build", "-ldflags=-X messageapi/cmd/internal/daemon.Version=" + e2eVersion,
+				"-o", filepath.Join(dir, name), "messageapi/cmd/" + name}
 			if raceBinaries {
 				args = append(args[:1], append([]string{"-race"}, args[1:]...)...)
 			}

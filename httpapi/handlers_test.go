@@ -33,10 +33,11 @@ import (
 
 type fastAPI struct {
 	*httptest.Server
-	t     *testing.T
-	store *memory
-	feed  *memoryFeed
-	hub   *sse.Hub
+	handler http.Handler // the server's handler, to call without a connection
+	t       *testing.T
+	store   *memory
+	feed    *memoryFeed
+	hub     *sse.Hub
 }
 
 // newFastAPI serves the API on memory; edit changes the router's
@@ -66,7 +67,8 @@ func newFastAPI(t *testing.T, edit ...func(*httpapi.Config)) *fastAPI {
 	for _, e := range edit {
 		e(&cfg)
 	}
-	api := &fastAPI{Server: httptest.NewServer(srv.Handler(cfg)), t: t, store: store, feed: feed, hub: hub}
+	handler := srv.Handler(cfg)
+	api := &fastAPI{Server: httptest.NewServer(handler), handler: handler, t: t, store: store, feed: feed, hub: hub}
 	t.Cleanup(func() {
 		hub.Close()
 		api.Close()

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -79,7 +80,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"method", "route", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "messageapi_http_request_duration_seconds",
-			Help:    "HTTP request latency, by method, route pattern and status code.",
+			Help:    "HTTP request latency, by method, route pattern and status code; event streams (which last as long as their client) are not observed.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"method", "route", "code"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -110,13 +111,21 @@ func observe(m *Metrics, accessLevel slog.Level) func(http.Handler) http.Handler
 			code := strconv.Itoa(status)
 			method := metricMethod(r.Method)
 			m.requests.WithLabelValues(method, route, code).Inc()
-			m.duration.WithLabelValues(method, route, code).Observe(elapsed.Seconds())
+			if !isEventStream(ww) { // a stream lasts as long as its client: no latency
+				m.duration.WithLabelValues(method, route, code).Observe(elapsed.Seconds())
+			}
 			requestLogger(r.Context()).Log(r.Context(), accessLevel, "request",
 				"method", r.Method, "route", route, "path", r.URL.Path, "status", status,
 				"bytes", ww.BytesWritten(), "duration_ms", float64(elapsed.Microseconds())/1000,
 				"client", middleware.GetClientIP(r.Context()))
 		})
 	}
+}
+
+// isEventStream tells an answer that was a stream of Server-Sent Events
+// from an ordinary one (a refused /events request included).
+func isEventStream(w http.ResponseWriter) bool {
+	return strings.HasPrefix(w.Header().Get("Content-Type"), "text/event-stream")
 }
 
 // routeOf is the pattern of the route a request was for, also when
@@ -227,19 +236,25 @@ func rateLimit(limit int, window time.Duration) func(http.Handler) http.Handler 
 
 // allowOrigins lets browser clients on origins call the API (CORS): it
 // answers their preflight requests itself, before any token is asked
-// for, and names the headers a script may send and read. It runs before
-// the rate limiter and the token check, so a script can read their 429
-// and 401 answers too. Tokens travel in Authorization, not in cookies,
-// so no credentials are allowed. No origins: no CORS headers.
+// for and before the rate limiter, so a preflight neither counts against
+// a client nor is refused when the client is limited; and it names the
+// headers a script may send and read. It runs before the rate limiter
+// and the token check and sets its headers before passing a request on,
+// so every answer to an allowed origin carries them, a 429 or a 401 as
+// much as a 201, and a script can read it. Tokens travel in
+// Authorization, not in cookies, so no credentials are allowed. No
+// origins: no CORS headers.
 func allowOrigins(origins []string) func(http.Handler) http.Handler {
 	if len(origins) == 0 {
 		return passThrough
 	}
 	return cors.Handler(cors.Options{
 		AllowedOrigins: origins,
-		AllowedMethods: []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodDelete},
-		AllowedHeaders: []string{"Authorization", "Content-Type", "X-Request-ID"},
-		ExposedHeaders: []string{"Location", "Retry-After", "X-Request-ID", "WWW-Authenticate"},
-		MaxAge:         600,
+		// Every method the router serves; OPTIONS is always allowed.
+		AllowedMethods: []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPatch, http.MethodDelete},
+		AllowedHeaders: []string{"Authorization", "Content-Type", "X-Request-ID", "If-None-Match"},
+		ExposedHeaders: []string{"Location", "ETag", "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining",
+			"X-RateLimit-Reset", "X-Request-ID", "WWW-Authenticate"},
+		MaxAge: 600,
 	})
 }

@@ -66,7 +66,8 @@ func (s *Server) Handler(cfg Config) http.Handler {
 	r := chi.NewRouter()
 	// HEAD is answered wherever GET is (the body is dropped); OPTIONS on
 	// any route answers 204 with Allow, except a CORS preflight, which
-	// allowOrigins answers before any token is asked for. The token is
+	// allowOrigins answers before any token is asked for and before the
+	// rate limiter, whose answers carry its headers. The token is
 	// verified before the rate limiter, which counts a request by its
 	// user, and refused after it, so a bad token counts against its
 	// address. The document routes are public, like the contract.

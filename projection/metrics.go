@@ -1,6 +1,10 @@
 package projection
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"messageapi"
+)
 
 // Metrics are the projection's Prometheus metrics.
 type Metrics struct {
@@ -81,7 +85,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"partition"}),
 		unread: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "messageapi_projection_unread_entries",
-			Help: "Stream entries the consumer group has not read yet, by partition (-1 when Redis cannot tell).",
+			Help: "Stream entries the consumer group has not read yet, by partition; no series for a partition while Redis cannot tell.",
 		}, []string{"partition"}),
 		owned: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "messageapi_projection_partitions_owned",
@@ -91,4 +95,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	reg.MustRegister(m.events, m.batchSize, m.foldDuration, m.eventLatency, m.viewsWritten, m.redelivered,
 		m.deadLettered, m.swept, m.foldErrors, m.heldBack, m.cacheErrors, m.lag, m.pending, m.unread, m.owned)
 	return m
+}
+
+// backlog records what partition's group has still to do. An unknown
+// unread count (Redis cannot tell after entries were deleted from the
+// stream) removes the partition's series: absent is how Prometheus says
+// unknown, where a -1 would sum and compare as a count.
+func (m *Metrics) backlog(partition string, b messageapi.StreamBacklog) {
+	m.pending.WithLabelValues(partition).Set(float64(b.Pending))
+	if b.Unread < 0 {
+		m.unread.DeleteLabelValues(partition)
+		return
+	}
+	m.unread.WithLabelValues(partition).Set(float64(b.Unread))
 }

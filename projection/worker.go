@@ -295,8 +295,7 @@ func (w *Worker) stats(ctx context.Context) error {
 			return fmt.Errorf("stream backlog of partition %d: %w", i, err)
 		}
 		p := strconv.Itoa(i)
-		w.metrics.pending.WithLabelValues(p).Set(float64(backlog.Pending))
-		w.metrics.unread.WithLabelValues(p).Set(float64(backlog.Unread))
+		w.metrics.backlog(p, backlog)
 		if _, err := stream.RemoveIdleConsumers(ctx, 24*time.Hour); err != nil {
 			return fmt.Errorf("remove idle consumers of partition %d: %w", i, err)
 		}

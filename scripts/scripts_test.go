@@ -23,6 +23,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -988,6 +989,33 @@ func composePorts(compose string) map[string][]string {
 	return ports
 }
 
+// TestMakeTestNamesTheCCompiler: go test -race needs cgo, and so a C
+// compiler; without one make test fails first, naming gcc and how to
+// install it, rather than with go's "-race requires cgo". With one it
+// passes the check.
+func TestMakeTestNamesTheCCompiler(t *testing.T) {
+	t.Parallel()
+	makeBin, err := exec.LookPath("make")
+	if err != nil {
+		t.Fatalf("make is needed: %v", err)
+	}
+	unset := []string{"CC=", "CGO_ENABLED=", "GOFLAGS="}
+	r := run(t, time.Minute, env(append(unset, pathOnly(t, "go"))...), makeBin, "-s", "check-cc")
+	if r.code == 0 || !strings.Contains(r.out, "needs a C compiler") || !strings.Contains(r.out, "apt-get install -y gcc") {
+		t.Errorf("without a C compiler: exit %d; want a failure naming gcc and its package; output:\n%s", r.code, r.out)
+	}
+	r = run(t, time.Minute, env(append(unset, "CGO_ENABLED=0")...), makeBin, "-s", "check-cc")
+	if r.code == 0 || !strings.Contains(r.out, "CGO_ENABLED") {
+		t.Errorf("with CGO_ENABLED=0: exit %d; want a failure naming it; output:\n%s", r.code, r.out)
+	}
+	if _, err := exec.LookPath("gcc"); err != nil {
+		t.Fatalf("gcc is needed by make test itself: %v", err)
+	}
+	if r = run(t, time.Minute, env(unset...), makeBin, "-s", "check-cc"); r.code != 0 {
+		t.Errorf("with gcc installed: exit %d; output:\n%s", r.code, r.out)
+	}
+}
+
 // ---------------------------------------------------------------------------
 // e2e.hurl and scripts/e2e-hurl.sh
 
@@ -1016,6 +1044,56 @@ func TestHurlFileUsesOnlyItsAddressVariables(t *testing.T) {
 	}
 	if requests < 50 {
 		t.Errorf("found %d requests in e2e.hurl; is the request pattern out of date?", requests)
+	}
+}
+
+// TestHurlFileReferencesExist checks that every file e2e.hurl sends
+// (file,PATH; in a body or a multipart form) is where Hurl looks for it
+// when scripts/e2e-hurl.sh runs it: relative to the directory of the
+// .hurl file, or to --file-root when the script passes one. The script
+// runs from the repository's root.
+func TestHurlFileReferencesExist(t *testing.T) {
+	t.Parallel()
+	root := repoRoot(t)
+	script := readFile(t, filepath.Join(root, "scripts", "e2e-hurl.sh"))
+	var invocation []string
+	for line := range strings.Lines(script) {
+		if fields := strings.Fields(line); len(fields) > 0 && fields[0] == "hurl" && slices.Contains(fields, "--test") {
+			invocation = fields
+		}
+	}
+	if invocation == nil {
+		t.Fatal("found no `hurl --test ...` line in scripts/e2e-hurl.sh; is the pattern out of date?")
+	}
+	hurlFile := invocation[len(invocation)-1]
+	if !strings.HasSuffix(hurlFile, ".hurl") {
+		t.Fatalf("the script's hurl line ends in %q, not a .hurl file", hurlFile)
+	}
+	fileRoot := filepath.Dir(filepath.Join(root, hurlFile))
+	for i, a := range invocation {
+		if v, ok := strings.CutPrefix(a, "--file-root="); ok {
+			fileRoot = filepath.Join(root, v)
+		} else if a == "--file-root" && i+1 < len(invocation) {
+			fileRoot = filepath.Join(root, invocation[i+1])
+		}
+	}
+	ref := regexp.MustCompile(`\bfile,([^;]+);`)
+	refs := 0
+	for i, line := range strings.Split(readFile(t, filepath.Join(root, hurlFile)), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "#") {
+			continue
+		}
+		for _, m := range ref.FindAllStringSubmatch(line, -1) {
+			refs++
+			path := filepath.Join(fileRoot, strings.TrimSpace(m[1]))
+			if _, err := os.Stat(path); err != nil {
+				rel, _ := filepath.Rel(root, path)
+				t.Errorf("%s:%d: Hurl would send %s, which does not exist: %v", hurlFile, i+1, rel, err)
+			}
+		}
+	}
+	if refs == 0 {
+		t.Errorf("found no file, reference in %s; is the pattern out of date?", hurlFile)
 	}
 }
 

@@ -15,6 +15,10 @@ type metrics struct {
 	windowEvents prometheus.Gauge
 	windowBytes  prometheus.Gauge
 	windowFrom   prometheus.Gauge
+	// windowFromOld is windowFrom under its name before it said it is a
+	// timestamp; deprecated, kept for one release for the alerts that
+	// use it.
+	windowFromOld prometheus.Gauge
 }
 
 // window records the window's size and start. The hub's lock is held.
@@ -22,6 +26,7 @@ func (m *metrics) window(w *feedWindow) {
 	m.windowEvents.Set(float64(len(w.entries)))
 	m.windowBytes.Set(float64(w.bytes))
 	m.windowFrom.Set(float64(w.from.Ms) / 1000)
+	m.windowFromOld.Set(float64(w.from.Ms) / 1000)
 }
 
 // deepResume records how a deep resume got its turn, or did not.
@@ -81,10 +86,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Help: "Approximate bytes the window holds.",
 	})
 	m.windowFrom = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "messageapi_sse_window_start_seconds",
+		Name: "messageapi_sse_window_start_timestamp_seconds",
 		Help: "Time (Unix seconds) of the feed position the window starts after: a resume from before it reads Redis.",
 	})
+	m.windowFromOld = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "messageapi_sse_window_start_seconds",
+		Help: "Deprecated: use messageapi_sse_window_start_timestamp_seconds, of the same value; this name goes in the next release.",
+	})
 	reg.MustRegister(m.clients, m.events, m.dropped, m.resets, m.readErrors, m.lag,
-		m.resumes, m.deepResumes, m.windowEvents, m.windowBytes, m.windowFrom)
+		m.resumes, m.deepResumes, m.windowEvents, m.windowBytes, m.windowFrom, m.windowFromOld)
 	return m
 }

@@ -23,7 +23,7 @@ const usage = `Usage: api [subcommand] [flags]
 Subcommands:
   (none)        serve the API (migrating the schema first)
   migrate       migrate the schema and exit
-  healthcheck   exit 0 when the admin /readyz of a running API answers 200 (for container health checks)
+  healthcheck   exit 0 when the admin /healthz of a running API answers 200 (liveness, for container health checks)
   token         print a development token signed with the -auth-secret:
                 api token -sub alice [-role server] [-ttl 1h]`
 

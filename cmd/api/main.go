@@ -6,7 +6,7 @@
 //
 //	api [flags]               serve the API (migrating the schema first)
 //	api migrate [flags]       migrate the schema and exit
-//	api healthcheck [flags]   exit 0 when the admin /readyz of a running API answers 200
+//	api healthcheck [flags]   exit 0 when the admin /healthz of a running API answers 200 (liveness)
 //	api token -sub alice [-role server] [-ttl 1h]
 //	                          print a development token signed with the -auth-secret
 //

@@ -16,7 +16,7 @@ const usage = `Usage: worker [subcommand] [flags]
 Subcommands:
   (none)        run the projection: consume the reaction stream and fold it into the read model
   reconcile     check every view against its reactions, rebuild those that differ, print a JSON report
-  healthcheck   exit 0 when the admin /readyz of a running worker answers 200 (for container health checks)`
+  healthcheck   exit 0 when the admin /healthz of a running worker answers 200 (liveness, for container health checks)`
 
 // config is the worker's configuration. Each field is a flag with an
 // environment-variable fallback; flags win.

@@ -6,7 +6,7 @@
 //
 //	worker [flags]               run the projection
 //	worker reconcile [flags]     check every view against its reactions and repair drift
-//	worker healthcheck [flags]   exit 0 when the admin /readyz of a running worker answers 200
+//	worker healthcheck [flags]   exit 0 when the admin /healthz of a running worker answers 200 (liveness)
 //
 // Run worker -h for the flags; each has an environment-variable fallback.
 package main

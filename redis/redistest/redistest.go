@@ -1,7 +1,8 @@
 // Package redistest gives each test its own key prefix on a real Redis, so
 // tests run in parallel on one server without seeing each other's keys,
-// and starts a Redis Cluster of local processes for the tests that need
-// one (StartCluster).
+// and starts local redis-server processes for the tests that need a
+// Redis of their own: one server they can stop (StartServer) or a Redis
+// Cluster (StartCluster).
 //
 // The server comes from TEST_REDIS_URL (default: database 15 on
 // localhost). A server that cannot be reached fails the test: it is never

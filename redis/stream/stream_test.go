@@ -128,3 +128,36 @@ func TestStreamPartitionsByChannel(t *testing.T) {
 		t.Errorf("the 80 changes used %d of 8 partitions; the default channel's 40 messages should spread", used)
 	}
 }
+
+// TestBacklogSaysWhenUnreadIsUnknown: after an entry the group has not
+// read is deleted, Redis cannot count the unread entries (XINFO GROUPS
+// gives no lag), and Backlog says so with Unread -1 rather than a count;
+// once the group has read past the gap the count is known again.
+func TestBacklogSaysWhenUnreadIsUnknown(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c, s, consumer := newConsumer(t)
+	var ids []string
+	for range 3 {
+		id, err := c.Redis().XAdd(ctx, &goredis.XAddArgs{Stream: s.Key(0), Values: []any{"junk", "1"}}).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if b, err := consumer.Backlog(ctx); err != nil || b.Unread != 3 {
+		t.Fatalf("Backlog = %+v, %v; want 3 unread", b, err)
+	}
+	if err := c.Redis().XDel(ctx, s.Key(0), ids[1]).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := consumer.Backlog(ctx); err != nil || b.Unread != -1 {
+		t.Fatalf("Backlog after a deletion the group has not read past = %+v, %v; want Unread -1", b, err)
+	}
+	if entries, err := consumer.Read(ctx, 10, time.Second); err != nil || len(entries) != 2 {
+		t.Fatalf("Read = %d entries, %v; want 2", len(entries), err)
+	}
+	if b, err := consumer.Backlog(ctx); err != nil || b.Unread != 0 || b.Pending != 2 {
+		t.Errorf("Backlog after reading past the gap = %+v, %v; want 0 unread, 2 pending", b, err)
+	}
+}

@@ -19,10 +19,12 @@ type Check struct {
 }
 
 // AdminHandler serves, on the admin address only:
-//   - /healthz: 200 while the process runs (liveness; it never checks
+//   - /healthz: 200 while the process runs (liveness, for container
+//     health checks and the healthcheck subcommand; it never checks
 //     dependencies, so an outage does not get the process restarted);
 //   - /readyz: 200 when every check passes, else 503, with each check's
-//     state (the causes go to the log, not to the response);
+//     state (the causes go to the log, not to the response): readiness,
+//     for load balancers;
 //   - /metrics: the registry in Prometheus format;
 //   - /debug/pprof/: the runtime profiles.
 func AdminHandler(reg *prometheus.Registry, log *slog.Logger, checks ...Check) http.Handler {

@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/IBM/pgxpoolprometheus"
 	"github.com/cenkalti/backoff/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -38,7 +37,8 @@ type Deps struct {
 }
 
 // OpenDeps opens the connection pools and a registry holding the runtime,
-// process and pool metrics. It fails only on invalid configuration.
+// process and pool metrics and messageapi_build_info. It fails only on
+// invalid configuration.
 func OpenDeps(cfg Common, log *slog.Logger) (*Deps, error) {
 	redis.LogTo(log)
 	db, err := openDB(cfg, cfg.DBMaxConns, cfg.SessionName)
@@ -49,7 +49,8 @@ func OpenDeps(cfg Common, log *slog.Logger) (*Deps, error) {
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		pgxpoolprometheus.NewCollector(db.Pool(), map[string]string{"db": "postgres"}),
+		postgres.NewPoolCollector(db, prometheus.Labels{"db": "postgres"}),
+		newBuildInfoGauge(ReadBuildInfo()),
 	)
 	rc, err := redis.Open(redis.Config{
 		URL: cfg.RedisURL, ClusterAddrs: cfg.RedisCluster, Prefix: cfg.RedisPrefix, Timeout: cfg.RedisTimeout, Registerer: reg, Log: log,
@@ -85,7 +86,7 @@ func (d *Deps) OpenReadDB(maxConns int) (*postgres.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := d.Registry.Register(pgxpoolprometheus.NewCollector(db.Pool(), map[string]string{"db": "postgres-read"})); err != nil {
+	if err := d.Registry.Register(postgres.NewPoolCollector(db, prometheus.Labels{"db": "postgres-read"})); err != nil {
 		db.Close()
 		return nil, err
 	}

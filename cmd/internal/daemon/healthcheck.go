@@ -8,15 +8,19 @@ import (
 	"time"
 )
 
-// HealthCheck asks the admin server at addr whether the process is ready,
-// for container health checks in images that have no curl.
+// HealthCheck asks the admin server at addr whether the process is alive
+// (/healthz), for container health checks in images that have no curl.
+// It is a liveness check, not a readiness check: an orchestrator restarts
+// a container whose health check fails, and restarting a process because
+// PostgreSQL or Redis is down does not bring them back; the process
+// recovers by itself when they return. Load balancers ask /readyz.
 func HealthCheck(ctx context.Context, addr string) error {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	if strings.HasPrefix(addr, ":") { // listening on every interface
 		addr = "localhost" + addr
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/readyz", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/healthz", nil)
 	if err != nil {
 		return fmt.Errorf("healthcheck: %w", err)
 	}
@@ -26,7 +30,7 @@ func HealthCheck(ctx context.Context, addr string) error {
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("healthcheck: /readyz answered %s", resp.Status)
+		return fmt.Errorf("healthcheck: /healthz answered %s", resp.Status)
 	}
 	return nil
 }
