@@ -126,6 +126,7 @@ type index struct {
 	index    string // the key of the sorted set
 	state    string
 	pending  string
+	extend   string // the token of the extension in flight, if any
 	prefix   string // of the entries' keys
 	note     string // added to the channel's announcements
 
@@ -161,7 +162,8 @@ func (pc *Cache) newIndex(channel string, pages int) *index {
 	}
 	return &index{channel: channel, capacity: pages*pc.pageSize + 1, note: note,
 		index: pc.c.Key(group, ":latest"), state: pc.c.Key(group, ":latest:state"),
-		pending: pc.c.Key(group, ":latest:pending"), prefix: pc.c.Key(group, ":msg:")}
+		pending: pc.c.Key(group, ":latest:pending"), extend: pc.c.Key(group, ":latest:extend"),
+		prefix: pc.c.Key(group, ":msg:")}
 }
 
 // of returns the index of channel, for a write: a channel this process
@@ -252,11 +254,12 @@ end
 `
 
 // readScript serves a page from the index in one round trip. It answers
-// {0} for a miss and {1, id, json, id, json...} for a hit. A short result
-// is a hit only when the index is complete (holds fewer ids than its
-// capacity: every message there is); otherwise the page reaches past the
-// cached range. An index whose key is gone (evicted) is a miss, never an
-// empty page.
+// {0} for a miss, {0, depth} for a miss of a page that a ready index would
+// serve if it held the newest depth messages, and {1, id, json, id,
+// json...} for a hit. A short result is a hit only when the index is
+// complete (holds fewer ids than its capacity: every message there is);
+// otherwise the page reaches past the cached range. An index whose key is
+// gone (evicted) is a miss, never an empty page.
 var readScript = goredis.NewScript(`
 local st = redis.call('GET', KEYS[2])
 if not st or string.sub(st, 1, 6) ~= 'ready:' then return {0} end
@@ -264,13 +267,20 @@ local n = redis.call('ZCARD', KEYS[1])
 if n == 0 then return {0} end
 local count = tonumber(ARGV[4])
 local ids
+local depth = 0
 if ARGV[2] == 'rank' then
   local start = tonumber(ARGV[3])
   ids = redis.call('ZRANGE', KEYS[1], start, start + count - 1, 'REV')
+  depth = start + count
 else
   ids = redis.call('ZRANGE', KEYS[1], '(' .. ARGV[3], '-', 'BYLEX', 'REV', 'LIMIT', 0, count)
+  -- The index holds every message from its oldest id up: a cursor at or
+  -- above it needs the ids down to it, and count more.
+  if ARGV[3] >= redis.call('ZRANGE', KEYS[1], 0, 0)[1] then
+    depth = redis.call('ZLEXCOUNT', KEYS[1], '[' .. ARGV[3], '+') + count
+  end
 end
-if #ids < count and n >= tonumber(string.sub(st, 7)) then return {0} end
+if #ids < count and n >= tonumber(string.sub(st, 7)) then return {0, depth} end
 local out = {1}
 for i = 1, #ids do
   local d = redis.call('HGET', ARGV[1] .. ids[i], 'd')
@@ -283,52 +293,73 @@ return out
 
 // Latest returns the views of r, a range of the newest messages of its
 // channel, newest first. A range inside the cached pages is served from
-// Redis in one round trip when the index holds it exactly. On a miss, the
-// first request rebuilds the index from load (the newest messages up to
-// the capacity) while concurrent ones wait for that rebuild. Everything
-// else, and everything while Redis is unavailable, comes from load.
+// Redis in one round trip when the index holds it exactly. On a miss of a
+// channel without an index, the first request builds one from load holding
+// just the messages down to the end of its range, while concurrent ones
+// wait for that rebuild; a miss of a range deeper than a ready index holds
+// extends the index down to it, reading only the messages it lacks.
+// Everything else, and everything while Redis is unavailable, comes from
+// load.
 func (pc *Cache) Latest(ctx context.Context, r messageapi.MessageRange, load messageapi.LoadViews) ([]messageapi.EncodedView, error) {
 	if r.BeforeID == "" && !r.Latest() {
 		return load(ctx, r)
 	}
 	ix := pc.reading(ctx, r.Channel())
-	if r.BeforeID != "" {
-		if views, hit, err := pc.pageBefore(ctx, ix, r.BeforeID, r.Limit); err == nil && hit {
+	if r.BeforeID == "" && r.Offset+r.Limit > ix.capacity {
+		return load(ctx, r)
+	}
+	read := func() ([]messageapi.EncodedView, bool, int, error) {
+		if r.BeforeID != "" {
+			return pc.pageBefore(ctx, ix, r.BeforeID, r.Limit)
+		}
+		return pc.page(ctx, ix, r.Offset, r.Limit)
+	}
+	views, hit, depth, err := read()
+	switch {
+	case err == nil && hit:
+		return views, nil
+	case err == nil && depth > 0 && depth <= ix.capacity:
+		// The index is ready but does not reach this page: extend it. Its
+		// pages stay served meanwhile.
+		if _, _, err := pc.shared(ctx, ix, func(ctx context.Context) ([]messageapi.EncodedView, error) {
+			return nil, pc.extend(ctx, ix, depth, load)
+		}); err != nil {
+			return nil, err
+		}
+		if views, hit, _, err := read(); err == nil && hit {
 			return views, nil
 		}
 		return load(ctx, r)
-	}
-	if r.Offset+r.Limit > ix.capacity {
+	case err != nil || r.BeforeID != "":
 		return load(ctx, r)
 	}
-	if views, hit, err := pc.page(ctx, ix, r.Offset, r.Limit); err == nil && hit {
-		return views, nil
-	}
-	latest, joined, err := pc.fill(ctx, ix, load)
+	latest, joined, err := pc.shared(ctx, ix, func(ctx context.Context) ([]messageapi.EncodedView, error) {
+		return pc.rebuild(ctx, ix, r.Offset+r.Limit, load)
+	})
 	switch {
 	case err != nil:
 		return nil, err
-	case latest == nil: // Redis cannot take a rebuild now: read just this page
-		return load(ctx, r)
 	case joined:
-		// This request joined a rebuild that another one began, perhaps
-		// before a message this request must see was committed. The rebuilt
-		// index has that message (a rebuild merges the writes made while it
-		// runs), and so does PostgreSQL; the rebuild's snapshot may not.
-		if views, hit, err := pc.page(ctx, ix, r.Offset, r.Limit); err == nil && hit {
+		// This request joined a rebuild or an extension that another one
+		// began, perhaps before a message this request must see was
+		// committed, and perhaps of fewer messages than it needs. The index
+		// has that message (a rebuild merges the writes made while it runs),
+		// and so does PostgreSQL; the rebuild's snapshot may not.
+		if views, hit, _, err := read(); err == nil && hit {
 			return views, nil
 		}
+		return load(ctx, r)
+	case latest == nil: // Redis cannot take a rebuild now: read just this page
 		return load(ctx, r)
 	}
 	return window(latest, r.Offset, r.Limit), nil
 }
 
-// fill rebuilds the index from load and returns the views it read, or nil
-// views when Redis cannot take a rebuild now; joined reports that the
-// rebuild was begun by another request of this process. The rebuild runs
-// to its end even when the request that began it gives up, because others
-// wait for it.
-func (pc *Cache) fill(ctx context.Context, ix *index, load messageapi.LoadViews) (views []messageapi.EncodedView, joined bool, err error) {
+// shared runs work, a rebuild or an extension of the index, unless one is
+// in flight in this process, in which case it waits for that one instead;
+// joined reports that it did. The work runs to its end even when the
+// request that began it gives up, because others wait for it.
+func (pc *Cache) shared(ctx context.Context, ix *index, work func(context.Context) ([]messageapi.EncodedView, error)) (views []messageapi.EncodedView, joined bool, err error) {
 	ix.fillMu.Lock()
 	if c := ix.filling; c != nil {
 		ix.fillMu.Unlock()
@@ -344,7 +375,7 @@ func (pc *Cache) fill(ctx context.Context, ix *index, load messageapi.LoadViews)
 	ix.filling = c
 	ix.fillMu.Unlock()
 
-	c.views, c.err = pc.rebuild(context.WithoutCancel(ctx), ix, load)
+	c.views, c.err = work(context.WithoutCancel(ctx))
 	ix.fillMu.Lock()
 	ix.filling = nil
 	ix.fillMu.Unlock()
@@ -352,24 +383,124 @@ func (pc *Cache) fill(ctx context.Context, ix *index, load messageapi.LoadViews)
 	return c.views, false, c.err
 }
 
-// rebuild is one rebuild of the index: it marks itself in flight, reads the
-// newest views, and installs them unless another rebuild or an
-// invalidation came in between. A refused or failed install only means
-// the next read misses too.
-func (pc *Cache) rebuild(ctx context.Context, ix *index, load messageapi.LoadViews) ([]messageapi.EncodedView, error) {
-	token, err := pc.beginFill(ctx, ix)
+// rebuild is one rebuild of the index, holding the newest depth messages:
+// it marks itself in flight, reads the newest views, and installs them
+// unless another rebuild or an invalidation came in between. It returns
+// the views it read, or nil when Redis cannot take a rebuild now. A
+// refused or failed install only means the next read misses too.
+func (pc *Cache) rebuild(ctx context.Context, ix *index, depth int, load messageapi.LoadViews) ([]messageapi.EncodedView, error) {
+	depth = min(max(depth, 1), ix.capacity)
+	token, err := pc.beginFill(ctx, ix, depth)
 	if err != nil {
 		return nil, nil
 	}
-	views, err := load(ctx, messageapi.MessageRange{ChannelID: ix.channel, Limit: ix.capacity})
+	views, err := load(ctx, messageapi.MessageRange{ChannelID: ix.channel, Limit: depth})
 	if err != nil {
 		return nil, err
 	}
 	if views == nil {
 		views = []messageapi.EncodedView{}
 	}
-	_, _ = pc.completeFill(ctx, ix, token, views)
+	_, _ = pc.completeFill(ctx, ix, token, depth, views)
 	return views, nil
+}
+
+// extendTTL bounds how long an extension may take: while one is in flight,
+// write-throughs do not trim the index (see addScript).
+const extendTTL = 5 * time.Second
+
+// beginExtendScript marks an extension of a ready index in flight, unless
+// one is already (or the index is complete, or not ready), and returns the
+// index's oldest id and its size.
+var beginExtendScript = goredis.NewScript(`
+local st = redis.call('GET', KEYS[2])
+if not st or string.sub(st, 1, 6) ~= 'ready:' then return false end
+local n = redis.call('ZCARD', KEYS[1])
+if n == 0 or n < tonumber(string.sub(st, 7)) then return false end
+if not redis.call('SET', KEYS[3], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
+return {redis.call('ZRANGE', KEYS[1], 0, 0)[1], n}
+`)
+
+// extendScript installs an extension: the views of the messages right
+// below the index's oldest id, read after beginExtend. It is refused when
+// the extension is no longer the one in flight (a rebuild or an
+// invalidation came in between) or the oldest id changed (the index key
+// was lost, or a message older than it was written through, which the
+// views may lack). The entries are
+// written by compare-and-set, and refreshes write every entry while an
+// extension is in flight (see refreshScript), so a view refreshed
+// meanwhile stays. The index's lifetime is not extended: it still bounds
+// how long a missed write can last.
+var extendScript = goredis.NewScript(luaHelpers + `
+if redis.call('GET', KEYS[3]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[3])
+local st = redis.call('GET', KEYS[2])
+if not st or string.sub(st, 1, 6) ~= 'ready:' then return 0 end
+local cap = tonumber(string.sub(st, 7))
+if redis.call('ZRANGE', KEYS[1], 0, 0)[1] ~= ARGV[2] then
+  trim(KEYS[1], cap, ARGV[4])
+  return 0
+end
+for i = 8, #ARGV, 3 do
+  redis.call('ZADD', KEYS[1], 0, ARGV[i])
+  put(ARGV[4] .. ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[3])
+end
+cap = math.max(cap, tonumber(ARGV[5]))
+trim(KEYS[1], cap, ARGV[4])
+redis.call('SET', KEYS[2], 'ready:' .. cap, 'KEEPTTL')
+redis.call('PUBLISH', ARGV[6], 'f' .. ARGV[7])
+return 1
+`)
+
+// extend makes a ready index hold the newest depth messages, reading from
+// load only the ones below its oldest. Nothing is done when another
+// extension is in flight, or the index is not ready or already complete;
+// the read then comes from PostgreSQL.
+func (pc *Cache) extend(ctx context.Context, ix *index, depth int, load messageapi.LoadViews) error {
+	token := newToken()
+	var res []any
+	err := pc.c.Do(func() (err error) {
+		res, err = beginExtendScript.Run(ctx, pc.c.Redis(), []string{ix.index, ix.state, ix.extend},
+			token, extendTTL.Milliseconds()).Slice()
+		if errors.Is(err, goredis.Nil) {
+			res, err = nil, nil
+		}
+		return err
+	})
+	if err != nil || len(res) != 2 {
+		return nil
+	}
+	oldest, _ := res[0].(string)
+	n, _ := res[1].(int64)
+	var views []messageapi.EncodedView
+	if want := depth - int(n); want > 0 {
+		if views, err = load(ctx, messageapi.MessageRange{ChannelID: ix.channel, BeforeID: oldest, Limit: want}); err != nil {
+			return err
+		}
+	}
+	args := make([]any, 0, 7+3*len(views))
+	args = append(args, token, oldest, pc.entryTTL(), ix.prefix, depth, pc.changesChannel(), ix.note)
+	for _, v := range views {
+		args = append(args, v.ID, v.Version, v.JSON)
+	}
+	var installed int
+	err = pc.c.Do(func() (err error) {
+		installed, err = extendScript.Run(ctx, pc.c.Redis(), []string{ix.index, ix.state, ix.extend}, args...).Int()
+		return err
+	})
+	if err != nil {
+		pc.metrics.fills.WithLabelValues("error").Inc()
+		return nil
+	}
+	pc.metrics.fills.WithLabelValues(map[bool]string{true: "extended", false: "refused"}[installed == 1]).Inc()
+	return nil
+}
+
+// newToken returns a random token naming one rebuild or extension.
+func newToken() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // window returns views[offset:offset+count], clipped to what exists.
@@ -397,20 +528,21 @@ func (pc *Cache) Run(ctx context.Context) {
 
 // page returns up to count views starting at rank offset (0 is the newest
 // message), as the stored JSON. hit is false when the cache cannot answer
-// exactly.
-func (pc *Cache) page(ctx context.Context, ix *index, offset, count int) (views []messageapi.EncodedView, hit bool, err error) {
+// exactly; depth is then, when positive, how many of the newest messages
+// the ready index would need to hold to answer.
+func (pc *Cache) page(ctx context.Context, ix *index, offset, count int) (views []messageapi.EncodedView, hit bool, depth int, err error) {
 	return pc.read(ctx, ix, "rank", strconv.Itoa(offset), count)
 }
 
 // pageBefore returns up to count views of the messages older than
 // beforeID, newest first.
-func (pc *Cache) pageBefore(ctx context.Context, ix *index, beforeID string, count int) (views []messageapi.EncodedView, hit bool, err error) {
+func (pc *Cache) pageBefore(ctx context.Context, ix *index, beforeID string, count int) (views []messageapi.EncodedView, hit bool, depth int, err error) {
 	return pc.read(ctx, ix, "lex", beforeID, count)
 }
 
-func (pc *Cache) read(ctx context.Context, ix *index, mode, from string, count int) ([]messageapi.EncodedView, bool, error) {
+func (pc *Cache) read(ctx context.Context, ix *index, mode, from string, count int) ([]messageapi.EncodedView, bool, int, error) {
 	if err := pc.heal(ctx); err != nil {
-		return nil, false, err
+		return nil, false, 0, err
 	}
 	var res []any
 	err := pc.c.Do(func() (err error) {
@@ -420,28 +552,35 @@ func (pc *Cache) read(ctx context.Context, ix *index, mode, from string, count i
 	})
 	if err != nil {
 		pc.metrics.cache.WithLabelValues("error").Inc()
-		return nil, false, redis.Translate(err, "read page")
+		return nil, false, 0, redis.Translate(err, "read page")
 	}
 	if len(res) == 0 || res[0] != int64(1) || len(res)%2 != 1 {
 		pc.metrics.cache.WithLabelValues("miss").Inc()
-		return nil, false, nil
+		depth := 0
+		if len(res) == 2 {
+			d, _ := res[1].(int64)
+			depth = int(d)
+		}
+		return nil, false, depth, nil
 	}
 	views := make([]messageapi.EncodedView, 0, len(res)/2)
 	for i := 1; i < len(res); i += 2 {
 		id, ok1 := res[i].(string)
 		data, ok2 := res[i+1].(string)
 		if !ok1 || !ok2 {
-			return nil, false, fmt.Errorf("read page: unexpected reply %T, %T", res[i], res[i+1])
+			return nil, false, 0, fmt.Errorf("read page: unexpected reply %T, %T", res[i], res[i+1])
 		}
 		views = append(views, messageapi.EncodedView{ID: id, JSON: []byte(data)})
 	}
 	pc.metrics.cache.WithLabelValues("hit").Inc()
-	return views, true, nil
+	return views, true, 0, nil
 }
 
 // addScript is the write-through of a message: into a ready index (trimmed
-// back to its capacity), or into the pending set of a rebuild in flight,
-// with its entry by compare-and-set. Without an index it does nothing.
+// back to its capacity, unless an extension is in flight: that one would
+// otherwise find the oldest id gone and be refused, on a busy channel
+// every time), or into the pending set of a rebuild in flight, with its
+// entry by compare-and-set. Without an index it does nothing.
 var addScript = goredis.NewScript(luaHelpers + `
 -- Every new message is announced, cached or not: a near cache may hold a
 -- page read from PostgreSQL that lacks it.
@@ -453,7 +592,7 @@ if string.sub(st, 1, 6) == 'ready:' then
   if redis.call('PTTL', KEYS[1]) < 0 then
     redis.call('PEXPIRE', KEYS[1], math.max(redis.call('PTTL', KEYS[2]), 1))
   end
-  trim(KEYS[1], tonumber(string.sub(st, 7)), ARGV[5])
+  if redis.call('EXISTS', KEYS[5]) == 0 then trim(KEYS[1], tonumber(string.sub(st, 7)), ARGV[5]) end
   if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
 else
   redis.call('SADD', KEYS[4], ARGV[1])
@@ -475,7 +614,7 @@ func (pc *Cache) AddMessage(ctx context.Context, v messageapi.MessageView) error
 	ix := pc.of(v.ChannelID)
 	err = pc.c.Do(func() error {
 		return addScript.Run(ctx, pc.c.Redis(),
-			[]string{ix.index, ix.state, ix.entryKey(v.ID), ix.pending},
+			[]string{ix.index, ix.state, ix.entryKey(v.ID), ix.pending, ix.extend},
 			v.ID, v.Version, e.JSON, pc.entryTTL(), ix.prefix, pc.changesChannel(), ix.note).Err()
 	})
 	if err != nil {
@@ -523,7 +662,7 @@ func (pc *Cache) heal(ctx context.Context) error {
 func (pc *Cache) invalidate(ctx context.Context, ix *index) error {
 	return redis.Translate(pc.c.Do(func() error {
 		_, err := pc.c.Redis().Pipelined(ctx, func(p goredis.Pipeliner) error {
-			p.Del(ctx, ix.state, ix.index, ix.pending)
+			p.Del(ctx, ix.state, ix.index, ix.pending, ix.extend)
 			p.Publish(ctx, pc.changesChannel(), "i"+ix.note)
 			return nil
 		})
@@ -531,17 +670,17 @@ func (pc *Cache) invalidate(ctx context.Context, ix *index) error {
 	}), "invalidate")
 }
 
-// beginFill starts a rebuild of the index and returns its token. Read the
-// newest capacity views from PostgreSQL after this call, then pass them to
-// completeFill. A rebuild started later takes over from this one.
-func (pc *Cache) beginFill(ctx context.Context, ix *index) (string, error) {
-	b := make([]byte, 12)
-	_, _ = rand.Read(b)
-	token := "fill:" + hex.EncodeToString(b) + ":" + strconv.Itoa(ix.capacity)
+// beginFill starts a rebuild of the index, to hold the newest depth
+// messages, and returns its token. Read the newest depth views from
+// PostgreSQL after this call, then pass them to completeFill. A rebuild
+// started later takes over from this one, and this one from any extension
+// in flight.
+func (pc *Cache) beginFill(ctx context.Context, ix *index, depth int) (string, error) {
+	token := "fill:" + newToken() + ":" + strconv.Itoa(depth)
 	err := pc.c.Do(func() error {
 		_, err := pc.c.Redis().TxPipelined(ctx, func(p goredis.Pipeliner) error {
 			p.Set(ctx, ix.state, token, pc.ttl)
-			p.Del(ctx, ix.pending)
+			p.Del(ctx, ix.pending, ix.extend)
 			return nil
 		})
 		return err
@@ -573,14 +712,14 @@ redis.call('PUBLISH', ARGV[6], 'f' .. ARGV[7])
 return 1
 `)
 
-// completeFill installs views, the newest capacity messages newest first,
-// as the index, together with the messages written through since
-// beginFill. It is refused (installed is false) when another rebuild or an
+// completeFill installs views, the newest depth messages newest first, as
+// the index, together with the messages written through since beginFill.
+// It is refused (installed is false) when another rebuild or an
 // invalidation came in between. Entries are written by compare-and-set, so
 // a view the projection refreshed meanwhile stays.
-func (pc *Cache) completeFill(ctx context.Context, ix *index, token string, views []messageapi.EncodedView) (installed bool, err error) {
+func (pc *Cache) completeFill(ctx context.Context, ix *index, token string, depth int, views []messageapi.EncodedView) (installed bool, err error) {
 	args := make([]any, 0, 7+3*len(views))
-	args = append(args, token, pc.ttl.Milliseconds(), pc.entryTTL(), ix.prefix, ix.capacity, pc.changesChannel(), ix.note)
+	args = append(args, token, pc.ttl.Milliseconds(), pc.entryTTL(), ix.prefix, depth, pc.changesChannel(), ix.note)
 	for _, v := range views {
 		args = append(args, v.ID, v.Version, v.JSON)
 	}
@@ -601,17 +740,17 @@ func (pc *Cache) completeFill(ctx context.Context, ix *index, token string, view
 // refreshScript replaces cached views by newer versions. It writes the
 // entries of messages in the index, of messages newer than the oldest one
 // there (whose write-through may still be on its way: it then finds this
-// newer view and keeps it), and of any message while a rebuild is in
-// flight (the rebuild may have read an older view). Views of other
+// newer view and keeps it), and of any message while a rebuild or an
+// extension is in flight (it may have read an older view). Views of other
 // messages are not written, so Redis holds only what reads can use.
 var refreshScript = goredis.NewScript(luaHelpers + `
 local st = redis.call('GET', KEYS[2]) or ''
-local filling = string.sub(st, 1, 5) == 'fill:'
+local filling = string.sub(st, 1, 5) == 'fill:' or redis.call('EXISTS', KEYS[3]) == 1
 local oldest = nil
 if string.sub(st, 1, 6) == 'ready:' then oldest = redis.call('ZRANGE', KEYS[1], 0, 0)[1] end
 local n = 0
-for i = 3, #KEYS do
-  local j = (i - 3) * 3 + 2
+for i = 4, #KEYS do
+  local j = (i - 4) * 3 + 2
   local id = ARGV[j]
   if (filling or (oldest and id >= oldest) or redis.call('ZSCORE', KEYS[1], id))
     and put(KEYS[i], ARGV[j + 1], ARGV[j + 2], ARGV[1]) then
@@ -660,8 +799,8 @@ func (pc *Cache) RefreshViews(ctx context.Context, views []messageapi.MessageVie
 
 // refresh is RefreshViews for the views of one channel.
 func (pc *Cache) refresh(ctx context.Context, ix *index, views []messageapi.MessageView) (int, error) {
-	keys := make([]string, 0, 2+len(views))
-	keys = append(keys, ix.index, ix.state)
+	keys := make([]string, 0, 3+len(views))
+	keys = append(keys, ix.index, ix.state, ix.extend)
 	args := make([]any, 0, 3+3*len(views))
 	args = append(args, pc.entryTTL())
 	for _, v := range views {

@@ -12,10 +12,12 @@ import (
 
 // They work on the default channel's index.
 
-func (pc *Cache) BeginFill(ctx context.Context) (string, error) { return pc.beginFill(ctx, pc.def) }
+func (pc *Cache) BeginFill(ctx context.Context) (string, error) {
+	return pc.beginFill(ctx, pc.def, pc.def.capacity)
+}
 
 func (pc *Cache) CompleteFill(ctx context.Context, token string, views []messageapi.EncodedView) (bool, error) {
-	return pc.completeFill(ctx, pc.def, token, views)
+	return pc.completeFill(ctx, pc.def, token, pc.def.capacity, views)
 }
 
 func (pc *Cache) Page(ctx context.Context, offset, count int) ([]messageapi.EncodedView, bool, error) {
@@ -25,11 +27,13 @@ func (pc *Cache) Page(ctx context.Context, offset, count int) ([]messageapi.Enco
 // ChannelPage reads a page of channel's index, as a read of this process
 // would, without rebuilding it on a miss.
 func (pc *Cache) ChannelPage(ctx context.Context, channel string, offset, count int) ([]messageapi.EncodedView, bool, error) {
-	return pc.page(ctx, pc.reading(ctx, channel), offset, count)
+	views, hit, _, err := pc.page(ctx, pc.reading(ctx, channel), offset, count)
+	return views, hit, err
 }
 
 func (pc *Cache) PageBefore(ctx context.Context, beforeID string, count int) ([]messageapi.EncodedView, bool, error) {
-	return pc.pageBefore(ctx, pc.def, beforeID, count)
+	views, hit, _, err := pc.pageBefore(ctx, pc.def, beforeID, count)
+	return views, hit, err
 }
 
 func (pc *Cache) Capacity() int { return pc.def.capacity }

@@ -31,7 +31,7 @@ var metricSet = redis.DeclareMetrics(func() (*metrics, []prometheus.Collector) {
 		}, []string{"result"}),
 		fills: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "messageapi_cache_fills_total",
-			Help: "Rebuilds of the cached page index, by result: installed, refused (a write raced it) or error.",
+			Help: "Rebuilds and extensions of a channel's cached page index, by result: installed (a rebuild), extended, refused (a write raced it), error, or joined (a request waited for one in flight).",
 		}, []string{"result"}),
 		near: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "messageapi_near_cache_requests_total",
