@@ -2,7 +2,6 @@ package pagecache
 
 import (
 	"cmp"
-	"container/list"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -24,7 +23,7 @@ import (
 const (
 	DefaultPages        = 50
 	DefaultChannelPages = 5
-	DefaultChannels     = 64
+	DefaultBytes        = 256 << 20
 	DefaultTTL          = time.Minute
 )
 
@@ -38,9 +37,13 @@ type Config struct {
 	// ChannelPages is Pages for every other channel. Default
 	// DefaultChannelPages.
 	ChannelPages int
-	// Channels caps how many channels besides the default one this
-	// process reads through the cache: the ones it read most recently.
-	// Default DefaultChannels.
+	// Bytes is about how much of Redis the cached pages of the channels
+	// besides the default one may take, together, whichever processes
+	// read them: past it, the pages of the channels read least recently
+	// are dropped. Default DefaultBytes.
+	Bytes int
+	// Channels, when positive, also caps how many channels besides the
+	// default one are cached at once.
 	Channels int
 	// TTL bounds how long an index lives before it is rebuilt from
 	// PostgreSQL, and so how long any staleness can last. Default
@@ -49,9 +52,9 @@ type Config struct {
 }
 
 // Cache caches the latest messages of channels with their views: always
-// those of the default channel, and those of the channels this process
-// read most recently (Config.Channels of them). It reads every other page
-// from PostgreSQL.
+// those of the default channel, and those of every other channel read
+// lately, within a byte budget (Config.Bytes) shared by every process.
+// It reads every other page from PostgreSQL.
 //
 // Keys, under the client's prefix, for each cached channel; a channel's
 // keys share the hash tag {<prefix>cache} for the default channel and
@@ -66,14 +69,18 @@ type Config struct {
 //     "fill:<token>:<capacity>" while a rebuild is in flight, absent
 //     otherwise. Reads use the index only when it is ready, and judge
 //     whether it covers a page by the capacity recorded there, so processes
-//     configured with different page counts still read it right.
+//     configured with different page counts still read it right. The
+//     capacity is as deep as the pages read so far: a rebuild holds the
+//     messages down to the page that missed, and a read of a deeper page
+//     extends the index down to it, up to the configured pages.
 //   - :latest:pending, the ids written through while a rebuild is in
 //     flight, which the rebuild merges.
+//   - :latest:extend, the token of the extension in flight, if any.
 //   - :msg:<id>, a hash {v: view version, d: the view as the API
 //     writes it}, kept for the messages in the index. It is replaced only
 //     by a higher version (compare-and-set in Lua), and served as stored.
 //
-// The index holds the cached pages plus one id, so the last cached page
+// The index holds the pages read plus one id, so the last cached page
 // still knows whether there is a next one.
 //
 // Why the state key: a rebuild reads PostgreSQL, then installs the result;
@@ -85,11 +92,20 @@ type Config struct {
 // back holding only the messages written since.
 //
 // Every process writes through to the index of any channel, whichever
-// channels it reads itself, so an index is exact whoever built it. A
-// process that stops reading a channel (it fell out of the recently read)
-// drops that channel's index, so Redis holds the pages of about
-// Config.Channels channels per API process; the entries of a dropped index
-// expire within twice the TTL.
+// channels it reads itself, so an index is exact whoever built it.
+//
+// The budget: beside the channels' keys, under the hash tag
+// {<prefix>cache-budget}, a sorted set of the cached channels by when
+// they were last read, with the bytes each index took when it was built
+// or extended, and their total. Each process adds what it read and built
+// there about once a second (see Run), in one script that also drops the
+// channels read least recently until the total is within the budget; the
+// process then drops their indexes, entries included, each on its own
+// slot. The accounting is approximate (a write-through changes an index's
+// size a little; a report lost with Redis is missing until the channel is
+// built again), and it never decides what a read returns: a dropped index
+// is a miss, as an expired one. Channels not read for twice the TTL have
+// expired and leave the accounting.
 type Cache struct {
 	c        *redis.Client
 	metrics  *metrics
@@ -108,18 +124,17 @@ type Cache struct {
 
 	def *index // the default channel's, always cached
 
-	// channels are the other channels this process reads through the
-	// cache, the most recently read first (an LRU of *index).
-	lruMu    sync.Mutex
-	lru      *list.List
-	byName   map[string]*list.Element
-	channels int
+	// flights are the rebuilds and extensions in flight in this process,
+	// by channel. Requests that miss while one runs wait for it instead of
+	// starting their own, so a cold cache under load costs one PostgreSQL
+	// read, not one a request.
+	flightMu sync.Mutex
+	flights  map[string]*fillCall
+
+	budget budget
 }
 
-// index is one channel's cached pages: its keys, and the rebuild in
-// flight in this process, if any. Requests that miss while a rebuild runs
-// wait for it instead of starting their own, so a cold cache under load
-// costs one PostgreSQL read, not one a request.
+// index is one channel's cached pages: its keys.
 type index struct {
 	channel  string
 	capacity int
@@ -129,12 +144,10 @@ type index struct {
 	extend   string // the token of the extension in flight, if any
 	prefix   string // of the entries' keys
 	note     string // added to the channel's announcements
-
-	fillMu  sync.Mutex
-	filling *fillCall
 }
 
-// fillCall is one rebuild that several requests may wait for.
+// fillCall is one rebuild or extension that several requests may wait
+// for.
 type fillCall struct {
 	done  chan struct{}
 	views []messageapi.EncodedView // nil when Redis could not take a rebuild
@@ -146,10 +159,12 @@ func New(c *redis.Client, cfg Config) *Cache {
 	cfg.Pages = cmp.Or(max(cfg.Pages, 0), DefaultPages)
 	cfg.ChannelPages = cmp.Or(max(cfg.ChannelPages, 0), DefaultChannelPages)
 	cfg.PageSize = cmp.Or(max(cfg.PageSize, 0), messageapi.DefaultPageSize)
-	cfg.Channels = cmp.Or(max(cfg.Channels, 0), DefaultChannels)
+	cfg.Bytes = cmp.Or(max(cfg.Bytes, 0), DefaultBytes)
 	cfg.TTL = cmp.Or(max(cfg.TTL, 0), DefaultTTL)
 	pc := &Cache{c: c, metrics: metricSet.Of(c), pageSize: cfg.PageSize, pages: cfg.ChannelPages, ttl: cfg.TTL,
-		failedBy: map[string]uint64{}, lru: list.New(), byName: map[string]*list.Element{}, channels: cfg.Channels}
+		failedBy: map[string]uint64{}, flights: map[string]*fillCall{}}
+	pc.budget = budget{bytes: cfg.Bytes, channels: max(cfg.Channels, 0), kick: make(chan struct{}, 1), pending: map[string]int{},
+		lru: c.Key("cache-budget", ":lru"), sizes: c.Key("cache-budget", ":sizes"), total: c.Key("cache-budget", ":total")}
 	pc.def = pc.newIndex(messageapi.DefaultChannel, cfg.Pages)
 	return pc
 }
@@ -166,47 +181,20 @@ func (pc *Cache) newIndex(channel string, pages int) *index {
 		prefix: pc.c.Key(group, ":msg:")}
 }
 
-// of returns the index of channel, for a write: a channel this process
-// does not read gets one that it does not keep.
+// of returns the index of channel.
 func (pc *Cache) of(channel string) *index {
 	if channel == "" || channel == messageapi.DefaultChannel {
 		return pc.def
 	}
-	pc.lruMu.Lock()
-	defer pc.lruMu.Unlock()
-	if e, ok := pc.byName[channel]; ok {
-		return e.Value.(*index)
-	}
 	return pc.newIndex(channel, pc.pages)
 }
 
-// reading returns the index of channel for a read, and counts it as the
-// most recently read; when that pushes the least recently read channel
-// out, its index is dropped, and the pages it served come from
-// PostgreSQL until it is read again.
-func (pc *Cache) reading(ctx context.Context, channel string) *index {
-	if channel == "" || channel == messageapi.DefaultChannel {
-		return pc.def
-	}
-	pc.lruMu.Lock()
-	if e, ok := pc.byName[channel]; ok {
-		pc.lru.MoveToFront(e)
-		pc.lruMu.Unlock()
-		return e.Value.(*index)
-	}
-	ix := pc.newIndex(channel, pc.pages)
-	pc.byName[channel] = pc.lru.PushFront(ix)
-	var out *index
-	if pc.lru.Len() > pc.channels {
-		e := pc.lru.Back()
-		out = pc.lru.Remove(e).(*index)
-		delete(pc.byName, out.channel)
-	}
-	pc.lruMu.Unlock()
-	if out != nil {
-		// Best effort: another process may still read it, and will rebuild
-		// it; if the drop fails, the index expires with its TTL.
-		_ = pc.invalidate(ctx, out)
+// reading returns the index of channel for a read, and counts it as read
+// now in the budget's accounting.
+func (pc *Cache) reading(channel string) *index {
+	ix := pc.of(channel)
+	if ix != pc.def {
+		pc.budget.note(channel, -1)
 	}
 	return ix
 }
@@ -234,8 +222,9 @@ func (pc *Cache) entryTTL() int64 { return (2 * pc.ttl).Milliseconds() }
 // luaHelpers are shared by the scripts that write the index.
 //
 // put writes an entry unless it holds the same or a newer version, never
-// shortens its lifetime, and reports whether it wrote. trim cuts the index back to cap ids and
-// deletes the entries of the ids it drops.
+// shortens its lifetime, and reports whether it wrote. bytes estimates
+// what an index and its entries take of Redis. trim cuts the index back
+// to cap ids and deletes the entries of the ids it drops.
 const luaHelpers = `
 local function put(key, version, data, ttl)
   local cur = redis.call('HGET', key, 'v')
@@ -243,6 +232,13 @@ local function put(key, version, data, ttl)
   if newer then redis.call('HSET', key, 'v', version, 'd', data) end
   if redis.call('PTTL', key) < tonumber(ttl) then redis.call('PEXPIRE', key, ttl) end
   return newer
+end
+local function bytes(index, prefix)
+  local n = 0
+  for _, id in ipairs(redis.call('ZRANGE', index, 0, -1)) do
+    n = n + redis.call('HSTRLEN', prefix .. id, 'd') + 2 * #id + #prefix + 100
+  end
+  return n
 end
 local function trim(index, cap, prefix)
   local over = redis.call('ZCARD', index) - cap
@@ -304,7 +300,7 @@ func (pc *Cache) Latest(ctx context.Context, r messageapi.MessageRange, load mes
 	if r.BeforeID == "" && !r.Latest() {
 		return load(ctx, r)
 	}
-	ix := pc.reading(ctx, r.Channel())
+	ix := pc.reading(r.Channel())
 	if r.BeforeID == "" && r.Offset+r.Limit > ix.capacity {
 		return load(ctx, r)
 	}
@@ -360,9 +356,9 @@ func (pc *Cache) Latest(ctx context.Context, r messageapi.MessageRange, load mes
 // joined reports that it did. The work runs to its end even when the
 // request that began it gives up, because others wait for it.
 func (pc *Cache) shared(ctx context.Context, ix *index, work func(context.Context) ([]messageapi.EncodedView, error)) (views []messageapi.EncodedView, joined bool, err error) {
-	ix.fillMu.Lock()
-	if c := ix.filling; c != nil {
-		ix.fillMu.Unlock()
+	pc.flightMu.Lock()
+	if c := pc.flights[ix.channel]; c != nil {
+		pc.flightMu.Unlock()
 		pc.metrics.fills.WithLabelValues("joined").Inc()
 		select {
 		case <-c.done:
@@ -372,13 +368,13 @@ func (pc *Cache) shared(ctx context.Context, ix *index, work func(context.Contex
 		}
 	}
 	c := &fillCall{done: make(chan struct{})}
-	ix.filling = c
-	ix.fillMu.Unlock()
+	pc.flights[ix.channel] = c
+	pc.flightMu.Unlock()
 
 	c.views, c.err = work(context.WithoutCancel(ctx))
-	ix.fillMu.Lock()
-	ix.filling = nil
-	ix.fillMu.Unlock()
+	pc.flightMu.Lock()
+	delete(pc.flights, ix.channel)
+	pc.flightMu.Unlock()
 	close(c.done)
 	return c.views, false, c.err
 }
@@ -422,7 +418,8 @@ return {redis.call('ZRANGE', KEYS[1], 0, 0)[1], n}
 `)
 
 // extendScript installs an extension: the views of the messages right
-// below the index's oldest id, read after beginExtend. It is refused when
+// below the index's oldest id, read after beginExtend, and answers the
+// bytes the index now takes, or -1 when it is refused: when
 // the extension is no longer the one in flight (a rebuild or an
 // invalidation came in between) or the oldest id changed (the index key
 // was lost, or a message older than it was written through, which the
@@ -432,14 +429,14 @@ return {redis.call('ZRANGE', KEYS[1], 0, 0)[1], n}
 // meanwhile stays. The index's lifetime is not extended: it still bounds
 // how long a missed write can last.
 var extendScript = goredis.NewScript(luaHelpers + `
-if redis.call('GET', KEYS[3]) ~= ARGV[1] then return 0 end
+if redis.call('GET', KEYS[3]) ~= ARGV[1] then return -1 end
 redis.call('DEL', KEYS[3])
 local st = redis.call('GET', KEYS[2])
-if not st or string.sub(st, 1, 6) ~= 'ready:' then return 0 end
+if not st or string.sub(st, 1, 6) ~= 'ready:' then return -1 end
 local cap = tonumber(string.sub(st, 7))
 if redis.call('ZRANGE', KEYS[1], 0, 0)[1] ~= ARGV[2] then
   trim(KEYS[1], cap, ARGV[4])
-  return 0
+  return -1
 end
 for i = 8, #ARGV, 3 do
   redis.call('ZADD', KEYS[1], 0, ARGV[i])
@@ -449,7 +446,7 @@ cap = math.max(cap, tonumber(ARGV[5]))
 trim(KEYS[1], cap, ARGV[4])
 redis.call('SET', KEYS[2], 'ready:' .. cap, 'KEEPTTL')
 redis.call('PUBLISH', ARGV[6], 'f' .. ARGV[7])
-return 1
+return bytes(KEYS[1], ARGV[4])
 `)
 
 // extend makes a ready index hold the newest depth messages, reading from
@@ -483,16 +480,17 @@ func (pc *Cache) extend(ctx context.Context, ix *index, depth int, load messagea
 	for _, v := range views {
 		args = append(args, v.ID, v.Version, v.JSON)
 	}
-	var installed int
+	size := -1
 	err = pc.c.Do(func() (err error) {
-		installed, err = extendScript.Run(ctx, pc.c.Redis(), []string{ix.index, ix.state, ix.extend}, args...).Int()
+		size, err = extendScript.Run(ctx, pc.c.Redis(), []string{ix.index, ix.state, ix.extend}, args...).Int()
 		return err
 	})
 	if err != nil {
 		pc.metrics.fills.WithLabelValues("error").Inc()
 		return nil
 	}
-	pc.metrics.fills.WithLabelValues(map[bool]string{true: "extended", false: "refused"}[installed == 1]).Inc()
+	pc.metrics.fills.WithLabelValues(map[bool]string{true: "extended", false: "refused"}[size >= 0]).Inc()
+	pc.built(ix, size)
 	return nil
 }
 
@@ -512,7 +510,9 @@ func window(views []messageapi.EncodedView, offset, count int) []messageapi.Enco
 }
 
 // Run drops an index that may lack a message as soon as Redis answers
-// again, rather than when this process next reads a page, until ctx ends.
+// again, rather than when this process next reads a page, and keeps the
+// budget's accounting of the channels this process read and built (see
+// Account), until ctx ends.
 func (pc *Cache) Run(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -522,6 +522,16 @@ func (pc *Cache) Run(ctx context.Context) {
 			return
 		case <-t.C:
 			_ = pc.heal(ctx)
+			_ = pc.Account(ctx)
+		case <-pc.budget.kick:
+			// Soon, and in one report with the other indexes built
+			// meanwhile.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			_ = pc.Account(ctx)
 		}
 	}
 }
@@ -693,9 +703,10 @@ func (pc *Cache) beginFill(ctx context.Context, ix *index, depth int) (string, e
 }
 
 // fillScript installs a rebuilt index if its token is still current,
-// merging the ids written through since the rebuild began.
+// merging the ids written through since the rebuild began, and answers
+// the bytes it takes, or -1 when it is refused.
 var fillScript = goredis.NewScript(luaHelpers + `
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
 redis.call('DEL', KEYS[1])
 for i = 8, #ARGV, 3 do
   redis.call('ZADD', KEYS[1], 0, ARGV[i])
@@ -709,7 +720,7 @@ trim(KEYS[1], tonumber(ARGV[5]), ARGV[4])
 redis.call('SET', KEYS[2], 'ready:' .. ARGV[5], 'PX', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('PUBLISH', ARGV[6], 'f' .. ARGV[7])
-return 1
+return bytes(KEYS[1], ARGV[4])
 `)
 
 // completeFill installs views, the newest depth messages newest first, as
@@ -723,18 +734,19 @@ func (pc *Cache) completeFill(ctx context.Context, ix *index, token string, dept
 	for _, v := range views {
 		args = append(args, v.ID, v.Version, v.JSON)
 	}
-	var n int
+	size := -1
 	err = pc.c.Do(func() (err error) {
-		n, err = fillScript.Run(ctx, pc.c.Redis(), []string{ix.index, ix.state, ix.pending}, args...).Int()
+		size, err = fillScript.Run(ctx, pc.c.Redis(), []string{ix.index, ix.state, ix.pending}, args...).Int()
 		return err
 	})
 	if err != nil {
 		pc.metrics.fills.WithLabelValues("error").Inc()
 		return false, redis.Translate(err, "complete fill")
 	}
-	result := map[bool]string{true: "installed", false: "refused"}[n == 1]
+	result := map[bool]string{true: "installed", false: "refused"}[size >= 0]
 	pc.metrics.fills.WithLabelValues(result).Inc()
-	return n == 1, nil
+	pc.built(ix, size)
+	return size >= 0, nil
 }
 
 // refreshScript replaces cached views by newer versions. It writes the

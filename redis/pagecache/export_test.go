@@ -27,7 +27,7 @@ func (pc *Cache) Page(ctx context.Context, offset, count int) ([]messageapi.Enco
 // ChannelPage reads a page of channel's index, as a read of this process
 // would, without rebuilding it on a miss.
 func (pc *Cache) ChannelPage(ctx context.Context, channel string, offset, count int) ([]messageapi.EncodedView, bool, error) {
-	views, hit, _, err := pc.page(ctx, pc.reading(ctx, channel), offset, count)
+	views, hit, _, err := pc.page(ctx, pc.of(channel), offset, count)
 	return views, hit, err
 }
 
@@ -39,18 +39,6 @@ func (pc *Cache) PageBefore(ctx context.Context, beforeID string, count int) ([]
 func (pc *Cache) Capacity() int { return pc.def.capacity }
 
 func (pc *Cache) EntryKey(id string) string { return pc.def.entryKey(id) }
-
-// ReadChannels returns the channels besides the default one that pc reads
-// through the cache, the most recently read first.
-func (pc *Cache) ReadChannels() []string {
-	pc.lruMu.Lock()
-	defer pc.lruMu.Unlock()
-	var out []string
-	for e := pc.lru.Front(); e != nil; e = e.Next() {
-		out = append(out, e.Value.(*index).channel)
-	}
-	return out
-}
 
 func (pc *Cache) Client() *redis.Client { return pc.c }
 
@@ -67,4 +55,19 @@ func (o *OwnReactions) Held() int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.held
+}
+
+// NearHeld returns how many pages n holds, and their bytes as counted
+// against NearCacheConfig.Bytes.
+func (n *NearCache) NearHeld() (pages, bytes int) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.order.Len(), n.bytes
+}
+
+// Holds reports whether n holds the page of channel at offset 0 and limit.
+func (n *NearCache) Holds(channel string, limit int) bool {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.channels[channel][nearKey{channel: channel, limit: limit}] != nil
 }
