@@ -245,3 +245,49 @@ func TestNearCacheKeepsPagesWithinItsBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestPageCacheOnRedisCluster: rebuilds, extensions, the accounting and
+// evictions each touch one slot, so they work on a Redis Cluster, whose
+// slots the channels spread over.
+func TestPageCacheOnRedisCluster(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cluster := redistest.StartCluster(t)
+	c, err := redis.Open(redis.Config{ClusterAddrs: cluster.Addrs(), Prefix: redistest.NewPrefix(t), Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	m := newManyChannels(t, 20, 30)
+	probe := pagecache.New(c, pagecache.Config{PageSize: 10, TTL: time.Minute})
+	m.read(probe, "c19", 11)
+	account(t, probe)
+	size, err := c.Redis().HGet(ctx, c.Key("cache-budget", ":sizes"), "c19").Int()
+	if err != nil || size < 1000 {
+		t.Fatalf("c19 is accounted with %d bytes, %v", size, err)
+	}
+	// Room for about 5 channels of two pages.
+	pc := pagecache.New(c, pagecache.Config{PageSize: 10, Bytes: 5 * 2 * size, TTL: time.Minute})
+	for i := range 20 {
+		ch := "c" + strconv.Itoa(i)
+		for page := range 2 {
+			vs, err := pc.Latest(ctx, messageapi.MessageRange{ChannelID: ch, Offset: 10 * page, Limit: 11}, m.l.load)
+			if want := texts(m.l.newest[ch][10*page : 10*page+11]); err != nil || texts(vs) != want {
+				t.Fatalf("page %d of %s = %s, %v; want %s", page+1, ch, texts(vs), err, want)
+			}
+		}
+		account(t, pc)
+	}
+	for i := range 20 {
+		ch := "c" + strconv.Itoa(i)
+		vs, hit, err := pc.ChannelPage(ctx, ch, 10, 11)
+		switch {
+		case err != nil:
+			t.Fatal(err)
+		case i < 14 && hit:
+			t.Errorf("%s, read long ago, is still cached", ch)
+		case i >= 16 && (!hit || texts(vs) != texts(m.l.newest[ch][10:21])):
+			t.Errorf("page 2 of %s, read lately = %s, hit %v; want %s", ch, texts(vs), hit, texts(m.l.newest[ch][10:21]))
+		}
+	}
+}
