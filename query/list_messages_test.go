@@ -204,7 +204,10 @@ func TestCachedPagesComeFromRedis(t *testing.T) {
 	for i := 1; i <= 60; i++ {
 		f.post(t, fmt.Sprintf("m%d", i))
 	}
-	f.page(t, query.ListMessages{}) // fills the cache
+	// Reading pages 1 and 2 caches them: page 1 builds the index, page 2
+	// extends it.
+	f.page(t, query.ListMessages{})
+	f.page(t, query.ListMessages{Page: ptr(2)})
 	if _, err := f.db.Pool().Exec(ctx, `update messages set text = text || '-pg'`); err != nil {
 		t.Fatal(err)
 	}

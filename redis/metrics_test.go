@@ -36,7 +36,7 @@ func TestOpenRegistersTheMetricsOfEveryCapability(t *testing.T) {
 	}
 	slices.Sort(got)
 	want := []string{
-		"messageapi_cache_fills_total", "messageapi_cache_requests_total",
+		"messageapi_cache_evictions_total", "messageapi_cache_fills_total", "messageapi_cache_requests_total",
 		"messageapi_feed_appends_total",
 		"messageapi_near_cache_drops_total", "messageapi_near_cache_live", "messageapi_near_cache_requests_total",
 		"messageapi_own_reactions_announced_total", "messageapi_own_reactions_held",

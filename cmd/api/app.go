@@ -78,7 +78,7 @@ func newApp(cfg config, db, readDB *postgres.DB, rc *redis.Client, log *slog.Log
 	readReactions := postgres.NewReactionStore(readDB)
 	a := &app{
 		cache: pagecache.New(rc, pagecache.Config{Pages: cfg.cachePages, ChannelPages: cfg.cacheChannelPages,
-			Channels: cfg.cacheChannels, TTL: cfg.CacheTTL}),
+			Bytes: cfg.cacheBytes, Channels: cfg.cacheChannels, TTL: cfg.CacheTTL}),
 		publisher: stream.NewPublisher(stream.New(rc, stream.Config{MaxLen: int64(cfg.streamMaxLen), Partitions: cfg.Partitions}), redis.QueueConfig{}),
 		feed:      feed.New(rc, feed.Config{MaxLen: int64(cfg.FeedMaxLen)}),
 		writes:    reactions,
@@ -117,7 +117,7 @@ func (a *app) nearCaches(cfg config, reactions *postgres.ReactionStore) (pages, 
 	if cfg.nearCacheMaxAge <= 0 {
 		return a.cache, reactions
 	}
-	a.near = pagecache.NewNearCache(a.cache, pagecache.NearCacheConfig{MaxAge: cfg.nearCacheMaxAge})
+	a.near = pagecache.NewNearCache(a.cache, pagecache.NearCacheConfig{MaxAge: cfg.nearCacheMaxAge, Bytes: cfg.nearCacheBytes})
 	if cfg.ownReactions <= 0 {
 		return a.near, reactions
 	}

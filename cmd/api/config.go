@@ -39,6 +39,8 @@ type config struct {
 	cachePages        int
 	cacheChannelPages int
 	cacheChannels     int
+	cacheBytes        int
+	nearCacheBytes    int
 	streamMaxLen      int
 	maxReactionTypes  int
 	rateLimit         int
@@ -129,14 +131,18 @@ func defineFlags(f *daemon.Flags, c *config, raw *rawSettings, sub string) {
 	f.String(&c.accessLogLevel, "access-log-level", "info", "level of the one access-log line per request; set it below -log-level to silence access logs", "ACCESS_LOG_LEVEL")
 	f.Duration(&c.requestTimeout, "request-timeout", 5*time.Second, "deadline of each API request", "REQUEST_TIMEOUT")
 	f.Int(&c.cachePages, "cache-pages", pagecache.DefaultPages, "how many of the latest pages of 10 messages of the default channel Redis caches", "CACHE_PAGES")
-	f.Int(&c.cacheChannelPages, "cache-channel-pages", pagecache.DefaultChannelPages, "how many of the latest pages of 10 messages Redis caches of each other channel the process reads through the cache", "CACHE_CHANNEL_PAGES")
-	f.Int(&c.cacheChannels, "cache-channels", pagecache.DefaultChannels, "how many channels besides the default one the process reads through the page cache: the ones it read most recently; the pages of others come from PostgreSQL", "CACHE_CHANNELS")
+	f.Int(&c.cacheChannelPages, "cache-channel-pages", pagecache.DefaultChannelPages, "how many of the latest pages of 10 messages Redis caches at most of each other channel: as deep as its pages were read", "CACHE_CHANNEL_PAGES")
+	f.Int(&c.cacheBytes, "cache-bytes", pagecache.DefaultBytes, "bytes of Redis, about, that the cached pages of the channels besides the default one take together, whichever API processes read them; past it the pages of the channels read least recently are dropped", "CACHE_BYTES")
+	f.ShowDefault("cache-bytes", "256 MiB (268435456)")
+	f.Int(&c.cacheChannels, "cache-channels", 0, "deprecated, -cache-bytes bounds the cached channels: when positive, also caps how many channels besides the default one Redis caches at once, for every API process together; 0: no cap", "CACHE_CHANNELS")
 	f.Int(&c.streamMaxLen, "stream-max-len", stream.DefaultMaxLen, "approximate length the reaction stream is trimmed to (entries trimmed unread are folded by the sweeper)", "STREAM_MAX_LEN")
 	f.Int(&c.maxReactionTypes, "max-reaction-types", messageapi.DefaultMaxReactionTypes, "distinct reaction types one message may have; a post of one more gets 422; 0 turns the cap off", "MAX_REACTION_TYPES")
 	f.Int(&c.maxConns, "max-conns", 0, "client connections held at once; at the limit the longest-idle keep-alive connection makes room, else 503; 0: as many as the open-file limit leaves beside the process's own pools", "MAX_CONNS")
 	f.Int(&c.maxConnsPerClient, "max-conns-per-client", 256, "connections one client address may hold (429 beyond; trusted proxies are exempt); 0: no limit", "MAX_CONNS_PER_CLIENT")
 	f.Duration(&c.idleTimeout, "idle-timeout", 30*time.Second, "how long an idle keep-alive connection is kept", "IDLE_TIMEOUT")
 	f.Duration(&c.nearCacheMaxAge, "near-cache-max-age", pagecache.DefaultNearCacheMaxAge, "how long a cached page is served from the process's memory at most (pages are dropped at once when another process announces a change); 0 turns the near cache off", "NEAR_CACHE_MAX_AGE")
+	f.Int(&c.nearCacheBytes, "near-cache-bytes", pagecache.DefaultNearCacheBytes, "bytes of pages, about, that the process's near cache holds at most; past it the pages read longest ago go first", "NEAR_CACHE_BYTES")
+	f.ShowDefault("near-cache-bytes", "64 MiB (67108864)")
 	f.Int(&c.ownReactions, "own-reactions-cache", pagecache.DefaultOwnReactions, "reactions the process holds in memory so that readers' own reactions (user_id) cost no PostgreSQL read: every reaction of the messages read most, for at most -near-cache-max-age; a message with more than half of them is read from PostgreSQL; 0 turns it off", "OWN_REACTIONS_CACHE")
 	f.Int(&c.writeBatch, "write-batch", postgres.DefaultMaxBatch, "most reaction writes one transaction carries (group commit: writes that arrive while others commit share the next transaction)", "WRITE_BATCH")
 	f.Int(&c.writeCommitters, "write-committers", postgres.DefaultCommitters, "reaction-write transactions run at once; at most -db-max-conns", "WRITE_COMMITTERS")
@@ -197,7 +203,9 @@ func (c *config) validate() error {
 		daemon.Require(c.requestTimeout > 0, "request-timeout", "must be positive"),
 		daemon.Require(c.cachePages >= 1 && c.cachePages <= 1000, "cache-pages", "must be from 1 to 1000"),
 		daemon.Require(c.cacheChannelPages >= 1 && c.cacheChannelPages <= 1000, "cache-channel-pages", "must be from 1 to 1000"),
-		daemon.Require(c.cacheChannels >= 1 && c.cacheChannels <= 100_000, "cache-channels", "must be from 1 to 100000"),
+		daemon.Require(c.cacheChannels >= 0 && c.cacheChannels <= 10_000_000, "cache-channels", "must be from 0 to 10000000"),
+		daemon.Require(c.cacheBytes >= 1<<20 && c.cacheBytes <= 1<<40, "cache-bytes", "must be from 1 MiB (1048576) to 1 TiB"),
+		daemon.Require(c.nearCacheBytes >= 1<<20 && c.nearCacheBytes <= 1<<34, "near-cache-bytes", "must be from 1 MiB (1048576) to 16 GiB"),
 		daemon.Require(c.streamMaxLen >= 1000, "stream-max-len", "must be at least 1000"),
 		daemon.Require(c.maxReactionTypes >= 0, "max-reaction-types", "must not be negative"),
 		daemon.Require(c.maxConns >= 0, "max-conns", "must not be negative"),

@@ -26,6 +26,9 @@ func TestConfigRejectsBadSettingsByName(t *testing.T) {
 		{nil, []string{"-log-level", "loud"}, "log-level"},
 		{nil, []string{"-cache-pages", "0"}, "cache-pages"},
 		{nil, []string{"-cache-ttl", "10ms"}, "cache-ttl"},
+		{nil, []string{"-cache-bytes", "1000"}, "cache-bytes"},
+		{map[string]string{"NEAR_CACHE_BYTES": "1000"}, nil, "near-cache-bytes"},
+		{nil, []string{"-cache-channels", "-1"}, "cache-channels"},
 		{nil, []string{"-rate-limit", "-1"}, "rate-limit"},
 		{map[string]string{"TRUSTED_PROXIES": "10.0.0.0/8, not-a-cidr"}, nil, "trusted-proxies"},
 		{map[string]string{"REQUEST_TIMEOUT": "fast"}, nil, "REQUEST_TIMEOUT"},
@@ -47,6 +50,15 @@ func TestConfigDefaults(t *testing.T) {
 	if sub != "serve" || c.addr != "localhost:8080" || c.AdminAddr != "localhost:6060" || c.DatabaseURL != daemon.DefaultDatabaseURL ||
 		c.RedisURL != daemon.DefaultRedisURL || c.RedisPrefix != daemon.DefaultRedisPrefix || c.cachePages != pagecache.DefaultPages || c.rateLimit != 0 {
 		t.Errorf("defaults = %+v (%s)", c, sub)
+	}
+	if c.cacheBytes != pagecache.DefaultBytes || c.nearCacheBytes != pagecache.DefaultNearCacheBytes || c.cacheChannels != 0 {
+		t.Errorf("cache budgets = %d, %d, %d channels; want %d, %d, no cap", c.cacheBytes, c.nearCacheBytes, c.cacheChannels,
+			pagecache.DefaultBytes, pagecache.DefaultNearCacheBytes)
+	}
+	// A deployment that set the count of channels still starts: it now
+	// caps the channels cached for every process together.
+	if c, _, err := parseConfig(nil, func(k string) string { return map[string]string{"CACHE_CHANNELS": "64"}[k] }, io.Discard); err != nil || c.cacheChannels != 64 {
+		t.Errorf("CACHE_CHANNELS=64: %d, %v; want 64 and no error", c.cacheChannels, err)
 	}
 	if _, sub, _ := parseConfig([]string{"migrate"}, func(string) string { return "" }, io.Discard); sub != "migrate" {
 		t.Errorf("subcommand = %q, want migrate", sub)

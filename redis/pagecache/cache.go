@@ -2,7 +2,6 @@ package pagecache
 
 import (
 	"cmp"
-	"container/list"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -24,7 +23,7 @@ import (
 const (
 	DefaultPages        = 50
 	DefaultChannelPages = 5
-	DefaultChannels     = 64
+	DefaultBytes        = 256 << 20
 	DefaultTTL          = time.Minute
 )
 
@@ -38,9 +37,13 @@ type Config struct {
 	// ChannelPages is Pages for every other channel. Default
 	// DefaultChannelPages.
 	ChannelPages int
-	// Channels caps how many channels besides the default one this
-	// process reads through the cache: the ones it read most recently.
-	// Default DefaultChannels.
+	// Bytes is about how much of Redis the cached pages of the channels
+	// besides the default one may take, together, whichever processes
+	// read them: past it, the pages of the channels read least recently
+	// are dropped. Default DefaultBytes.
+	Bytes int
+	// Channels, when positive, also caps how many channels besides the
+	// default one are cached at once.
 	Channels int
 	// TTL bounds how long an index lives before it is rebuilt from
 	// PostgreSQL, and so how long any staleness can last. Default
@@ -49,9 +52,9 @@ type Config struct {
 }
 
 // Cache caches the latest messages of channels with their views: always
-// those of the default channel, and those of the channels this process
-// read most recently (Config.Channels of them). It reads every other page
-// from PostgreSQL.
+// those of the default channel, and those of every other channel read
+// lately, within a byte budget (Config.Bytes) shared by every process.
+// It reads every other page from PostgreSQL.
 //
 // Keys, under the client's prefix, for each cached channel; a channel's
 // keys share the hash tag {<prefix>cache} for the default channel and
@@ -66,14 +69,18 @@ type Config struct {
 //     "fill:<token>:<capacity>" while a rebuild is in flight, absent
 //     otherwise. Reads use the index only when it is ready, and judge
 //     whether it covers a page by the capacity recorded there, so processes
-//     configured with different page counts still read it right.
+//     configured with different page counts still read it right. The
+//     capacity is as deep as the pages read so far: a rebuild holds the
+//     messages down to the page that missed, and a read of a deeper page
+//     extends the index down to it, up to the configured pages.
 //   - :latest:pending, the ids written through while a rebuild is in
 //     flight, which the rebuild merges.
+//   - :latest:extend, the token of the extension in flight, if any.
 //   - :msg:<id>, a hash {v: view version, d: the view as the API
 //     writes it}, kept for the messages in the index. It is replaced only
 //     by a higher version (compare-and-set in Lua), and served as stored.
 //
-// The index holds the cached pages plus one id, so the last cached page
+// The index holds the pages read plus one id, so the last cached page
 // still knows whether there is a next one.
 //
 // Why the state key: a rebuild reads PostgreSQL, then installs the result;
@@ -85,11 +92,20 @@ type Config struct {
 // back holding only the messages written since.
 //
 // Every process writes through to the index of any channel, whichever
-// channels it reads itself, so an index is exact whoever built it. A
-// process that stops reading a channel (it fell out of the recently read)
-// drops that channel's index, so Redis holds the pages of about
-// Config.Channels channels per API process; the entries of a dropped index
-// expire within twice the TTL.
+// channels it reads itself, so an index is exact whoever built it.
+//
+// The budget: beside the channels' keys, under the hash tag
+// {<prefix>cache-budget}, a sorted set of the cached channels by when
+// they were last read, with the bytes each index took when it was built
+// or extended, and their total. Each process adds what it read and built
+// there about once a second (see Run), in one script that also drops the
+// channels read least recently until the total is within the budget; the
+// process then drops their indexes, entries included, each on its own
+// slot. The accounting is approximate (a write-through changes an index's
+// size a little; a report lost with Redis is missing until the channel is
+// built again), and it never decides what a read returns: a dropped index
+// is a miss, as an expired one. Channels not read for twice the TTL have
+// expired and leave the accounting.
 type Cache struct {
 	c        *redis.Client
 	metrics  *metrics
@@ -108,32 +124,30 @@ type Cache struct {
 
 	def *index // the default channel's, always cached
 
-	// channels are the other channels this process reads through the
-	// cache, the most recently read first (an LRU of *index).
-	lruMu    sync.Mutex
-	lru      *list.List
-	byName   map[string]*list.Element
-	channels int
+	// flights are the rebuilds and extensions in flight in this process,
+	// by channel. Requests that miss while one runs wait for it instead of
+	// starting their own, so a cold cache under load costs one PostgreSQL
+	// read, not one a request.
+	flightMu sync.Mutex
+	flights  map[string]*fillCall
+
+	budget budget
 }
 
-// index is one channel's cached pages: its keys, and the rebuild in
-// flight in this process, if any. Requests that miss while a rebuild runs
-// wait for it instead of starting their own, so a cold cache under load
-// costs one PostgreSQL read, not one a request.
+// index is one channel's cached pages: its keys.
 type index struct {
 	channel  string
 	capacity int
 	index    string // the key of the sorted set
 	state    string
 	pending  string
+	extend   string // the token of the extension in flight, if any
 	prefix   string // of the entries' keys
 	note     string // added to the channel's announcements
-
-	fillMu  sync.Mutex
-	filling *fillCall
 }
 
-// fillCall is one rebuild that several requests may wait for.
+// fillCall is one rebuild or extension that several requests may wait
+// for.
 type fillCall struct {
 	done  chan struct{}
 	views []messageapi.EncodedView // nil when Redis could not take a rebuild
@@ -145,10 +159,12 @@ func New(c *redis.Client, cfg Config) *Cache {
 	cfg.Pages = cmp.Or(max(cfg.Pages, 0), DefaultPages)
 	cfg.ChannelPages = cmp.Or(max(cfg.ChannelPages, 0), DefaultChannelPages)
 	cfg.PageSize = cmp.Or(max(cfg.PageSize, 0), messageapi.DefaultPageSize)
-	cfg.Channels = cmp.Or(max(cfg.Channels, 0), DefaultChannels)
+	cfg.Bytes = cmp.Or(max(cfg.Bytes, 0), DefaultBytes)
 	cfg.TTL = cmp.Or(max(cfg.TTL, 0), DefaultTTL)
 	pc := &Cache{c: c, metrics: metricSet.Of(c), pageSize: cfg.PageSize, pages: cfg.ChannelPages, ttl: cfg.TTL,
-		failedBy: map[string]uint64{}, lru: list.New(), byName: map[string]*list.Element{}, channels: cfg.Channels}
+		failedBy: map[string]uint64{}, flights: map[string]*fillCall{}}
+	pc.budget = budget{bytes: cfg.Bytes, channels: max(cfg.Channels, 0), kick: make(chan struct{}, 1), pending: map[string]int{},
+		lru: c.Key("cache-budget", ":lru"), sizes: c.Key("cache-budget", ":sizes"), total: c.Key("cache-budget", ":total")}
 	pc.def = pc.newIndex(messageapi.DefaultChannel, cfg.Pages)
 	return pc
 }
@@ -161,50 +177,24 @@ func (pc *Cache) newIndex(channel string, pages int) *index {
 	}
 	return &index{channel: channel, capacity: pages*pc.pageSize + 1, note: note,
 		index: pc.c.Key(group, ":latest"), state: pc.c.Key(group, ":latest:state"),
-		pending: pc.c.Key(group, ":latest:pending"), prefix: pc.c.Key(group, ":msg:")}
+		pending: pc.c.Key(group, ":latest:pending"), extend: pc.c.Key(group, ":latest:extend"),
+		prefix: pc.c.Key(group, ":msg:")}
 }
 
-// of returns the index of channel, for a write: a channel this process
-// does not read gets one that it does not keep.
+// of returns the index of channel.
 func (pc *Cache) of(channel string) *index {
 	if channel == "" || channel == messageapi.DefaultChannel {
 		return pc.def
 	}
-	pc.lruMu.Lock()
-	defer pc.lruMu.Unlock()
-	if e, ok := pc.byName[channel]; ok {
-		return e.Value.(*index)
-	}
 	return pc.newIndex(channel, pc.pages)
 }
 
-// reading returns the index of channel for a read, and counts it as the
-// most recently read; when that pushes the least recently read channel
-// out, its index is dropped, and the pages it served come from
-// PostgreSQL until it is read again.
-func (pc *Cache) reading(ctx context.Context, channel string) *index {
-	if channel == "" || channel == messageapi.DefaultChannel {
-		return pc.def
-	}
-	pc.lruMu.Lock()
-	if e, ok := pc.byName[channel]; ok {
-		pc.lru.MoveToFront(e)
-		pc.lruMu.Unlock()
-		return e.Value.(*index)
-	}
-	ix := pc.newIndex(channel, pc.pages)
-	pc.byName[channel] = pc.lru.PushFront(ix)
-	var out *index
-	if pc.lru.Len() > pc.channels {
-		e := pc.lru.Back()
-		out = pc.lru.Remove(e).(*index)
-		delete(pc.byName, out.channel)
-	}
-	pc.lruMu.Unlock()
-	if out != nil {
-		// Best effort: another process may still read it, and will rebuild
-		// it; if the drop fails, the index expires with its TTL.
-		_ = pc.invalidate(ctx, out)
+// reading returns the index of channel for a read, and counts it as read
+// now in the budget's accounting.
+func (pc *Cache) reading(channel string) *index {
+	ix := pc.of(channel)
+	if ix != pc.def {
+		pc.budget.note(channel, -1)
 	}
 	return ix
 }
@@ -232,8 +222,9 @@ func (pc *Cache) entryTTL() int64 { return (2 * pc.ttl).Milliseconds() }
 // luaHelpers are shared by the scripts that write the index.
 //
 // put writes an entry unless it holds the same or a newer version, never
-// shortens its lifetime, and reports whether it wrote. trim cuts the index back to cap ids and
-// deletes the entries of the ids it drops.
+// shortens its lifetime, and reports whether it wrote. bytes estimates
+// what an index and its entries take of Redis. trim cuts the index back
+// to cap ids and deletes the entries of the ids it drops.
 const luaHelpers = `
 local function put(key, version, data, ttl)
   local cur = redis.call('HGET', key, 'v')
@@ -241,6 +232,13 @@ local function put(key, version, data, ttl)
   if newer then redis.call('HSET', key, 'v', version, 'd', data) end
   if redis.call('PTTL', key) < tonumber(ttl) then redis.call('PEXPIRE', key, ttl) end
   return newer
+end
+local function bytes(index, prefix)
+  local n = 0
+  for _, id in ipairs(redis.call('ZRANGE', index, 0, -1)) do
+    n = n + redis.call('HSTRLEN', prefix .. id, 'd') + 2 * #id + #prefix + 100
+  end
+  return n
 end
 local function trim(index, cap, prefix)
   local over = redis.call('ZCARD', index) - cap
@@ -252,11 +250,12 @@ end
 `
 
 // readScript serves a page from the index in one round trip. It answers
-// {0} for a miss and {1, id, json, id, json...} for a hit. A short result
-// is a hit only when the index is complete (holds fewer ids than its
-// capacity: every message there is); otherwise the page reaches past the
-// cached range. An index whose key is gone (evicted) is a miss, never an
-// empty page.
+// {0} for a miss, {0, depth} for a miss of a page that a ready index would
+// serve if it held the newest depth messages, and {1, id, json, id,
+// json...} for a hit. A short result is a hit only when the index is
+// complete (holds fewer ids than its capacity: every message there is);
+// otherwise the page reaches past the cached range. An index whose key is
+// gone (evicted) is a miss, never an empty page.
 var readScript = goredis.NewScript(`
 local st = redis.call('GET', KEYS[2])
 if not st or string.sub(st, 1, 6) ~= 'ready:' then return {0} end
@@ -264,13 +263,20 @@ local n = redis.call('ZCARD', KEYS[1])
 if n == 0 then return {0} end
 local count = tonumber(ARGV[4])
 local ids
+local depth = 0
 if ARGV[2] == 'rank' then
   local start = tonumber(ARGV[3])
   ids = redis.call('ZRANGE', KEYS[1], start, start + count - 1, 'REV')
+  depth = start + count
 else
   ids = redis.call('ZRANGE', KEYS[1], '(' .. ARGV[3], '-', 'BYLEX', 'REV', 'LIMIT', 0, count)
+  -- The index holds every message from its oldest id up: a cursor at or
+  -- above it needs the ids down to it, and count more.
+  if ARGV[3] >= redis.call('ZRANGE', KEYS[1], 0, 0)[1] then
+    depth = redis.call('ZLEXCOUNT', KEYS[1], '[' .. ARGV[3], '+') + count
+  end
 end
-if #ids < count and n >= tonumber(string.sub(st, 7)) then return {0} end
+if #ids < count and n >= tonumber(string.sub(st, 7)) then return {0, depth} end
 local out = {1}
 for i = 1, #ids do
   local d = redis.call('HGET', ARGV[1] .. ids[i], 'd')
@@ -283,55 +289,76 @@ return out
 
 // Latest returns the views of r, a range of the newest messages of its
 // channel, newest first. A range inside the cached pages is served from
-// Redis in one round trip when the index holds it exactly. On a miss, the
-// first request rebuilds the index from load (the newest messages up to
-// the capacity) while concurrent ones wait for that rebuild. Everything
-// else, and everything while Redis is unavailable, comes from load.
+// Redis in one round trip when the index holds it exactly. On a miss of a
+// channel without an index, the first request builds one from load holding
+// just the messages down to the end of its range, while concurrent ones
+// wait for that rebuild; a miss of a range deeper than a ready index holds
+// extends the index down to it, reading only the messages it lacks.
+// Everything else, and everything while Redis is unavailable, comes from
+// load.
 func (pc *Cache) Latest(ctx context.Context, r messageapi.MessageRange, load messageapi.LoadViews) ([]messageapi.EncodedView, error) {
 	if r.BeforeID == "" && !r.Latest() {
 		return load(ctx, r)
 	}
-	ix := pc.reading(ctx, r.Channel())
-	if r.BeforeID != "" {
-		if views, hit, err := pc.pageBefore(ctx, ix, r.BeforeID, r.Limit); err == nil && hit {
+	ix := pc.reading(r.Channel())
+	if r.BeforeID == "" && r.Offset+r.Limit > ix.capacity {
+		return load(ctx, r)
+	}
+	read := func() ([]messageapi.EncodedView, bool, int, error) {
+		if r.BeforeID != "" {
+			return pc.pageBefore(ctx, ix, r.BeforeID, r.Limit)
+		}
+		return pc.page(ctx, ix, r.Offset, r.Limit)
+	}
+	views, hit, depth, err := read()
+	switch {
+	case err == nil && hit:
+		return views, nil
+	case err == nil && depth > 0 && depth <= ix.capacity:
+		// The index is ready but does not reach this page: extend it. Its
+		// pages stay served meanwhile.
+		if _, _, err := pc.shared(ctx, ix, func(ctx context.Context) ([]messageapi.EncodedView, error) {
+			return nil, pc.extend(ctx, ix, depth, load)
+		}); err != nil {
+			return nil, err
+		}
+		if views, hit, _, err := read(); err == nil && hit {
 			return views, nil
 		}
 		return load(ctx, r)
-	}
-	if r.Offset+r.Limit > ix.capacity {
+	case err != nil || r.BeforeID != "":
 		return load(ctx, r)
 	}
-	if views, hit, err := pc.page(ctx, ix, r.Offset, r.Limit); err == nil && hit {
-		return views, nil
-	}
-	latest, joined, err := pc.fill(ctx, ix, load)
+	latest, joined, err := pc.shared(ctx, ix, func(ctx context.Context) ([]messageapi.EncodedView, error) {
+		return pc.rebuild(ctx, ix, r.Offset+r.Limit, load)
+	})
 	switch {
 	case err != nil:
 		return nil, err
-	case latest == nil: // Redis cannot take a rebuild now: read just this page
-		return load(ctx, r)
 	case joined:
-		// This request joined a rebuild that another one began, perhaps
-		// before a message this request must see was committed. The rebuilt
-		// index has that message (a rebuild merges the writes made while it
-		// runs), and so does PostgreSQL; the rebuild's snapshot may not.
-		if views, hit, err := pc.page(ctx, ix, r.Offset, r.Limit); err == nil && hit {
+		// This request joined a rebuild or an extension that another one
+		// began, perhaps before a message this request must see was
+		// committed, and perhaps of fewer messages than it needs. The index
+		// has that message (a rebuild merges the writes made while it runs),
+		// and so does PostgreSQL; the rebuild's snapshot may not.
+		if views, hit, _, err := read(); err == nil && hit {
 			return views, nil
 		}
+		return load(ctx, r)
+	case latest == nil: // Redis cannot take a rebuild now: read just this page
 		return load(ctx, r)
 	}
 	return window(latest, r.Offset, r.Limit), nil
 }
 
-// fill rebuilds the index from load and returns the views it read, or nil
-// views when Redis cannot take a rebuild now; joined reports that the
-// rebuild was begun by another request of this process. The rebuild runs
-// to its end even when the request that began it gives up, because others
-// wait for it.
-func (pc *Cache) fill(ctx context.Context, ix *index, load messageapi.LoadViews) (views []messageapi.EncodedView, joined bool, err error) {
-	ix.fillMu.Lock()
-	if c := ix.filling; c != nil {
-		ix.fillMu.Unlock()
+// shared runs work, a rebuild or an extension of the index, unless one is
+// in flight in this process, in which case it waits for that one instead;
+// joined reports that it did. The work runs to its end even when the
+// request that began it gives up, because others wait for it.
+func (pc *Cache) shared(ctx context.Context, ix *index, work func(context.Context) ([]messageapi.EncodedView, error)) (views []messageapi.EncodedView, joined bool, err error) {
+	pc.flightMu.Lock()
+	if c := pc.flights[ix.channel]; c != nil {
+		pc.flightMu.Unlock()
 		pc.metrics.fills.WithLabelValues("joined").Inc()
 		select {
 		case <-c.done:
@@ -341,35 +368,137 @@ func (pc *Cache) fill(ctx context.Context, ix *index, load messageapi.LoadViews)
 		}
 	}
 	c := &fillCall{done: make(chan struct{})}
-	ix.filling = c
-	ix.fillMu.Unlock()
+	pc.flights[ix.channel] = c
+	pc.flightMu.Unlock()
 
-	c.views, c.err = pc.rebuild(context.WithoutCancel(ctx), ix, load)
-	ix.fillMu.Lock()
-	ix.filling = nil
-	ix.fillMu.Unlock()
+	c.views, c.err = work(context.WithoutCancel(ctx))
+	pc.flightMu.Lock()
+	delete(pc.flights, ix.channel)
+	pc.flightMu.Unlock()
 	close(c.done)
 	return c.views, false, c.err
 }
 
-// rebuild is one rebuild of the index: it marks itself in flight, reads the
-// newest views, and installs them unless another rebuild or an
-// invalidation came in between. A refused or failed install only means
-// the next read misses too.
-func (pc *Cache) rebuild(ctx context.Context, ix *index, load messageapi.LoadViews) ([]messageapi.EncodedView, error) {
-	token, err := pc.beginFill(ctx, ix)
+// rebuild is one rebuild of the index, holding the newest depth messages:
+// it marks itself in flight, reads the newest views, and installs them
+// unless another rebuild or an invalidation came in between. It returns
+// the views it read, or nil when Redis cannot take a rebuild now. A
+// refused or failed install only means the next read misses too.
+func (pc *Cache) rebuild(ctx context.Context, ix *index, depth int, load messageapi.LoadViews) ([]messageapi.EncodedView, error) {
+	depth = min(max(depth, 1), ix.capacity)
+	token, err := pc.beginFill(ctx, ix, depth)
 	if err != nil {
 		return nil, nil
 	}
-	views, err := load(ctx, messageapi.MessageRange{ChannelID: ix.channel, Limit: ix.capacity})
+	views, err := load(ctx, messageapi.MessageRange{ChannelID: ix.channel, Limit: depth})
 	if err != nil {
 		return nil, err
 	}
 	if views == nil {
 		views = []messageapi.EncodedView{}
 	}
-	_, _ = pc.completeFill(ctx, ix, token, views)
+	_, _ = pc.completeFill(ctx, ix, token, depth, views)
 	return views, nil
+}
+
+// extendTTL bounds how long an extension may take: while one is in flight,
+// write-throughs do not trim the index (see addScript).
+const extendTTL = 5 * time.Second
+
+// beginExtendScript marks an extension of a ready index in flight, unless
+// one is already (or the index is complete, or not ready), and returns the
+// index's oldest id and its size.
+var beginExtendScript = goredis.NewScript(`
+local st = redis.call('GET', KEYS[2])
+if not st or string.sub(st, 1, 6) ~= 'ready:' then return false end
+local n = redis.call('ZCARD', KEYS[1])
+if n == 0 or n < tonumber(string.sub(st, 7)) then return false end
+if not redis.call('SET', KEYS[3], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
+return {redis.call('ZRANGE', KEYS[1], 0, 0)[1], n}
+`)
+
+// extendScript installs an extension: the views of the messages right
+// below the index's oldest id, read after beginExtend, and answers the
+// bytes the index now takes, or -1 when it is refused: when
+// the extension is no longer the one in flight (a rebuild or an
+// invalidation came in between) or the oldest id changed (the index key
+// was lost, or a message older than it was written through, which the
+// views may lack). The entries are
+// written by compare-and-set, and refreshes write every entry while an
+// extension is in flight (see refreshScript), so a view refreshed
+// meanwhile stays. The index's lifetime is not extended: it still bounds
+// how long a missed write can last.
+var extendScript = goredis.NewScript(luaHelpers + `
+if redis.call('GET', KEYS[3]) ~= ARGV[1] then return -1 end
+redis.call('DEL', KEYS[3])
+local st = redis.call('GET', KEYS[2])
+if not st or string.sub(st, 1, 6) ~= 'ready:' then return -1 end
+local cap = tonumber(string.sub(st, 7))
+if redis.call('ZRANGE', KEYS[1], 0, 0)[1] ~= ARGV[2] then
+  trim(KEYS[1], cap, ARGV[4])
+  return -1
+end
+for i = 8, #ARGV, 3 do
+  redis.call('ZADD', KEYS[1], 0, ARGV[i])
+  put(ARGV[4] .. ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[3])
+end
+cap = math.max(cap, tonumber(ARGV[5]))
+trim(KEYS[1], cap, ARGV[4])
+redis.call('SET', KEYS[2], 'ready:' .. cap, 'KEEPTTL')
+redis.call('PUBLISH', ARGV[6], 'f' .. ARGV[7])
+return bytes(KEYS[1], ARGV[4])
+`)
+
+// extend makes a ready index hold the newest depth messages, reading from
+// load only the ones below its oldest. Nothing is done when another
+// extension is in flight, or the index is not ready or already complete;
+// the read then comes from PostgreSQL.
+func (pc *Cache) extend(ctx context.Context, ix *index, depth int, load messageapi.LoadViews) error {
+	token := newToken()
+	var res []any
+	err := pc.c.Do(func() (err error) {
+		res, err = beginExtendScript.Run(ctx, pc.c.Redis(), []string{ix.index, ix.state, ix.extend},
+			token, extendTTL.Milliseconds()).Slice()
+		if errors.Is(err, goredis.Nil) {
+			res, err = nil, nil
+		}
+		return err
+	})
+	if err != nil || len(res) != 2 {
+		return nil
+	}
+	oldest, _ := res[0].(string)
+	n, _ := res[1].(int64)
+	var views []messageapi.EncodedView
+	if want := depth - int(n); want > 0 {
+		if views, err = load(ctx, messageapi.MessageRange{ChannelID: ix.channel, BeforeID: oldest, Limit: want}); err != nil {
+			return err
+		}
+	}
+	args := make([]any, 0, 7+3*len(views))
+	args = append(args, token, oldest, pc.entryTTL(), ix.prefix, depth, pc.changesChannel(), ix.note)
+	for _, v := range views {
+		args = append(args, v.ID, v.Version, v.JSON)
+	}
+	size := -1
+	err = pc.c.Do(func() (err error) {
+		size, err = extendScript.Run(ctx, pc.c.Redis(), []string{ix.index, ix.state, ix.extend}, args...).Int()
+		return err
+	})
+	if err != nil {
+		pc.metrics.fills.WithLabelValues("error").Inc()
+		return nil
+	}
+	pc.metrics.fills.WithLabelValues(map[bool]string{true: "extended", false: "refused"}[size >= 0]).Inc()
+	pc.built(ix, size)
+	return nil
+}
+
+// newToken returns a random token naming one rebuild or extension.
+func newToken() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // window returns views[offset:offset+count], clipped to what exists.
@@ -381,7 +510,9 @@ func window(views []messageapi.EncodedView, offset, count int) []messageapi.Enco
 }
 
 // Run drops an index that may lack a message as soon as Redis answers
-// again, rather than when this process next reads a page, until ctx ends.
+// again, rather than when this process next reads a page, and keeps the
+// budget's accounting of the channels this process read and built (see
+// Account), until ctx ends.
 func (pc *Cache) Run(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -391,26 +522,37 @@ func (pc *Cache) Run(ctx context.Context) {
 			return
 		case <-t.C:
 			_ = pc.heal(ctx)
+			_ = pc.Account(ctx)
+		case <-pc.budget.kick:
+			// Soon, and in one report with the other indexes built
+			// meanwhile.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			_ = pc.Account(ctx)
 		}
 	}
 }
 
 // page returns up to count views starting at rank offset (0 is the newest
 // message), as the stored JSON. hit is false when the cache cannot answer
-// exactly.
-func (pc *Cache) page(ctx context.Context, ix *index, offset, count int) (views []messageapi.EncodedView, hit bool, err error) {
+// exactly; depth is then, when positive, how many of the newest messages
+// the ready index would need to hold to answer.
+func (pc *Cache) page(ctx context.Context, ix *index, offset, count int) (views []messageapi.EncodedView, hit bool, depth int, err error) {
 	return pc.read(ctx, ix, "rank", strconv.Itoa(offset), count)
 }
 
 // pageBefore returns up to count views of the messages older than
 // beforeID, newest first.
-func (pc *Cache) pageBefore(ctx context.Context, ix *index, beforeID string, count int) (views []messageapi.EncodedView, hit bool, err error) {
+func (pc *Cache) pageBefore(ctx context.Context, ix *index, beforeID string, count int) (views []messageapi.EncodedView, hit bool, depth int, err error) {
 	return pc.read(ctx, ix, "lex", beforeID, count)
 }
 
-func (pc *Cache) read(ctx context.Context, ix *index, mode, from string, count int) ([]messageapi.EncodedView, bool, error) {
+func (pc *Cache) read(ctx context.Context, ix *index, mode, from string, count int) ([]messageapi.EncodedView, bool, int, error) {
 	if err := pc.heal(ctx); err != nil {
-		return nil, false, err
+		return nil, false, 0, err
 	}
 	var res []any
 	err := pc.c.Do(func() (err error) {
@@ -420,28 +562,35 @@ func (pc *Cache) read(ctx context.Context, ix *index, mode, from string, count i
 	})
 	if err != nil {
 		pc.metrics.cache.WithLabelValues("error").Inc()
-		return nil, false, redis.Translate(err, "read page")
+		return nil, false, 0, redis.Translate(err, "read page")
 	}
 	if len(res) == 0 || res[0] != int64(1) || len(res)%2 != 1 {
 		pc.metrics.cache.WithLabelValues("miss").Inc()
-		return nil, false, nil
+		depth := 0
+		if len(res) == 2 {
+			d, _ := res[1].(int64)
+			depth = int(d)
+		}
+		return nil, false, depth, nil
 	}
 	views := make([]messageapi.EncodedView, 0, len(res)/2)
 	for i := 1; i < len(res); i += 2 {
 		id, ok1 := res[i].(string)
 		data, ok2 := res[i+1].(string)
 		if !ok1 || !ok2 {
-			return nil, false, fmt.Errorf("read page: unexpected reply %T, %T", res[i], res[i+1])
+			return nil, false, 0, fmt.Errorf("read page: unexpected reply %T, %T", res[i], res[i+1])
 		}
 		views = append(views, messageapi.EncodedView{ID: id, JSON: []byte(data)})
 	}
 	pc.metrics.cache.WithLabelValues("hit").Inc()
-	return views, true, nil
+	return views, true, 0, nil
 }
 
 // addScript is the write-through of a message: into a ready index (trimmed
-// back to its capacity), or into the pending set of a rebuild in flight,
-// with its entry by compare-and-set. Without an index it does nothing.
+// back to its capacity, unless an extension is in flight: that one would
+// otherwise find the oldest id gone and be refused, on a busy channel
+// every time), or into the pending set of a rebuild in flight, with its
+// entry by compare-and-set. Without an index it does nothing.
 var addScript = goredis.NewScript(luaHelpers + `
 -- Every new message is announced, cached or not: a near cache may hold a
 -- page read from PostgreSQL that lacks it.
@@ -453,7 +602,7 @@ if string.sub(st, 1, 6) == 'ready:' then
   if redis.call('PTTL', KEYS[1]) < 0 then
     redis.call('PEXPIRE', KEYS[1], math.max(redis.call('PTTL', KEYS[2]), 1))
   end
-  trim(KEYS[1], tonumber(string.sub(st, 7)), ARGV[5])
+  if redis.call('EXISTS', KEYS[5]) == 0 then trim(KEYS[1], tonumber(string.sub(st, 7)), ARGV[5]) end
   if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
 else
   redis.call('SADD', KEYS[4], ARGV[1])
@@ -475,7 +624,7 @@ func (pc *Cache) AddMessage(ctx context.Context, v messageapi.MessageView) error
 	ix := pc.of(v.ChannelID)
 	err = pc.c.Do(func() error {
 		return addScript.Run(ctx, pc.c.Redis(),
-			[]string{ix.index, ix.state, ix.entryKey(v.ID), ix.pending},
+			[]string{ix.index, ix.state, ix.entryKey(v.ID), ix.pending, ix.extend},
 			v.ID, v.Version, e.JSON, pc.entryTTL(), ix.prefix, pc.changesChannel(), ix.note).Err()
 	})
 	if err != nil {
@@ -523,7 +672,7 @@ func (pc *Cache) heal(ctx context.Context) error {
 func (pc *Cache) invalidate(ctx context.Context, ix *index) error {
 	return redis.Translate(pc.c.Do(func() error {
 		_, err := pc.c.Redis().Pipelined(ctx, func(p goredis.Pipeliner) error {
-			p.Del(ctx, ix.state, ix.index, ix.pending)
+			p.Del(ctx, ix.state, ix.index, ix.pending, ix.extend)
 			p.Publish(ctx, pc.changesChannel(), "i"+ix.note)
 			return nil
 		})
@@ -531,17 +680,17 @@ func (pc *Cache) invalidate(ctx context.Context, ix *index) error {
 	}), "invalidate")
 }
 
-// beginFill starts a rebuild of the index and returns its token. Read the
-// newest capacity views from PostgreSQL after this call, then pass them to
-// completeFill. A rebuild started later takes over from this one.
-func (pc *Cache) beginFill(ctx context.Context, ix *index) (string, error) {
-	b := make([]byte, 12)
-	_, _ = rand.Read(b)
-	token := "fill:" + hex.EncodeToString(b) + ":" + strconv.Itoa(ix.capacity)
+// beginFill starts a rebuild of the index, to hold the newest depth
+// messages, and returns its token. Read the newest depth views from
+// PostgreSQL after this call, then pass them to completeFill. A rebuild
+// started later takes over from this one, and this one from any extension
+// in flight.
+func (pc *Cache) beginFill(ctx context.Context, ix *index, depth int) (string, error) {
+	token := "fill:" + newToken() + ":" + strconv.Itoa(depth)
 	err := pc.c.Do(func() error {
 		_, err := pc.c.Redis().TxPipelined(ctx, func(p goredis.Pipeliner) error {
 			p.Set(ctx, ix.state, token, pc.ttl)
-			p.Del(ctx, ix.pending)
+			p.Del(ctx, ix.pending, ix.extend)
 			return nil
 		})
 		return err
@@ -554,9 +703,10 @@ func (pc *Cache) beginFill(ctx context.Context, ix *index) (string, error) {
 }
 
 // fillScript installs a rebuilt index if its token is still current,
-// merging the ids written through since the rebuild began.
+// merging the ids written through since the rebuild began, and answers
+// the bytes it takes, or -1 when it is refused.
 var fillScript = goredis.NewScript(luaHelpers + `
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
 redis.call('DEL', KEYS[1])
 for i = 8, #ARGV, 3 do
   redis.call('ZADD', KEYS[1], 0, ARGV[i])
@@ -570,48 +720,49 @@ trim(KEYS[1], tonumber(ARGV[5]), ARGV[4])
 redis.call('SET', KEYS[2], 'ready:' .. ARGV[5], 'PX', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 redis.call('PUBLISH', ARGV[6], 'f' .. ARGV[7])
-return 1
+return bytes(KEYS[1], ARGV[4])
 `)
 
-// completeFill installs views, the newest capacity messages newest first,
-// as the index, together with the messages written through since
-// beginFill. It is refused (installed is false) when another rebuild or an
+// completeFill installs views, the newest depth messages newest first, as
+// the index, together with the messages written through since beginFill.
+// It is refused (installed is false) when another rebuild or an
 // invalidation came in between. Entries are written by compare-and-set, so
 // a view the projection refreshed meanwhile stays.
-func (pc *Cache) completeFill(ctx context.Context, ix *index, token string, views []messageapi.EncodedView) (installed bool, err error) {
+func (pc *Cache) completeFill(ctx context.Context, ix *index, token string, depth int, views []messageapi.EncodedView) (installed bool, err error) {
 	args := make([]any, 0, 7+3*len(views))
-	args = append(args, token, pc.ttl.Milliseconds(), pc.entryTTL(), ix.prefix, ix.capacity, pc.changesChannel(), ix.note)
+	args = append(args, token, pc.ttl.Milliseconds(), pc.entryTTL(), ix.prefix, depth, pc.changesChannel(), ix.note)
 	for _, v := range views {
 		args = append(args, v.ID, v.Version, v.JSON)
 	}
-	var n int
+	size := -1
 	err = pc.c.Do(func() (err error) {
-		n, err = fillScript.Run(ctx, pc.c.Redis(), []string{ix.index, ix.state, ix.pending}, args...).Int()
+		size, err = fillScript.Run(ctx, pc.c.Redis(), []string{ix.index, ix.state, ix.pending}, args...).Int()
 		return err
 	})
 	if err != nil {
 		pc.metrics.fills.WithLabelValues("error").Inc()
 		return false, redis.Translate(err, "complete fill")
 	}
-	result := map[bool]string{true: "installed", false: "refused"}[n == 1]
+	result := map[bool]string{true: "installed", false: "refused"}[size >= 0]
 	pc.metrics.fills.WithLabelValues(result).Inc()
-	return n == 1, nil
+	pc.built(ix, size)
+	return size >= 0, nil
 }
 
 // refreshScript replaces cached views by newer versions. It writes the
 // entries of messages in the index, of messages newer than the oldest one
 // there (whose write-through may still be on its way: it then finds this
-// newer view and keeps it), and of any message while a rebuild is in
-// flight (the rebuild may have read an older view). Views of other
+// newer view and keeps it), and of any message while a rebuild or an
+// extension is in flight (it may have read an older view). Views of other
 // messages are not written, so Redis holds only what reads can use.
 var refreshScript = goredis.NewScript(luaHelpers + `
 local st = redis.call('GET', KEYS[2]) or ''
-local filling = string.sub(st, 1, 5) == 'fill:'
+local filling = string.sub(st, 1, 5) == 'fill:' or redis.call('EXISTS', KEYS[3]) == 1
 local oldest = nil
 if string.sub(st, 1, 6) == 'ready:' then oldest = redis.call('ZRANGE', KEYS[1], 0, 0)[1] end
 local n = 0
-for i = 3, #KEYS do
-  local j = (i - 3) * 3 + 2
+for i = 4, #KEYS do
+  local j = (i - 4) * 3 + 2
   local id = ARGV[j]
   if (filling or (oldest and id >= oldest) or redis.call('ZSCORE', KEYS[1], id))
     and put(KEYS[i], ARGV[j + 1], ARGV[j + 2], ARGV[1]) then
@@ -660,8 +811,8 @@ func (pc *Cache) RefreshViews(ctx context.Context, views []messageapi.MessageVie
 
 // refresh is RefreshViews for the views of one channel.
 func (pc *Cache) refresh(ctx context.Context, ix *index, views []messageapi.MessageView) (int, error) {
-	keys := make([]string, 0, 2+len(views))
-	keys = append(keys, ix.index, ix.state)
+	keys := make([]string, 0, 3+len(views))
+	keys = append(keys, ix.index, ix.state, ix.extend)
 	args := make([]any, 0, 3+3*len(views))
 	args = append(args, pc.entryTTL())
 	for _, v := range views {

@@ -2,16 +2,19 @@
 // each API process, with readers' own reactions beside them.
 //
 //   - Cache is the page cache in Redis: for each cached channel (the
-//     default one, and those the process read most recently), a sorted
-//     set of the newest message ids and one entry per message with its
+//     default one, and every other one read lately, within a byte budget
+//     shared by all processes), a sorted set of the newest message ids,
+//     as deep as its pages were read, and one entry per message with its
 //     view. Every write is a version compare-and-set in Lua; a rebuild
 //     from PostgreSQL marks itself in flight, and the messages written
 //     meanwhile are merged into it, so an installed index never lacks a
-//     message. A write that failed drops its channel's index once Redis
+//     message; a read of a deeper page extends the index by the messages
+//     below it. A write that failed drops its channel's index once Redis
 //     answers again. A channel's keys share the hash tag {<prefix>cache}
-//     (the default channel) or {<prefix>cache:<channel>}.
+//     (the default channel) or {<prefix>cache:<channel>}; the budget's
+//     accounting has {<prefix>cache-budget}.
 //   - NearCache keeps, in one process, the pages it read through the
-//     Cache. Each Lua script that changes the Cache announces it on the
+//     Cache, within a byte bound. Each Lua script that changes the Cache announces it on the
 //     Pub/Sub channel {<prefix>cache}:changes, and every process drops its
 //     pages of the announced channel; while the subscription is down nothing is
 //     kept, and no page is served past its maximum age.

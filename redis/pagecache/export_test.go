@@ -12,10 +12,12 @@ import (
 
 // They work on the default channel's index.
 
-func (pc *Cache) BeginFill(ctx context.Context) (string, error) { return pc.beginFill(ctx, pc.def) }
+func (pc *Cache) BeginFill(ctx context.Context) (string, error) {
+	return pc.beginFill(ctx, pc.def, pc.def.capacity)
+}
 
 func (pc *Cache) CompleteFill(ctx context.Context, token string, views []messageapi.EncodedView) (bool, error) {
-	return pc.completeFill(ctx, pc.def, token, views)
+	return pc.completeFill(ctx, pc.def, token, pc.def.capacity, views)
 }
 
 func (pc *Cache) Page(ctx context.Context, offset, count int) ([]messageapi.EncodedView, bool, error) {
@@ -25,28 +27,18 @@ func (pc *Cache) Page(ctx context.Context, offset, count int) ([]messageapi.Enco
 // ChannelPage reads a page of channel's index, as a read of this process
 // would, without rebuilding it on a miss.
 func (pc *Cache) ChannelPage(ctx context.Context, channel string, offset, count int) ([]messageapi.EncodedView, bool, error) {
-	return pc.page(ctx, pc.reading(ctx, channel), offset, count)
+	views, hit, _, err := pc.page(ctx, pc.of(channel), offset, count)
+	return views, hit, err
 }
 
 func (pc *Cache) PageBefore(ctx context.Context, beforeID string, count int) ([]messageapi.EncodedView, bool, error) {
-	return pc.pageBefore(ctx, pc.def, beforeID, count)
+	views, hit, _, err := pc.pageBefore(ctx, pc.def, beforeID, count)
+	return views, hit, err
 }
 
 func (pc *Cache) Capacity() int { return pc.def.capacity }
 
 func (pc *Cache) EntryKey(id string) string { return pc.def.entryKey(id) }
-
-// ReadChannels returns the channels besides the default one that pc reads
-// through the cache, the most recently read first.
-func (pc *Cache) ReadChannels() []string {
-	pc.lruMu.Lock()
-	defer pc.lruMu.Unlock()
-	var out []string
-	for e := pc.lru.Front(); e != nil; e = e.Next() {
-		out = append(out, e.Value.(*index).channel)
-	}
-	return out
-}
 
 func (pc *Cache) Client() *redis.Client { return pc.c }
 
@@ -63,4 +55,19 @@ func (o *OwnReactions) Held() int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.held
+}
+
+// NearHeld returns how many pages n holds, and their bytes as counted
+// against NearCacheConfig.Bytes.
+func (n *NearCache) NearHeld() (pages, bytes int) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.order.Len(), n.bytes
+}
+
+// Holds reports whether n holds the page of channel at offset 0 and limit.
+func (n *NearCache) Holds(channel string, limit int) bool {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.channels[channel][nearKey{channel: channel, limit: limit}] != nil
 }

@@ -13,6 +13,8 @@ type metrics struct {
 	cache *prometheus.CounterVec
 	fills *prometheus.CounterVec
 
+	evictions prometheus.Counter
+
 	near      *prometheus.CounterVec
 	nearDrops prometheus.Counter
 	nearLive  prometheus.Gauge
@@ -31,8 +33,12 @@ var metricSet = redis.DeclareMetrics(func() (*metrics, []prometheus.Collector) {
 		}, []string{"result"}),
 		fills: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "messageapi_cache_fills_total",
-			Help: "Rebuilds of the cached page index, by result: installed, refused (a write raced it) or error.",
+			Help: "Rebuilds and extensions of a channel's cached page index, by result: installed (a rebuild), extended, refused (a write raced it), error, or joined (a request waited for one in flight).",
 		}, []string{"result"}),
+		evictions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "messageapi_cache_evictions_total",
+			Help: "Channels whose cached pages this process dropped from Redis to keep them within the byte budget (-cache-bytes, -cache-channels).",
+		}),
 		near: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "messageapi_near_cache_requests_total",
 			Help: "Page reads asked of the in-process near cache, by result: hit, miss (read from Redis) or bypass (its subscription is down).",
@@ -62,5 +68,5 @@ var metricSet = redis.DeclareMetrics(func() (*metrics, []prometheus.Collector) {
 			Help: "Changes of a user's reactions on a message announced to the other processes, by result: ok, error or dropped (queue full).",
 		}, []string{"result"}),
 	}
-	return m, []prometheus.Collector{m.cache, m.fills, m.near, m.nearDrops, m.nearLive, m.own, m.ownLoads, m.ownHeld, m.ownAnnounced}
+	return m, []prometheus.Collector{m.cache, m.fills, m.evictions, m.near, m.nearDrops, m.nearLive, m.own, m.ownLoads, m.ownHeld, m.ownAnnounced}
 })

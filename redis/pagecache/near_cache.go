@@ -2,9 +2,10 @@ package pagecache
 
 import (
 	"cmp"
+	"container/list"
 	"context"
 	"errors"
-	"maps"
+	"hash/fnv"
 	"slices"
 	"strings"
 	"sync"
@@ -19,7 +20,8 @@ import (
 // Defaults of NearCacheConfig.
 const (
 	DefaultNearCacheMaxAge  = time.Second
-	DefaultNearCacheEntries = 256
+	DefaultNearCacheBytes   = 64 << 20
+	DefaultNearCacheEntries = 100_000
 )
 
 // NearCacheConfig configures a NearCache.
@@ -27,10 +29,13 @@ type NearCacheConfig struct {
 	// MaxAge is how long a page is served from memory at most, whatever
 	// the announcements say: the backstop of the staleness bound.
 	MaxAge time.Duration
-	// Entries caps the pages held; past it the near cache starts afresh.
-	// Cursor pages make many distinct keys, and a page of ten messages
-	// with their inline reactions is about 28 KB: the default keeps the
-	// near cache under about 7 MB.
+	// Bytes caps the bytes of the pages held, about; past it the pages
+	// read longest ago go first. A page of ten messages with their inline
+	// reactions is about 28 KB: the default holds about 2,000 of them.
+	// Default DefaultNearCacheBytes.
+	Bytes int
+	// Entries caps the pages held, however small. Default
+	// DefaultNearCacheEntries.
 	Entries int
 }
 
@@ -54,20 +59,30 @@ type NearCacheConfig struct {
 // pub/sub delivery time, and never beyond MaxAge. Run keeps the
 // subscription.
 type NearCache struct {
-	pc      *Cache
-	channel string
-	maxAge  time.Duration
-	max     int
-	metrics *metrics
+	pc       *Cache
+	channel  string
+	maxAge   time.Duration
+	maxBytes int
+	max      int
+	metrics  *metrics
 
 	// own, when set, holds readers' own reactions on this subscription.
 	own *OwnReactions
 
-	mu      sync.RWMutex
-	live    bool   // the subscription is confirmed
-	gen     uint64 // rises with every drop; a read that began before one is not kept
-	entries map[nearKey]nearEntry
+	mu   sync.RWMutex
+	live bool // the subscription is confirmed
+	// gen rises with every drop of the channels of its group (a hash of
+	// the channel picks one of them), and all of them with a change of
+	// the subscription: a read that began before one of its channel's
+	// group is not kept.
+	gen      [nearGroups]uint64
+	channels map[string]map[nearKey]*nearEntry
+	order    list.List // of *nearEntry, the oldest first
+	bytes    int
 }
+
+// nearGroups is how many generations the channels share.
+const nearGroups = 256
 
 // nearKey names a cached range: a channel, an offset or a cursor's id,
 // and a count.
@@ -79,18 +94,29 @@ type nearKey struct {
 }
 
 type nearEntry struct {
+	key   nearKey
 	views []messageapi.EncodedView
 	read  time.Time // when the read that got them began
+	bytes int
+	elem  *list.Element
 }
 
 // NewNearCache returns a near cache in front of pc.
 func NewNearCache(pc *Cache, cfg NearCacheConfig) *NearCache {
 	return &NearCache{
 		pc: pc, channel: pc.changesChannel(), metrics: pc.metrics,
-		maxAge:  cmp.Or(max(cfg.MaxAge, 0), DefaultNearCacheMaxAge),
-		max:     cmp.Or(max(cfg.Entries, 0), DefaultNearCacheEntries),
-		entries: map[nearKey]nearEntry{},
+		maxAge:   cmp.Or(max(cfg.MaxAge, 0), DefaultNearCacheMaxAge),
+		maxBytes: cmp.Or(max(cfg.Bytes, 0), DefaultNearCacheBytes),
+		max:      cmp.Or(max(cfg.Entries, 0), DefaultNearCacheEntries),
+		channels: map[string]map[nearKey]*nearEntry{},
 	}
+}
+
+// group returns the index of the generation of channel.
+func group(channel string) int {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(channel))
+	return int(h.Sum32() % nearGroups)
 }
 
 // Latest serves r from memory when this process read it from the
@@ -102,15 +128,16 @@ func (n *NearCache) Latest(ctx context.Context, r messageapi.MessageRange, load 
 		return n.pc.Latest(ctx, r, load)
 	}
 	start := time.Now()
+	g := group(key.channel)
 	n.mu.RLock()
-	e, found := n.entries[key]
-	live, gen := n.live, n.gen
+	e := n.channels[key.channel][key] // an entry is never changed, only replaced
+	live, gen := n.live, n.gen[g]
 	n.mu.RUnlock()
 	if !live {
 		n.metrics.near.WithLabelValues("bypass").Inc()
 		return n.pc.Latest(ctx, r, load)
 	}
-	if found && start.Sub(e.read) < n.maxAge {
+	if e != nil && start.Sub(e.read) < n.maxAge {
 		n.metrics.near.WithLabelValues("hit").Inc()
 		return slices.Clone(e.views), nil // callers may replace views (own reactions)
 	}
@@ -120,14 +147,45 @@ func (n *NearCache) Latest(ctx context.Context, r messageapi.MessageRange, load 
 		return nil, err
 	}
 	n.mu.Lock()
-	if n.live && n.gen == gen {
-		if len(n.entries) >= n.max {
-			clear(n.entries)
-		}
-		n.entries[key] = nearEntry{views: slices.Clone(views), read: start}
+	if n.live && n.gen[g] == gen {
+		n.keep(key, slices.Clone(views), start)
 	}
 	n.mu.Unlock()
 	return views, nil
+}
+
+// keep holds views as the page of key, read at read, and makes room for
+// it: the pages read longest ago go first. n.mu is held.
+func (n *NearCache) keep(key nearKey, views []messageapi.EncodedView, read time.Time) {
+	if old := n.channels[key.channel][key]; old != nil {
+		n.forget(old)
+	}
+	e := &nearEntry{key: key, views: views, read: read, bytes: 256}
+	for _, v := range views {
+		e.bytes += len(v.JSON) + len(v.ID) + 64
+	}
+	pages := n.channels[key.channel]
+	if pages == nil {
+		pages = map[nearKey]*nearEntry{}
+		n.channels[key.channel] = pages
+	}
+	pages[key] = e
+	e.elem = n.order.PushBack(e)
+	n.bytes += e.bytes
+	for (n.bytes > n.maxBytes || n.order.Len() > n.max) && n.order.Len() > 0 {
+		n.forget(n.order.Front().Value.(*nearEntry))
+	}
+}
+
+// forget drops the page e. n.mu is held.
+func (n *NearCache) forget(e *nearEntry) {
+	pages := n.channels[e.key.channel]
+	delete(pages, e.key)
+	if len(pages) == 0 {
+		delete(n.channels, e.key.channel)
+	}
+	n.order.Remove(e.elem)
+	n.bytes -= e.bytes
 }
 
 // keyOf returns the key of r when r is a page the page cache may hold: a
@@ -161,14 +219,17 @@ func (n *NearCache) UpdateMessage(ctx context.Context, v messageapi.MessageView)
 	return err
 }
 
-// dropPages forgets every page of channel. A read of any channel that
-// began before is not kept: the generation is one for all channels, which
-// now and then keeps a page from being kept, and never keeps a stale one.
+// dropPages forgets every page of channel. A read of any channel of its
+// group that began before is not kept: the generation is shared by the
+// channels of a group, which now and then keeps a page from being kept,
+// and never keeps a stale one.
 func (n *NearCache) dropPages(channel string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.gen++
-	maps.DeleteFunc(n.entries, func(k nearKey, _ nearEntry) bool { return k.channel == channel })
+	n.gen[group(channel)]++
+	for _, e := range n.channels[channel] {
+		n.forget(e)
+	}
 }
 
 // announcedChannel returns the channel an announcement of the page cache
@@ -190,9 +251,13 @@ func (n *NearCache) setLive(live bool) {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.gen++
+	for i := range n.gen {
+		n.gen[i]++
+	}
 	n.live = live
-	clear(n.entries)
+	clear(n.channels)
+	n.order.Init()
+	n.bytes = 0
 	n.metrics.nearLive.Set(map[bool]float64{true: 1}[live])
 }
 
