@@ -59,7 +59,7 @@ const (
 	warmMessages  = 99
 	recentShare   = 0.60 // on the newest recentPart of the messages
 	recentPart    = 0.10
-	maxPerMessage = 1 << 24 // reactions one message may get: the index j of its reactions fits in 24 bits
+	maxPerMessage = 1 << 24 // reactions one message may get
 )
 
 // plan is the part of a seed decided in Go: the channels' shares, and the
@@ -271,7 +271,9 @@ func texts(rng *rand.Rand, n int) []string {
 // (hashint8extended, seeded), so a seed is the same however PostgreSQL
 // runs the statement.
 
-// hashSQL is a non-negative 63-bit hash of the bigint expression x.
+// hashSQL is a non-negative 63-bit hash of the expression x, which must
+// fit in an int4 (a message's index) for distinct values to hash apart:
+// hashint8extended folds a bigint into 32 bits first.
 func (p *plan) hashSQL(x string, tag int) string {
 	return fmt.Sprintf("(hashint8extended(%s, %d) & 9223372036854775807)", x, p.Seed*64+int64(tag))
 }
@@ -335,10 +337,10 @@ func (p *plan) insertMessages(ctx context.Context, conn *pgx.Conn) (int64, error
 }
 
 // loadCounts copies the reactions per message into a temporary table,
-// seed_counts(i, n, id, ms), in message order, with each message's id
-// and time, computed once a message rather than once a reaction.
+// seed_counts(i, n, id, ms, h), in message order, with each message's id,
+// time and hash, computed once a message rather than once a reaction.
 func (p *plan) loadCounts(ctx context.Context, conn *pgx.Conn) error {
-	if _, err := conn.Exec(ctx, `create temporary table seed_counts (i integer not null, n integer not null, id uuid, ms bigint) on commit drop`); err != nil {
+	if _, err := conn.Exec(ctx, `create temporary table seed_counts (i integer not null, n integer not null, id uuid, ms bigint, h bigint) on commit drop`); err != nil {
 		return fmt.Errorf("create seed_counts: %w", err)
 	}
 	var rows [][]any
@@ -350,7 +352,7 @@ func (p *plan) loadCounts(ctx context.Context, conn *pgx.Conn) error {
 	if _, err := conn.CopyFrom(ctx, pgx.Identifier{"seed_counts"}, []string{"i", "n"}, pgx.CopyFromRows(rows)); err != nil {
 		return fmt.Errorf("copy seed_counts: %w", err)
 	}
-	if _, err := conn.Exec(ctx, fmt.Sprintf(`update seed_counts set id = %s, ms = %s`, p.messageIDSQL("i"), p.messageMsSQL("i"))); err != nil {
+	if _, err := conn.Exec(ctx, fmt.Sprintf(`update seed_counts set id = %s, ms = %s, h = %s`, p.messageIDSQL("i"), p.messageMsSQL("i"), p.hashSQL("i", 13))); err != nil {
 		return fmt.Errorf("message ids of seed_counts: %w", err)
 	}
 	return nil
@@ -373,24 +375,31 @@ func (p *plan) insertReactions(ctx context.Context, conn *pgx.Conn) (int64, erro
 // reactionsSQL is the statement of insertReactions; its parameters are
 // typeStart and reactionTypes.
 func (p *plan) reactionsSQL() string {
-	k := "(c.i::bigint * 16777216 + j)" // unique per reaction: j < maxPerMessage
+	// The hashes of a reaction hash j with its message's hash as the
+	// seed: hashint8extended folds a bigint into 32 bits before hashing
+	// (so that it hashes like an int4), so a hash of one bigint made of i
+	// and j would repeat within millions of reactions.
+	h := func(tag int) string {
+		return fmt.Sprintf("(hashint8extended(j, c.h - %d) & 9223372036854775807)", tag)
+	}
 	key := fmt.Sprintf("((%s %% %d + j::bigint * %d) %% %d)", p.hashSQL("c.i", 7), p.keys, p.stride, p.keys)
 	return fmt.Sprintf(`
 		insert into reactions (id, message_id, user_id, type, score, created_at, updated_at, version, projected_version, projected_score)
 		select %s, x.message_id, 'user-' || (x.key - ($1::bigint[])[x.t]), ($2::text[])[x.t], x.score, %s, %s, 1, 1, x.score
 		from (
-			select c.i, j, %s as k, c.id as message_id, %s as key, width_bucket(%s, $1::bigint[]) as t,
+			select c.id as message_id, %s as key, width_bucket(%s, $1::bigint[]) as t,
 				c.ms + 1 + floor((%d - c.ms - 1) * pow(%s, 3))::bigint as ms,
 				case when %s %% 100 < 85 then 1
 					when %s %% 100 < 95 then 2 + %s %% 4
-					else 6 + %s %% 45 end as score
+					else 6 + %s %% 45 end as score,
+				%s as r1, %s as r2
 			from seed_counts c
 			cross join generate_series(0, c.n - 1) j
 			offset 0 -- each column once a row, not once a use
 		) x`,
-		uuid7SQL("x.ms", p.hashSQL("x.k", 8), p.hashSQL("x.k", 9)), msSQL("x.ms"), msSQL("x.ms"),
-		k, key, key, p.end, p.uniformSQL(k, 10),
-		p.hashSQL(k, 11), p.hashSQL(k, 11), p.hashSQL(k, 12), p.hashSQL(k, 12))
+		uuid7SQL("x.ms", "x.r1", "x.r2"), msSQL("x.ms"), msSQL("x.ms"),
+		key, key, p.end, fmt.Sprintf("((%s >> 11)::float8 / 4503599627370496.0)", h(10)),
+		h(11), h(11), h(12), h(12), h(8), h(9))
 }
 
 // summary is a line on the plan, for the log.
