@@ -26,9 +26,14 @@ import (
 //     on its own (a view's version rises by one a fold; any value works as
 //     long as later folds raise it).
 //
-// The latest reactions come from a window over all reactions, sorted
-// once, rather than from one index probe per message and type: on the
-// seeded shapes the sort is the cheaper of the two.
+// Both the groups and the latest reactions are read per message, by a
+// lateral subquery over the indexes of reactions that lead with
+// message_id (so they must exist first), as reconcile reads them. The
+// seeder inserts each message's reactions together, so each subquery
+// reads a few adjacent heap pages. On 1,000,000 messages with 10,000,000
+// reactions that took 57 s, against 231 s (on the shared machine, busier
+// then) for one hash aggregate and one window over all reactions, sorted
+// and spilled to disk; the two gave the same views.
 const buildViewsSQL = `
 	insert into message_views
 		(message_id, reaction_count, reaction_counts, reaction_scores, reaction_groups, latest_reactions, version)
@@ -36,8 +41,8 @@ const buildViewsSQL = `
 		coalesce(a.count, 0), coalesce(a.counts, '{}'), coalesce(a.scores, '{}'), coalesce(a.groups, '{}'),
 		coalesce(l.latest, '[]'), coalesce(a.count, 0)
 	from messages m
-	left join (
-		select message_id, sum(c)::bigint as count,
+	left join lateral (
+		select sum(c)::bigint as count,
 			jsonb_object_agg(type, c) as counts,
 			jsonb_object_agg(type, s) as scores,
 			jsonb_object_agg(type, jsonb_build_object(
@@ -45,27 +50,25 @@ const buildViewsSQL = `
 				'first_reaction_at', to_char(f at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
 				'last_reaction_at', to_char(l at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))) as groups
 		from (
-			select message_id, type, count(*) as c, sum(score) as s, min(created_at) as f, max(created_at) as l
-			from reactions
-			where deleted_at is null
-			group by message_id, type
+			select type, count(*) as c, sum(score) as s, min(created_at) as f, max(created_at) as l
+			from reactions r
+			where r.message_id = m.id and r.deleted_at is null
+			group by type
 		) t
-		group by message_id
-	) a on a.message_id = m.id
-	left join (
-		select message_id, jsonb_agg(jsonb_build_object(
+	) a on true
+	left join lateral (
+		select jsonb_agg(jsonb_build_object(
 				'id', id, 'message_id', message_id, 'user_id', user_id, 'type', type, 'score', score,
 				'created_at', to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
 				'updated_at', to_char(updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
 				order by created_at desc, id desc) as latest
 		from (
-			select r.*, row_number() over (partition by message_id order by created_at desc, id desc) as n
-			from reactions r
-			where deleted_at is null
+			select * from reactions r
+			where r.message_id = m.id and r.deleted_at is null
+			order by created_at desc, id desc
+			limit $1
 		) r
-		where n <= $1
-		group by message_id
-	) l on l.message_id = m.id
+	) l on true
 	where not exists (select from message_views v where v.message_id = m.id)`
 
 // buildViews runs buildViewsSQL and returns the number of views created.
