@@ -8,18 +8,18 @@
 // It migrates the schema first (as `api migrate` does), then, in one
 // transaction: N messages with UUIDv7 ids rising with their created_at
 // (the time inside the id, as the service makes them), spread over C
-// channels whose sizes fall like 1/(rank+q) (the largest, "default",
-// about 10 % of the messages, the median about half the mean); R
-// reactions, 1 % on one hot message, 9 % on 99 other hot ones, 60 % on the
-// newest 10 % of the messages and 30 % on any, of six types, mostly of
-// score 1, one per (message, user, type); and the view of every message,
-// computed from its reactions (views.go), with every reaction marked as
-// projected. `worker reconcile` then finds nothing to rebuild. Last it
-// vacuums and analyses the tables (the test server runs without
-// autovacuum).
+// channels whose sizes fall like (rank+q)^-a (the largest, "default",
+// about 10 % of the messages, the median, with 100 channels, half the
+// mean); R reactions, 1 % on one hot message, 9 % on 99 other hot ones,
+// 60 % on the newest 10 % of the messages and 30 % on any, of six types,
+// mostly of score 1, one per (message, user, type); and the view of every
+// message, computed from its reactions (views.go), with every reaction
+// marked as projected. `worker reconcile` then finds nothing to rebuild.
+// Last it vacuums and analyses the tables (a server may run without
+// autovacuum, and a table never analysed gets poor plans).
 //
-// The same -seed gives the same data (ids and times are relative to when
-// it runs).
+// The same -seed gives the same data (its times are relative to when it
+// runs).
 package main
 
 import (
