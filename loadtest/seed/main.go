@@ -103,7 +103,7 @@ func seed(ctx context.Context, url string, s shape, vacuum bool, logw io.Writer)
 	// wait for the disk at each commit.
 	if _, err := conn.Exec(ctx, `set statement_timeout = 0; set lock_timeout = 0;
 		set work_mem = '256MB'; set maintenance_work_mem = '512MB'; set synchronous_commit = off`); err != nil {
-		return result{}, fmt.Errorf("session: %w", err)
+		return result{}, fmt.Errorf("settings: %w", err)
 	}
 	var used bool
 	if err := conn.QueryRow(ctx, `select exists (select from messages) or exists (select from reactions)`).Scan(&used); err != nil {

@@ -239,7 +239,7 @@ var (
 		green red flaky slow fast faster better worse great nice cool weird strange odd thanks sorry
 		agree disagree think guess know see saw check checked ping pinged ship shipped land landed
 		revert reverted update updated push pushed open opened close closed ticket doc docs notes plan
-		idea question answer reason problem issue thing stuff bit lot more less all some none every
+		idea question answer reason problem change thing stuff bit lot more less all some none every
 		is are was were be been has have had will would can could should might must do does did not`)
 	closers = []string{".", ".", ".", "!", "?", "", " :)", " 🎉", " 👍", "...", " 🙏", " — thoughts?"}
 )
