@@ -2,6 +2,13 @@
 // rate holds whatever the latency) and reports the latency percentiles,
 // for the latency at a stated fraction of the maximum rate.
 //
+// Request i is due at start + i/rate, and its latency is timed from that
+// due time, not from when it was sent: when every connection (-conns) is
+// busy, a request waits for one and is sent late, and the wait counts in
+// its latency, as it would for a real client. No request is dropped. The
+// report counts the requests sent more than -late after their due time,
+// and gives the percentiles of the send delay.
+//
 //	go run ./loadtest/fixedrate -url http://127.0.0.1:8080/messages -rate 5000 -duration 10s
 //	go run ./loadtest/fixedrate -url http://127.0.0.1:8080/messages -readers users.txt -rate 5000
 //	go run ./loadtest/fixedrate -url http://127.0.0.1:8080/messages -tokens tokens.txt -rate 5000
@@ -50,65 +57,115 @@ func main() {
 	rate := flag.Int("rate", 1000, "requests per second")
 	duration := flag.Duration("duration", 10*time.Second, "how long to send")
 	conns := flag.Int("conns", 256, "most requests in flight (and connections)")
+	late := flag.Duration("late", time.Millisecond, "a request sent more than this after its scheduled start counts as late")
 	run := flag.String("run", "fixedrate", "tag of user ids, distinct per run")
 	flag.Parse()
+	if *rate < 1 || *conns < 1 || *duration <= 0 {
+		fmt.Fprintln(os.Stderr, "fixedrate: -rate and -conns must be at least 1, -duration positive")
+		os.Exit(2)
+	}
 	g := &generator{base: *url, run: *run}
 	g.posts = lines(*reactions)
 	g.messages = lines(*mix)
 	g.readers, g.tokens = lines(*readers), lines(*tokens)
+	fmt.Println(send(g.next, *rate, *duration, *conns, *late))
+}
 
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: *conns, MaxConnsPerHost: *conns}}
+// result is what a run measured. Latencies are timed from each request's
+// scheduled start, not from when it was sent: a request that waited for a
+// free connection counts that wait, as a client of an overloaded service
+// would see it (no coordinated omission).
+type result struct {
+	rate      int
+	conns     int
+	lateAfter time.Duration
+	scheduled int // requests due within the run
+	sent      int // all of them: a request is sent late, never dropped
+	failed    int
+	late      int             // sent more than lateAfter after their scheduled start
+	delay     []time.Duration // send delay of every request, sorted
+	latency   []time.Duration // from the scheduled start to the end of the response, successful requests, sorted
+	elapsed   time.Duration   // from the first scheduled start to the last response
+}
+
+// quantile returns the p-quantile of sorted durations, or 0 for none.
+func quantile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[min(len(sorted)-1, int(p*float64(len(sorted))))].Round(10 * time.Microsecond)
+}
+
+// String is the report line. Its first fields, up to the latency
+// percentiles, are those of earlier versions; the scheduled and late
+// counts and the send delay were added.
+func (r result) String() string {
+	q := func(p float64) time.Duration { return quantile(r.latency, p) }
+	d := func(p float64) time.Duration { return quantile(r.delay, p) }
+	return fmt.Sprintf("%.0f/s asked, %.0f/s done, %d failed, %d not sent (all %d connections busy): p50 %v p90 %v p99 %v max %v"+
+		" (latency from the scheduled start); %d scheduled, %d sent, %d late (sent more than %v after their scheduled start): send delay p50 %v p99 %v max %v",
+		float64(r.rate), float64(len(r.latency))/r.elapsed.Seconds(), r.failed, r.scheduled-r.sent, r.conns, q(.5), q(.9), q(.99), q(1),
+		r.scheduled, r.sent, r.late, r.lateAfter, d(.5), d(.99), d(1))
+}
+
+// send runs the open-model schedule: request i is due at start + i/rate,
+// for every i whose due time falls within duration, whatever the latency.
+// At most conns requests are in flight; a request due while all of them
+// are busy waits for one and is sent late. Each latency runs from the
+// request's due time, so that wait is in it.
+func send(next func() *http.Request, rate int, duration time.Duration, conns int, lateAfter time.Duration) result {
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns}}
+	defer client.CloseIdleConnections()
+	r := result{rate: rate, conns: conns, lateAfter: lateAfter}
 	var (
 		mu       sync.Mutex
-		lat      []time.Duration
-		failed   atomic.Int64
-		dropped  atomic.Int64
-		inflight = make(chan struct{}, *conns)
+		inflight = make(chan struct{}, conns)
 		wg       sync.WaitGroup
 	)
-	send := func() {
+	do := func(req *http.Request, due time.Time) {
 		defer func() { <-inflight; wg.Done() }()
-		req := g.next()
-		start := time.Now()
 		resp, err := client.Do(req)
 		if err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 		}
-		d := time.Since(start)
+		d := time.Since(due)
+		mu.Lock()
+		defer mu.Unlock()
 		if err != nil || resp.StatusCode >= 300 {
-			failed.Add(1)
+			r.failed++
 			return
 		}
-		mu.Lock()
-		lat = append(lat, d)
-		mu.Unlock()
+		r.latency = append(r.latency, d)
 	}
-	interval := time.Second / time.Duration(*rate)
 	start := time.Now()
-	for next := start; time.Since(start) < *duration; next = next.Add(interval) {
-		if d := time.Until(next); d > 0 {
+	for i := 0; ; i++ {
+		// From the start, not from the previous due time: no drift, and a
+		// late send leaves the times of those after it as they were.
+		due := start.Add(time.Duration(int64(i) * int64(time.Second) / int64(rate)))
+		if due.Sub(start) >= duration {
+			break
+		}
+		r.scheduled++
+		if d := time.Until(due); d > 0 {
 			time.Sleep(d)
 		}
-		select {
-		case inflight <- struct{}{}:
-			wg.Add(1)
-			go send()
-		default:
-			dropped.Add(1) // every connection busy: the service did not keep up
+		req := next()
+		inflight <- struct{}{} // waits while every connection is busy
+		delay := time.Since(due)
+		if delay > lateAfter {
+			r.late++
 		}
+		r.delay = append(r.delay, delay)
+		r.sent++
+		wg.Add(1)
+		go do(req, due)
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
-	slices.Sort(lat)
-	q := func(p float64) time.Duration {
-		if len(lat) == 0 {
-			return 0
-		}
-		return lat[min(len(lat)-1, int(p*float64(len(lat))))].Round(10 * time.Microsecond)
-	}
-	fmt.Printf("%.0f/s asked, %.0f/s done, %d failed, %d not sent (all %d connections busy): p50 %v p90 %v p99 %v max %v\n",
-		float64(*rate), float64(len(lat))/elapsed.Seconds(), failed.Load(), dropped.Load(), *conns, q(.5), q(.9), q(.99), q(1))
+	r.elapsed = time.Since(start)
+	slices.Sort(r.latency)
+	slices.Sort(r.delay)
+	return r
 }
 
 // generator makes the requests of a run.
