@@ -234,7 +234,9 @@ local function put(key, version, data, ttl)
   return newer
 end
 local function bytes(index, prefix)
-  local n = 0
+  -- The channel's own keys (state, index) count even when it holds no
+  -- message: reads of channels that do not exist still take memory.
+  local n = 256 + #index
   for _, id in ipairs(redis.call('ZRANGE', index, 0, -1)) do
     n = n + redis.call('HSTRLEN', prefix .. id, 'd') + 2 * #id + #prefix + 100
   end
@@ -472,6 +474,7 @@ func (pc *Cache) extend(ctx context.Context, ix *index, depth int, load messagea
 	var views []messageapi.EncodedView
 	if want := depth - int(n); want > 0 {
 		if views, err = load(ctx, messageapi.MessageRange{ChannelID: ix.channel, BeforeID: oldest, Limit: want}); err != nil {
+			pc.abandon(ix.extend, token)
 			return err
 		}
 	}
@@ -486,12 +489,30 @@ func (pc *Cache) extend(ctx context.Context, ix *index, depth int, load messagea
 		return err
 	})
 	if err != nil {
+		pc.abandon(ix.extend, token)
 		pc.metrics.fills.WithLabelValues("error").Inc()
 		return nil
 	}
 	pc.metrics.fills.WithLabelValues(map[bool]string{true: "extended", false: "refused"}[size >= 0]).Inc()
 	pc.built(ix, size)
 	return nil
+}
+
+// abandonScript deletes the mark of an extension in flight if it is still
+// token's.
+var abandonScript = goredis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
+`)
+
+// abandon ends the extension token that failed, at once rather than at
+// the mark's expiry: until then write-throughs do not trim the index and
+// other extensions are refused. If Redis does not answer, the mark
+// expires after extendTTL.
+func (pc *Cache) abandon(key, token string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = pc.c.Do(func() error { return abandonScript.Run(ctx, pc.c.Redis(), []string{key}, token).Err() })
 }
 
 // newToken returns a random token naming one rebuild or extension.
@@ -591,6 +612,11 @@ func (pc *Cache) read(ctx context.Context, ix *index, mode, from string, count i
 // otherwise find the oldest id gone and be refused, on a busy channel
 // every time), or into the pending set of a rebuild in flight, with its
 // entry by compare-and-set. Without an index it does nothing.
+//
+// A message older than the index's oldest id (its transaction committed
+// late) is the exception: kept untrimmed, it would sit below messages the
+// index lacks, a hole every read across it would skip. It refuses the
+// extension in flight (which may lack it) and is trimmed away as usual.
 var addScript = goredis.NewScript(luaHelpers + `
 -- Every new message is announced, cached or not: a near cache may hold a
 -- page read from PostgreSQL that lacks it.
@@ -598,6 +624,10 @@ redis.call('PUBLISH', ARGV[6], 'm' .. ARGV[7])
 local st = redis.call('GET', KEYS[2])
 if not st then return 0 end
 if string.sub(st, 1, 6) == 'ready:' then
+  -- Older than every id of the index (compared as the index orders them):
+  if redis.call('ZCARD', KEYS[1]) > 0 and #redis.call('ZRANGEBYLEX', KEYS[1], '-', '(' .. ARGV[1], 'LIMIT', 0, 1) == 0 then
+    redis.call('DEL', KEYS[5])
+  end
   redis.call('ZADD', KEYS[1], 0, ARGV[1])
   if redis.call('PTTL', KEYS[1]) < 0 then
     redis.call('PEXPIRE', KEYS[1], math.max(redis.call('PTTL', KEYS[2]), 1))

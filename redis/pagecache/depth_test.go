@@ -208,3 +208,72 @@ func TestPageCacheExtensionStaysExact(t *testing.T) {
 		t.Fatalf("index after the second extension = %s, hit %v, %v; want every message down to late", texts(vs), hit, err)
 	}
 }
+
+// TestPageCacheLateMessageDuringAnExtensionLeavesNoHole: a message older
+// than the index's oldest id, written through while an extension is in
+// flight (its transaction committed late), would sit below messages the
+// index lacks: it refuses the extension and is trimmed away at once, so no
+// page skips a message, whether the extension then installs, or fails
+// and a later extension starts from the index as it is.
+func TestPageCacheLateMessageDuringAnExtensionLeavesNoHole(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, loadFails := range []bool{false, true} {
+		t.Run(fmt.Sprintf("load fails %v", loadFails), func(t *testing.T) {
+			c := redistest.NewClient(t)
+			pc := pagecache.New(c, pagecache.Config{ChannelPages: 3, PageSize: 2, TTL: time.Minute})
+			other := pagecache.New(c, pagecache.Config{ChannelPages: 3, PageSize: 2, TTL: time.Minute}) // another API process
+			vs := inChannel("x", 12) // oldest first; vs[4] and vs[5] commit late
+			lates := []messageapi.MessageView{vs[4], vs[5]}
+			var committed []messageapi.MessageView
+			for i, v := range vs {
+				if i != 4 && i != 5 {
+					committed = append(committed, v)
+				}
+			}
+			l := newRecordingLoader("x", newestFirst(committed))
+			readFrom := func(pc *pagecache.Cache, r messageapi.MessageRange, load messageapi.LoadViews) (string, error) {
+				r.ChannelID = "x"
+				got, err := pc.Latest(ctx, r, load)
+				return texts(got), err
+			}
+			read := func(r messageapi.MessageRange, load messageapi.LoadViews) (string, error) { return readFrom(pc, r, load) }
+			truth := func(offset, limit int) string {
+				all := newestFirst(vs)
+				return texts(all[offset:min(len(all), offset+limit)])
+			}
+			if got, err := read(messageapi.MessageRange{Limit: 3}, l.load); err != nil || got != truth(0, 3) {
+				t.Fatalf("page 1 = %s, %v; want %s", got, err, truth(0, 3))
+			}
+			// Page 2's extension reads PostgreSQL; meanwhile the late
+			// message commits and is written through.
+			extension := func(ctx context.Context, r messageapi.MessageRange) ([]messageapi.EncodedView, error) {
+				l.newest["x"] = newestFirst(vs)
+				for _, late := range lates {
+					if err := pc.AddMessage(ctx, late); err != nil {
+						t.Error(err)
+					}
+				}
+				// Other readers meanwhile: the index must not serve the
+				// late messages next to the newest ones.
+				for _, r := range []messageapi.MessageRange{{Limit: 5}, {Offset: 2, Limit: 3}, {Offset: 2, Limit: 5}} {
+					if got, err := readFrom(other, r, l.channelLoader.load); err != nil || got != truth(r.Offset, r.Limit) {
+						t.Errorf("a read of offset %d limit %d during the extension = %s, %v; want %s", r.Offset, r.Limit, got, err, truth(r.Offset, r.Limit))
+					}
+				}
+				if loadFails {
+					return nil, fmt.Errorf("postgres unavailable")
+				}
+				return l.channelLoader.load(ctx, r)
+			}
+			if got, err := read(messageapi.MessageRange{Offset: 2, Limit: 3}, extension); loadFails != (err != nil) || (err == nil && got != truth(2, 3)) {
+				t.Fatalf("page 2 = %s, %v; want %s (an error only when the load fails)", got, err, truth(2, 3))
+			}
+			for _, r := range []messageapi.MessageRange{{Offset: 2, Limit: 3}, {Offset: 3, Limit: 4}, {Limit: 7}, {Offset: 4, Limit: 6}} {
+				if got, err := read(r, l.load); err != nil || got != truth(r.Offset, r.Limit) {
+					t.Errorf("offset %d limit %d = %s, %v; want %s", r.Offset, r.Limit, got, err, truth(r.Offset, r.Limit))
+				}
+			}
+		})
+	}
+}
