@@ -5,6 +5,8 @@
 # postgresql-client), and the PostgreSQL and Redis of make run.
 #
 #   loadtest/bench.sh            # all of it, about nine minutes
+#   loadtest/bench.sh scale      # a million messages in a thousand channels on a PostgreSQL
+#                                # of its own, and a 15-minute soak (loadtest/scale.sh)
 #
 # The API runs as in production: access log on (to a file), metrics on,
 # near cache and group commit at their defaults. Reads use CONNS
@@ -18,6 +20,10 @@
 # database through ADMIN_DATABASE_URL (default: the postgres superuser on
 # the server of DATABASE_URL), owned by the user of DATABASE_URL.
 set -euo pipefail
+if [[ ${1:-} == scale ]]; then
+	shift
+	exec "$(dirname "$0")/scale.sh" "$@"
+fi
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
@@ -43,6 +49,8 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
+# shellcheck source=loadtest/lib.sh
+. loadtest/lib.sh
 
 for tool in wrk hey pgbench psql redis-cli; do
 	command -v $tool >/dev/null || { echo "bench: $tool is missing" >&2; exit 1; }
@@ -69,7 +77,6 @@ start_worker() {
 start_worker
 for _ in $(seq 100); do curl -sf localhost:16060/readyz >/dev/null && curl -sf localhost:16061/readyz >/dev/null && break; sleep 0.1; done
 
-rps() { awk '/^Requests\/sec/ {print $2}'; }
 errors() { awk '/Non-2xx|Socket errors/ {print}'; }
 bench_wrk() { # name url [arguments of the wrk script]
 	local name=$1 url=$2; shift 2
@@ -88,9 +95,6 @@ bench_wrk() { # name url [arguments of the wrk script]
 	echo "$out" | errors >&2
 	echo "$out" | rps
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
-half() { awk -v a="$1" 'BEGIN { printf "%d", a / 2 }'; }
-rss_mib() { awk '/^VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
 # peak_rss pid...: samples the RSS of the processes every 0.2s until
 # stopped, keeping the peak of each in $work/rss-<pid>.
 peak_rss() {
@@ -104,40 +108,8 @@ peak_rss() {
 	done
 }
 
-# CPU time (user + system) per process, for the CPU a write costs each
-# server. cpu_snapshot prints "pid ticks" of the PostgreSQL processes,
-# the API, the worker and Redis (local servers only); cpu_per_write
-# before after n prints, per process kind, microseconds of CPU per write
-# between two snapshots. A process that started in between counts from
-# zero; one that ended is lost (the pools keep their connections).
 redis_pid=$(redis-cli -u "$REDIS" info server | awk -F: '/^process_id/ {print $2+0}')
-cpu_snapshot() {
-	local p
-	for p in $(ps -C postgres -o pid=); do echo "pg $p"; done
-	echo "api $api_pid"; echo "worker $worker_pid"; echo "redis $redis_pid"
-} >"$work/cpu-pids"
-cpu_ticks() { # file of "kind pid" -> "kind pid ticks"
-	while read -r kind p; do
-		[ -r "/proc/$p/stat" ] && echo "$kind $p $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')"
-	done <"$work/cpu-pids"
-}
-cpu_per_write() { # before after writes
-	awk -v n="$3" -v hz="$(getconf CLK_TCK)" '
-		FNR == NR { before[$2] = $3; next }
-		{ used[$1] += $3 - before[$2] }
-		END {
-			us = 1e6 / hz / n
-			printf "PostgreSQL %.0f, API %.0f, worker %.0f, Redis %.0f; total %.0f us of CPU per reaction",
-				used["pg"] * us, used["api"] * us, used["worker"] * us, used["redis"] * us,
-				(used["pg"] + used["api"] + used["worker"] + used["redis"]) * us
-		}' "$1" "$2"
-}
 requests() { awk '/requests in/ {print $1}' "$work/wrk-$1.txt"; }
-# The whole machine's busy CPU (every process, the load generator and
-# the kernel included), from /proc/stat: busy_ticks prints the busy
-# ticks so far; busy_per before after n prints microseconds per item.
-busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
-busy_per() { awk -v a="$1" -v b="$2" -v n="$3" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.0f", (b - a) * 1e6 / hz / n }'; }
 wait_projected() {
 	for _ in $(seq 600); do
 		lag=$(curl -s localhost:16061/metrics | awk '/^messageapi_projection_lag_seconds/ {print $2}')
@@ -171,12 +143,12 @@ busy_pgbench=$(busy_per "$busy0" "$(busy_ticks)" "$(awk '/transactions actually 
 pgbench_tps=$(awk '/^tps/ {print $3}' "$work/pgbench.txt")
 peak_rss "$api_pid" "$worker_pid" &
 sampler=$!
-cpu_snapshot; cpu_ticks >"$work/cpu-before"
+cpu_snapshot "$api_pid" "$worker_pid" "$redis_pid"; cpu_ticks >"$work/cpu-before"
 busy0=$(busy_ticks)
 spread=$(bench_wrk spread "$API" "$work/ids-spread.txt" spread)
 busy_spread=$(busy_per "$busy0" "$(busy_ticks)" "$(requests spread)")
 wait_projected # the worker's share of those writes
-cpu_snapshot; cpu_ticks >"$work/cpu-after"
+cpu_snapshot "$api_pid" "$worker_pid" "$redis_pid"; cpu_ticks >"$work/cpu-after"
 cpu_spread=$(cpu_per_write "$work/cpu-before" "$work/cpu-after" "$(requests spread)")
 hot=$(bench_wrk hot "$API" "$work/ids-hot.txt" hot)
 echo "write latency and projection lag at half the maximum rate" >&2

@@ -152,11 +152,13 @@ func (db *DB) Ping(ctx context.Context) error {
 // (several API and worker processes starting together) are serialised by
 // tern's advisory lock, and each migration runs in its own transaction.
 func (db *DB) Migrate(ctx context.Context) error {
-	return db.migrateTo(ctx, -1)
+	return db.MigrateTo(ctx, -1)
 }
 
-// migrateTo migrates to version target, or to the latest when it is -1.
-func (db *DB) migrateTo(ctx context.Context, target int32) error {
+// MigrateTo migrates up or down to version target, or to the latest when
+// it is -1: for tests of a migration's upgrade of existing data, and to
+// run an earlier build on a database made by this one (loadtest/seed).
+func (db *DB) MigrateTo(ctx context.Context, target int32) error {
 	conn, err := db.pool.Acquire(ctx)
 	if err != nil {
 		return translate(err, "migrate: acquire")

@@ -14,6 +14,7 @@
 //	go run ./loadtest/fixedrate -url http://127.0.0.1:8080/messages -tokens tokens.txt -rate 5000
 //	go run ./loadtest/fixedrate -url http://127.0.0.1:8080 -reactions ids.txt -rate 2000 -duration 10s
 //	go run ./loadtest/fixedrate -url http://127.0.0.1:8080 -mix ids.txt -readers users.txt -rate 3000
+//	go run ./loadtest/fixedrate -url http://127.0.0.1:8080 -paths channel-pages.txt -rate 50 -duration 60s
 //
 // Each GET of -url is made as a reader taken at random: with its user_id
 // (-readers, a file of user ids) or with its bearer token (-tokens, a
@@ -52,6 +53,7 @@ func main() {
 	url := flag.String("url", "http://127.0.0.1:8080/messages", "URL to GET, or the API base with -reactions and -mix")
 	reactions := flag.String("reactions", "", "file of message ids: POST a new reaction on each in turn instead of GET -url")
 	mix := flag.String("mix", "", "file of message ids: the chat mix of loadtest/mixed.js on them, reading as -readers or -tokens")
+	paths := flag.String("paths", "", "file of paths: each GET is of -url followed by one of them at random (every channel's page 1, say)")
 	readers := flag.String("readers", "", "file of user ids: each GET carries user_id of one at random")
 	tokens := flag.String("tokens", "", "file of bearer tokens: each GET carries one at random")
 	rate := flag.Int("rate", 1000, "requests per second")
@@ -67,6 +69,7 @@ func main() {
 	g := &generator{base: *url, run: *run}
 	g.posts = lines(*reactions)
 	g.messages = lines(*mix)
+	g.paths = lines(*paths)
 	g.readers, g.tokens = lines(*readers), lines(*tokens)
 	fmt.Println(send(g.next, *rate, *duration, *conns, *late))
 }
@@ -173,6 +176,7 @@ type generator struct {
 	base            string
 	run             string
 	posts, messages []string // -reactions, -mix
+	paths           []string // -paths
 	readers, tokens []string
 	n               atomic.Int64
 }
@@ -190,6 +194,8 @@ func (g *generator) next() *http.Request {
 		default:
 			return g.react(g.messages, g.base)
 		}
+	case g.paths != nil:
+		return g.read(g.base + g.paths[rand.IntN(len(g.paths))])
 	}
 	return g.read(g.base)
 }

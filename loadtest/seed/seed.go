@@ -358,8 +358,9 @@ func (p *plan) loadCounts(ctx context.Context, conn *pgx.Conn) error {
 	return nil
 }
 
-// insertReactions inserts the reactions of seed_counts, already projected
-// (projected_version = version, projected_score = score). The j-th
+// insertReactions inserts the reactions of seed_counts, already projected:
+// the caller keeps the trigger that records each change in
+// reaction_changes off meanwhile, so no change is pending. The j-th
 // reaction of message i has the key offset(i) + j*stride mod keys, all
 // distinct for j < keys: the key's range names the type, its place in the
 // range the user. Its time is after the message's, sooner rather than
@@ -384,8 +385,8 @@ func (p *plan) reactionsSQL() string {
 	}
 	key := fmt.Sprintf("((%s %% %d + j::bigint * %d) %% %d)", p.hashSQL("c.i", 7), p.keys, p.stride, p.keys)
 	return fmt.Sprintf(`
-		insert into reactions (id, message_id, user_id, type, score, created_at, updated_at, version, projected_version, projected_score)
-		select %s, x.message_id, 'user-' || (x.key - ($1::bigint[])[x.t]), ($2::text[])[x.t], x.score, %s, %s, 1, 1, x.score
+		insert into reactions (id, message_id, user_id, type, score, created_at, updated_at, version)
+		select %s, x.message_id, 'user-' || (x.key - ($1::bigint[])[x.t]), ($2::text[])[x.t], x.score, %s, %s, 1
 		from (
 			select c.id as message_id, %s as key, width_bucket(%s, $1::bigint[]) as t,
 				c.ms + 1 + floor((%d - c.ms - 1) * pow(%s, 3))::bigint as ms,

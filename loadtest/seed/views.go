@@ -9,19 +9,18 @@ import (
 
 // buildViewsSQL creates the view of every message that has none, computed
 // from its live reactions in one set-based statement: what the projection
-// would have written after folding every reaction (postgres.writeFold).
-// It is the one place that knows the read model's columns; when the
-// schema or the projection changes, change it here.
+// would have written after folding every reaction (postgres.writeFold),
+// in the compact forms of postgres/view_codec.go. It is the one place that
+// knows the read model's columns; when the schema or the projection
+// changes, change it here.
 //
-//   - reaction_count, reaction_counts and reaction_scores: per type, the
-//     number of live reactions and the sum of their scores;
-//   - reaction_groups: per type, {count, sum_scores, first_reaction_at,
-//     last_reaction_at}, the times in the layout Go writes them
-//     (messageapi.TimeLayout: UTC, milliseconds, "Z"), which is also what
+//   - reaction_count: the number of live reactions;
+//   - reaction_groups: per type, [count, sum_scores, first_ms, last_ms],
+//     the times in milliseconds since the Unix epoch, which is also what
 //     reconcile compares them with;
 //   - latest_reactions: the newest messageapi.InlineReactions (10), by
-//     created_at then id, both descending, each with the fields of
-//     messageapi.Reaction;
+//     created_at then id, both descending, each [id, user_id, type,
+//     score, created_ms], with updated_ms after it when it differs;
 //   - version: the number of live reactions, as if each had been folded
 //     on its own (a view's version rises by one a fold; any value works as
 //     long as later folds raise it).
@@ -35,20 +34,13 @@ import (
 // then) for one hash aggregate and one window over all reactions, sorted
 // and spilled to disk; the two gave the same views.
 const buildViewsSQL = `
-	insert into message_views
-		(message_id, reaction_count, reaction_counts, reaction_scores, reaction_groups, latest_reactions, version)
-	select m.id,
-		coalesce(a.count, 0), coalesce(a.counts, '{}'), coalesce(a.scores, '{}'), coalesce(a.groups, '{}'),
-		coalesce(l.latest, '[]'), coalesce(a.count, 0)
+	insert into message_views (message_id, reaction_count, reaction_groups, latest_reactions, version)
+	select m.id, coalesce(a.count, 0), coalesce(a.groups, '{}'), coalesce(l.latest, '[]'), coalesce(a.count, 0)
 	from messages m
 	left join lateral (
 		select sum(c)::bigint as count,
-			jsonb_object_agg(type, c) as counts,
-			jsonb_object_agg(type, s) as scores,
-			jsonb_object_agg(type, jsonb_build_object(
-				'count', c, 'sum_scores', s,
-				'first_reaction_at', to_char(f at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-				'last_reaction_at', to_char(l at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))) as groups
+			jsonb_object_agg(type, jsonb_build_array(c, s,
+				floor(extract(epoch from f) * 1000)::bigint, floor(extract(epoch from l) * 1000)::bigint)) as groups
 		from (
 			select type, count(*) as c, sum(score) as s, min(created_at) as f, max(created_at) as l
 			from reactions r
@@ -57,10 +49,11 @@ const buildViewsSQL = `
 		) t
 	) a on true
 	left join lateral (
-		select jsonb_agg(jsonb_build_object(
-				'id', id, 'message_id', message_id, 'user_id', user_id, 'type', type, 'score', score,
-				'created_at', to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-				'updated_at', to_char(updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+		select jsonb_agg(
+				case when updated_at = created_at
+				then jsonb_build_array(id, user_id, type, score, floor(extract(epoch from created_at) * 1000)::bigint)
+				else jsonb_build_array(id, user_id, type, score, floor(extract(epoch from created_at) * 1000)::bigint,
+					floor(extract(epoch from updated_at) * 1000)::bigint) end
 				order by created_at desc, id desc) as latest
 		from (
 			select * from reactions r
