@@ -223,7 +223,7 @@ func TestPageCacheLateMessageDuringAnExtensionLeavesNoHole(t *testing.T) {
 			c := redistest.NewClient(t)
 			pc := pagecache.New(c, pagecache.Config{ChannelPages: 3, PageSize: 2, TTL: time.Minute})
 			other := pagecache.New(c, pagecache.Config{ChannelPages: 3, PageSize: 2, TTL: time.Minute}) // another API process
-			vs := inChannel("x", 12) // oldest first; vs[4] and vs[5] commit late
+			vs := inChannel("x", 12)                                                                    // oldest first; vs[4] and vs[5] commit late
 			lates := []messageapi.MessageView{vs[4], vs[5]}
 			var committed []messageapi.MessageView
 			for i, v := range vs {
@@ -237,7 +237,9 @@ func TestPageCacheLateMessageDuringAnExtensionLeavesNoHole(t *testing.T) {
 				got, err := pc.Latest(ctx, r, load)
 				return texts(got), err
 			}
-			read := func(r messageapi.MessageRange, load messageapi.LoadViews) (string, error) { return readFrom(pc, r, load) }
+			read := func(r messageapi.MessageRange, load messageapi.LoadViews) (string, error) {
+				return readFrom(pc, r, load)
+			}
 			truth := func(offset, limit int) string {
 				all := newestFirst(vs)
 				return texts(all[offset:min(len(all), offset+limit)])
