@@ -266,3 +266,78 @@ func sortedKeys(set map[string]bool) []string {
 	slices.Sort(keys)
 	return keys
 }
+
+// FoldLatest brings v.Reactions, the newest live reactions of v's message
+// (at most InlineReactions, newest first by created_at then id), up to
+// date with the states of some of its reactions, read by a fold under
+// their row locks: a live reaction takes its place (a re-score in place, a
+// revived one at its new time), a deleted one leaves. A fold so reads no
+// reaction it did not change. It reports whether the list must be read
+// again instead: when a reaction left a full list, the one that now
+// belongs at its end is one no state names.
+func (v *MessageView) FoldLatest(states []ReactionState) (reread bool) {
+	full := len(v.Reactions) >= InlineReactions
+	for _, r := range latestStates(states) {
+		if r.MessageID != v.ID {
+			continue
+		}
+		if i := slices.IndexFunc(v.Reactions, func(x Reaction) bool { return x.ID == r.ID }); i >= 0 {
+			v.Reactions = slices.Delete(v.Reactions, i, i+1)
+			if r.Deleted && full {
+				reread = true
+			}
+		}
+		if !r.Deleted {
+			v.Reactions = append(v.Reactions, Reaction{
+				ID: r.ID, MessageID: r.MessageID, UserID: r.UserID, Type: r.Type, Score: r.Score,
+				CreatedAt: NewTime(r.CreatedAt), UpdatedAt: NewTime(r.UpdatedAt),
+			})
+		}
+	}
+	slices.SortFunc(v.Reactions, func(a, b Reaction) int {
+		return cmp.Or(b.CreatedAt.Compare(a.CreatedAt.Time), cmp.Compare(b.ID, a.ID))
+	})
+	if len(v.Reactions) > InlineReactions {
+		v.Reactions = v.Reactions[:InlineReactions]
+	}
+	return reread
+}
+
+// FoldGroupTimes moves the first and latest reaction times of v's groups
+// for the new live reactions among states (those the view did not count
+// before), and returns the types whose times must be read again: where a
+// reaction the view counted changed (a revive moves its time, and the old
+// one is not known) or was deleted (it may have been the first or the
+// latest). Call it after Apply, so that the groups are those of after the
+// fold.
+func (v *MessageView) FoldGroupTimes(states []ReactionState) (reread []string) {
+	again := map[string]bool{}
+	for _, r := range latestStates(states) {
+		if r.MessageID != v.ID || r.Version == r.ProjectedVersion {
+			continue
+		}
+		g, ok := v.ReactionGroups[r.Type]
+		switch {
+		case r.Deleted || r.ProjectedScore > 0:
+			again[r.Type] = true
+			continue
+		case !ok:
+			continue
+		}
+		t := NewTime(r.CreatedAt)
+		if g.FirstReactionAt.IsZero() || t.Before(g.FirstReactionAt.Time) {
+			g.FirstReactionAt = t
+		}
+		if g.LastReactionAt.IsZero() || t.After(g.LastReactionAt.Time) {
+			g.LastReactionAt = t
+		}
+		v.ReactionGroups[r.Type] = g
+	}
+	for t := range again {
+		if _, ok := v.ReactionGroups[t]; ok {
+			reread = append(reread, t)
+		}
+	}
+	slices.Sort(reread)
+	return reread
+}

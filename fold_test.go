@@ -358,3 +358,98 @@ func TestViewGroups(t *testing.T) {
 		t.Errorf("groups %+v counts %v after the last reaction went", v.ReactionGroups, v.ReactionCounts)
 	}
 }
+
+// at makes a state created and updated at minute min.
+func at(r messageapi.ReactionState, min int) messageapi.ReactionState {
+	r.CreatedAt = time.Date(2026, 12, 1, 0, min, 0, 0, time.UTC)
+	r.UpdatedAt = r.CreatedAt
+	return r
+}
+
+// ids lists the ids of reactions, in order.
+func ids(rs []messageapi.Reaction) string {
+	s := make([]string, len(rs))
+	for i, r := range rs {
+		s[i] = r.ID
+	}
+	return fmt.Sprint(s)
+}
+
+// TestFoldLatest: a fold keeps the newest reactions without reading the
+// others: new ones take their place, re-scores stay where they are,
+// revives move to their new time, deletes leave, and a delete from a full
+// list asks for a read, since the next newest is not among the states.
+func TestFoldLatest(t *testing.T) {
+	view := func(n int) messageapi.MessageView {
+		v := messageapi.MessageView{Message: messageapi.Message{ID: "m"}}
+		for i := n; i >= 1; i-- { // newest first: r<n> at minute n
+			v.Reactions = append(v.Reactions, messageapi.Reaction{ID: fmt.Sprintf("r%02d", i), MessageID: "m",
+				CreatedAt: messageapi.NewTime(time.Date(2026, 12, 1, 0, i, 0, 0, time.UTC))})
+		}
+		return v
+	}
+	tests := []struct {
+		name       string
+		before     int
+		states     []messageapi.ReactionState
+		want       string
+		wantReread bool
+	}{
+		{"new into an empty list", 0, []messageapi.ReactionState{at(row("r01", "m", "like", 1, false, 1, 0, 0), 1)}, "[r01]", false},
+		{"new on top of a full list drops the oldest", 10, []messageapi.ReactionState{at(row("r20", "m", "like", 1, false, 1, 0, 0), 20)},
+			"[r20 r10 r09 r08 r07 r06 r05 r04 r03 r02]", false},
+		{"a late commit older than a full list stays out", 10, []messageapi.ReactionState{at(row("r00", "m", "like", 1, false, 1, 0, 0), 0)},
+			"[r10 r09 r08 r07 r06 r05 r04 r03 r02 r01]", false},
+		{"a late commit fits a short list in time order", 3, []messageapi.ReactionState{at(row("r00", "m", "like", 1, false, 1, 0, 0), 0)},
+			"[r03 r02 r01 r00]", false},
+		{"a re-score stays in place", 3, []messageapi.ReactionState{at(row("r02", "m", "like", 9, false, 2, 0, 1), 2)}, "[r03 r02 r01]", false},
+		{"a revive moves to its new time", 3, []messageapi.ReactionState{at(row("r01", "m", "like", 1, false, 3, 0, 1), 30)}, "[r01 r03 r02]", false},
+		{"a delete from a short list", 3, []messageapi.ReactionState{at(row("r02", "m", "like", 1, true, 2, 0, 1), 2)}, "[r03 r01]", false},
+		{"a delete from a full list asks for a read", 10, []messageapi.ReactionState{at(row("r05", "m", "like", 1, true, 2, 0, 1), 5)},
+			"[r10 r09 r08 r07 r06 r04 r03 r02 r01]", true},
+		{"a delete of a reaction not listed", 10, []messageapi.ReactionState{at(row("r77", "m", "like", 1, true, 2, 0, 1), 0)},
+			"[r10 r09 r08 r07 r06 r05 r04 r03 r02 r01]", false},
+		{"posted and deleted between folds: never listed", 2, []messageapi.ReactionState{
+			at(row("r05", "m", "like", 1, false, 1, 0, 0), 5), at(row("r05", "m", "like", 1, true, 2, 0, 0), 5)}, "[r02 r01]", false},
+		{"another message's state is ignored", 2, []messageapi.ReactionState{at(row("r09", "other", "like", 1, false, 1, 0, 0), 9)}, "[r02 r01]", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := view(tt.before)
+			reread := v.FoldLatest(tt.states)
+			if got := ids(v.Reactions); got != tt.want || reread != tt.wantReread {
+				t.Errorf("latest = %s, reread %v; want %s, %v", got, reread, tt.want, tt.wantReread)
+			}
+		})
+	}
+}
+
+// TestFoldGroupTimes: new reactions move a group's times without a read;
+// a changed or deleted counted reaction, or any delete, asks for one.
+func TestFoldGroupTimes(t *testing.T) {
+	minute := func(m int) messageapi.Time { return messageapi.NewTime(time.Date(2026, 12, 1, 0, m, 0, 0, time.UTC)) }
+	v := messageapi.MessageView{Message: messageapi.Message{ID: "m"}, ReactionGroups: map[string]messageapi.ReactionGroup{
+		"like": {Count: 3, SumScores: 3, FirstReactionAt: minute(5), LastReactionAt: minute(10)},
+		"love": {Count: 1, SumScores: 1, FirstReactionAt: minute(7), LastReactionAt: minute(7)},
+		"new":  {Count: 1, SumScores: 1}, // made by Apply in this fold
+		"wow":  {Count: 2, SumScores: 2, FirstReactionAt: minute(1), LastReactionAt: minute(2)},
+	}}
+	reread := v.FoldGroupTimes([]messageapi.ReactionState{
+		at(row("a", "m", "like", 1, false, 1, 0, 0), 12), // later than the latest
+		at(row("b", "m", "like", 1, false, 1, 0, 0), 3),  // earlier than the first
+		at(row("c", "m", "new", 1, false, 1, 0, 0), 8),
+		at(row("d", "m", "love", 4, false, 2, 0, 1), 30), // counted: a re-score or a revive
+		at(row("e", "m", "wow", 1, true, 2, 0, 1), 1),    // a delete
+		at(row("f", "m", "gone", 1, true, 2, 0, 1), 1),   // a delete that emptied its group
+		at(row("g", "m", "like", 1, false, 4, 4, 1), 99), // folded already: nothing
+	})
+	if fmt.Sprint(reread) != "[love wow]" {
+		t.Errorf("reread = %v, want [love wow]", reread)
+	}
+	want := map[string][2]messageapi.Time{"like": {minute(3), minute(12)}, "new": {minute(8), minute(8)}, "love": {minute(7), minute(7)}}
+	for typ, w := range want {
+		if g := v.ReactionGroups[typ]; !g.FirstReactionAt.Equal(w[0].Time) || !g.LastReactionAt.Equal(w[1].Time) {
+			t.Errorf("%s: first %v last %v, want %v %v", typ, g.FirstReactionAt, g.LastReactionAt, w[0], w[1])
+		}
+	}
+}

@@ -156,11 +156,16 @@ func (p *Projector) fold(ctx context.Context, op string, ids []string, reportSki
 	var res messageapi.FoldResult
 	err := pgx.BeginFunc(ctx, p.db.pool, func(tx pgx.Tx) error {
 		res = messageapi.FoldResult{}
+		// Only rows with a recorded change are locked: a second delivery
+		// of a folded change costs a probe, not a row lock (a write to
+		// the row's page). A change committed after this statement began
+		// is not seen here; its own stream entry, or the sweeper, brings
+		// it.
 		states, all, err := lockStates(ctx, tx, `
-			select id::text from reactions
-			where id = any($1::uuid[])
-			order by id
-			for update skip locked`, []any{ids}, `r.id = any($1::uuid[])`, ids)
+			select r.id::text from reactions r
+			where r.id = any($1::uuid[]) and exists (select from reaction_changes c where c.reaction_id = r.id)
+			order by r.id
+			for update of r skip locked`, []any{ids}, `r.id = any($1::uuid[])`, ids)
 		if err != nil {
 			return err
 		}
@@ -170,7 +175,7 @@ func (p *Projector) fold(ctx context.Context, op string, ids []string, reportSki
 		if len(states) == 0 {
 			return nil
 		}
-		views, err := lockViews(ctx, tx, messageapi.FoldReactions(states).Messages, true)
+		views, err := lockViews(ctx, tx, messageapi.FoldReactions(states).Messages, true, true)
 		if err != nil {
 			return err
 		}
@@ -194,7 +199,7 @@ func (p *Projector) fold(ctx context.Context, op string, ids []string, reportSki
 		}
 		f := messageapi.FoldReactions(kept)
 		res.Changes = f.Changes
-		res.Views, err = writeFold(ctx, tx, f, views, false, stateIDs(kept))
+		res.Views, err = writeFold(ctx, tx, f, views, false, kept)
 		return err
 	})
 	if err != nil {
@@ -231,16 +236,38 @@ func stateIDs(states []messageapi.ReactionState) []string {
 
 // writeFold applies f inside tx to views, the locked views of the messages
 // it touches (more are ignored): it applies the deltas (to emptied views
-// when rebuild is set), re-reads their latest reactions, and writes the
-// views, the purges and the settling of settled in one round trip.
-// settled are the reactions, locked by tx, whose current state the views
-// now count: their records leave reaction_changes. Nothing else of
-// reactions is written. It returns the views it wrote.
-func writeFold(ctx context.Context, tx pgx.Tx, f messageapi.Fold, locked []messageapi.MessageView, rebuild bool, settled []string) ([]messageapi.MessageView, error) {
+// when rebuild is set), brings their latest reactions and group times up
+// to date, and writes the views, the purges and the settling of states in
+// one round trip. states are the reaction rows, locked by tx, whose
+// current state the views now count: their records leave
+// reaction_changes. Nothing else of reactions is written.
+//
+// A fold moves the latest reactions and the group times by the states it
+// holds (MessageView.FoldLatest, FoldGroupTimes), and reads reactions only
+// where those cannot tell: a delete from a full list of latest reactions,
+// the times of a group whose counted reaction changed or left. A rebuild
+// reads them all. It returns the views it wrote.
+func writeFold(ctx context.Context, tx pgx.Tx, f messageapi.Fold, locked []messageapi.MessageView, rebuild bool, states []messageapi.ReactionState) ([]messageapi.MessageView, error) {
 	views := make([]messageapi.MessageView, 0, len(f.Messages))
 	for _, v := range locked {
 		if _, touched := slices.BinarySearch(f.Messages, v.ID); touched {
 			views = append(views, v)
+		}
+	}
+	var latestOf []int
+	times := f.Touched
+	if rebuild {
+		latestOf = make([]int, len(views))
+		for i := range views {
+			latestOf[i] = i
+		}
+	} else {
+		times = nil
+	}
+	byMessage := make(map[string][]messageapi.ReactionState, len(views))
+	if !rebuild {
+		for _, r := range states {
+			byMessage[r.MessageID] = append(byMessage[r.MessageID], r)
 		}
 	}
 	for i := range views {
@@ -249,8 +276,18 @@ func writeFold(ctx context.Context, tx pgx.Tx, f messageapi.Fold, locked []messa
 		}
 		views[i].Apply(f.Deltas)
 		views[i].Version++
+		if rebuild {
+			continue
+		}
+		own := byMessage[views[i].ID]
+		if views[i].FoldLatest(own) {
+			latestOf = append(latestOf, i)
+		}
+		for _, typ := range views[i].FoldGroupTimes(own) {
+			times = append(times, messageapi.ReactionKey{MessageID: views[i].ID, Type: typ})
+		}
 	}
-	if err := reread(ctx, tx, views, f.Touched); err != nil {
+	if err := reread(ctx, tx, views, latestOf, times); err != nil {
 		return nil, err
 	}
 	b := &pgx.Batch{}
@@ -260,8 +297,8 @@ func writeFold(ctx context.Context, tx pgx.Tx, f messageapi.Fold, locked []messa
 	if len(f.Purged) > 0 {
 		b.Queue(`delete from reactions where id = any($1::uuid[])`, f.Purged)
 	}
-	if len(settled) > 0 {
-		b.Queue(`delete from reaction_changes where reaction_id = any($1::uuid[])`, settled)
+	if len(states) > 0 {
+		b.Queue(`delete from reaction_changes where reaction_id = any($1::uuid[])`, stateIDs(states))
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("write views: %w", err)
@@ -269,8 +306,10 @@ func writeFold(ctx context.Context, tx pgx.Tx, f messageapi.Fold, locked []messa
 	return views, nil
 }
 
-// lockViews locks and reads the views of messageIDs, which must be sorted;
-// with skipLocked it leaves out the views another transaction holds.
+// lockViews locks and reads the views of messageIDs, which must be sorted,
+// with their latest reactions when withLatest is set (a rebuild reads them
+// again, so it need not decode them); with skipLocked it leaves out the
+// views another transaction holds.
 //
 // The views are read by a second statement, after the first has locked
 // them: an edit or a delete changes the message and raises its view's
@@ -279,7 +318,11 @@ func writeFold(ctx context.Context, tx pgx.Tx, f messageapi.Fold, locked []messa
 // waiting for such a change, see the view's new version (a locked row is
 // re-read) beside the message's old text, and a cache would keep that
 // old text under the newer version.
-func lockViews(ctx context.Context, tx pgx.Tx, messageIDs []string, skipLocked bool) ([]messageapi.MessageView, error) {
+func lockViews(ctx context.Context, tx pgx.Tx, messageIDs []string, skipLocked, withLatest bool) ([]messageapi.MessageView, error) {
+	columns := foldViewColumns
+	if withLatest {
+		columns = viewColumns
+	}
 	lock := "for update"
 	if skipLocked {
 		lock += " skip locked"
@@ -296,7 +339,7 @@ func lockViews(ctx context.Context, tx pgx.Tx, messageIDs []string, skipLocked b
 		return err
 	})
 	b.Queue(`
-		select `+viewColumns+`
+		select `+columns+`
 		from message_views v join messages m on m.id = v.message_id
 		where v.message_id = any($1::uuid[])
 		order by v.message_id`, messageIDs).Query(func(rows pgx.Rows) (err error) {
@@ -318,24 +361,25 @@ func lockViews(ctx context.Context, tx pgx.Tx, messageIDs []string, skipLocked b
 	return kept, nil
 }
 
-// reread sets what a view holds that is not a delta, in one round trip:
-// each view's latest reactions (the newest ten of each type, merged, per
-// message: cheaper than patching the list and always right after a
-// delete), and
-// the first and latest reaction times of the touched groups (two index
-// probes a group, each an ordered scan of one row: min and max in a
-// lateral subquery would read every reaction of the group; they are
-// re-read since deleting the first reaction of a type moves its
-// first_reaction_at to a reaction no change names). It runs after the
-// views are locked, so a later fold of the same message re-reads after
-// this one commits.
-func reread(ctx context.Context, tx pgx.Tx, views []messageapi.MessageView, touched []messageapi.ReactionKey) error {
-	ids := make([]string, len(views))
+// reread reads what a fold could not move by the states it holds, in one
+// round trip: the latest reactions of views[latestOf] (the newest ten of
+// each type, merged, per message), and the first and latest reaction
+// times of the groups touched (two index probes a group, each an ordered
+// scan of one row: min and max in a lateral subquery would read every
+// reaction of the group). It runs after the views are locked, so a later
+// fold of the same message reads after this one commits.
+func reread(ctx context.Context, tx pgx.Tx, views []messageapi.MessageView, latestOf []int, touched []messageapi.ReactionKey) error {
+	if len(latestOf) == 0 && len(touched) == 0 {
+		return nil
+	}
+	ids := make([]string, len(latestOf))
 	byID := make(map[string]*messageapi.MessageView, len(views))
 	for i := range views {
-		ids[i] = views[i].ID
-		views[i].Reactions = []messageapi.Reaction{}
 		byID[views[i].ID] = &views[i]
+	}
+	for k, i := range latestOf {
+		ids[k] = views[i].ID
+		views[i].Reactions = []messageapi.Reaction{}
 	}
 	var keyIDs, keyTypes []string
 	for _, k := range touched {

@@ -101,7 +101,7 @@ func (pr *Projector) rebuild(ctx context.Context, messageID string) (view messag
 		if err != nil {
 			return err
 		}
-		before, err := lockViews(ctx, tx, []string{messageID}, false)
+		before, err := lockViews(ctx, tx, []string{messageID}, false, false)
 		if err != nil {
 			return err
 		}
@@ -134,7 +134,7 @@ func (pr *Projector) rebuild(ctx context.Context, messageID string) (view messag
 		if !slices.Contains(f.Messages, messageID) { // no reactions at all: still empty the view
 			f.Messages = append(f.Messages, messageID)
 		}
-		views, err := writeFold(ctx, tx, f, before, true, stateIDs(locked))
+		views, err := writeFold(ctx, tx, f, before, true, locked)
 		if err != nil {
 			return err
 		}

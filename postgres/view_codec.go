@@ -81,8 +81,14 @@ func encodeGroups(groups map[string]messageapi.ReactionGroup) []byte {
 // message ids in the compact one: setMessage fills them in.
 type storedReactions []messageapi.Reaction
 
-// UnmarshalJSON reads both forms of latest_reactions.
+// UnmarshalJSON reads both forms of latest_reactions: the compact one
+// with a scanner of its own (every page read from PostgreSQL decodes ten
+// of them a message), anything else with encoding/json.
 func (rs *storedReactions) UnmarshalJSON(b []byte) error {
+	if out, ok := scanCompactReactions(b); ok {
+		*rs = out
+		return nil
+	}
 	var raw []json.RawMessage
 	if err := json.Unmarshal(b, &raw); err != nil {
 		return fmt.Errorf("latest_reactions: %w", err)
@@ -173,4 +179,107 @@ func joinErrs(errs ...error) error {
 		}
 	}
 	return nil
+}
+
+// scanCompactReactions reads latest_reactions in the compact form, as
+// PostgreSQL writes jsonb out, and reports false for anything else (the
+// object form, a string with an escape, bad input), which the caller then
+// reads with encoding/json.
+func scanCompactReactions(b []byte) (storedReactions, bool) {
+	sc := scanner{b: b}
+	if !sc.byte('[') {
+		return nil, false
+	}
+	out := storedReactions{}
+	if sc.byte(']') {
+		return out, sc.end()
+	}
+	for {
+		var r messageapi.Reaction
+		var score, created int64
+		ok := sc.byte('[') && sc.str(&r.ID) && sc.byte(',') && sc.str(&r.UserID) && sc.byte(',') && sc.str(&r.Type) &&
+			sc.byte(',') && sc.int(&score) && sc.byte(',') && sc.int(&created)
+		if !ok {
+			return nil, false
+		}
+		r.Score = int(score)
+		updated := created
+		if sc.byte(',') && !sc.int(&updated) {
+			return nil, false
+		}
+		if !sc.byte(']') {
+			return nil, false
+		}
+		r.CreatedAt, r.UpdatedAt = fromMillis(created), fromMillis(updated)
+		out = append(out, r)
+		if sc.byte(']') {
+			return out, sc.end()
+		}
+		if !sc.byte(',') {
+			return nil, false
+		}
+	}
+}
+
+// scanner reads the few JSON tokens of the compact form.
+type scanner struct {
+	b []byte
+	i int
+}
+
+func (s *scanner) space() {
+	for s.i < len(s.b) && (s.b[s.i] == ' ' || s.b[s.i] == '\n' || s.b[s.i] == '\t' || s.b[s.i] == '\r') {
+		s.i++
+	}
+}
+
+// byte consumes c, after any space, if it is next.
+func (s *scanner) byte(c byte) bool {
+	s.space()
+	if s.i < len(s.b) && s.b[s.i] == c {
+		s.i++
+		return true
+	}
+	return false
+}
+
+// str reads a string without escapes.
+func (s *scanner) str(out *string) bool {
+	if !s.byte('"') {
+		return false
+	}
+	start := s.i
+	for s.i < len(s.b) && s.b[s.i] != '"' {
+		if s.b[s.i] == '\\' || s.b[s.i] < 0x20 {
+			return false
+		}
+		s.i++
+	}
+	if s.i == len(s.b) {
+		return false
+	}
+	*out = string(s.b[start:s.i])
+	s.i++
+	return true
+}
+
+// int reads an integer.
+func (s *scanner) int(out *int64) bool {
+	s.space()
+	start := s.i
+	if s.i < len(s.b) && s.b[s.i] == '-' {
+		s.i++
+	}
+	for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
+		s.i++
+	}
+	n, err := strconv.ParseInt(string(s.b[start:s.i]), 10, 64)
+	*out = n
+	return err == nil
+}
+
+// end reports whether nothing but space is left.
+func (s *scanner) end() bool {
+	s.space()
+	return s.i == len(s.b)
 }

@@ -73,6 +73,26 @@ func TestViewColumnsReadBothForms(t *testing.T) {
 			t.Errorf("%s groups = %+v, want %+v", name, gs, wantGroups)
 		}
 	}
+	// As PostgreSQL prints jsonb, spaced, and without escapes: the scanner
+	// of the compact form reads it, and agrees with encoding/json.
+	printed := `[["01a21b77-d1d3-73c2-b778-2c2b4f9f0587", "bob", "like", 5, 1795757167059, 1795757400001], ["id2", "carol", "clap", 1, 1795757167000]]`
+	fast, ok := scanCompactReactions([]byte(printed))
+	if !ok || len(fast) != 2 {
+		t.Fatalf("scanCompactReactions(%s) = %v, %v", printed, fast, ok)
+	}
+	var slow []json.RawMessage
+	if err := json.Unmarshal([]byte(printed), &slow); err != nil {
+		t.Fatal(err)
+	}
+	if fast[0].ID != wantReactions[0].ID || fast[0].Score != 5 || !fast[0].UpdatedAt.Equal(wantReactions[0].UpdatedAt.Time) ||
+		fast[1].UserID != "carol" || !fast[1].UpdatedAt.Equal(fast[1].CreatedAt.Time) {
+		t.Errorf("scanned %+v", fast)
+	}
+	for _, other := range []string{objectReactions, `[["a\"b", "u", "like", 1, 2]]`, `[["a", "u", "like", 1]]`, `[["a", "u", "like", 1, 2] x]`, `[`} {
+		if _, ok := scanCompactReactions([]byte(other)); ok {
+			t.Errorf("scanCompactReactions(%s) read it; want it left to encoding/json", other)
+		}
+	}
 	var empty storedReactions
 	if err := json.Unmarshal([]byte(`[]`), &empty); err != nil || empty.of(msg) == nil || len(empty.of(msg)) != 0 {
 		t.Errorf("[] = %#v, %v; want an empty, non-nil list", empty.of(msg), err)
