@@ -2,10 +2,8 @@ package postgres_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,99 +13,6 @@ import (
 	"messageapi/postgres"
 	"messageapi/postgres/postgrestest"
 )
-
-// queryLog records the queries a pool runs, for the plan guard.
-type queryLog struct {
-	mu      sync.Mutex
-	queries []loggedQuery
-}
-
-type loggedQuery struct {
-	sql  string
-	args []any
-}
-
-func (l *queryLog) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.queries = append(l.queries, loggedQuery{sql: d.SQL, args: d.Args})
-	return ctx
-}
-
-func (l *queryLog) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
-
-// The queries of a batch are recorded one by one, like the others.
-func (l *queryLog) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
-	return ctx
-}
-
-func (l *queryLog) TraceBatchQuery(_ context.Context, _ *pgx.Conn, d pgx.TraceBatchQueryData) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.queries = append(l.queries, loggedQuery{sql: d.SQL, args: d.Args})
-}
-
-func (l *queryLog) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
-
-// take returns the queries logged since the last take.
-func (l *queryLog) take() []loggedQuery {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	q := l.queries
-	l.queries = nil
-	return q
-}
-
-// planNode is the part of a node of EXPLAIN (ANALYZE, FORMAT JSON) that
-// says how many rows it read.
-type planNode struct {
-	NodeType       string     `json:"Node Type"`
-	Relation       string     `json:"Relation Name"`
-	Index          string     `json:"Index Name"`
-	ActualRows     float64    `json:"Actual Rows"`
-	ActualLoops    float64    `json:"Actual Loops"`
-	RemovedFilter  float64    `json:"Rows Removed by Filter"`
-	RemovedRecheck float64    `json:"Rows Removed by Index Recheck"`
-	Plans          []planNode `json:"Plans"`
-}
-
-// rowsRead sums, over the scans of a plan, the rows each read from a table
-// or an index: those it returned and those its filters threw away, over
-// all its loops. A bitmap heap scan counts the rows its index scan found,
-// so that index scan is not counted again.
-func rowsRead(n planNode, scans *[]string) float64 {
-	var read float64
-	switch n.NodeType {
-	case "Seq Scan", "Index Scan", "Index Only Scan", "Bitmap Heap Scan":
-		read = (n.ActualRows + n.RemovedFilter + n.RemovedRecheck) * n.ActualLoops
-		*scans = append(*scans, fmt.Sprintf("%s on %s %s: %.0f", n.NodeType, n.Relation, n.Index, read))
-	}
-	for _, c := range n.Plans {
-		if n.NodeType == "Bitmap Heap Scan" && c.NodeType == "Bitmap Index Scan" {
-			continue
-		}
-		read += rowsRead(c, scans)
-	}
-	return read
-}
-
-// explain runs q under EXPLAIN ANALYZE and returns the rows it read and
-// its scans, for the failure message.
-func explain(t *testing.T, conn *pgx.Conn, q loggedQuery) (float64, []string) {
-	t.Helper()
-	var out []byte
-	if err := conn.QueryRow(context.Background(), "explain (analyze, format json) "+q.sql, q.args...).Scan(&out); err != nil {
-		t.Fatalf("explain %s: %v", q.sql, err)
-	}
-	var plans []struct {
-		Plan planNode `json:"Plan"`
-	}
-	if err := json.Unmarshal(out, &plans); err != nil || len(plans) != 1 {
-		t.Fatalf("explain %s: %v (%s)", q.sql, err, out)
-	}
-	var scans []string
-	return rowsRead(plans[0].Plan, &scans), scans
-}
 
 // TestReadPlansStayBoundedOnAHotMessage is the guard against plan
 // regressions on hot data: one message holds tens of thousands of
@@ -120,7 +25,7 @@ func explain(t *testing.T, conn *pgx.Conn, q loggedQuery) (float64, []string) {
 func TestReadPlansStayBoundedOnAHotMessage(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	log := &queryLog{}
+	log := &postgrestest.QueryLog{}
 	url := postgrestest.NewSchema(t)
 	db := postgrestest.Open(t, url, postgres.Config{Tracer: log})
 	messages, reactions, projector := postgres.NewMessageStore(db), postgres.NewReactionStore(db), postgres.NewProjector(db)
@@ -219,7 +124,7 @@ func TestReadPlansStayBoundedOnAHotMessage(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			log.take()
+			log.Take()
 			_, err = projector.Project(ctx, []string{res.Reaction.ID})
 			return err
 		}
@@ -257,22 +162,22 @@ func TestReadPlansStayBoundedOnAHotMessage(t *testing.T) {
 	defer conn.Close(ctx)
 	check := func(stats string, reads []read) {
 		for _, r := range reads {
-			log.take()
+			log.Take()
 			if err := r.run(); err != nil {
 				t.Fatalf("%s: %v", r.name, err)
 			}
-			queries := log.take()
+			queries := log.Take()
 			if len(queries) == 0 {
 				t.Fatalf("%s ran no query", r.name)
 			}
 			for _, q := range queries {
-				if w := strings.ToLower(strings.TrimSpace(q.sql)); w == "begin" || w == "commit" {
+				if w := strings.ToLower(strings.TrimSpace(q.SQL)); w == "begin" || w == "commit" {
 					continue // the fold's transaction
 				}
-				rows, scans := explain(t, conn, q)
+				rows, scans := postgrestest.RowsRead(t, conn, q)
 				if rows > r.maxRows {
 					t.Errorf("%s statistics: %s read %.0f rows, more than %.0f:\n  %s\n%s", stats, r.name, rows, r.maxRows,
-						strings.Join(scans, "\n  "), strings.Join(strings.Fields(q.sql), " "))
+						strings.Join(scans, "\n  "), strings.Join(strings.Fields(q.SQL), " "))
 				}
 			}
 		}
