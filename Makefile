@@ -8,12 +8,12 @@
 
 GO ?= go
 
-.PHONY: run test test-fast check-cc services services-run services-test services-down build migrate vet staticcheck e2e-hurl fuzz
+.PHONY: run test test-fast check-cc check-promtool services services-run services-test services-down build migrate vet staticcheck e2e-hurl fuzz
 
 run: services-run
 	./scripts/run.sh
 
-test: check-cc services-test vet staticcheck
+test: check-cc check-promtool services-test vet staticcheck
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 # go test -race needs cgo, so a C compiler. Without one Go quietly turns
@@ -23,6 +23,12 @@ check-cc:
 		echo "make test needs a C compiler: $$cc is not installed (go test -race needs cgo); install it with: sudo apt-get install -y gcc" >&2; exit 1; }
 	@[ "$$($(GO) env CGO_ENABLED)" = 1 ] || { \
 		echo "make test needs cgo (go test -race), but CGO_ENABLED is 0: unset it, or set CGO_ENABLED=1" >&2; exit 1; }
+
+# deploy/'s tests run promtool on the Prometheus rules, and skip without
+# it; make test does not let them skip, so it names promtool first.
+check-promtool:
+	@command -v promtool >/dev/null || { \
+		echo "make test needs promtool, to check and test deploy/prometheus/rules.yml: it is not installed; install it with: sudo apt-get install -y prometheus" >&2; exit 1; }
 
 # The fast tier: the tests that need neither PostgreSQL nor Redis (the
 # others skip under -short; make test never passes it). Under 30 s warm.

@@ -678,6 +678,9 @@ func endToEnd(t *testing.T, s *stack) {
 		}
 	}
 
+	// Every metric the operator pack of deploy/ names is exported.
+	checkOperatorPack(t, s)
+
 	// ...reconcile finds every view right...
 	out := runOnce(t, "worker", s.env, "reconcile")
 	lines := strings.Split(strings.TrimSpace(out), "\n")

@@ -1016,6 +1016,27 @@ func TestMakeTestNamesTheCCompiler(t *testing.T) {
 	}
 }
 
+// TestMakeTestNamesPromtool: the tests of deploy/ need promtool to check
+// the Prometheus rules; without it make test fails first, naming it and
+// the package that has it. With it it passes the check.
+func TestMakeTestNamesPromtool(t *testing.T) {
+	t.Parallel()
+	makeBin, err := exec.LookPath("make")
+	if err != nil {
+		t.Fatalf("make is needed: %v", err)
+	}
+	r := run(t, time.Minute, env(pathOnly(t)), makeBin, "-s", "check-promtool")
+	if r.code == 0 || !strings.Contains(r.out, "needs promtool") || !strings.Contains(r.out, "apt-get install -y prometheus") {
+		t.Errorf("without promtool: exit %d; want a failure naming promtool and its package; output:\n%s", r.code, r.out)
+	}
+	if _, err := exec.LookPath("promtool"); err != nil {
+		t.Fatalf("promtool is needed by make test itself: %v", err)
+	}
+	if r = run(t, time.Minute, env(pathOnly(t, "promtool")), makeBin, "-s", "check-promtool"); r.code != 0 {
+		t.Errorf("with promtool installed: exit %d; output:\n%s", r.code, r.out)
+	}
+}
+
 // ---------------------------------------------------------------------------
 // e2e.hurl and scripts/e2e-hurl.sh
 
