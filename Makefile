@@ -25,8 +25,12 @@ check-cc:
 		echo "make test needs cgo (go test -race), but CGO_ENABLED is 0: unset it, or set CGO_ENABLED=1" >&2; exit 1; }
 
 # deploy/'s tests run promtool on the Prometheus rules, and skip without
-# it; make test does not let them skip, so it names promtool first.
+# it; make test does not let them skip. As root on Debian it installs the
+# package that has it; elsewhere it names it.
 check-promtool:
+	@command -v promtool >/dev/null || ! command -v apt-get >/dev/null || [ "$$(id -u 2>/dev/null)" != 0 ] || { \
+		echo "make test: installing promtool (apt-get install -y prometheus)" >&2; \
+		apt-get install -y -qq prometheus >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq prometheus >/dev/null; }; }
 	@command -v promtool >/dev/null || { \
 		echo "make test needs promtool, to check and test deploy/prometheus/rules.yml: it is not installed; install it with: sudo apt-get install -y prometheus" >&2; exit 1; }
 
