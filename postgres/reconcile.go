@@ -110,14 +110,15 @@ func (pr *Projector) rebuild(ctx context.Context, messageID string) (view messag
 		}
 		// Reactions created after the locking read above were not locked by
 		// it, and a fold may have counted them before this transaction took
-		// the view. Read them now, under the view lock: what was folded is
-		// visible (a live reaction without a pending change), and a fold
-		// still waiting for the view will apply its change on top of what is
-		// counted here.
+		// the view. Read them now, under the view lock: what the views count
+		// of each is visible (its base score while a change is pending, a
+		// live reaction's score when none is), and a fold still waiting for
+		// the view will apply its change on top of what is counted here.
 		rows, err := tx.Query(ctx, `
 			select `+stateColumns+`
 			from `+statesFrom+`
-			where r.message_id = $1 and not (r.id = any($2::uuid[])) and c.reaction_id is null and r.deleted_at is null`,
+			where r.message_id = $1 and not (r.id = any($2::uuid[]))
+				and case when c.reaction_id is not null then c.base_score > 0 else r.deleted_at is null end`,
 			messageID, stateIDs(locked))
 		if err != nil {
 			return fmt.Errorf("read kept reactions: %w", err)

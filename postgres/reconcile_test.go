@@ -69,14 +69,20 @@ func TestReconcileKeepsChangesFoldedWhileItWaits(t *testing.T) {
 	}()
 	waitBlockedBy(t, f, holderPID)
 	f.project(t, f.put(t, m, "u2", "like", 5)) // written and folded meanwhile
+	// Written, folded, then changed again meanwhile: counted at 4, its
+	// re-score to 6 pending.
+	rescored := f.put(t, m, "u3", "like", 4)
+	f.project(t, rescored)
+	f.put(t, m, "u3", "like", 6)
 	if err := holder.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+	f.project(t, rescored)
 	if res, err := f.projector.Sweep(ctx, messageapi.SweepParams{Limit: 100}); err != nil || res.Folded != 0 {
 		t.Fatalf("Sweep = %d, %v; want nothing left", res.Folded, err)
 	}
-	wantCounts(t, f.view(t, m), map[string]int64{"like": 2}, map[string]int64{"like": 7})
+	wantCounts(t, f.view(t, m), map[string]int64{"like": 3}, map[string]int64{"like": 13})
 }
