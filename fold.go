@@ -277,6 +277,7 @@ func sortedKeys(set map[string]bool) []string {
 // belongs at its end is one no state names.
 func (v *MessageView) FoldLatest(states []ReactionState) (reread bool) {
 	full := len(v.Reactions) >= InlineReactions
+	var moved []string // listed reactions that take a new place
 	for _, r := range latestStates(states) {
 		if r.MessageID != v.ID {
 			continue
@@ -285,6 +286,8 @@ func (v *MessageView) FoldLatest(states []ReactionState) (reread bool) {
 			v.Reactions = slices.Delete(v.Reactions, i, i+1)
 			if r.Deleted && full {
 				reread = true
+			} else if !r.Deleted {
+				moved = append(moved, r.ID)
 			}
 		}
 		if !r.Deleted {
@@ -297,6 +300,17 @@ func (v *MessageView) FoldLatest(states []ReactionState) (reread bool) {
 	slices.SortFunc(v.Reactions, func(a, b Reaction) int {
 		return cmp.Or(b.CreatedAt.Compare(a.CreatedAt.Time), cmp.Compare(b.ID, a.ID))
 	})
+	if full {
+		// A listed reaction revived at an earlier time (another host's
+		// clock) that now ends the list, or falls off it, may be older
+		// than a reaction the list never held.
+		last := min(len(v.Reactions), InlineReactions) - 1
+		for _, id := range moved {
+			if i := slices.IndexFunc(v.Reactions, func(x Reaction) bool { return x.ID == id }); i >= last {
+				reread = true
+			}
+		}
+	}
 	if len(v.Reactions) > InlineReactions {
 		v.Reactions = v.Reactions[:InlineReactions]
 	}
@@ -304,12 +318,12 @@ func (v *MessageView) FoldLatest(states []ReactionState) (reread bool) {
 }
 
 // FoldGroupTimes moves the first and latest reaction times of v's groups
-// for the new live reactions among states (those the view did not count
-// before), and returns the types whose times must be read again: where a
-// reaction the view counted changed (a revive moves its time, and the old
-// one is not known) or was deleted (it may have been the first or the
-// latest). Call it after Apply, so that the groups are those of after the
-// fold.
+// for the reactions among states that were just inserted (version 1),
+// and returns the types whose times must be read again: where a reaction
+// that existed before changed (a revive moves its time, and the old one,
+// which a read may have taken for the group's even before its fold, is
+// not known) or was deleted (it may have been the first or the latest).
+// Call it after Apply, so that the groups are those of after the fold.
 func (v *MessageView) FoldGroupTimes(states []ReactionState) (reread []string) {
 	again := map[string]bool{}
 	for _, r := range latestStates(states) {
@@ -318,7 +332,11 @@ func (v *MessageView) FoldGroupTimes(states []ReactionState) (reread []string) {
 		}
 		g, ok := v.ReactionGroups[r.Type]
 		switch {
-		case r.Deleted || r.ProjectedScore > 0:
+		case r.Deleted || r.ProjectedScore > 0 || r.Version > 1:
+			// A delete, or a change of a reaction that existed before
+			// (a re-score, a revive): its old time may be the group's,
+			// and it is not known. Only a first insert (version 1)
+			// just widens the times.
 			again[r.Type] = true
 			continue
 		case !ok:

@@ -407,6 +407,8 @@ func TestFoldLatest(t *testing.T) {
 		{"a delete from a short list", 3, []messageapi.ReactionState{at(row("r02", "m", "like", 1, true, 2, 0, 1), 2)}, "[r03 r01]", false},
 		{"a delete from a full list asks for a read", 10, []messageapi.ReactionState{at(row("r05", "m", "like", 1, true, 2, 0, 1), 5)},
 			"[r10 r09 r08 r07 r06 r04 r03 r02 r01]", true},
+		{"a revive at an earlier time (another host's clock) to the end of a full list asks for a read", 10,
+			[]messageapi.ReactionState{at(row("r05", "m", "like", 1, false, 3, 0, 1), 0)}, "[r10 r09 r08 r07 r06 r04 r03 r02 r01 r05]", true},
 		{"a delete of a reaction not listed", 10, []messageapi.ReactionState{at(row("r77", "m", "like", 1, true, 2, 0, 1), 0)},
 			"[r10 r09 r08 r07 r06 r05 r04 r03 r02 r01]", false},
 		{"posted and deleted between folds: never listed", 2, []messageapi.ReactionState{
@@ -442,9 +444,10 @@ func TestFoldGroupTimes(t *testing.T) {
 		at(row("e", "m", "wow", 1, true, 2, 0, 1), 1),    // a delete
 		at(row("f", "m", "gone", 1, true, 2, 0, 1), 1),   // a delete that emptied its group
 		at(row("g", "m", "like", 1, false, 4, 4, 1), 99), // folded already: nothing
+		at(row("h", "m", "new", 1, false, 3, 0, 0), 50),  // revived before its first fold: a read may have seen its old time
 	})
-	if fmt.Sprint(reread) != "[love wow]" {
-		t.Errorf("reread = %v, want [love wow]", reread)
+	if fmt.Sprint(reread) != "[love new wow]" {
+		t.Errorf("reread = %v, want [love new wow]", reread)
 	}
 	want := map[string][2]messageapi.Time{"like": {minute(3), minute(12)}, "new": {minute(8), minute(8)}, "love": {minute(7), minute(7)}}
 	for typ, w := range want {
