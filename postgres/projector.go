@@ -123,26 +123,34 @@ func (p *Projector) Project(ctx context.Context, reactionIDs []string) (messagea
 // behind by hand.
 func (p *Projector) Sweep(ctx context.Context, params messageapi.SweepParams) (messageapi.FoldResult, error) {
 	qctx, cancel := p.db.withTimeout(ctx)
-	rows, err := p.db.pool.Query(qctx, `
-		with due as (
+	defer cancel()
+	if _, err := p.db.pool.Exec(qctx, `
+		delete from reaction_changes c
+		where c.reaction_id in (
 			select reaction_id from reaction_changes
 			where changed_at <= now() - $1::interval
 			order by changed_at
-			limit $2
-		), gone as (
-			delete from reaction_changes c using due
-			where c.reaction_id = due.reaction_id
-				and not exists (select from reactions r where r.id = due.reaction_id)
-		)
-		select reaction_id::text from due order by reaction_id`, params.MinAge, params.Limit)
+			limit $2)
+			and not exists (select from reactions r where r.id = c.reaction_id)`, params.MinAge, params.Limit); err != nil {
+		return messageapi.FoldResult{}, translate(err, "sweep")
+	}
+	// The oldest records whose reactions no one holds: rows a frozen
+	// transaction keeps locked do not stop the sweep of the others.
+	rows, err := p.db.pool.Query(qctx, `
+		select r.id::text
+		from reaction_changes c join reactions r on r.id = c.reaction_id
+		where c.changed_at <= now() - $1::interval
+		order by c.changed_at
+		limit $2
+		for update of r skip locked`, params.MinAge, params.Limit)
 	var ids []string
 	if err == nil {
 		ids, err = pgx.CollectRows(rows, pgx.RowTo[string])
 	}
-	cancel()
 	if err != nil || len(ids) == 0 {
 		return messageapi.FoldResult{}, translate(err, "sweep")
 	}
+	slices.Sort(ids)
 	return p.fold(ctx, "sweep", ids, false)
 }
 

@@ -20,7 +20,7 @@
 alter table message_views drop column reaction_counts, drop column reaction_scores;
 
 create function compact_reaction_groups(groups jsonb) returns jsonb
-language sql immutable parallel safe as $$
+language sql stable parallel safe as $$
     select coalesce(jsonb_object_agg(g.key, case when jsonb_typeof(g.value) = 'object' then
         jsonb_build_array((g.value ->> 'count')::bigint, (g.value ->> 'sum_scores')::bigint,
             floor(extract(epoch from (g.value ->> 'first_reaction_at')::timestamptz) * 1000)::bigint,
