@@ -51,15 +51,7 @@ func (pr *Projector) reconcileCandidates(ctx context.Context, p messageapi.Recon
 			and compact_reaction_groups(v.reaction_groups) = coalesce(a.groups, '{}')
 		from message_views v
 		left join lateral (
-			select sum(c)::bigint as count,
-				jsonb_object_agg(type, jsonb_build_array(c, s,
-					floor(extract(epoch from f) * 1000)::bigint, floor(extract(epoch from l) * 1000)::bigint)) as groups
-			from (
-				select type, count(*) as c, sum(score) as s, min(created_at) as f, max(created_at) as l
-				from reactions r
-				where r.message_id = v.message_id and r.deleted_at is null
-				group by type
-			) t
+			`+CountedGroupsSQL("v.message_id")+`
 		) a on true
 		where v.message_id > $1
 		order by v.message_id
@@ -143,4 +135,22 @@ func (pr *Projector) rebuild(ctx context.Context, messageID string) (view messag
 		return nil
 	})
 	return view, drifted, translate(err, "reconcile message "+messageID)
+}
+
+// CountedGroupsSQL selects, for the message whose id the SQL expression
+// message names, what its view counts once every change is folded: the
+// number of live reactions (count) and the groups in their stored compact
+// form (groups, null without reactions), read per type over
+// reactions_message_type_latest_idx. Reconcile compares views with it, and
+// loadtest/seed writes views from it.
+func CountedGroupsSQL(message string) string {
+	return `select sum(c)::bigint as count,
+		jsonb_object_agg(type, jsonb_build_array(c, s,
+			floor(extract(epoch from f) * 1000)::bigint, floor(extract(epoch from l) * 1000)::bigint)) as groups
+	from (
+		select type, count(*) as c, sum(score) as s, min(created_at) as f, max(created_at) as l
+		from reactions r
+		where r.message_id = ` + message + ` and r.deleted_at is null
+		group by type
+	) t`
 }

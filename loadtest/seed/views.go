@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+
+	"messageapi/postgres"
 )
 
 // buildViewsSQL creates the view of every message that has none, computed
@@ -16,8 +18,8 @@ import (
 //
 //   - reaction_count: the number of live reactions;
 //   - reaction_groups: per type, [count, sum_scores, first_ms, last_ms],
-//     the times in milliseconds since the Unix epoch, which is also what
-//     reconcile compares them with;
+//     the times in milliseconds since the Unix epoch, from
+//     postgres.CountedGroupsSQL, which reconcile compares them with;
 //   - latest_reactions: the newest messageapi.InlineReactions (10), by
 //     created_at then id, both descending, each [id, user_id, type,
 //     score, created_ms], with updated_ms after it when it differs;
@@ -33,20 +35,12 @@ import (
 // reactions that took 57 s, against 231 s (on the shared machine, busier
 // then) for one hash aggregate and one window over all reactions, sorted
 // and spilled to disk; the two gave the same views.
-const buildViewsSQL = `
+var buildViewsSQL = `
 	insert into message_views (message_id, reaction_count, reaction_groups, latest_reactions, version)
 	select m.id, coalesce(a.count, 0), coalesce(a.groups, '{}'), coalesce(l.latest, '[]'), coalesce(a.count, 0)
 	from messages m
 	left join lateral (
-		select sum(c)::bigint as count,
-			jsonb_object_agg(type, jsonb_build_array(c, s,
-				floor(extract(epoch from f) * 1000)::bigint, floor(extract(epoch from l) * 1000)::bigint)) as groups
-		from (
-			select type, count(*) as c, sum(score) as s, min(created_at) as f, max(created_at) as l
-			from reactions r
-			where r.message_id = m.id and r.deleted_at is null
-			group by type
-		) t
+		` + postgres.CountedGroupsSQL("m.id") + `
 	) a on true
 	left join lateral (
 		select jsonb_agg(
