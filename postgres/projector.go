@@ -111,7 +111,7 @@ func (p *Projector) Project(ctx context.Context, reactionIDs []string) (messagea
 	ids := slices.Clone(reactionIDs)
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
-	return p.fold(ctx, "project", ids, true)
+	return p.fold(ctx, "project", func(context.Context, pgx.Tx) ([]string, error) { return ids, nil }, true)
 }
 
 // Sweep folds up to p.Limit reactions whose pending change, recorded in
@@ -134,36 +134,40 @@ func (p *Projector) Sweep(ctx context.Context, params messageapi.SweepParams) (m
 			and not exists (select from reactions r where r.id = c.reaction_id)`, params.MinAge, params.Limit); err != nil {
 		return messageapi.FoldResult{}, translate(err, "sweep")
 	}
-	// The oldest records whose reactions no one holds: rows a frozen
-	// transaction keeps locked do not stop the sweep of the others.
-	rows, err := p.db.pool.Query(qctx, `
-		select r.id::text
-		from reaction_changes c join reactions r on r.id = c.reaction_id
-		where c.changed_at <= now() - $1::interval
-		order by c.changed_at
-		limit $2
-		for update of r skip locked`, params.MinAge, params.Limit)
-	var ids []string
-	if err == nil {
-		ids, err = pgx.CollectRows(rows, pgx.RowTo[string])
-	}
-	if err != nil || len(ids) == 0 {
-		return messageapi.FoldResult{}, translate(err, "sweep")
-	}
-	slices.Sort(ids)
-	return p.fold(ctx, "sweep", ids, false)
+	// The oldest records whose reactions no one holds, locked in the
+	// fold's own transaction: rows a frozen transaction keeps locked do
+	// not stop the sweep of the others.
+	return p.fold(ctx, "sweep", func(ctx context.Context, tx pgx.Tx) ([]string, error) {
+		rows, err := tx.Query(ctx, `
+			select r.id::text
+			from reaction_changes c join reactions r on r.id = c.reaction_id
+			where c.changed_at <= now() - $1::interval
+			order by c.changed_at
+			limit $2
+			for update of r skip locked`, params.MinAge, params.Limit)
+		if err != nil {
+			return nil, err
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		slices.Sort(ids)
+		return ids, err
+	}, false)
 }
 
-// fold folds the pending changes of the reactions ids (sorted) that it can
-// lock without waiting, in one transaction. With reportSkipped, those
-// with a pending change that another transaction holds are reported
-// skipped.
-func (p *Projector) fold(ctx context.Context, op string, ids []string, reportSkipped bool) (messageapi.FoldResult, error) {
+// fold folds, in one transaction, the pending changes of the reactions
+// whose ids (sorted) pick returns in it, those it can lock without
+// waiting. With reportSkipped, those with a pending change that another
+// transaction holds are reported skipped.
+func (p *Projector) fold(ctx context.Context, op string, pick func(context.Context, pgx.Tx) ([]string, error), reportSkipped bool) (messageapi.FoldResult, error) {
 	ctx, cancel := p.db.withTimeout(ctx)
 	defer cancel()
 	var res messageapi.FoldResult
 	err := pgx.BeginFunc(ctx, p.db.pool, func(tx pgx.Tx) error {
 		res = messageapi.FoldResult{}
+		ids, err := pick(ctx, tx)
+		if err != nil || len(ids) == 0 {
+			return err
+		}
 		// Only rows with a recorded change are locked: a second delivery
 		// of a folded change costs a probe, not a row lock (a write to
 		// the row's page). A change committed after this statement began
