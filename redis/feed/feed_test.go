@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,11 +95,21 @@ func TestFeedSinceTellsWhatItStillHolds(t *testing.T) {
 	if got, kept, err := f.Since(ctx, "0-0", 10); err != nil || !kept || len(got) != 0 {
 		t.Fatalf("Since(0-0) on no feed = %d, %v, %v; want nothing missed", len(got), kept, err)
 	}
-	appendEvents(t, f, 3)
+	// The third event a few milliseconds later, so that an id between the
+	// second and the third is none of the feed's.
+	appendEvents(t, f, 2)
+	time.Sleep(3 * time.Millisecond)
+	appendEvents(t, f, 1)
 	all, _, _ := f.Since(ctx, "0-0", 10)
 	if len(all) != 3 {
 		t.Fatalf("Since(0-0) = %d entries, want 3", len(all))
 	}
+	ms, seq, _ := strings.Cut(all[1].ID, "-")
+	n, err := strconv.Atoi(seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign := fmt.Sprintf("%s-%d", ms, n+1) // inside the feed's span, not an entry of it
 	got, kept, err := f.Since(ctx, all[0].ID, 10)
 	if err != nil || !kept || len(got) != 2 || got[0].ID != all[1].ID {
 		t.Errorf("Since(first) = %d entries, %v, %v; want the other 2", len(got), kept, err)
@@ -111,7 +123,7 @@ func TestFeedSinceTellsWhatItStillHolds(t *testing.T) {
 	if has, err := f.Has(ctx, all[1].ID); err != nil || !has {
 		t.Errorf("Has(held) = %v, %v", has, err)
 	}
-	for _, id := range []string{"1-0", "99999999999999-0", "junk", "", all[1].ID + "0"} {
+	for _, id := range []string{"1-0", "99999999999999-0", "junk", "", foreign} {
 		if _, kept, err := f.Since(ctx, id, 10); err != nil || kept {
 			t.Errorf("Since(%q) = kept %v, %v; want not kept", id, kept, err)
 		}
